@@ -1,0 +1,144 @@
+//! The harness shared by the workspace's integration tests.
+//!
+//! Every test that needs Redis starts its own `redis-server` on a free loopback port with
+//! [`RedisServer::start`]; nothing talks to a Redis the machine happens to run. A missing
+//! prerequisite fails the test with the name of the package to install.
+
+use std::{
+    net::{Ipv4Addr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|err| panic!("no free loopback port: {err}"))
+}
+
+/// A `redis-server` child process owned by one test; killed when dropped.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a throw-away Redis on a free port and waits until it answers PING.
+    ///
+    /// # Panics
+    /// When `redis-server` is not installed (Debian package `redis-server`) or does not
+    /// come up within 10 s.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("test-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|err| panic!("creating {}: {err}", dir.display()));
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.spawn();
+        server.wait_ready().await;
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _already_dead = child.kill();
+            let _reaped = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    /// A plain client connection, for tests that poke Redis directly.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap_or_else(|err| panic!("redis url: {err}"))
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|err| panic!("connecting to test redis: {err}"))
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start redis-server ({err}): install the Debian package `redis-server` \
+                     (apt-get install redis-server)"
+                )
+            });
+        self.child = Some(child);
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).unwrap_or_else(|err| panic!("{err}"));
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not answer within 10 s",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _best_effort = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
