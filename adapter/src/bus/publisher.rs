@@ -1,0 +1,69 @@
+//! The publishing connection: a multiplexed connection that reconnects by itself.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+
+/// Publishes messages; cheap to clone into spawned tasks.
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    conn: ConnectionManager,
+    timeout: Duration,
+    counters: Arc<Counters>,
+}
+
+impl Publisher {
+    /// Opens the connection.
+    pub async fn connect(
+        client: redis::Client,
+        config: &RedisAdapterConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.publish_timeout))
+            .set_response_timeout(Some(config.publish_timeout))
+            .set_min_delay(config.reconnect_min_delay)
+            .set_max_delay(config.reconnect_max_delay)
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(client, manager_config).await?;
+        Ok(Self {
+            conn,
+            timeout: config.publish_timeout,
+            counters,
+        })
+    }
+
+    /// Publishes `payload` on `channel`; the future owns everything it needs.
+    pub fn publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let mut conn = self.conn.clone();
+        let (timeout, counters) = (self.timeout, self.counters.clone());
+        async move {
+            let len = payload.len();
+            let mut command = redis::cmd("PUBLISH");
+            command.arg(&channel).arg(payload);
+            let publish = command.query_async::<i64>(&mut conn);
+            let result = match tokio::time::timeout(timeout, publish).await {
+                Ok(Ok(_receivers)) => Ok(()),
+                Ok(Err(err)) => Err(Error::Redis(err)),
+                Err(_) => Err(Error::Timeout(timeout)),
+            };
+            match &result {
+                Ok(()) => {
+                    Counters::incr(&counters.published);
+                    Counters::add(&counters.published_bytes, len);
+                }
+                Err(err) => {
+                    Counters::incr(&counters.publish_failures);
+                    tracing::warn!(%channel, %err, "publish to redis failed");
+                }
+            }
+            result
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The subscribing connection: one task that owns it, reconnects with backoff, restores
+//! every subscription and routes each message to the handler of its channel.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+use tokio::{sync::Mutex, task::JoinHandle};
+
+use super::backoff::Backoff;
+use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+
+/// Called with the payload of every message received on a channel. It runs on the
+/// subscriber task: it must not block, and it sees messages in the order Redis sent them.
+pub(crate) type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+type Routes = Arc<RwLock<HashMap<String, Handler>>>;
+
+/// Owner of the subscriber task; dropping it stops the task.
+pub(crate) struct Subscriber {
+    routes: Routes,
+    /// The live connection's command half, `None` while Redis is unreachable. Held locked
+    /// while subscriptions are restored, so that a concurrent `subscribe` cannot slip
+    /// between the snapshot of the routes and the connection going live.
+    sink: Arc<Mutex<Option<PubSubSink>>>,
+    task: JoinHandle<()>,
+}
+
+impl Subscriber {
+    /// Connects now (failing if Redis is unreachable), then keeps the connection alive.
+    pub async fn start(
+        client: redis::Client,
+        config: &RedisAdapterConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        let (sink, stream) = connect(&client, config.connect_timeout).await?;
+        let routes = Routes::default();
+        let slot = Arc::new(Mutex::new(Some(sink)));
+        let connection = Connection {
+            client,
+            routes: routes.clone(),
+            slot: slot.clone(),
+            counters,
+            connect_timeout: config.connect_timeout,
+            backoff: Backoff::new(config.reconnect_min_delay, config.reconnect_max_delay),
+        };
+        let task = tokio::spawn(connection.run(stream));
+        Ok(Self {
+            routes,
+            sink: slot,
+            task,
+        })
+    }
+
+    /// Adds a route and subscribes. When Redis is down the route is kept and restored on
+    /// reconnect, and this returns [`Error::NotConnected`].
+    pub async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
+        write(&self.routes).insert(channel.clone(), handler);
+        let mut slot = self.sink.lock().await;
+        let sink = slot.as_mut().ok_or(Error::NotConnected)?;
+        sink.subscribe(&channel).await.map_err(Error::Redis)
+    }
+
+    /// Removes a route and unsubscribes if connected.
+    pub async fn unsubscribe(&self, channel: String) {
+        write(&self.routes).remove(&channel);
+        if let Some(sink) = self.sink.lock().await.as_mut() {
+            if let Err(err) = sink.unsubscribe(&channel).await {
+                tracing::debug!(%channel, %err, "unsubscribe failed; the connection is going away");
+            }
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// State of the subscriber task.
+struct Connection {
+    client: redis::Client,
+    routes: Routes,
+    slot: Arc<Mutex<Option<PubSubSink>>>,
+    counters: Arc<Counters>,
+    connect_timeout: Duration,
+    backoff: Backoff,
+}
+
+impl Connection {
+    async fn run(mut self, mut stream: PubSubStream) {
+        loop {
+            self.dispatch(&mut stream).await;
+            *self.slot.lock().await = None;
+            tracing::warn!("redis subscriber connection lost; reconnecting");
+            stream = self.reconnect().await;
+            Counters::incr(&self.counters.reconnects);
+            tracing::info!("redis subscriber reconnected; subscriptions restored");
+        }
+    }
+
+    /// Routes messages until the connection ends.
+    async fn dispatch(&self, stream: &mut PubSubStream) {
+        while let Some(msg) = stream.next().await {
+            let payload = msg.get_payload_bytes();
+            Counters::incr(&self.counters.received);
+            Counters::add(&self.counters.received_bytes, payload.len());
+            let handler = read(&self.routes).get(msg.get_channel_name()).cloned();
+            match handler {
+                Some(handler) => handler(payload),
+                None => tracing::debug!(channel = msg.get_channel_name(), "message without route"),
+            }
+        }
+    }
+
+    /// Retries until connected and every route is subscribed again.
+    async fn reconnect(&mut self) -> PubSubStream {
+        loop {
+            tokio::time::sleep(self.backoff.next_delay()).await;
+            match self.restore().await {
+                Ok(stream) => {
+                    self.backoff.reset();
+                    return stream;
+                }
+                Err(err) => tracing::debug!(%err, "redis subscriber reconnect failed"),
+            }
+        }
+    }
+
+    async fn restore(&self) -> Result<PubSubStream, Error> {
+        let (mut sink, stream) = connect(&self.client, self.connect_timeout).await?;
+        let mut slot = self.slot.lock().await;
+        let channels: Vec<String> = read(&self.routes).keys().cloned().collect();
+        if !channels.is_empty() {
+            sink.subscribe(&channels).await?;
+        }
+        *slot = Some(sink);
+        Ok(stream)
+    }
+}
+
+async fn connect(
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<(PubSubSink, PubSubStream), Error> {
+    match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+        Ok(pubsub) => Ok(pubsub?.split()),
+        Err(_) => Err(Error::Timeout(timeout)),
+    }
+}
+
+/// The routes map is only ever held for a lookup or an insert, so a poisoned lock can only
+/// come from a panic elsewhere; the map itself is still consistent and is used as is.
+fn read(routes: &Routes) -> std::sync::RwLockReadGuard<'_, HashMap<String, Handler>> {
+    routes
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(routes: &Routes) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Handler>> {
+    routes
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

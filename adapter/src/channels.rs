@@ -1,0 +1,53 @@
+//! Channel naming from prefix, namespace and instance id.
+//!
+//! Per namespace `ns` and instance `uid`:
+//! - `{prefix}#{ns}#`: requests for every instance (broadcasts, heartbeats, hellos);
+//! - `{prefix}#{ns}#{uid}#`: requests for one instance (targeted operations, hello replies);
+//! - `{prefix}-response#{ns}#{uid}#`: responses to the requests of one instance.
+
+use socketioxide_core::Uid;
+
+/// The channels one namespace adapter uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Channels {
+    prefix: String,
+    ns: String,
+    /// Requests for every instance of the namespace.
+    pub broadcast: String,
+}
+
+impl Channels {
+    /// Channels of namespace `ns` under `prefix`.
+    pub fn new(prefix: &str, ns: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            ns: ns.to_owned(),
+            broadcast: format!("{prefix}#{ns}#"),
+        }
+    }
+
+    /// Requests for the instance `uid` only.
+    pub fn requests_of(&self, uid: Uid) -> String {
+        format!("{}#{}#{uid}#", self.prefix, self.ns)
+    }
+
+    /// Responses to the requests of instance `uid`.
+    pub fn responses_of(&self, uid: Uid) -> String {
+        format!("{}-response#{}#{uid}#", self.prefix, self.ns)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_include_prefix_namespace_and_node() {
+        let uid = Uid::new();
+        let ch = Channels::new("app", "/chat");
+        assert_eq!(ch.broadcast, "app#/chat#");
+        assert_eq!(ch.requests_of(uid), format!("app#/chat#{uid}#"));
+        assert_eq!(ch.responses_of(uid), format!("app-response#/chat#{uid}#"));
+    }
+}

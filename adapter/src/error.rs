@@ -1,0 +1,32 @@
+//! The adapter's one error type.
+
+use socketioxide_core::adapter::errors::{AdapterError, BroadcastError};
+
+/// Everything that can go wrong in the adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Redis answered with an error or the connection failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The subscriber connection is down; the subscription is restored once Redis is back.
+    #[error("redis subscriber is not connected")]
+    NotConnected,
+    /// A message could not be encoded.
+    #[error("encoding a message: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+}
+
+impl From<Error> for AdapterError {
+    fn from(err: Error) -> Self {
+        AdapterError::from(Box::new(err) as Box<dyn std::error::Error + Send>)
+    }
+}
+
+impl From<Error> for BroadcastError {
+    fn from(err: Error) -> Self {
+        BroadcastError::Adapter(err.into())
+    }
+}

@@ -1,0 +1,75 @@
+//! Counters of what the adapter did and dropped, readable at any time.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters shared by every part of the adapter.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub published: AtomicU64,
+    pub published_bytes: AtomicU64,
+    pub publish_failures: AtomicU64,
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
+    pub ignored_own: AtomicU64,
+    pub dropped_malformed: AtomicU64,
+    pub dropped_unknown_version: AtomicU64,
+    pub dropped_responses: AtomicU64,
+    pub request_timeouts: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+impl Counters {
+    /// Adds one to a counter.
+    pub fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Relaxed);
+    }
+
+    /// A consistent-enough copy for reporting.
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            published: self.published.load(Relaxed),
+            published_bytes: self.published_bytes.load(Relaxed),
+            publish_failures: self.publish_failures.load(Relaxed),
+            received: self.received.load(Relaxed),
+            received_bytes: self.received_bytes.load(Relaxed),
+            ignored_own: self.ignored_own.load(Relaxed),
+            dropped_malformed: self.dropped_malformed.load(Relaxed),
+            dropped_unknown_version: self.dropped_unknown_version.load(Relaxed),
+            dropped_responses: self.dropped_responses.load(Relaxed),
+            request_timeouts: self.request_timeouts.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+        }
+    }
+}
+
+/// A snapshot of the adapter's counters, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages published to Redis.
+    pub published: u64,
+    /// Bytes published to Redis.
+    pub published_bytes: u64,
+    /// Publishes that failed or timed out (local delivery still happened).
+    pub publish_failures: u64,
+    /// Messages received from Redis, on every channel.
+    pub received: u64,
+    /// Bytes received from Redis.
+    pub received_bytes: u64,
+    /// Messages this instance published and received back, ignored.
+    pub ignored_own: u64,
+    /// Messages dropped because they could not be decoded.
+    pub dropped_malformed: u64,
+    /// Messages dropped because their envelope version is unknown.
+    pub dropped_unknown_version: u64,
+    /// Remote responses dropped because their request was gone or its buffer full.
+    pub dropped_responses: u64,
+    /// Requests whose expected responses did not all arrive in time.
+    pub request_timeouts: u64,
+    /// Redis subscriber reconnections.
+    pub reconnects: u64,
+}

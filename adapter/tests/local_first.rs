@@ -1,0 +1,28 @@
+//! Local delivery does not depend on Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{client, recv, start_cluster};
+use serde_json::json;
+use test_support::RedisServer;
+
+#[tokio::test]
+async fn local_members_are_served_when_the_publish_fails() {
+    let mut redis = RedisServer::start().await;
+    let [a, _b] = <[_; 2]>::try_from(start_cluster(&redis.url(), "local", 2).await)
+        .ok()
+        .unwrap();
+    let mut member = client(&a, &["chat"]).await;
+    let failures_before = a.state.stats().publish_failures;
+
+    redis.kill();
+    let result = a.io.to("chat").emit("msg", "redis is gone").await;
+
+    assert!(
+        result.is_err(),
+        "the failed publish is reported to the caller"
+    );
+    assert_eq!(recv(&mut member).await.data, json!("redis is gone"));
+    assert!(a.state.stats().publish_failures > failures_before);
+}
