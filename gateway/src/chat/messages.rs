@@ -1,0 +1,118 @@
+//! `message {room, text}`: a chat line for every member of the room, on every instance,
+//! the sender included; the sender's ack returns the message's `{id, ts}`.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef, State, TryData},
+};
+
+use super::{
+    ChatState, identity::DisplayName, order::Turn, payload::Object, reply::Reply, rooms, validate,
+};
+use crate::{Error, ids};
+
+/// The payload of `message`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessageRequest {
+    room: String,
+    text: String,
+}
+
+/// The `message` event the members receive.
+#[derive(Debug, Serialize)]
+struct ChatMessage<'a> {
+    room: &'a str,
+    id: &'a str,
+    from: &'a str,
+    text: &'a str,
+    ts: u64,
+}
+
+/// Message ids unique across the cluster and across restarts: a random per-process token and a
+/// counter, e.g. `3f9a1c2e7b40-17`.
+#[derive(Debug)]
+pub(crate) struct MessageIds {
+    token: String,
+    next: AtomicU64,
+}
+
+impl MessageIds {
+    /// A generator with a fresh random token.
+    pub(crate) fn new() -> Self {
+        Self {
+            token: ids::process_token(),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// The next id.
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.token)
+    }
+}
+
+/// `message {room, text}`.
+pub(crate) async fn message<A: Adapter>(
+    socket: SocketRef<A>,
+    turn: Turn,
+    State(chat): State<ChatState>,
+    ack: AckSender<A>,
+    TryData(request): TryData<Object<MessageRequest>>,
+) {
+    let reply = turn
+        .run(async {
+            let request = Object::parse(request)?;
+            validate::room(&request.room)?;
+            validate::text(&request.text)?;
+            rooms::ensure_member(&socket, &request.room)?;
+
+            let id = chat.message_ids.next();
+            let ts = now_ms();
+            let from = DisplayName::of(&socket);
+            let message = ChatMessage {
+                room: &request.room,
+                id: &id,
+                from: from.as_str(),
+                text: &request.text,
+                ts,
+            };
+            // `within` keeps the sender among the recipients (`to` would exclude it).
+            let delivery = socket
+                .within(request.room.clone())
+                .emit("message", &message)
+                .await;
+            Error::from_broadcast(delivery)?;
+            Ok(Reply::Sent { id, ts })
+        })
+        .await;
+    Reply::from(reply).send(ack);
+}
+
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before 1970).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_share_the_process_token() {
+        let ids = MessageIds::new();
+        let (a, b) = (ids.next(), ids.next());
+        assert_ne!(a, b);
+        assert_eq!(a.split('-').next(), b.split('-').next());
+        assert_ne!(MessageIds::new().next(), MessageIds::new().next());
+    }
+}

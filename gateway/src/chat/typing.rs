@@ -1,0 +1,50 @@
+//! `typing {room}`: a volatile notice to the other members of the room (never the sender);
+//! dropped rather than queued for a member whose connection is busy or during a Redis outage.
+
+use serde::Serialize;
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef, TryData},
+};
+
+use super::{identity::DisplayName, order::Turn, payload::Object, reply::Reply, rooms};
+use crate::Error;
+
+/// The `typing` event the other members receive.
+#[derive(Debug, Serialize)]
+struct TypingNotice<'a> {
+    room: &'a str,
+    from: &'a str,
+}
+
+/// `typing {room}`; the ack, if asked for, is `{ok: true}`.
+pub(crate) async fn typing<A: Adapter>(
+    socket: SocketRef<A>,
+    turn: Turn,
+    ack: AckSender<A>,
+    TryData(request): TryData<Object<rooms::RoomRequest>>,
+) {
+    let reply = turn
+        .run(async {
+            let room = rooms::RoomRequest::parse(request)?;
+            rooms::ensure_member(&socket, &room)?;
+            let from = DisplayName::of(&socket);
+            let notice = TypingNotice {
+                room: &room,
+                from: from.as_str(),
+            };
+            let delivery = socket
+                .to(room.clone())
+                .volatile()
+                .emit("typing", &notice)
+                .await;
+            // Volatile: a notice the cluster could not carry is dropped, like one a busy
+            // member could not take; the sender is not told.
+            if let Err(err) = Error::from_broadcast(delivery) {
+                tracing::debug!(%err, "typing notice not delivered everywhere");
+            }
+            Ok(Reply::ok())
+        })
+        .await;
+    Reply::from(reply).send(ack);
+}

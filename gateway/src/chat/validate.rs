@@ -1,0 +1,109 @@
+//! The rules client input must follow: room names, message texts, display names.
+//! Each check returns the client-visible reason of a refusal.
+
+use crate::Error;
+
+/// Longest room name, in characters.
+pub(crate) const ROOM_MAX: usize = 64;
+/// Longest message text, in characters.
+pub(crate) const TEXT_MAX: usize = 2000;
+/// Longest display name, in characters.
+pub(crate) const NAME_MAX: usize = 32;
+
+/// A room name: 1 to 64 characters from `A-Z a-z 0-9 _ . : -`.
+pub(crate) fn room(room: &str) -> Result<(), Error> {
+    if room.is_empty() || room.len() > ROOM_MAX {
+        return Err(Error::InvalidRoom("must be 1 to 64 characters long"));
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-');
+    if !room.bytes().all(allowed) {
+        return Err(Error::InvalidRoom(
+            "may only contain letters A-Z a-z, digits and _ . : -",
+        ));
+    }
+    Ok(())
+}
+
+/// A message text: 1 to 2000 characters, no control characters except newline and tab.
+pub(crate) fn text(text: &str) -> Result<(), Error> {
+    // Byte length bounds the character count from above: only count when it may matter.
+    if text.is_empty() || (text.len() > TEXT_MAX && text.chars().count() > TEXT_MAX) {
+        return Err(Error::InvalidText("must be 1 to 2000 characters long"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::InvalidText(
+            "must not contain control characters other than newline and tab",
+        ));
+    }
+    Ok(())
+}
+
+/// A display name: 1 to 32 characters, no control characters.
+pub(crate) fn name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || (name.len() > NAME_MAX && name.chars().count() > NAME_MAX) {
+        return Err(Error::InvalidName("must be 1 to 32 characters long"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidName("must not contain control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms() {
+        for ok in ["a", "general", "team-1:dev_ops.eu", &"x".repeat(ROOM_MAX)] {
+            assert!(room(ok).is_ok(), "{ok:?}");
+        }
+        let too_long = "x".repeat(ROOM_MAX + 1);
+        for bad in [
+            "", " ", "a b", "café", "ro/om", "room\n", "#", "日本", &too_long,
+        ] {
+            assert!(room(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn texts() {
+        let longest = "é".repeat(TEXT_MAX);
+        for ok in [
+            "hi",
+            " ",
+            "line\nbreak\tand tab",
+            "日本語 🎉",
+            longest.as_str(),
+        ] {
+            assert!(text(ok).is_ok(), "{ok:?}");
+        }
+        let too_long = "a".repeat(TEXT_MAX + 1);
+        for bad in [
+            "",
+            "\r",
+            "bell\u{7}",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{85}",
+            &too_long,
+        ] {
+            assert!(text(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        let longest = "ü".repeat(NAME_MAX);
+        for ok in ["alice", "Zoë K.", longest.as_str()] {
+            assert!(name(ok).is_ok(), "{ok:?}");
+        }
+        let too_long = "a".repeat(NAME_MAX + 1);
+        for bad in ["", "tab\t", "new\nline", &too_long] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Random ids: this instance's default id and the per-process prefix of message ids.
+
+/// A short random instance id: 8 lowercase hex digits (32 bits; a collision inside one cluster
+/// only makes two instances look alike in logs and `welcome`, the adapter keys on its own ids).
+pub(crate) fn instance_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// A random token drawn once per process, so ids built on it never repeat across restarts,
+/// even when an instance keeps its configured id (48 bits as 12 hex digits).
+pub(crate) fn process_token() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}

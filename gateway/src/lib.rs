@@ -1,0 +1,171 @@
+//! A horizontally scaled Socket.IO chat gateway.
+//!
+//! Clients connect with Socket.IO to namespace `/`, join rooms and chat (see the `chat` module
+//! for the protocol). Instances started with the same Redis URL and key prefix share their
+//! rooms through the Redis adapter; without a Redis URL an instance runs standalone.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), gateway::Error> {
+//! let config = gateway::Config { listen: "127.0.0.1:0".into(), ..Default::default() };
+//! let gateway = gateway::bind(config).await?;
+//! println!("listening on {}", gateway.local_addr());
+//! gateway.serve(gateway::shutdown::signal()).await
+//! # }
+//! ```
+
+mod chat;
+pub mod config;
+mod error;
+mod http;
+mod ids;
+pub mod shutdown;
+pub mod telemetry;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use axum::{Router, serve::ListenerExt};
+use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
+use socketioxide::{SocketIo, adapter::Adapter, layer::SocketIoLayer};
+use tokio::{net::TcpListener, sync::oneshot};
+
+pub use config::{Config, LogFormat};
+pub use error::Error;
+
+use http::{HttpState, Peers};
+use shutdown::Shutdown;
+
+/// A gateway bound to its address and ready to serve.
+pub struct Gateway {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    instance: String,
+    /// HTTP routes wrapped in the Socket.IO layer and the CORS policy.
+    app: Router,
+    shutdown: Shutdown,
+}
+
+/// Binds the listen address, connects the adapter (Redis, or the in-memory one without a Redis
+/// URL) and registers the chat. Nothing is served until [`Gateway::serve`].
+pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
+    let instance = config.instance_id();
+    let bind_error = |source| Error::Bind {
+        addr: config.listen.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let cors = http::cors_layer(&config.cors_origins)?;
+
+    let builder = SocketIo::builder()
+        .max_payload(config.max_payload)
+        .ping_interval(config.ping_interval())
+        .ping_timeout(config.ping_timeout())
+        .with_state(chat::ChatState::new(&instance));
+    let (app, shutdown) = match &config.redis_url {
+        None => {
+            tracing::warn!(
+                "no Redis URL: running standalone on the in-memory adapter, \
+                 rooms are not shared with other instances"
+            );
+            let (layer, io) = builder.build_layer();
+            chat::register(&io);
+            assemble(&config, &instance, layer, io, Peers::Standalone)
+        }
+        Some(url) => {
+            let state = RedisAdapterState::connect(url, adapter_config(&config)).await?;
+            let (layer, io) = builder
+                .with_adapter::<RedisAdapter<_>>(state.clone())
+                .build_layer();
+            chat::register(&io).await?;
+            tracing::info!(prefix = %config.key_prefix, "joined the cluster over Redis");
+            assemble(&config, &instance, layer, io, Peers::Redis(state))
+        }
+    };
+    let app = match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    Ok(Gateway {
+        listener,
+        local_addr,
+        instance,
+        app,
+        shutdown,
+    })
+}
+
+/// Binds, then serves until `shutdown` resolves; see [`bind`] and [`Gateway::serve`].
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    bind(config).await?.serve(shutdown).await
+}
+
+impl Gateway {
+    /// The address actually bound (the real port when `--listen` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This instance's id, as sent to clients in `welcome`.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully within the shutdown timeout:
+    /// stop accepting, close every socket and leave the cluster, finish in-flight requests.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        tracing::info!(addr = %self.local_addr, "listening");
+        let listener = self.listener.tap_io(|tcp| {
+            // Chat frames are small: send them now rather than batching them (Nagle).
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "cannot set TCP_NODELAY");
+            }
+        });
+        let (stop_accepting, stopped) = oneshot::channel::<()>();
+        let server = axum::serve(listener, self.app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            // The server only stops by itself on a fatal I/O error.
+            joined = &mut server => return joined?.map_err(Error::Serve),
+            () = shutdown => {}
+        }
+        self.shutdown.run(stop_accepting, server).await
+    }
+}
+
+/// The app for one adapter type: HTTP routes inside the Socket.IO layer, and its shutdown.
+fn assemble<A: Adapter>(
+    config: &Config,
+    instance: &str,
+    layer: SocketIoLayer<A>,
+    io: SocketIo<A>,
+    peers: Peers,
+) -> (Router, Shutdown) {
+    let state = HttpState {
+        instance: Arc::from(instance),
+        io: io.clone(),
+        peers,
+    };
+    let app = http::router(state).layer(layer);
+    (app, Shutdown::new(io, config.shutdown_timeout()))
+}
+
+/// The Redis adapter's settings from the gateway's flags.
+fn adapter_config(config: &Config) -> RedisAdapterConfig {
+    RedisAdapterConfig {
+        prefix: config.key_prefix.clone(),
+        heartbeat_interval: config.heartbeat_interval(),
+        heartbeat_timeout: config.heartbeat_timeout(),
+        request_timeout: config.request_timeout(),
+        ..RedisAdapterConfig::default()
+    }
+}
