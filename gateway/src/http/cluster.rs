@@ -1,7 +1,7 @@
 //! `GET /api/cluster`: which instance answered, how many instances serve the chat and how many
-//! sockets this one holds.
+//! sockets this one holds; `GET /api/cluster/sockets`: how many the whole cluster holds.
 
-use axum::{Json, extract::State};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
 
@@ -30,7 +30,7 @@ impl Peers {
     }
 }
 
-/// The body of `GET /api/cluster`.
+/// The body of `GET /api/cluster`: cheap, answered from this instance's own view.
 #[derive(Debug, Serialize)]
 pub(super) struct ClusterInfo {
     /// This instance's id.
@@ -41,6 +41,13 @@ pub(super) struct ClusterInfo {
     sockets_local: usize,
 }
 
+/// The body of `GET /api/cluster/sockets`.
+#[derive(Debug, Serialize)]
+pub(super) struct ClusterSockets {
+    /// Sockets connected to the chat on every live instance.
+    sockets: usize,
+}
+
 /// `GET /api/cluster`.
 pub(super) async fn cluster<A: Adapter>(State(state): State<HttpState<A>>) -> Json<ClusterInfo> {
     let sockets_local = state.io.of(CHAT_NS).map_or(0, |chat| chat.sockets().len());
@@ -49,4 +56,23 @@ pub(super) async fn cluster<A: Adapter>(State(state): State<HttpState<A>>) -> Js
         servers: state.peers.servers(),
         sockets_local,
     })
+}
+
+/// `GET /api/cluster/sockets`: asks every live instance (a cluster-wide `fetch_sockets`,
+/// which waits at most the request timeout); 503 when the cluster cannot be asked.
+pub(super) async fn sockets<A: Adapter>(
+    State(state): State<HttpState<A>>,
+) -> Result<Json<ClusterSockets>, StatusCode> {
+    let Some(chat) = state.io.of(CHAT_NS) else {
+        return Ok(Json(ClusterSockets { sockets: 0 }));
+    };
+    match chat.fetch_sockets().await {
+        Ok(sockets) => Ok(Json(ClusterSockets {
+            sockets: sockets.len(),
+        })),
+        Err(err) => {
+            tracing::warn!(%err, "cluster-wide socket count failed");
+            Err(StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
 }

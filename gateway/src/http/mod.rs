@@ -33,10 +33,11 @@ impl<A: Adapter> Clone for HttpState<A> {
     }
 }
 
-/// The HTTP routes: `GET /healthz` and `GET /api/cluster`.
+/// The HTTP routes: `GET /healthz`, `GET /api/cluster` and `GET /api/cluster/sockets`.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/cluster", get(cluster::cluster::<A>))
+        .route("/api/cluster/sockets", get(cluster::sockets::<A>))
         .with_state(state)
 }

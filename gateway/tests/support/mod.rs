@@ -153,3 +153,103 @@ pub fn error_of(reply: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("expected an error ack, got {reply}"))
 }
+
+/// A configuration joining the cluster on `redis_url`, with heartbeats fast enough for tests.
+pub fn clustered(redis_url: &str) -> Config {
+    Config {
+        redis_url: Some(redis_url.to_owned()),
+        heartbeat_interval_ms: 100,
+        heartbeat_timeout_ms: 600,
+        request_timeout_ms: 1_000,
+        ..standalone()
+    }
+}
+
+/// Command-line flags equivalent to [`clustered`], for gateways run as child processes.
+pub fn clustered_args(redis_url: &str) -> Vec<String> {
+    [
+        "--redis-url",
+        redis_url,
+        "--heartbeat-interval-ms",
+        "100",
+        "--heartbeat-timeout-ms",
+        "600",
+        "--request-timeout-ms",
+        "1000",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `GET /api/cluster` of the gateway at `url`.
+pub async fn cluster_info(url: &str) -> Value {
+    reqwest::get(format!("{url}/api/cluster"))
+        .await
+        .expect("GET /api/cluster")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
+/// `GET /api/cluster/sockets` of the gateway at `url`: the cluster-wide socket count.
+pub async fn cluster_sockets(url: &str) -> Value {
+    reqwest::get(format!("{url}/api/cluster/sockets"))
+        .await
+        .expect("GET /api/cluster/sockets")
+        .json::<Value>()
+        .await
+        .expect("a JSON body")["sockets"]
+        .clone()
+}
+
+/// The `gateway` binary run as a child process, as an operator would run it; killed with
+/// SIGKILL when dropped.
+pub struct ChildGateway {
+    url: String,
+    child: std::process::Child,
+}
+
+impl ChildGateway {
+    /// Starts the binary on a free loopback port with `args` and waits until `/healthz`
+    /// answers.
+    pub async fn start(args: &[String]) -> Self {
+        let port = test_support::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the gateway binary starts");
+        let gateway = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let healthz = format!("{}/healthz", gateway.url);
+        let ready = test_support::eventually_async(TIMEOUT, || async {
+            reqwest::get(&healthz)
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(ready, "gateway child on port {port} did not become healthy");
+        gateway
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _already_dead = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+impl Drop for ChildGateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,142 @@
+//! Chat across three gateways sharing one real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::json;
+use support::{
+    TestGateway, ack, assert_quiet, cluster_info, cluster_sockets, clustered, connect_as, error_of,
+    join, next_named,
+};
+use test_support::{RedisServer, eventually_async};
+
+async fn cluster_of_three(redis: &RedisServer) -> Vec<TestGateway> {
+    let gateways = TestGateway::start_many(3, |_| clustered(&redis.url())).await;
+    for gateway in &gateways {
+        let all_seen = eventually_async(support::TIMEOUT, || async {
+            cluster_info(gateway.url()).await["servers"] == 3
+        })
+        .await;
+        assert!(all_seen, "{} does not see 3 servers", gateway.url());
+    }
+    gateways
+}
+
+#[tokio::test]
+async fn a_member_on_one_instance_receives_a_message_sent_from_another() {
+    let redis = RedisServer::start().await;
+    let [a, b, c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
+        .ok()
+        .unwrap();
+    let mut alice = connect_as(a.url(), Some("alice")).await;
+    let mut bob = connect_as(b.url(), Some("bob")).await;
+    let mut carol = connect_as(c.url(), Some("carol")).await;
+    let mut dave = connect_as(b.url(), Some("dave")).await;
+    for member in [&alice, &bob, &carol] {
+        join(member, "lobby").await;
+    }
+    join(&dave, "elsewhere").await;
+
+    let reply = ack(
+        &carol,
+        "message",
+        json!({"room": "lobby", "text": "from C"}),
+    )
+    .await;
+
+    let expected = json!({
+        "room": "lobby", "id": reply["id"], "from": "carol", "text": "from C", "ts": reply["ts"],
+    });
+    for member in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(next_named(member, "message").await.data, expected);
+    }
+    assert_quiet(&mut dave).await;
+}
+
+#[tokio::test]
+async fn one_senders_messages_arrive_in_order_on_other_instances() {
+    let redis = RedisServer::start().await;
+    let [a, b, _c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
+        .ok()
+        .unwrap();
+    let sender = connect_as(a.url(), Some("sender")).await;
+    let mut receiver = connect_as(b.url(), Some("receiver")).await;
+    join(&sender, "ordered").await;
+    join(&receiver, "ordered").await;
+
+    // Fired without waiting for acks, as a chatty client does.
+    let sends: Vec<_> = (0..50)
+        .map(|i| {
+            sender.emit_with_ack(
+                "message",
+                json!({"room": "ordered", "text": i.to_string()}),
+                support::TIMEOUT,
+            )
+        })
+        .collect();
+    for reply in futures_util::future::join_all(sends).await {
+        assert!(reply.unwrap()["id"].is_string());
+    }
+
+    for i in 0..50 {
+        let message = next_named(&mut receiver, "message").await;
+        assert_eq!(message.data["text"], i.to_string());
+    }
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_members_on_other_instances_but_not_the_sender() {
+    let redis = RedisServer::start().await;
+    let [a, _b, c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
+        .ok()
+        .unwrap();
+    let mut typist = connect_as(a.url(), Some("typist")).await;
+    let mut reader = connect_as(c.url(), Some("reader")).await;
+    join(&typist, "lobby").await;
+    join(&reader, "lobby").await;
+
+    typist
+        .emit("typing", json!({"room": "lobby"}))
+        .await
+        .unwrap();
+
+    let typing = next_named(&mut reader, "typing").await;
+    assert_eq!(typing.data, json!({"room": "lobby", "from": "typist"}));
+    assert_quiet(&mut typist).await;
+}
+
+#[tokio::test]
+async fn membership_is_per_instance_socket_not_per_name() {
+    let redis = RedisServer::start().await;
+    let [a, b, _c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
+        .ok()
+        .unwrap();
+    let member = connect_as(a.url(), Some("same")).await;
+    let outsider = connect_as(b.url(), Some("same")).await;
+    join(&member, "private").await;
+
+    let reply = ack(
+        &outsider,
+        "message",
+        json!({"room": "private", "text": "let me in"}),
+    )
+    .await;
+
+    assert_eq!(error_of(&reply), "not a member of this room");
+}
+
+#[tokio::test]
+async fn every_instance_reports_the_whole_cluster() {
+    let redis = RedisServer::start().await;
+    let gateways = cluster_of_three(&redis).await;
+    let _clients = [
+        connect_as(gateways[0].url(), None).await,
+        connect_as(gateways[1].url(), None).await,
+        connect_as(gateways[1].url(), None).await,
+    ];
+    for gateway in &gateways {
+        let info = cluster_info(gateway.url()).await;
+        assert_eq!(info["servers"], 3);
+        assert_eq!(cluster_sockets(gateway.url()).await, 3);
+    }
+}

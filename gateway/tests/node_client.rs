@@ -1,0 +1,66 @@
+//! The official JavaScript client (socket.io-client 4.8, pinned in tests/node) against two
+//! gateway processes sharing one Redis, over websocket and over HTTP long-polling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{path::Path, process::Command};
+
+use support::{ChildGateway, clustered_args};
+use test_support::RedisServer;
+
+/// `tests/node`, with its pinned modules installed (`npm ci`) when they are missing.
+fn node_client_dir() -> &'static Path {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node"));
+    if !dir.join("node_modules/socket.io-client").is_dir() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .status()
+            .unwrap_or_else(|err| {
+                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
+            });
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    dir
+}
+
+async fn chat_across_two_instances(transport: &str) {
+    let redis = RedisServer::start().await;
+    let args = clustered_args(&redis.url());
+    let a = ChildGateway::start(&args).await;
+    let b = ChildGateway::start(&args).await;
+    let dir = node_client_dir();
+
+    let output = tokio::process::Command::new("node")
+        .arg("chat.mjs")
+        .args(["--a", a.url(), "--b", b.url(), "--transport", transport])
+        .args(["--timeout-ms", "15000"])
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap_or_else(|err| {
+            panic!("cannot run node ({err}): install the Debian package `nodejs`")
+        });
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("node chat.mjs ({transport}): {stdout}");
+    assert!(
+        output.status.success(),
+        "node client failed over {transport}: {stdout}\n{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["transport"], transport);
+}
+
+#[tokio::test]
+async fn official_client_chats_across_instances_over_websocket() {
+    chat_across_two_instances("websocket").await;
+}
+
+#[tokio::test]
+async fn official_client_chats_across_instances_over_polling() {
+    chat_across_two_instances("polling").await;
+}
