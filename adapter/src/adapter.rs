@@ -106,15 +106,10 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         packet: Packet,
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
-        if opts.is_local(self.uid) {
-            return Ok(self.local.broadcast(packet, opts)?);
-        }
-        let request = RequestOut::new(self.uid, RequestTypeOut::Broadcast(&packet), &opts);
-        let payload = encode(self.uid, &request)?;
-        let channel = self.request_channel(&opts);
-        // Local sockets are served first and whatever happens to Redis.
+        let remote = self.outgoing(RequestTypeOut::Broadcast(&packet), &opts)?;
+        // Local sockets are served first, whatever happens to Redis.
         let local = self.local.broadcast(packet, opts);
-        self.publish(channel, payload).await?;
+        self.forward(remote).await?;
         Ok(local?)
     }
 
@@ -134,7 +129,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         let request = RequestOut::new(self.uid, RequestTypeOut::BroadcastWithAck(&packet), &opts)
             .with_ack_timeout(timeout);
         let req_id = request.id;
-        let payload = encode(self.uid, &request)?;
+        let payload = envelope::encode_request(self.uid, &request)?;
         let channel = self.request_channel(&opts);
         let expected = self.expected_responses(&opts);
         let rx = self.pending.register(req_id);
@@ -156,15 +151,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         rooms: impl RoomParam,
     ) -> Result<(), Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        if opts.is_local(self.uid) {
-            self.local.add_sockets(opts, rooms);
-            return Ok(());
-        }
-        let request = RequestOut::new(self.uid, RequestTypeOut::AddSockets(&rooms), &opts);
-        let payload = encode(self.uid, &request)?;
-        let channel = self.request_channel(&opts);
+        let remote = self.outgoing(RequestTypeOut::AddSockets(&rooms), &opts)?;
         self.local.add_sockets(opts, rooms);
-        self.publish(channel, payload).await
+        self.forward(remote).await
     }
 
     async fn del_sockets(
@@ -173,29 +162,15 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         rooms: impl RoomParam,
     ) -> Result<(), Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        if opts.is_local(self.uid) {
-            self.local.del_sockets(opts, rooms);
-            return Ok(());
-        }
-        let request = RequestOut::new(self.uid, RequestTypeOut::DelSockets(&rooms), &opts);
-        let payload = encode(self.uid, &request)?;
-        let channel = self.request_channel(&opts);
+        let remote = self.outgoing(RequestTypeOut::DelSockets(&rooms), &opts)?;
         self.local.del_sockets(opts, rooms);
-        self.publish(channel, payload).await
+        self.forward(remote).await
     }
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
-        if opts.is_local(self.uid) {
-            return self
-                .local
-                .disconnect_socket(opts)
-                .map_err(BroadcastError::Socket);
-        }
-        let request = RequestOut::new(self.uid, RequestTypeOut::DisconnectSockets, &opts);
-        let payload = encode(self.uid, &request)?;
-        let channel = self.request_channel(&opts);
+        let remote = self.outgoing(RequestTypeOut::DisconnectSockets, &opts)?;
         let local = self.local.disconnect_socket(opts);
-        self.publish(channel, payload).await?;
+        self.forward(remote).await?;
         local.map_err(BroadcastError::Socket)
     }
 
@@ -377,6 +352,31 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         self.shared.bus.publish(channel, payload)
     }
 
+    /// The request that carries an operation to the other instances, encoded before the
+    /// local part of the operation consumes its inputs; `None` when `opts` stay local.
+    fn outgoing(
+        &self,
+        kind: RequestTypeOut<'_>,
+        opts: &BroadcastOptions,
+    ) -> Result<Option<Outgoing>, Error> {
+        if opts.is_local(self.uid) {
+            return Ok(None);
+        }
+        let request = RequestOut::new(self.uid, kind, opts);
+        Ok(Some(Outgoing {
+            channel: self.request_channel(opts),
+            payload: envelope::encode_request(self.uid, &request)?,
+        }))
+    }
+
+    /// Publishes what [`Self::outgoing`] prepared, if anything.
+    async fn forward(&self, outgoing: Option<Outgoing>) -> Result<(), Error> {
+        match outgoing {
+            Some(Outgoing { channel, payload }) => self.publish(channel, payload).await,
+            None => Ok(()),
+        }
+    }
+
     /// Operations aimed at one remote socket go to its instance only.
     fn target(opts: &BroadcastOptions) -> Option<Uid> {
         let single_socket = !opts.has_flag(BroadcastFlags::Broadcast)
@@ -482,8 +482,10 @@ async fn heartbeat_loop<E: SocketEmitter>(adapter: Weak<RedisAdapter<E>>, interv
     }
 }
 
-fn encode(origin: Uid, request: &RequestOut<'_>) -> Result<Vec<u8>, Error> {
-    Ok(envelope::encode_request(origin, request)?)
+/// An encoded request and the channel it goes to.
+struct Outgoing {
+    channel: String,
+    payload: Vec<u8>,
 }
 
 fn decode_ack<D: DeserializeOwned>(
