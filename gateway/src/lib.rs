@@ -34,6 +34,9 @@ pub use error::Error;
 use http::{HttpState, Peers};
 use shutdown::Shutdown;
 
+/// Initial websocket read buffer per socket, allocated for each connection's whole life.
+const WS_READ_BUFFER_SIZE: usize = 256;
+
 /// A gateway bound to its address and ready to serve.
 pub struct Gateway {
     listener: TcpListener,
@@ -62,6 +65,8 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         .max_payload(config.max_payload)
         .ping_interval(config.ping_interval())
         .ping_timeout(config.ping_timeout())
+        // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
+        .ws_read_buffer_size(WS_READ_BUFFER_SIZE)
         .with_state(chat::ChatState::new(&instance));
     let (app, shutdown) = match &config.redis_url {
         None => {
@@ -155,7 +160,10 @@ fn assemble<A: Adapter>(
         io: io.clone(),
         peers,
     };
-    let app = http::router(state).layer(layer);
+    // The outermost layer runs first: request parts are copied before engineioxide keeps them.
+    let app = http::router(state)
+        .layer(layer)
+        .layer(axum::middleware::map_request(http::detach_from_read_buffer));
     (app, Shutdown::new(io, config.shutdown_timeout()))
 }
 

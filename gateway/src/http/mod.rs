@@ -3,6 +3,7 @@
 
 mod cluster;
 mod cors;
+mod detach;
 mod health;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use socketioxide::{SocketIo, adapter::Adapter};
 
 pub(crate) use cluster::Peers;
 pub(crate) use cors::cors_layer;
+pub(crate) use detach::detach_from_read_buffer;
 
 /// What the HTTP routes read.
 pub(crate) struct HttpState<A: Adapter> {
