@@ -91,6 +91,11 @@ pub struct Config {
     /// Deadline of a graceful shutdown, in milliseconds: past it the process exits anyway.
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT_MS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS)]
     pub shutdown_timeout_ms: u64,
+
+    /// Tokio worker threads. Default: one per CPU. One per instance is the cheapest per
+    /// delivery when several instances share a machine.
+    #[arg(long, env = "GATEWAY_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for Config {
@@ -110,6 +115,7 @@ impl Default for Config {
             heartbeat_timeout_ms: DEFAULT_HEARTBEAT_TIMEOUT_MS,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            worker_threads: None,
         }
     }
 }

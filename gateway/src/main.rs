@@ -10,10 +10,12 @@ fn main() -> ExitCode {
     let instance = config.instance_id();
     telemetry::init(config.log_format, &instance);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = config.worker_threads {
+        runtime.worker_threads(workers.max(1));
+    }
+    let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!(%err, "cannot start the async runtime");
