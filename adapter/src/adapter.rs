@@ -26,7 +26,7 @@ use socketioxide_core::{
 use tokio::task::JoinHandle;
 
 use crate::{
-    bus::Handler,
+    bus::{Handler, LinkRx},
     channels::Channels,
     envelope::{self, Kind},
     error::Error,
@@ -251,6 +251,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         *self.lock_heartbeat() = Some(tokio::spawn(heartbeat_loop(
             Arc::downgrade(self),
             self.shared.config.heartbeat_interval,
+            bus.link(),
         )));
         tracing::info!(node = %self.uid, ns = %self.local.path(), "redis adapter ready");
         Ok(())
@@ -464,19 +465,36 @@ impl<E> Drop for RedisAdapter<E> {
     }
 }
 
-/// Announces this instance every `interval` until the adapter is gone. Failed publishes
-/// are counted by the publisher and retried at the next tick: the loop never ends on error.
-async fn heartbeat_loop<E: SocketEmitter>(adapter: Weak<RedisAdapter<E>>, interval: Duration) {
+/// Announces this instance every `interval` until the adapter is gone, and says hello again
+/// each time the subscriber reconnects (the others may have dropped it meanwhile, and it may
+/// have missed their heartbeats). Failed publishes are counted by the publisher and retried at
+/// the next tick: the loop never ends on error.
+async fn heartbeat_loop<E: SocketEmitter>(
+    adapter: Weak<RedisAdapter<E>>,
+    interval: Duration,
+    mut link: LinkRx,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
-        ticker.tick().await;
+        let kind = tokio::select! {
+            _ = ticker.tick() => Kind::Heartbeat,
+            changed = link.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if !link.borrow_and_update().connected {
+                    continue;
+                }
+                Kind::Hello
+            }
+        };
         let Some(adapter) = adapter.upgrade() else {
             return;
         };
-        let beat = envelope::encode_signal(Kind::Heartbeat, adapter.uid);
-        let publish = adapter.publish(adapter.channels.broadcast.clone(), beat);
+        let signal = envelope::encode_signal(kind, adapter.uid);
+        let publish = adapter.publish(adapter.channels.broadcast.clone(), signal);
         drop(adapter);
         let _counted_by_publisher = publish.await;
     }

@@ -37,8 +37,15 @@ pub struct RedisAdapterConfig {
     pub connect_timeout: Duration,
     /// First delay before reconnecting a lost Redis connection. Default 100 ms.
     pub reconnect_min_delay: Duration,
-    /// Upper bound of the exponential reconnect delay. Default 5 s.
+    /// Upper bound of the exponential reconnect delay. Default 500 ms: once Redis is back,
+    /// subscriptions are restored within about half a second.
     pub reconnect_max_delay: Duration,
+    /// How often a probe message goes through Redis to this process's own subscriber, to
+    /// catch a subscriber connection that looks alive but no longer delivers. Default 2 s.
+    pub probe_interval: Duration,
+    /// How long a probe may take to come back before the subscriber connection is rebuilt.
+    /// Default 2 s.
+    pub probe_timeout: Duration,
     /// Buffered remote responses per pending request before further ones are dropped (and
     /// counted). Bounds memory when a caller stops reading an acknowledgement stream.
     /// Default 8192.
@@ -55,7 +62,9 @@ impl Default for RedisAdapterConfig {
             publish_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(2),
             reconnect_min_delay: Duration::from_millis(100),
-            reconnect_max_delay: Duration::from_secs(5),
+            reconnect_max_delay: Duration::from_millis(500),
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(2),
             response_buffer: 8192,
         }
     }

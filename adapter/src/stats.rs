@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub dropped_responses: AtomicU64,
     pub request_timeouts: AtomicU64,
     pub reconnects: AtomicU64,
+    pub stale_subscriber: AtomicU64,
 }
 
 impl Counters {
@@ -43,6 +44,7 @@ impl Counters {
             dropped_responses: self.dropped_responses.load(Relaxed),
             request_timeouts: self.request_timeouts.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
+            stale_subscriber: self.stale_subscriber.load(Relaxed),
         }
     }
 }
@@ -50,11 +52,12 @@ impl Counters {
 /// A snapshot of the adapter's counters, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Messages published to Redis.
+    /// Messages published to Redis (heartbeats and probes included).
     pub published: u64,
     /// Bytes published to Redis.
     pub published_bytes: u64,
-    /// Publishes that failed or timed out (local delivery still happened).
+    /// Publishes that failed, timed out, or were refused at once because Redis is unreachable
+    /// (local delivery still happened).
     pub publish_failures: u64,
     /// Messages received from Redis, on every channel.
     pub received: u64,
@@ -72,4 +75,6 @@ pub struct Stats {
     pub request_timeouts: u64,
     /// Redis subscriber reconnections.
     pub reconnects: u64,
+    /// Subscriber connections rebuilt because a probe did not come back through them.
+    pub stale_subscriber: u64,
 }

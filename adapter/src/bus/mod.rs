@@ -2,19 +2,25 @@
 //! their own. Namespace adapters only see [`Bus::publish`] and [`Bus::subscribe`].
 
 mod backoff;
+mod link;
+mod probe;
 mod publisher;
 mod subscriber;
 
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
+
 use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+pub(crate) use link::LinkRx;
 pub(crate) use subscriber::Handler;
-use {publisher::Publisher, subscriber::Subscriber};
+use {probe::Probe, publisher::Publisher, subscriber::Subscriber};
 
 /// The process-wide Redis connections shared by every namespace adapter.
 pub(crate) struct Bus {
     publisher: Publisher,
     subscriber: Subscriber,
+    probe: JoinHandle<()>,
 }
 
 impl Bus {
@@ -25,12 +31,36 @@ impl Bus {
         counters: Arc<Counters>,
     ) -> Result<Self, Error> {
         let client = redis::Client::open(url)?;
-        let publisher = Publisher::connect(client.clone(), config, counters.clone()).await?;
-        let subscriber = Subscriber::start(client, config, counters).await?;
+        let subscriber = Subscriber::start(client.clone(), config, counters.clone()).await?;
+        let publisher =
+            Publisher::connect(client, config, counters.clone(), subscriber.link()).await?;
+        let probe = Probe {
+            channel: format!("{}#probe#{:016x}#", config.prefix, rand::random::<u64>()),
+            publisher: publisher.clone(),
+            link: subscriber.link(),
+            rebuild: subscriber.rebuild_signal(),
+            counters,
+            interval: config.probe_interval,
+            timeout: config.probe_timeout,
+            received: Arc::default(),
+        };
+        subscriber
+            .subscribe(
+                probe.channel.clone(),
+                Probe::handler(probe.received.clone()),
+            )
+            .await?;
         Ok(Self {
             publisher,
             subscriber,
+            probe: tokio::spawn(probe.run()),
         })
+    }
+
+    /// The subscriber's connection state: adapters watch it to announce themselves again
+    /// after a reconnect.
+    pub fn link(&self) -> LinkRx {
+        self.subscriber.link()
     }
 
     /// Publishes `payload` on `channel`, failing fast when Redis is slow or gone.
@@ -52,5 +82,11 @@ impl Bus {
     /// Stops routing `channel`.
     pub async fn unsubscribe(&self, channel: String) {
         self.subscriber.unsubscribe(channel).await;
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        self.probe.abort();
     }
 }

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::link::LinkRx;
 use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
 
 /// Publishes messages; cheap to clone into spawned tasks.
@@ -12,6 +13,9 @@ pub(crate) struct Publisher {
     conn: ConnectionManager,
     timeout: Duration,
     counters: Arc<Counters>,
+    /// While the subscriber cannot reach Redis, publishes fail at once instead of each
+    /// waiting for its timeout.
+    link: LinkRx,
 }
 
 impl Publisher {
@@ -20,6 +24,7 @@ impl Publisher {
         client: redis::Client,
         config: &RedisAdapterConfig,
         counters: Arc<Counters>,
+        link: LinkRx,
     ) -> Result<Self, Error> {
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.publish_timeout))
@@ -32,6 +37,7 @@ impl Publisher {
             conn,
             timeout: config.publish_timeout,
             counters,
+            link,
         })
     }
 
@@ -43,8 +49,14 @@ impl Publisher {
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let mut conn = self.conn.clone();
         let (timeout, counters) = (self.timeout, self.counters.clone());
+        let reachable = self.link.borrow().connected;
         async move {
             let len = payload.len();
+            if !reachable {
+                Counters::incr(&counters.publish_failures);
+                tracing::debug!(%channel, "publish refused: redis is unreachable");
+                return Err(Error::NotConnected);
+            }
             let mut command = redis::cmd("PUBLISH");
             command.arg(&channel).arg(payload);
             let publish = command.query_async::<i64>(&mut conn);

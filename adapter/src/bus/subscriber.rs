@@ -9,9 +9,15 @@ use std::{
 
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
-use tokio::{sync::Mutex, task::JoinHandle};
+use tokio::{
+    sync::{Mutex, Notify},
+    task::JoinHandle,
+};
 
-use super::backoff::Backoff;
+use super::{
+    backoff::Backoff,
+    link::{self, Link, LinkRx, LinkTx},
+};
 use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
 
 /// Called with the payload of every message received on a channel. It runs on the
@@ -27,6 +33,9 @@ pub(crate) struct Subscriber {
     /// while subscriptions are restored, so that a concurrent `subscribe` cannot slip
     /// between the snapshot of the routes and the connection going live.
     sink: Arc<Mutex<Option<PubSubSink>>>,
+    link: LinkRx,
+    /// Tells the task to drop its connection and build a new one.
+    rebuild: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
@@ -40,10 +49,14 @@ impl Subscriber {
         let (sink, stream) = connect(&client, config.connect_timeout).await?;
         let routes = Routes::default();
         let slot = Arc::new(Mutex::new(Some(sink)));
+        let (link_tx, link) = link::connected();
+        let rebuild = Arc::new(Notify::new());
         let connection = Connection {
             client,
             routes: routes.clone(),
             slot: slot.clone(),
+            link: link_tx,
+            rebuild: rebuild.clone(),
             counters,
             connect_timeout: config.connect_timeout,
             backoff: Backoff::new(config.reconnect_min_delay, config.reconnect_max_delay),
@@ -52,8 +65,20 @@ impl Subscriber {
         Ok(Self {
             routes,
             sink: slot,
+            link,
+            rebuild,
             task,
         })
+    }
+
+    /// The connection state, to watch.
+    pub fn link(&self) -> LinkRx {
+        self.link.clone()
+    }
+
+    /// The signal that makes the task rebuild its connection.
+    pub fn rebuild_signal(&self) -> Arc<Notify> {
+        self.rebuild.clone()
     }
 
     /// Adds a route and subscribes. When Redis is down the route is kept and restored on
@@ -87,6 +112,8 @@ struct Connection {
     client: redis::Client,
     routes: Routes,
     slot: Arc<Mutex<Option<PubSubSink>>>,
+    link: LinkTx,
+    rebuild: Arc<Notify>,
     counters: Arc<Counters>,
     connect_timeout: Duration,
     backoff: Backoff,
@@ -97,16 +124,31 @@ impl Connection {
         loop {
             self.dispatch(&mut stream).await;
             *self.slot.lock().await = None;
+            drop(stream);
+            self.link.send_modify(|link| link.connected = false);
             tracing::warn!("redis subscriber connection lost; reconnecting");
             stream = self.reconnect().await;
             Counters::incr(&self.counters.reconnects);
+            self.link.send_modify(|link| {
+                *link = Link {
+                    connected: true,
+                    generation: link.generation + 1,
+                }
+            });
             tracing::info!("redis subscriber reconnected; subscriptions restored");
         }
     }
 
-    /// Routes messages until the connection ends.
+    /// Routes messages until the connection ends or a rebuild is asked for.
     async fn dispatch(&self, stream: &mut PubSubStream) {
-        while let Some(msg) = stream.next().await {
+        loop {
+            let msg = tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => msg,
+                    None => return,
+                },
+                () = self.rebuild.notified() => return,
+            };
             let payload = msg.get_payload_bytes();
             Counters::incr(&self.counters.received);
             Counters::add(&self.counters.received_bytes, payload.len());

@@ -160,3 +160,109 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A TCP proxy in front of a Redis, able to make its Pub/Sub connections go silent without
+/// closing them: the network fault a Pub/Sub probe exists for.
+pub struct SilencingProxy {
+    port: u16,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<ProxiedConnection>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the proxy knows of one client connection.
+#[derive(Default)]
+struct ProxiedConnection {
+    /// The client sent SUBSCRIBE: this is a Pub/Sub connection.
+    subscriber: std::sync::atomic::AtomicBool,
+    /// Bytes are swallowed in both directions; the sockets stay open.
+    silent: std::sync::atomic::AtomicBool,
+}
+
+impl SilencingProxy {
+    /// Listens on a free loopback port and forwards every connection to `target_port`.
+    pub async fn start(target_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap_or_else(|err| panic!("proxy bind: {err}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|err| panic!("proxy addr: {err}"))
+            .port();
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let registry = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) =
+                    tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, target_port)).await
+                else {
+                    continue;
+                };
+                let state = std::sync::Arc::new(ProxiedConnection::default());
+                if let Ok(mut all) = registry.lock() {
+                    all.push(state.clone());
+                }
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, state.clone(), true));
+                tokio::spawn(pump(server_read, client_write, state, false));
+            }
+        });
+        Self {
+            port,
+            connections,
+            task,
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT` of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Silences every Pub/Sub connection open now; returns how many.
+    pub fn silence_subscribers(&self) -> usize {
+        use std::sync::atomic::Ordering::SeqCst;
+        let all = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .filter(|c| c.subscriber.load(SeqCst))
+            .inspect(|c| c.silent.store(true, SeqCst))
+            .count()
+    }
+}
+
+impl Drop for SilencingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: std::sync::Arc<ProxiedConnection>,
+    from_client: bool,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        if from_client
+            && chunk
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+        {
+            state.subscriber.store(true, SeqCst);
+        }
+        if state.silent.load(SeqCst) {
+            continue;
+        }
+        if to.write_all(chunk).await.is_err() {
+            return;
+        }
+    }
+}

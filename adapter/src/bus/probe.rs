@@ -1,0 +1,86 @@
+//! The Pub/Sub probe: a message sent through Redis to this process's own subscriber. A
+//! connection can look alive (no error, no EOF) and still deliver nothing, after a network
+//! partition or a proxy losing state; when a probe does not come back in time, the subscriber
+//! connection is rebuilt.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::Notify;
+
+use super::{Handler, link::LinkRx, publisher::Publisher};
+use crate::stats::Counters;
+
+/// What the probe needs: where to send, how to see it come back, whom to tell.
+pub(crate) struct Probe {
+    /// A channel only this process subscribes to.
+    pub channel: String,
+    pub publisher: Publisher,
+    pub link: LinkRx,
+    /// Wakes the subscriber task to rebuild its connection.
+    pub rebuild: Arc<Notify>,
+    pub counters: Arc<Counters>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// The sequence number of the last probe received.
+    pub received: Arc<AtomicU64>,
+}
+
+impl Probe {
+    /// The subscriber route that records received probes.
+    pub fn handler(received: Arc<AtomicU64>) -> Handler {
+        Arc::new(move |payload: &[u8]| {
+            let seq = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                received.fetch_max(seq, Ordering::Relaxed);
+            }
+        })
+    }
+
+    /// Probes forever; only an aborted task ends it.
+    pub async fn run(self) {
+        let mut seq = 0u64;
+        loop {
+            tokio::time::sleep(self.interval).await;
+            if !self.link.borrow().connected {
+                continue;
+            }
+            seq += 1;
+            let sent = self
+                .publisher
+                .publish(self.channel.clone(), seq.to_string().into_bytes())
+                .await;
+            if sent.is_err() {
+                // The publishing side is down: that is the publisher's problem to report.
+                continue;
+            }
+            let came_back = self.wait_for(seq).await;
+            if !came_back && self.link.borrow().connected {
+                Counters::incr(&self.counters.stale_subscriber);
+                tracing::warn!(
+                    timeout = ?self.timeout,
+                    "redis subscriber delivers nothing; rebuilding its connection"
+                );
+                self.rebuild.notify_one();
+            }
+        }
+    }
+
+    async fn wait_for(&self, seq: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.received.load(Ordering::Relaxed) >= seq {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.received.load(Ordering::Relaxed) >= seq
+    }
+}
