@@ -1,10 +1,15 @@
-//! Socket.IO load tester and a lean engine.io v4 / Socket.IO v5 client.
+//! A Socket.IO fan-out load tester, and the lean engine.io v4 / Socket.IO v5 client it is
+//! built on.
 //!
-//! The [`client`] module holds a small websocket-only Socket.IO client built for
-//! two jobs: playing real clients in the integration tests of the gateway and of
-//! the Redis adapter, and driving tens of thousands of sockets from one process
-//! in load tests. Each connection costs one reader task, a 4 KiB websocket read
-//! buffer and a few small allocations.
+//! The scenarios ([`scenarios`]) measure the time from one user's send to every other
+//! member's receipt, across instances, and prove that nothing was lost: every message carries
+//! its sender, a per-sender sequence number and its send time, and receivers count distinct
+//! deliveries, duplicates and out-of-order ones. Each returns a [`Report`]; the `loadtest`
+//! binary is a thin command line over them ([`config::Cli`]).
+//!
+//! The [`client`] module plays real clients (websocket or HTTP long-polling) in the
+//! integration tests of the gateway and of the Redis adapter, and drives tens of thousands of
+//! sockets from one process in load tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), loadtest::ClientError> {
@@ -24,5 +29,18 @@
 //! ```
 
 pub mod client;
+pub mod config;
+mod error;
+pub mod fleet;
+pub mod probe;
+pub mod progress;
+pub mod report;
+pub mod scenarios;
+pub mod sequence;
+pub mod stats;
+pub mod sysinfo;
+pub mod window;
 
 pub use client::{ClientError, ConnectOptions, Event, SocketClient};
+pub use error::Error;
+pub use report::{Report, Thresholds};

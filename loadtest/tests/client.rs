@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use loadtest::client::Transport;
 use loadtest::{ClientError, ConnectOptions, SocketClient};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -12,6 +13,16 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 
 const WAIT: Duration = Duration::from_secs(5);
+/// Both transports: the tests that take a transport run over each.
+const TRANSPORTS: [Transport; 2] = [Transport::WebSocket, Transport::Polling];
+
+/// Connects to `url` over `transport`.
+async fn connect_over(url: &str, transport: Transport) -> SocketClient {
+    let options = ConnectOptions::new(url).polling(transport == Transport::Polling);
+    let client = SocketClient::connect_with(options).await.unwrap();
+    assert_eq!(client.transport(), transport);
+    client
+}
 
 /// Starts the test server on an ephemeral loopback port and returns its base url.
 async fn start_server() -> String {
@@ -77,36 +88,54 @@ async fn on_connect(socket: SocketRef) {
 #[tokio::test]
 async fn connects_and_gets_a_sid() {
     let url = start_server().await;
-    let a = SocketClient::connect(&url).await.unwrap();
-    let b = SocketClient::connect(&url).await.unwrap();
-    assert!(!a.sid().is_empty());
-    assert_ne!(a.sid(), b.sid());
-    a.close().await;
-    b.close().await;
+    for transport in TRANSPORTS {
+        let a = connect_over(&url, transport).await;
+        let b = connect_over(&url, transport).await;
+        assert!(!a.sid().is_empty());
+        assert_ne!(a.sid(), b.sid());
+        a.close().await;
+        b.close().await;
+    }
 }
 
 #[tokio::test]
 async fn emit_with_ack_round_trips() {
     let url = start_server().await;
-    let client = SocketClient::connect(&url).await.unwrap();
-    for data in [
-        json!({"hello": "wörld", "n": [1, 2]}),
-        json!("text"),
-        json!(null),
-    ] {
-        let echoed = client
-            .emit_with_ack("echo", data.clone(), WAIT)
-            .await
-            .unwrap();
-        assert_eq!(echoed, data);
+    for transport in TRANSPORTS {
+        let client = connect_over(&url, transport).await;
+        for data in [
+            json!({"hello": "wörld", "n": [1, 2]}),
+            json!("text"),
+            json!(null),
+        ] {
+            let echoed = client
+                .emit_with_ack("echo", data.clone(), WAIT)
+                .await
+                .unwrap();
+            assert_eq!(echoed, data);
+        }
+        // Concurrent emits share one POST connection (batched) or the websocket.
+        let echoes = futures_util::future::join_all(
+            (0..50).map(|i| client.emit_with_ack("echo", json!(i), WAIT)),
+        )
+        .await;
+        for (i, echoed) in echoes.into_iter().enumerate() {
+            assert_eq!(echoed.unwrap(), json!(i));
+        }
+        client.close().await;
     }
-    client.close().await;
 }
 
 #[tokio::test]
 async fn receives_server_pushed_events() {
     let url = start_server().await;
-    let mut client = SocketClient::connect(&url).await.unwrap();
+    for transport in TRANSPORTS {
+        receives_pushed_events_over(&url, transport).await;
+    }
+}
+
+async fn receives_pushed_events_over(url: &str, transport: Transport) {
+    let mut client = connect_over(url, transport).await;
     assert!(client.try_next_event().is_none());
     client.emit("push", json!({"k": 1})).await.unwrap();
     let event = client.next_event(WAIT).await.unwrap();
@@ -171,7 +200,13 @@ async fn ack_timeout_when_the_server_never_acks() {
 #[tokio::test]
 async fn disconnected_after_kick() {
     let url = start_server().await;
-    let mut client = SocketClient::connect(&url).await.unwrap();
+    for transport in TRANSPORTS {
+        disconnected_after_kick_over(&url, transport).await;
+    }
+}
+
+async fn disconnected_after_kick_over(url: &str, transport: Transport) {
+    let mut client = connect_over(url, transport).await;
     client.emit("kick", Value::Null).await.unwrap();
     let err = client.next_event(WAIT).await.unwrap_err();
     assert!(
@@ -190,14 +225,16 @@ async fn disconnected_after_kick() {
 #[tokio::test]
 async fn refused_with_the_middleware_message() {
     let url = start_server().await;
-    let err = SocketClient::connect_with(ConnectOptions::new(&url).auth(json!({"reject": true})))
-        .await
-        .unwrap_err();
-    match err {
-        ClientError::ConnectRefused(message) => {
-            assert_eq!(message, "rejected by test middleware")
+    for polling in [false, true] {
+        let options = ConnectOptions::new(&url)
+            .auth(json!({"reject": true}))
+            .polling(polling);
+        match SocketClient::connect_with(options).await.unwrap_err() {
+            ClientError::ConnectRefused(message) => {
+                assert_eq!(message, "rejected by test middleware")
+            }
+            other => panic!("expected ConnectRefused, got {other:?}"),
         }
-        other => panic!("expected ConnectRefused, got {other:?}"),
     }
     let accepted =
         SocketClient::connect_with(ConnectOptions::new(&url).auth(json!({"reject": false})))
@@ -209,33 +246,39 @@ async fn refused_with_the_middleware_message() {
 #[tokio::test]
 async fn next_event_times_out_and_pings_keep_the_socket_alive() {
     let url = start_server().await;
-    let mut client = SocketClient::connect(&url).await.unwrap();
-    // Several ping intervals and longer than interval + timeout: the reader must answer pings.
-    let err = client
-        .next_event(Duration::from_millis(800))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ClientError::Timeout), "{err:?}");
-    assert_eq!(
-        client.emit_with_ack("echo", json!(1), WAIT).await.unwrap(),
-        json!(1)
-    );
-    client.close().await;
+    for transport in TRANSPORTS {
+        let mut client = connect_over(&url, transport).await;
+        // Several ping intervals and longer than interval + timeout: the reader must answer
+        // pings.
+        let err = client
+            .next_event(Duration::from_millis(800))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Timeout), "{err:?}");
+        assert_eq!(
+            client.emit_with_ack("echo", json!(1), WAIT).await.unwrap(),
+            json!(1)
+        );
+        client.close().await;
+    }
 }
 
 #[tokio::test]
 async fn binds_the_requested_source_address() {
     let url = start_server().await;
     let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-    let client = SocketClient::connect_with(ConnectOptions::new(&url).local_addr(local))
-        .await
-        .unwrap();
-    let peer = client
-        .emit_with_ack("whoami", Value::Null, WAIT)
-        .await
-        .unwrap();
-    assert_eq!(peer, json!("127.0.0.2"));
-    client.close().await;
+    for transport in TRANSPORTS {
+        let options = ConnectOptions::new(&url)
+            .local_addr(local)
+            .polling(transport == Transport::Polling);
+        let client = SocketClient::connect_with(options).await.unwrap();
+        let peer = client
+            .emit_with_ack("whoami", Value::Null, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(peer, json!("127.0.0.2"));
+        client.close().await;
+    }
 }
 
 #[tokio::test]
@@ -246,6 +289,10 @@ async fn connect_errors_are_reported() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect(_)), "{err:?}");
     let err = SocketClient::connect("https://127.0.0.1:1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Connect(_)), "{err:?}");
+    let err = SocketClient::connect_with(ConnectOptions::new("http://127.0.0.1:1").polling(true))
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect(_)), "{err:?}");

@@ -26,4 +26,24 @@ pub enum ClientError {
     /// The websocket layer failed (handshake rejected, write error).
     #[error("websocket error: {0}")]
     WebSocket(#[from] tungstenite::Error),
+    /// The HTTP long-polling transport failed during the handshake or a send (HTTP error,
+    /// unexpected status, oversized body).
+    #[error("HTTP long-polling error: {0}")]
+    Http(String),
+}
+
+impl ClientError {
+    /// A short, stable label of the kind of error, for counting failures by reason
+    /// (`connect`, `connect_refused`, `timeout`, `disconnected`, `protocol`, `websocket`, `http`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::ConnectRefused(_) => "connect_refused",
+            Self::Timeout => "timeout",
+            Self::Disconnected(_) => "disconnected",
+            Self::Protocol(_) => "protocol",
+            Self::WebSocket(_) => "websocket",
+            Self::Http(_) => "http",
+        }
+    }
 }

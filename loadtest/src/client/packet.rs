@@ -1,26 +1,35 @@
 //! Encoding and decoding of engine.io v4 / Socket.IO v5 text packets.
 //!
-//! Pure functions, no I/O. Only the main namespace `/` and text packets are supported;
-//! over websocket engine.io sends one packet per frame, so there is no batching to undo.
+//! Pure functions, no I/O. Only the main namespace `/` and text packets are supported.
+//! A websocket frame carries one engine.io packet; a long-polling payload carries several,
+//! separated by [`SEPARATOR`] (which JSON text never contains unescaped).
 //! The decoder never panics: any input it does not understand is a [`ClientError::Protocol`].
+//! Event arguments are left undecoded ([`RawEvent`]) for the handler to decode as it needs.
 
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ClientError, Event};
+use super::{ClientError, RawEvent};
 
 /// engine.io PONG, the answer to a server PING.
 pub(crate) const PONG: &str = "3";
 /// Socket.IO DISCONNECT on the main namespace.
 pub(crate) const DISCONNECT: &str = "41";
+/// engine.io CLOSE, sent by a long-polling client that leaves.
+pub(crate) const CLOSE: &str = "1";
+/// Separates the packets of one long-polling payload.
+pub(crate) const SEPARATOR: char = '\u{1e}';
 
-/// A decoded server-to-client packet.
+/// A decoded server-to-client packet, borrowing from the frame.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Packet {
-    /// engine.io OPEN (handshake data is not needed and ignored).
-    Open,
+pub(crate) enum Packet<'a> {
+    /// engine.io OPEN, with the engine.io session id (other handshake data is ignored).
+    Open {
+        /// engine.io session id, needed by long-polling requests.
+        sid: String,
+    },
     /// engine.io CLOSE.
     Close,
     /// engine.io PING: answer with [`PONG`].
@@ -36,8 +45,8 @@ pub(crate) enum Packet {
     ConnectError(String),
     /// Socket.IO DISCONNECT.
     Disconnect,
-    /// Socket.IO EVENT.
-    Event(Event),
+    /// Socket.IO EVENT, arguments not decoded yet.
+    Event(RawEvent<'a>),
     /// Socket.IO ACK for one of our `emit_with_ack` calls.
     Ack {
         /// The ack id we sent with the event.
@@ -47,11 +56,20 @@ pub(crate) enum Packet {
     },
 }
 
-/// Decodes one websocket text frame.
-pub(crate) fn decode(frame: &str) -> Result<Packet, ClientError> {
+/// `{"sid": "..."}`, the part of the engine.io OPEN and Socket.IO CONNECT bodies we need.
+#[derive(Deserialize)]
+struct Handshake {
+    sid: String,
+}
+
+/// Decodes one engine.io packet (a websocket frame, or one packet of a polling payload).
+pub(crate) fn decode(frame: &str) -> Result<Packet<'_>, ClientError> {
     let mut chars = frame.chars();
     match chars.next() {
-        Some('0') => Ok(Packet::Open),
+        Some('0') => {
+            let Handshake { sid } = json(chars.as_str(), frame)?;
+            Ok(Packet::Open { sid })
+        }
         Some('1') => Ok(Packet::Close),
         Some('2') => Ok(Packet::Ping),
         Some('3' | '6') => Ok(Packet::Noop),
@@ -61,7 +79,7 @@ pub(crate) fn decode(frame: &str) -> Result<Packet, ClientError> {
 }
 
 /// Decodes the Socket.IO packet carried by an engine.io MESSAGE.
-fn decode_socketio(packet: &str) -> Result<Packet, ClientError> {
+fn decode_socketio(packet: &str) -> Result<Packet<'_>, ClientError> {
     let mut chars = packet.chars();
     let kind = chars.next();
     let rest = chars.as_str();
@@ -70,30 +88,16 @@ fn decode_socketio(packet: &str) -> Result<Packet, ClientError> {
     }
     match kind {
         Some('0') => {
-            #[derive(Deserialize)]
-            struct Handshake {
-                sid: String,
-            }
             let Handshake { sid } = json(rest, packet)?;
             Ok(Packet::Connect { sid })
         }
         Some('1') => Ok(Packet::Disconnect),
         Some('2') => {
             let (ack_id, payload) = split_ack_id(rest, packet)?;
-            let mut args: Vec<Value> = json(payload, packet)?;
-            if args.is_empty() {
-                return Err(protocol("event without a name", packet));
+            if !payload.starts_with('[') {
+                return Err(protocol("event is not an array", packet));
             }
-            let Value::String(name) = args.remove(0) else {
-                return Err(protocol("event name is not a string", packet));
-            };
-            let data = args.first().cloned().unwrap_or(Value::Null);
-            Ok(Packet::Event(Event {
-                name,
-                data,
-                args,
-                ack_id,
-            }))
+            Ok(Packet::Event(RawEvent::new(ack_id, payload)))
         }
         Some('3') => match split_ack_id(rest, packet)? {
             (Some(id), payload) => Ok(Packet::Ack {
@@ -152,7 +156,11 @@ pub(crate) fn connect(auth: Option<&Value>) -> Result<String, ClientError> {
 }
 
 /// Socket.IO EVENT `42[<ack id>]["name",data]`; `data` is sent as the single argument.
-pub(crate) fn event(name: &str, data: &Value, ack_id: Option<u64>) -> Result<String, ClientError> {
+pub(crate) fn event<T: Serialize + ?Sized>(
+    name: &str,
+    data: &T,
+    ack_id: Option<u64>,
+) -> Result<String, ClientError> {
     encode("42", ack_id, &(name, data))
 }
 
@@ -162,7 +170,11 @@ pub(crate) fn ack(id: u64, data: &Value) -> Result<String, ClientError> {
 }
 
 /// `prefix`, the optional ack id and the JSON of `payload`, in one allocation.
-fn encode(prefix: &str, id: Option<u64>, payload: &impl Serialize) -> Result<String, ClientError> {
+fn encode<T: Serialize + ?Sized>(
+    prefix: &str,
+    id: Option<u64>,
+    payload: &T,
+) -> Result<String, ClientError> {
     let mut buf = Vec::with_capacity(64);
     buf.extend_from_slice(prefix.as_bytes());
     if let Some(id) = id {
@@ -183,20 +195,35 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::client::Event;
 
-    fn event_packet(name: &str, args: Vec<Value>, ack_id: Option<u64>) -> Packet {
-        Packet::Event(Event {
+    fn event(name: &str, args: Vec<Value>, ack_id: Option<u64>) -> Event {
+        Event {
             name: name.to_owned(),
             data: args.first().cloned().unwrap_or(Value::Null),
             args,
             ack_id,
-        })
+        }
+    }
+
+    /// Decodes a frame and, for events, their arguments too: what the reader and a
+    /// channel-backed client do together.
+    fn decode_event(frame: &str) -> Result<Event, ClientError> {
+        match decode(frame)? {
+            Packet::Event(raw) => raw.parse(),
+            other => Err(ClientError::Protocol(format!("not an event: {other:?}"))),
+        }
     }
 
     #[test]
     fn decodes_engineio_packets() {
         let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
-        assert_eq!(decode(open).unwrap(), Packet::Open);
+        assert_eq!(
+            decode(open).unwrap(),
+            Packet::Open {
+                sid: "abc".to_owned()
+            }
+        );
         assert_eq!(decode("1").unwrap(), Packet::Close);
         assert_eq!(decode("2").unwrap(), Packet::Ping);
         assert_eq!(decode("3").unwrap(), Packet::Noop);
@@ -235,16 +262,16 @@ mod tests {
     #[test]
     fn decodes_events() {
         assert_eq!(
-            decode(r#"42["hello",{"a":1},2]"#).unwrap(),
-            event_packet("hello", vec![json!({"a":1}), json!(2)], None)
+            decode_event(r#"42["hello",{"a":1},2]"#).unwrap(),
+            event("hello", vec![json!({"a":1}), json!(2)], None)
         );
         assert_eq!(
-            decode(r#"42["bare"]"#).unwrap(),
-            event_packet("bare", vec![], None)
+            decode_event(r#"42["bare"]"#).unwrap(),
+            event("bare", vec![], None)
         );
         assert_eq!(
-            decode(r#"4217["ask","q"]"#).unwrap(),
-            event_packet("ask", vec![json!("q")], Some(17))
+            decode_event(r#"4217["ask","q"]"#).unwrap(),
+            event("ask", vec![json!("q")], Some(17))
         );
     }
 
@@ -295,12 +322,18 @@ mod tests {
             "4\u{0}",
             "42\u{ffff}",
             "5",
+            "0",
+            "0{}",
+            "0not json",
         ];
         for frame in garbage {
+            let decoded = decode(frame).and_then(|packet| match packet {
+                Packet::Event(raw) => raw.parse().map(drop),
+                _ => Ok(()),
+            });
             assert!(
-                matches!(decode(frame), Err(ClientError::Protocol(_))),
-                "{frame:?} -> {:?}",
-                decode(frame)
+                matches!(decoded, Err(ClientError::Protocol(_))),
+                "{frame:?} -> {decoded:?}"
             );
         }
     }
@@ -309,12 +342,12 @@ mod tests {
     fn never_panics_on_prefixes_of_valid_packets() {
         let valid = r#"4212["événement",{"k":[1,2,"ü"]},null]"#;
         for (i, _) in valid.char_indices() {
-            let _ = decode(&valid[..i]);
-            let _ = decode(&valid[i..]);
+            let _ = decode_event(&valid[..i]);
+            let _ = decode_event(&valid[i..]);
         }
         for len in 0..valid.len() {
             let bytes = &valid.as_bytes()[..len];
-            let _ = decode(&String::from_utf8_lossy(bytes));
+            let _ = decode_event(&String::from_utf8_lossy(bytes));
         }
     }
 
@@ -326,11 +359,11 @@ mod tests {
             r#"40{"token":"t"}"#
         );
         assert_eq!(
-            event("echo", &json!({"a":"\"q\""}), None).unwrap(),
+            super::event("echo", &json!({"a":"\"q\""}), None).unwrap(),
             r#"42["echo",{"a":"\"q\""}]"#
         );
         assert_eq!(
-            event("e\"v", &Value::Null, Some(42)).unwrap(),
+            super::event("e\"v", &Value::Null, Some(42)).unwrap(),
             r#"4242["e\"v",null]"#
         );
         assert_eq!(ack(7, &json!([1, 2])).unwrap(), "437[[1,2]]");
@@ -338,10 +371,10 @@ mod tests {
 
     #[test]
     fn encoded_events_decode_back() {
-        let frame = event("round", &json!({"x": [1, "two"]}), Some(9)).unwrap();
+        let frame = super::event("round", &json!({"x": [1, "two"]}), Some(9)).unwrap();
         assert_eq!(
-            decode(&frame).unwrap(),
-            event_packet("round", vec![json!({"x": [1, "two"]})], Some(9))
+            decode_event(&frame).unwrap(),
+            event("round", vec![json!({"x": [1, "two"]})], Some(9))
         );
     }
 }

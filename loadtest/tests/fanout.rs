@@ -1,0 +1,123 @@
+//! Chat and broadcast runs against three in-process gateways clustered over a real Redis:
+//! exact accounting over websocket and long-polling, and losses counted when an instance dies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use loadtest::Report;
+use loadtest::scenarios::{broadcast, chat};
+use support::{Gateway, Killable, bounded, common, config};
+use test_support::RedisServer;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn cluster(redis: &RedisServer) -> Vec<Gateway> {
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(Gateway::start(config(Some(&redis.url()))).await);
+    }
+    // Let the instances see each other before rooms span them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gateways
+}
+
+fn urls(gateways: &[Gateway]) -> Vec<&str> {
+    gateways.iter().map(|g| g.url.as_str()).collect()
+}
+
+/// Nothing lost, duplicated or reordered, and no error of any kind.
+fn assert_exact(report: &Report) {
+    println!("{report}");
+    assert!(report.expected > 0, "{report}");
+    assert_eq!(report.received, report.expected, "{report}");
+    assert_eq!(report.loss, 0, "{report}");
+    assert_eq!(report.duplicates, 0, "{report}");
+    assert_eq!(report.out_of_order, 0, "{report}");
+    assert_eq!(report.errors, 0, "{report}");
+    assert_eq!(report.connect_failures, 0, "{report}");
+    assert_eq!(report.connected, report.users, "{report}");
+    assert!(
+        report.latency_ms.count > 0 && report.latency_ms.p50 > 0.0,
+        "{report}"
+    );
+    assert!(report.ack_ms.count > 0, "{report}");
+    assert!(report.deliveries_per_sec > 0.0, "{report}");
+}
+
+#[tokio::test]
+async fn chat_over_three_instances_loses_nothing() {
+    let redis = RedisServer::start().await;
+    let gateways = cluster(&redis).await;
+    let config =
+        chat::ChatConfig::new(common(&urls(&gateways)), 60, 6, 5.0, Duration::from_secs(2));
+    let report = bounded(LIMIT, chat::run(&config)).await.unwrap();
+    assert_exact(&report);
+    assert_eq!(report.scenario, "chat");
+    assert_eq!(report.polling_users, 0);
+    // 60 users at 5/s for 2 s: about 600 messages, each owed to 5 other members.
+    assert!((500..=700).contains(&report.sent), "{report}");
+    assert_eq!(report.expected, report.sent * 5, "{report}");
+}
+
+#[tokio::test]
+async fn chat_with_half_the_users_on_long_polling_loses_nothing() {
+    let redis = RedisServer::start().await;
+    let gateways = cluster(&redis).await;
+    let mut common = common(&urls(&gateways));
+    common.polling_share = 0.5;
+    let config = chat::ChatConfig::new(common, 60, 6, 5.0, Duration::from_secs(2));
+    let report = bounded(LIMIT, chat::run(&config)).await.unwrap();
+    assert_eq!(report.polling_users, 30);
+    assert_exact(&report);
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_member_from_every_sender() {
+    let redis = RedisServer::start().await;
+    let gateways = cluster(&redis).await;
+    let mut config = broadcast::BroadcastConfig::new(
+        common(&urls(&gateways)),
+        30,
+        3,
+        10.0,
+        Duration::from_secs(1),
+    );
+    config.body_bytes = 200;
+    config.common.polling_share = 0.2;
+    let report = bounded(LIMIT, broadcast::run(&config)).await.unwrap();
+    assert_exact(&report);
+    assert_eq!(report.expected, report.sent * 29, "{report}");
+}
+
+#[tokio::test]
+async fn a_killed_instance_shows_as_loss_and_disconnections() {
+    let redis = RedisServer::start().await;
+    let survivors = [
+        Gateway::start(config(Some(&redis.url()))).await,
+        Gateway::start(config(Some(&redis.url()))).await,
+    ];
+    let mut doomed = Killable::start(config(Some(&redis.url()))).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut common = common(&[&survivors[0].url, &survivors[1].url, &doomed.url]);
+    common.polling_share = 0.3;
+    let config = chat::ChatConfig::new(common, 60, 6, 5.0, Duration::from_secs(4));
+
+    let run = tokio::spawn(async move { chat::run(&config).await });
+    // Setup takes well under a second; kill in the middle of the sending.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    tokio::task::spawn_blocking(move || doomed.kill())
+        .await
+        .unwrap();
+    let report = bounded(LIMIT, run).await.unwrap().unwrap();
+    println!("{report}");
+
+    assert_eq!(report.connected, 60, "{report}");
+    assert!(report.loss > 0, "{report}");
+    assert!(report.received > 0, "{report}");
+    // A third of the users were on the killed instance.
+    assert_eq!(report.error_counts.disconnected, 20, "{report}");
+    assert!(report.errors >= 20, "{report}");
+    assert_eq!(report.duplicates, 0, "{report}");
+}
