@@ -1,9 +1,13 @@
 //! Command-line flags and environment variables: every tunable of the gateway, its env name and
 //! its default. Nothing here touches the network; `bind` turns a [`Config`] into a server.
+//! [`Cli`] adds the `add-user` subcommand on top of the server's flags.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+use crate::ratelimit::Rate;
 
 /// Default listen address: loopback only, so a bare `gateway` never exposes itself by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -23,6 +27,20 @@ pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 15_000;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Default deadline of a graceful shutdown, in milliseconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+/// Default session lifetime from login, in seconds (one day).
+pub const DEFAULT_SESSION_TTL_SECS: u64 = 86_400;
+/// Default logins per client IP.
+pub const DEFAULT_RATE_LOGIN: Rate = Rate::new(10, Duration::from_secs(60));
+/// Default Socket.IO handshakes per client IP (reconnects after a deploy come in bursts).
+pub const DEFAULT_RATE_HANDSHAKE: Rate = Rate::new(60, Duration::from_secs(60));
+/// Default `message` events per user.
+pub const DEFAULT_RATE_MESSAGE: Rate = Rate::new(30, Duration::from_secs(10));
+/// Default `dm` events per user.
+pub const DEFAULT_RATE_DM: Rate = Rate::new(20, Duration::from_secs(10));
+/// Default life of a cached tenant's settings, in seconds.
+pub const DEFAULT_SETTINGS_CACHE_TTL_SECS: u64 = 120;
+/// Default interval between two checks of the local sockets' sessions, in seconds.
+pub const DEFAULT_SESSION_CHECK_INTERVAL_SECS: u64 = 30;
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -96,6 +114,94 @@ pub struct Config {
     /// delivery when several instances share a machine.
     #[arg(long, env = "GATEWAY_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
+
+    /// The user directory (JSON; see `gateway add-user`). Default: the demo directory
+    /// shipped in gateway/users.demo.json, embedded in the binary. Only used with Redis.
+    #[arg(long, env = "GATEWAY_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Lifetime of a session from login, in seconds.
+    #[arg(long, env = "GATEWAY_SESSION_TTL_SECS", default_value_t = DEFAULT_SESSION_TTL_SECS)]
+    pub session_ttl_secs: u64,
+
+    /// Mark the session cookie `Secure` (set it when clients reach the gateway over HTTPS).
+    #[arg(long, env = "GATEWAY_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Proxies whose X-Forwarded-For is believed: IP addresses or CIDR networks, comma
+    /// separated. Empty: the header is ignored.
+    #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Logins per client IP, as N/duration (10/60s; units ms, s, m, h).
+    #[arg(long, env = "GATEWAY_RATE_LOGIN", default_value_t = DEFAULT_RATE_LOGIN)]
+    pub rate_login: Rate,
+
+    /// Socket.IO handshakes per client IP, as N/duration.
+    #[arg(long, env = "GATEWAY_RATE_HANDSHAKE", default_value_t = DEFAULT_RATE_HANDSHAKE)]
+    pub rate_handshake: Rate,
+
+    /// `message` events per user (all their sockets, every instance), as N/duration.
+    #[arg(long, env = "GATEWAY_RATE_MESSAGE", default_value_t = DEFAULT_RATE_MESSAGE)]
+    pub rate_message: Rate,
+
+    /// `dm` events per user (all their sockets, every instance), as N/duration.
+    #[arg(long, env = "GATEWAY_RATE_DM", default_value_t = DEFAULT_RATE_DM)]
+    pub rate_dm: Rate,
+
+    /// How long an instance keeps a tenant's settings without asking Redis, in seconds
+    /// (changes reach every instance at once anyway, through Pub/Sub).
+    #[arg(long, env = "GATEWAY_SETTINGS_CACHE_TTL_SECS", default_value_t = DEFAULT_SETTINGS_CACHE_TTL_SECS)]
+    pub settings_cache_ttl_secs: u64,
+
+    /// How often an instance checks that the sessions of its sockets still exist, in seconds:
+    /// a socket whose session expired or was deleted is disconnected within this interval.
+    #[arg(long, env = "GATEWAY_SESSION_CHECK_INTERVAL_SECS", default_value_t = DEFAULT_SESSION_CHECK_INTERVAL_SECS)]
+    pub session_check_interval_secs: u64,
+}
+
+/// The `gateway` command line: the server's flags, or a subcommand.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// A subcommand; without one the gateway serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The server's flags.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add a user to a users file (created if missing), reading the password from stdin.
+    AddUser(AddUser),
+}
+
+/// `gateway add-user`.
+#[derive(Debug, Args)]
+pub struct AddUser {
+    /// The users file to add to.
+    #[arg(long, env = "GATEWAY_USERS_FILE")]
+    pub users_file: PathBuf,
+    /// Login name and user id (A-Z a-z 0-9 _ . -, up to 64).
+    #[arg(long)]
+    pub username: String,
+    /// Tenant id (A-Z a-z 0-9 _ . -, up to 64).
+    #[arg(long)]
+    pub tenant: String,
+    /// Display name (up to 32 characters).
+    #[arg(long)]
+    pub name: String,
+    /// Give the user the admin role of its tenant.
+    #[arg(long)]
+    pub admin: bool,
 }
 
 impl Default for Config {
@@ -116,6 +222,16 @@ impl Default for Config {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             worker_threads: None,
+            users_file: None,
+            session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            rate_login: DEFAULT_RATE_LOGIN,
+            rate_handshake: DEFAULT_RATE_HANDSHAKE,
+            rate_message: DEFAULT_RATE_MESSAGE,
+            rate_dm: DEFAULT_RATE_DM,
+            settings_cache_ttl_secs: DEFAULT_SETTINGS_CACHE_TTL_SECS,
+            session_check_interval_secs: DEFAULT_SESSION_CHECK_INTERVAL_SECS,
         }
     }
 }
@@ -158,6 +274,21 @@ impl Config {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
+
+    /// A session's lifetime (at least one second).
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs.max(1))
+    }
+
+    /// The life of a cached tenant's settings.
+    pub fn settings_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.settings_cache_ttl_secs)
+    }
+
+    /// The interval between two checks of the local sockets' sessions (at least one second).
+    pub fn session_check_interval(&self) -> Duration {
+        Duration::from_secs(self.session_check_interval_secs.max(1))
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +312,51 @@ mod tests {
         assert_eq!(config.cors_origins, ["http://a.test", "http://b.test"]);
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.max_payload, 42);
+    }
+
+    #[test]
+    fn account_flags() {
+        let config = Config::parse_from([
+            "gateway",
+            "--trusted-proxies",
+            "127.0.0.1, 10.0.0.0/8",
+            "--rate-login",
+            "3/1s",
+            "--secure-cookies",
+        ]);
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert_eq!(config.rate_login, Rate::new(3, Duration::from_secs(1)));
+        assert_eq!(config.rate_dm, DEFAULT_RATE_DM);
+        assert!(config.secure_cookies);
+        assert!(Config::try_parse_from(["gateway", "--trusted-proxies", "nginx"]).is_err());
+        assert!(Config::try_parse_from(["gateway", "--rate-dm", "10"]).is_err());
+    }
+
+    #[test]
+    fn the_server_flags_stay_top_level_next_to_add_user() {
+        let cli = Cli::parse_from(["gateway", "--listen", "127.0.0.1:0"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen, "127.0.0.1:0");
+        let cli = Cli::parse_from([
+            "gateway",
+            "add-user",
+            "--users-file",
+            "u.json",
+            "--username",
+            "zoe",
+            "--tenant",
+            "acme",
+            "--name",
+            "Zoë",
+            "--admin",
+        ]);
+        match cli.command {
+            Some(Command::AddUser(add)) => {
+                assert_eq!(add.username, "zoe");
+                assert!(add.admin);
+            }
+            None => panic!("add-user not parsed"),
+        }
     }
 
     #[test]

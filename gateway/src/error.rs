@@ -1,7 +1,9 @@
 //! The gateway's one error type: startup failures and the reasons a client request is refused.
-//! A refusal becomes the client-visible `{error: "<Display>"}` ack at the edge (`chat::reply`).
+//! A refusal becomes the client-visible `{error: "<Display>"}` ack at the edge (`chat::reply`),
+//! the `connect_error` message of a refused handshake, or an HTTP status with a JSON body
+//! (`http::error`).
 
-use std::io;
+use std::{io, time::Duration};
 
 /// Everything that can go wrong in the gateway.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,27 @@ pub enum Error {
     /// The HTTP server task panicked or was cancelled.
     #[error("HTTP server task: {0}")]
     ServerTask(#[from] tokio::task::JoinError),
+    /// The user directory could not be read, parsed or written, or holds an invalid entry.
+    #[error("users file {path}: {reason}")]
+    UsersFile {
+        /// The file (or `<embedded demo directory>`).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A new user (`gateway add-user`) or its password was refused.
+    #[error("invalid user: {0}")]
+    InvalidUser(String),
+    /// A Redis command of the sessions, rate limits or settings failed. Clients only ever see
+    /// it as "unavailable"; the details are logged.
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A Redis command of the sessions, rate limits or settings did not answer in time.
+    #[error("Redis did not answer within {0:?}")]
+    RedisTimeout(Duration),
+    /// The operating system's random generator failed (no session token can be drawn).
+    #[error("OS random generator: {0}")]
+    Random(String),
 
     /// A client event did not have the expected shape (not an object, missing or mistyped field).
     #[error("invalid payload: {0}")]
@@ -45,9 +68,50 @@ pub enum Error {
     /// The adapter could not hand the event to the other instances; local members were served.
     #[error("cluster unavailable")]
     ClusterUnavailable,
+    /// A message text is longer than its tenant's `max_message_length`.
+    #[error("invalid text: longer than this tenant's limit of {0} characters")]
+    TextTooLong(u32),
+    /// A `join` found the room already holding its tenant's `max_room_members`.
+    #[error("room_full")]
+    RoomFull,
+    /// A `dm` named a user that does not exist in the sender's tenant (whether it exists in
+    /// another tenant is not revealed).
+    #[error("unknown user")]
+    UnknownUser,
+    /// A login with an unknown username or a wrong password: one message for both.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// No valid session: `"no session"` when none was presented, `"session expired"` when the
+    /// one presented is unknown, expired or deleted.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// A valid session without the right to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// Over a rate limit; the same request is allowed again after `retry_after`.
+    #[error("rate_limited: retry in {}s", whole_seconds(*.retry_after))]
+    RateLimited {
+        /// Time left in the current window.
+        retry_after: Duration,
+    },
+    /// A dependency needed to answer (the session store) cannot be reached; try again later.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    /// Tenant settings outside their bounds.
+    #[error("invalid settings: {0}")]
+    InvalidSettings(String),
     /// A server-side bug (an outgoing payload failed to serialize); details are in the logs.
     #[error("internal error")]
     Internal,
+}
+
+/// A wait rounded up to whole seconds, at least 1 (as in `Retry-After`).
+pub(crate) fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_millis()
+        .div_ceil(1000)
+        .max(1)
+        .try_into()
+        .unwrap_or(u64::MAX)
 }
 
 impl Error {

@@ -1,4 +1,5 @@
-//! Random ids: this instance's default id and the per-process prefix of message ids.
+//! Random ids: this instance's default id, the per-process prefix of message ids, and the OS
+//! generator for secrets.
 
 /// A short random instance id: 8 lowercase hex digits (32 bits; a collision inside one cluster
 /// only makes two instances look alike in logs and `welcome`, the adapter keys on its own ids).
@@ -10,4 +11,13 @@ pub(crate) fn instance_id() -> String {
 /// even when an instance keeps its configured id (48 bits as 12 hex digits).
 pub(crate) fn process_token() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// Fills `buf` from the operating system's random generator (`getrandom`), for secrets:
+/// session tokens and password salts.
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), crate::Error> {
+    use rand::TryRngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(buf)
+        .map_err(|err| crate::Error::Random(err.to_string()))
 }

@@ -2,7 +2,9 @@
 //!
 //! Clients connect with Socket.IO to namespace `/`, join rooms and chat (see the `chat` module
 //! for the protocol). Instances started with the same Redis URL and key prefix share their
-//! rooms through the Redis adapter; without a Redis URL an instance runs standalone.
+//! rooms through the Redis adapter, and every socket needs a session (`POST /api/login`): users
+//! belong to tenants, and rooms to tenants. Without a Redis URL an instance runs standalone, a
+//! development mode without accounts where every socket is an anonymous user of tenant `dev`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gateway::Error> {
@@ -13,13 +15,23 @@
 //! # }
 //! ```
 
+mod accounts;
+mod backoff;
+mod cache;
 mod chat;
 pub mod config;
 mod error;
 mod http;
 mod ids;
+mod keys;
+mod ratelimit;
+mod sessions;
 pub mod shutdown;
+mod stats;
+mod store;
 pub mod telemetry;
+mod tenancy;
+pub mod users;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -28,11 +40,14 @@ use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
 use socketioxide::{SocketIo, adapter::Adapter, layer::SocketIoLayer};
 use tokio::{net::TcpListener, sync::oneshot};
 
-pub use config::{Config, LogFormat};
+pub use config::{Cli, Command, Config, LogFormat};
 pub use error::Error;
+pub use ratelimit::Rate;
 
+use accounts::{Accounts, Background};
 use http::{HttpState, Peers};
 use shutdown::Shutdown;
+use stats::Stats;
 
 /// Initial websocket read buffer per socket, allocated for each connection's whole life.
 const WS_READ_BUFFER_SIZE: usize = 256;
@@ -45,6 +60,8 @@ pub struct Gateway {
     /// HTTP routes wrapped in the Socket.IO layer and the CORS policy.
     app: Router,
     shutdown: Shutdown,
+    /// Session checks and the settings subscription, stopped when the gateway stops.
+    background: Background,
 }
 
 /// Binds the listen address, connects the adapter (Redis, or the in-memory one without a Redis
@@ -61,22 +78,37 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
     let local_addr = listener.local_addr().map_err(bind_error)?;
     let cors = http::cors_layer(&config.cors_origins)?;
 
+    let stats = Arc::new(Stats::default());
+    let mut background = Background::default();
+    let accounts = match &config.redis_url {
+        None => None,
+        Some(url) => Some(Accounts::start(&config, url, stats.clone(), &mut background).await?),
+    };
     let builder = SocketIo::builder()
         .max_payload(config.max_payload)
         .ping_interval(config.ping_interval())
         .ping_timeout(config.ping_timeout())
         // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
         .ws_read_buffer_size(WS_READ_BUFFER_SIZE)
-        .with_state(chat::ChatState::new(&instance));
+        .with_state(chat::ChatState::new(&instance, accounts.clone()));
+    let shared = Shared {
+        instance: &instance,
+        accounts,
+        stats,
+    };
     let (app, shutdown) = match &config.redis_url {
         None => {
             tracing::warn!(
                 "no Redis URL: running standalone on the in-memory adapter, \
                  rooms are not shared with other instances"
             );
+            tracing::warn!(
+                "DEVELOPMENT MODE: no accounts, no sessions, no rate limits; every socket is an \
+                 anonymous user of tenant `dev`"
+            );
             let (layer, io) = builder.build_layer();
             chat::register(&io);
-            assemble(&config, &instance, layer, io, Peers::Standalone)
+            assemble(&config, shared, layer, io, Peers::Standalone)
         }
         Some(url) => {
             let state = RedisAdapterState::connect(url, adapter_config(&config)).await?;
@@ -84,8 +116,15 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 .with_adapter::<RedisAdapter<_>>(state.clone())
                 .build_layer();
             chat::register(&io).await?;
+            if let Some(accounts) = &shared.accounts {
+                background.push(chat::spawn_session_check(
+                    io.clone(),
+                    accounts.clone(),
+                    config.session_check_interval(),
+                ));
+            }
             tracing::info!(prefix = %config.key_prefix, "joined the cluster over Redis");
-            assemble(&config, &instance, layer, io, Peers::Redis(state))
+            assemble(&config, shared, layer, io, Peers::Redis(state))
         }
     };
     let app = match cors {
@@ -98,6 +137,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         instance,
         app,
         shutdown,
+        background,
     })
 }
 
@@ -134,9 +174,14 @@ impl Gateway {
             }
         });
         let (stop_accepting, stopped) = oneshot::channel::<()>();
-        let server = axum::serve(listener, self.app).with_graceful_shutdown(async {
+        // The peer address is kept with each request (and each socket's handshake): the
+        // client IP of the rate limits is derived from it.
+        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stopped.await;
         });
+        // Dropped when serving ends: stops the background tasks.
+        let _background = self.background;
         let mut server = tokio::spawn(server.into_future());
         tokio::select! {
             // The server only stops by itself on a fatal I/O error.
@@ -147,18 +192,27 @@ impl Gateway {
     }
 }
 
+/// What the app shares whatever the adapter.
+struct Shared<'a> {
+    instance: &'a str,
+    accounts: Option<Arc<Accounts>>,
+    stats: Arc<Stats>,
+}
+
 /// The app for one adapter type: HTTP routes inside the Socket.IO layer, and its shutdown.
 fn assemble<A: Adapter>(
     config: &Config,
-    instance: &str,
+    shared: Shared<'_>,
     layer: SocketIoLayer<A>,
     io: SocketIo<A>,
     peers: Peers,
 ) -> (Router, Shutdown) {
     let state = HttpState {
-        instance: Arc::from(instance),
+        instance: Arc::from(shared.instance),
         io: io.clone(),
         peers,
+        accounts: shared.accounts,
+        stats: shared.stats,
     };
     // The outermost layer runs first: request parts are copied before engineioxide keeps them.
     let app = http::router(state)

@@ -1,12 +1,21 @@
 //! The gateway binary: parse the configuration, start logging, serve until SIGTERM or Ctrl-C.
+//! `gateway add-user ...` adds a user to a users file instead.
 
-use std::{process::ExitCode, time::Duration};
+use std::{io::BufRead, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use gateway::{Config, shutdown, telemetry};
+use gateway::{Cli, Command, config::AddUser, shutdown, telemetry};
 
 fn main() -> ExitCode {
-    let mut config = Config::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::AddUser(add)) => add_user(&add),
+        None => serve(cli.serve),
+    }
+}
+
+/// `gateway [flags]`: the server.
+fn serve(mut config: gateway::Config) -> ExitCode {
     let instance = config.instance_id();
     telemetry::init(config.log_format, &instance);
 
@@ -29,6 +38,40 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(%err, "gateway stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gateway add-user ...`: the password is the first line of stdin.
+fn add_user(add: &AddUser) -> ExitCode {
+    let mut password = String::new();
+    if let Err(err) = std::io::stdin().lock().read_line(&mut password) {
+        eprintln!("cannot read the password from stdin: {err}");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    let added = gateway::users::add_user(
+        &add.users_file,
+        &add.username,
+        &add.tenant,
+        &add.name,
+        add.admin,
+        password,
+    );
+    match added {
+        Ok(()) => {
+            println!(
+                "added {} (tenant {}{}) to {}",
+                add.username,
+                add.tenant,
+                if add.admin { ", admin" } else { "" },
+                add.users_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
             ExitCode::FAILURE
         }
     }

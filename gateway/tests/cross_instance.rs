@@ -1,25 +1,17 @@
-//! Chat across three gateways sharing one real Redis.
+//! Chat across three gateways sharing one real Redis (users of one tenant, logged in).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use serde_json::json;
 use support::{
-    TestGateway, ack, assert_quiet, cluster_info, cluster_sockets, clustered, connect_as, error_of,
-    join, next_named,
+    TestGateway, ack, assert_quiet, cluster_info, cluster_sockets, connect_user, error_of, join,
+    next_named,
 };
-use test_support::{RedisServer, eventually_async};
+use test_support::RedisServer;
 
 async fn cluster_of_three(redis: &RedisServer) -> Vec<TestGateway> {
-    let gateways = TestGateway::start_many(3, |_| clustered(&redis.url())).await;
-    for gateway in &gateways {
-        let all_seen = eventually_async(support::TIMEOUT, || async {
-            cluster_info(gateway.url()).await["servers"] == 3
-        })
-        .await;
-        assert!(all_seen, "{} does not see 3 servers", gateway.url());
-    }
-    gateways
+    support::cluster(3, &redis.url(), |_| {}).await
 }
 
 #[tokio::test]
@@ -28,10 +20,10 @@ async fn a_member_on_one_instance_receives_a_message_sent_from_another() {
     let [a, b, c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
         .ok()
         .unwrap();
-    let mut alice = connect_as(a.url(), Some("alice")).await;
-    let mut bob = connect_as(b.url(), Some("bob")).await;
-    let mut carol = connect_as(c.url(), Some("carol")).await;
-    let mut dave = connect_as(b.url(), Some("dave")).await;
+    let mut alice = connect_user(a.url(), "alice").await;
+    let mut bob = connect_user(b.url(), "bob").await;
+    let mut carol = connect_user(c.url(), "carol").await;
+    let mut dave = connect_user(b.url(), "dave").await;
     for member in [&alice, &bob, &carol] {
         join(member, "lobby").await;
     }
@@ -59,8 +51,8 @@ async fn one_senders_messages_arrive_in_order_on_other_instances() {
     let [a, b, _c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
         .ok()
         .unwrap();
-    let sender = connect_as(a.url(), Some("sender")).await;
-    let mut receiver = connect_as(b.url(), Some("receiver")).await;
+    let sender = connect_user(a.url(), "alice").await;
+    let mut receiver = connect_user(b.url(), "bob").await;
     join(&sender, "ordered").await;
     join(&receiver, "ordered").await;
 
@@ -90,8 +82,8 @@ async fn typing_reaches_the_other_members_on_other_instances_but_not_the_sender(
     let [a, _b, c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
         .ok()
         .unwrap();
-    let mut typist = connect_as(a.url(), Some("typist")).await;
-    let mut reader = connect_as(c.url(), Some("reader")).await;
+    let mut typist = connect_user(a.url(), "alice").await;
+    let mut reader = connect_user(c.url(), "bob").await;
     join(&typist, "lobby").await;
     join(&reader, "lobby").await;
 
@@ -101,18 +93,18 @@ async fn typing_reaches_the_other_members_on_other_instances_but_not_the_sender(
         .unwrap();
 
     let typing = next_named(&mut reader, "typing").await;
-    assert_eq!(typing.data, json!({"room": "lobby", "from": "typist"}));
+    assert_eq!(typing.data, json!({"room": "lobby", "from": "alice"}));
     assert_quiet(&mut typist).await;
 }
 
 #[tokio::test]
-async fn membership_is_per_instance_socket_not_per_name() {
+async fn membership_is_per_socket_not_per_user() {
     let redis = RedisServer::start().await;
     let [a, b, _c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
         .ok()
         .unwrap();
-    let member = connect_as(a.url(), Some("same")).await;
-    let outsider = connect_as(b.url(), Some("same")).await;
+    let member = connect_user(a.url(), "alice").await;
+    let outsider = connect_user(b.url(), "alice").await;
     join(&member, "private").await;
 
     let reply = ack(
@@ -130,9 +122,9 @@ async fn every_instance_reports_the_whole_cluster() {
     let redis = RedisServer::start().await;
     let gateways = cluster_of_three(&redis).await;
     let _clients = [
-        connect_as(gateways[0].url(), None).await,
-        connect_as(gateways[1].url(), None).await,
-        connect_as(gateways[1].url(), None).await,
+        connect_user(gateways[0].url(), "alice").await,
+        connect_user(gateways[1].url(), "bob").await,
+        connect_user(gateways[1].url(), "carol").await,
     ];
     for gateway in &gateways {
         let info = cluster_info(gateway.url()).await;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{
-    ChildGateway, ack, cluster_info, cluster_sockets, clustered_args, connect_as, join, next_named,
+    ChildGateway, ack, cluster_info, cluster_sockets, clustered_args, connect_user, join,
+    next_named,
 };
 use test_support::{RedisServer, eventually_async};
 
@@ -27,9 +28,9 @@ async fn a_killed_instance_drops_out_and_requests_stop_waiting_for_it() {
     })
     .await;
     assert!(three, "the three instances did not find each other");
-    let mut on_a = connect_as(a.url(), Some("a")).await;
-    let on_b = connect_as(b.url(), Some("b")).await;
-    let _on_doomed = connect_as(doomed.url(), Some("doomed")).await;
+    let mut on_a = connect_user(a.url(), "alice").await;
+    let on_b = connect_user(b.url(), "bob").await;
+    let _on_doomed = connect_user(doomed.url(), "carol").await;
     join(&on_a, "lobby").await;
     join(&on_b, "lobby").await;
 

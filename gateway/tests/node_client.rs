@@ -1,12 +1,13 @@
 //! The official JavaScript client (socket.io-client 4.8, pinned in tests/node) against two
-//! gateway processes sharing one Redis, over websocket and over HTTP long-polling.
+//! gateway processes sharing one Redis, over websocket and over HTTP long-polling, each client
+//! logged in as a user of the same tenant (`auth: {token}`, or the session cookie).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::{path::Path, process::Command};
 
-use support::{ChildGateway, clustered_args};
+use support::{ChildGateway, clustered_args, login};
 use test_support::RedisServer;
 
 /// `tests/node`, with its pinned modules installed (`npm ci`) when they are missing.
@@ -25,16 +26,31 @@ fn node_client_dir() -> &'static Path {
     dir
 }
 
-async fn chat_across_two_instances(transport: &str) {
+/// How the Node clients present their session.
+#[derive(Clone, Copy)]
+enum Session {
+    /// `auth: {token}`.
+    Token,
+    /// The `gw_session` cookie, as a browser sends it.
+    Cookie,
+}
+
+async fn chat_across_two_instances(transport: &str, session: Session) {
     let redis = RedisServer::start().await;
     let args = clustered_args(&redis.url());
     let a = ChildGateway::start(&args).await;
     let b = ChildGateway::start(&args).await;
     let dir = node_client_dir();
+    let token_a = login(a.url(), "alice").await;
+    let token_b = login(b.url(), "bob").await;
 
     let output = tokio::process::Command::new("node")
         .arg("chat.mjs")
         .args(["--a", a.url(), "--b", b.url(), "--transport", transport])
+        // `=`: a base64url token may start with '-'.
+        .arg(format!("--token-a={token_a}"))
+        .arg(format!("--token-b={token_b}"))
+        .args(matches!(session, Session::Cookie).then_some("--cookie"))
         .args(["--timeout-ms", "15000"])
         .current_dir(dir)
         .output()
@@ -57,10 +73,15 @@ async fn chat_across_two_instances(transport: &str) {
 
 #[tokio::test]
 async fn official_client_chats_across_instances_over_websocket() {
-    chat_across_two_instances("websocket").await;
+    chat_across_two_instances("websocket", Session::Token).await;
 }
 
 #[tokio::test]
 async fn official_client_chats_across_instances_over_polling() {
-    chat_across_two_instances("polling").await;
+    chat_across_two_instances("polling", Session::Token).await;
+}
+
+#[tokio::test]
+async fn official_client_chats_with_the_session_cookie_over_polling() {
+    chat_across_two_instances("polling", Session::Cookie).await;
 }

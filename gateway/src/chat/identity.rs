@@ -1,13 +1,61 @@
-//! Who a socket is to the others: the display name given at handshake (`auth: {name}`),
-//! else its socket id. Kept in the socket's extensions for the life of the connection.
+//! Who a socket is: its tenant, user, display name and session, settled by the handshake and
+//! kept in the socket's extensions for the life of the connection. Handlers take it as an
+//! extractor.
 
 use std::sync::Arc;
 
 use serde_json::Value;
-use socketioxide::{ParserError, adapter::Adapter, socket::Socket};
+use socketioxide::{
+    ParserError,
+    adapter::Adapter,
+    handler::{FromMessageParts, Value as PacketValue},
+    socket::Socket,
+};
 
 use super::validate;
-use crate::Error;
+use crate::{Error, ratelimit, sessions::SessionId, tenancy};
+
+/// A connected socket's identity.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    /// The tenant every room of this socket belongs to.
+    pub(crate) tenant: Arc<str>,
+    /// The user id (in standalone mode, the socket id: every socket is its own anonymous user).
+    pub(crate) user: Arc<str>,
+    /// The name the socket's messages carry in `from`.
+    pub(crate) name: DisplayName,
+    /// The session the socket was opened with (none in standalone mode).
+    pub(crate) session: Option<SessionId>,
+}
+
+impl Identity {
+    /// The rooms the gateway itself puts the socket in: its user's, and its session's.
+    pub(crate) fn private_rooms(&self) -> Vec<String> {
+        let mut rooms = vec![tenancy::user_room(&self.tenant, &self.user)];
+        if let Some(session) = &self.session {
+            rooms.push(tenancy::session_room(&self.tenant, session.as_str()));
+        }
+        rooms
+    }
+
+    /// The id this socket's user is rate-limited under.
+    pub(crate) fn rate_id(&self) -> String {
+        ratelimit::user_id(&self.tenant, &self.user)
+    }
+}
+
+impl<A: Adapter> FromMessageParts<A> for Identity {
+    type Error = Error;
+
+    fn from_message_parts(
+        socket: &Arc<Socket<A>>,
+        _: &mut PacketValue,
+        _: &Option<i64>,
+    ) -> Result<Self, Error> {
+        // The connect middleware inserts it before registering any handler.
+        socket.extensions.get::<Self>().ok_or(Error::Internal)
+    }
+}
 
 /// The name a socket's messages and typing notices carry in `from`.
 #[derive(Clone, Debug)]
@@ -32,12 +80,9 @@ impl DisplayName {
         }
     }
 
-    /// The name stored on `socket`, else its socket id.
-    pub(crate) fn of<A: Adapter>(socket: &Socket<A>) -> Self {
-        socket
-            .extensions
-            .get::<Self>()
-            .unwrap_or_else(|| Self(socket.id.to_string().into()))
+    /// A name taken as is (from the user directory, validated when it was loaded).
+    pub(crate) fn trusted(name: Arc<str>) -> Self {
+        Self(name)
     }
 
     /// The name as text.

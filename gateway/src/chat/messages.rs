@@ -13,9 +13,9 @@ use socketioxide::{
 };
 
 use super::{
-    ChatState, identity::DisplayName, order::Turn, payload::Object, reply::Reply, rooms, validate,
+    ChatState, identity::Identity, order::Turn, payload::Object, reply::Reply, rooms, validate,
 };
-use crate::{Error, ids};
+use crate::{Error, ids, ratelimit::Scope, tenancy};
 
 /// The payload of `message`.
 #[derive(Debug, Deserialize)]
@@ -52,15 +52,17 @@ impl MessageIds {
     }
 
     /// The next id.
-    fn next(&self) -> String {
+    pub(crate) fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.token)
     }
 }
 
-/// `message {room, text}`.
+/// `message {room, text}`: counted against the sender's rate limit, checked against the
+/// tenant's `max_message_length`.
 pub(crate) async fn message<A: Adapter>(
     socket: SocketRef<A>,
+    identity: Identity,
     turn: Turn,
     State(chat): State<ChatState>,
     ack: AckSender<A>,
@@ -69,25 +71,25 @@ pub(crate) async fn message<A: Adapter>(
     let reply = turn
         .run(async {
             let request = Object::parse(request)?;
+            chat.limit(Scope::Message, &identity).await?;
             validate::room(&request.room)?;
             validate::text(&request.text)?;
-            rooms::ensure_member(&socket, &request.room)?;
+            let room = tenancy::room(&identity.tenant, &request.room);
+            rooms::ensure_member(&socket, &room)?;
+            let settings = chat.settings(&identity.tenant).await;
+            validate::text_within(&request.text, settings.max_message_length)?;
 
             let id = chat.message_ids.next();
             let ts = now_ms();
-            let from = DisplayName::of(&socket);
             let message = ChatMessage {
                 room: &request.room,
                 id: &id,
-                from: from.as_str(),
+                from: identity.name.as_str(),
                 text: &request.text,
                 ts,
             };
             // `within` keeps the sender among the recipients (`to` would exclude it).
-            let delivery = socket
-                .within(request.room.clone())
-                .emit("message", &message)
-                .await;
+            let delivery = socket.within(room).emit("message", &message).await;
             Error::from_broadcast(delivery)?;
             Ok(Reply::Sent { id, ts })
         })
@@ -96,7 +98,7 @@ pub(crate) async fn message<A: Adapter>(
 }
 
 /// Now, in milliseconds since the Unix epoch (0 if the clock is before 1970).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))

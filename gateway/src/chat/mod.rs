@@ -1,8 +1,12 @@
 //! The chat protocol on namespace `/`: connection setup and one handler per event.
 //!
-//! A chat line flows: `messages::message` (validate, membership) -> `socket.within(room).emit`
+//! A chat line flows: `handshake` (who, which tenant) -> `messages::message` (rate limit,
+//! validate, membership of the tenant's room, tenant settings) -> `socket.within(room).emit`
 //! -> the adapter (local members at once, then the other instances) -> their local members.
 
+mod dm;
+mod expiry;
+mod handshake;
 mod identity;
 mod messages;
 mod order;
@@ -23,26 +27,59 @@ use socketioxide::{
 };
 use socketioxide_core::adapter::DefinedAdapter;
 
-use crate::Error;
-use identity::DisplayName;
+use crate::{Error, accounts::Accounts, cache::TenantSettings, ratelimit::Scope, tenancy};
+pub(crate) use expiry::spawn as spawn_session_check;
+use identity::Identity;
 use messages::MessageIds;
+pub(crate) use messages::now_ms;
 use order::EventQueue;
+pub(crate) use validate::name as validate_name;
+#[cfg(test)]
+pub(crate) use validate::room as validate_room;
 
 /// What every chat handler shares, installed as socketioxide state.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct ChatState {
     /// This instance's id, sent to clients in `welcome`.
     instance: Arc<str>,
     /// The source of message ids.
     message_ids: Arc<MessageIds>,
+    /// Sessions, limits and tenant settings; `None` in standalone (development) mode.
+    accounts: Option<Arc<Accounts>>,
 }
 
 impl ChatState {
-    /// The chat state of instance `instance`.
-    pub(crate) fn new(instance: &str) -> Self {
+    /// The chat state of instance `instance`, with `accounts` when Redis is configured.
+    pub(crate) fn new(instance: &str, accounts: Option<Arc<Accounts>>) -> Self {
         Self {
             instance: instance.into(),
             message_ids: Arc::new(MessageIds::new()),
+            accounts,
+        }
+    }
+
+    /// Counts one event of `identity`'s user in `scope` (no limits in standalone mode).
+    async fn limit(&self, scope: Scope, identity: &Identity) -> Result<(), Error> {
+        match &self.accounts {
+            Some(accounts) => accounts.limiter.check(scope, &identity.rate_id()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `tenant`'s settings (the defaults in standalone mode).
+    async fn settings(&self, tenant: &str) -> TenantSettings {
+        match &self.accounts {
+            Some(accounts) => accounts.settings.get(tenant).await,
+            None => TenantSettings::default(),
+        }
+    }
+
+    /// Whether `user` is a user of `tenant` (in standalone mode: whether it could be a
+    /// socket id).
+    fn knows(&self, tenant: &str, user: &str) -> bool {
+        match &self.accounts {
+            Some(accounts) => accounts.member(tenant, user).is_some(),
+            None => tenancy::valid_id(user),
         }
     }
 }
@@ -67,21 +104,27 @@ pub(crate) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> A::Init
 /// as soon as it reads CONNECT, possibly before that spawned handler has run: an event with no
 /// handler registered yet would be silently dropped. Handlers are therefore registered here,
 /// before CONNECT is sent (`socket.on` only fills the socket's handler map, which works before
-/// the socket is connected), together with the display name and the event queue they use.
+/// the socket is connected), together with the identity and the event queue they use.
 ///
-/// Refuses the connection (CONNECT_ERROR) only for an invalid `auth.name`.
+/// Authentication comes first (`handshake`): a refused socket (CONNECT_ERROR with the reason)
+/// has joined no room and has no handler. An accepted one joins its user's and its session's
+/// rooms before anything else.
 async fn setup<A: Adapter>(
     socket: SocketRef<A>,
+    State(chat): State<ChatState>,
     TryData(auth): TryData<serde_json::Value>,
 ) -> Result<(), Error> {
-    if let Some(name) = DisplayName::from_auth(auth)? {
-        socket.extensions.insert(name);
+    let identity = handshake::identify(&socket, &chat, auth).await?;
+    for room in identity.private_rooms() {
+        socket.join(room);
     }
+    socket.extensions.insert(identity);
     socket.extensions.insert(EventQueue::default());
     socket.on("join", rooms::join::<A>);
     socket.on("leave", rooms::leave::<A>);
     socket.on("message", messages::message::<A>);
     socket.on("typing", typing::typing::<A>);
+    socket.on("dm", dm::dm::<A>);
     Ok(())
 }
 

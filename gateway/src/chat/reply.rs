@@ -1,5 +1,6 @@
 //! What an acknowledgement carries back to the client: `{ok: true}`, `{id, ts}` for a sent
-//! message, or `{error: reason}` where the reason is the [`Error`]'s text.
+//! message, `{error: "rate_limited", retry_after_ms}` over a rate limit, or `{error: reason}`
+//! where the reason is the [`Error`]'s text.
 
 use serde::Serialize;
 use socketioxide::{adapter::Adapter, extract::AckSender};
@@ -21,6 +22,13 @@ pub(crate) enum Reply {
         id: String,
         /// The message timestamp the members received.
         ts: u64,
+    },
+    /// Over a rate limit; the socket stays connected.
+    RateLimited {
+        /// Always `rate_limited`.
+        error: &'static str,
+        /// When the same event would be accepted again.
+        retry_after_ms: u64,
     },
     /// The request was refused or failed.
     Error {
@@ -46,8 +54,14 @@ impl Reply {
 
 impl From<Result<Reply, Error>> for Reply {
     fn from(result: Result<Reply, Error>) -> Self {
-        result.unwrap_or_else(|err| Self::Error {
-            error: err.to_string(),
+        result.unwrap_or_else(|err| match err {
+            Error::RateLimited { retry_after } => Self::RateLimited {
+                error: "rate_limited",
+                retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            },
+            err => Self::Error {
+                error: err.to_string(),
+            },
         })
     }
 }
@@ -70,6 +84,20 @@ mod tests {
         assert_eq!(
             to_value(refused).ok(),
             Some(json!({"error": "not a member of this room"}))
+        );
+        let limited = Reply::from(Err(Error::RateLimited {
+            retry_after: std::time::Duration::from_millis(1500),
+        }));
+        assert_eq!(
+            to_value(limited).ok(),
+            Some(json!({"error": "rate_limited", "retry_after_ms": 1500}))
+        );
+        assert_eq!(
+            Error::RateLimited {
+                retry_after: std::time::Duration::from_millis(1500)
+            }
+            .to_string(),
+            "rate_limited: retry in 2s"
         );
     }
 }

@@ -7,8 +7,8 @@ use socketioxide::{
     extract::{AckSender, SocketRef, TryData},
 };
 
-use super::{identity::DisplayName, order::Turn, payload::Object, reply::Reply, rooms};
-use crate::Error;
+use super::{identity::Identity, order::Turn, payload::Object, reply::Reply, rooms};
+use crate::{Error, tenancy};
 
 /// The `typing` event the other members receive.
 #[derive(Debug, Serialize)]
@@ -20,6 +20,7 @@ struct TypingNotice<'a> {
 /// `typing {room}`; the ack, if asked for, is `{ok: true}`.
 pub(crate) async fn typing<A: Adapter>(
     socket: SocketRef<A>,
+    identity: Identity,
     turn: Turn,
     ack: AckSender<A>,
     TryData(request): TryData<Object<rooms::RoomRequest>>,
@@ -27,17 +28,13 @@ pub(crate) async fn typing<A: Adapter>(
     let reply = turn
         .run(async {
             let room = rooms::RoomRequest::parse(request)?;
-            rooms::ensure_member(&socket, &room)?;
-            let from = DisplayName::of(&socket);
+            let internal = tenancy::room(&identity.tenant, &room);
+            rooms::ensure_member(&socket, &internal)?;
             let notice = TypingNotice {
                 room: &room,
-                from: from.as_str(),
+                from: identity.name.as_str(),
             };
-            let delivery = socket
-                .to(room.clone())
-                .volatile()
-                .emit("typing", &notice)
-                .await;
+            let delivery = socket.to(internal).volatile().emit("typing", &notice).await;
             // Volatile: a notice the cluster could not carry is dropped, like one a busy
             // member could not take; the sender is not told.
             if let Err(err) = Error::from_broadcast(delivery) {

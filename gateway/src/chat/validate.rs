@@ -41,6 +41,15 @@ pub(crate) fn text(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A valid text (see [`text`]) within its tenant's `max_message_length`.
+pub(crate) fn text_within(text: &str, max: u32) -> Result<(), Error> {
+    let max_chars = usize::try_from(max).unwrap_or(usize::MAX);
+    if text.len() > max_chars && text.chars().count() > max_chars {
+        return Err(Error::TextTooLong(max));
+    }
+    Ok(())
+}
+
 /// A display name: 1 to 32 characters, no control characters.
 pub(crate) fn name(name: &str) -> Result<(), Error> {
     if name.is_empty() || (name.len() > NAME_MAX && name.chars().count() > NAME_MAX) {
@@ -93,6 +102,13 @@ mod tests {
         ] {
             assert!(text(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn texts_within_a_tenant_limit() {
+        assert!(text_within("héllo", 5).is_ok());
+        assert!(text_within("héllo!", 5).is_err());
+        assert!(text_within(&"a".repeat(TEXT_MAX), 2000).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::Error;
 
 /// The CORS layer for `origins`: `None` when empty (same-origin only), any origin without
 /// credentials when one entry is `*`, else exactly the listed origins, with credentials so
-/// cookie-based sticky sessions work across origins.
+/// cookie-based sticky sessions and the session cookie work across origins.
 pub(crate) fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, Error> {
     let origins: Vec<&str> = origins
         .iter()
@@ -19,8 +19,8 @@ pub(crate) fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, Error>
         return Ok(None);
     }
     let base = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE]);
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
     if origins.contains(&"*") {
         return Ok(Some(base.allow_origin(AllowOrigin::any())));
     }

@@ -1,16 +1,28 @@
-//! Plain HTTP next to Socket.IO: health and cluster status routes, and the CORS policy that
-//! also covers Socket.IO's long-polling requests.
+//! Plain HTTP next to Socket.IO: health, cluster status and counters; with accounts (Redis)
+//! also login, logout, the current user and tenant settings. The CORS policy here also
+//! covers Socket.IO's long-polling requests.
 
+mod admin;
+mod auth;
+mod client_ip;
 mod cluster;
 mod cors;
 mod detach;
+mod error;
 mod health;
+mod stats;
 
 use std::sync::Arc;
 
-use axum::{Router, routing::get};
+use axum::{
+    Router,
+    routing::{get, post},
+};
 use socketioxide::{SocketIo, adapter::Adapter};
 
+use crate::{accounts::Accounts, stats::Stats};
+pub(crate) use auth::presented_token;
+pub(crate) use client_ip::{Peer, TrustedProxies, parse_proxy};
 pub(crate) use cluster::Peers;
 pub(crate) use cors::cors_layer;
 pub(crate) use detach::detach_from_read_buffer;
@@ -19,10 +31,14 @@ pub(crate) use detach::detach_from_read_buffer;
 pub(crate) struct HttpState<A: Adapter> {
     /// This instance's id.
     pub(crate) instance: Arc<str>,
-    /// The Socket.IO server, for the local socket count.
+    /// The Socket.IO server: the local socket count, and logout's disconnections.
     pub(crate) io: SocketIo<A>,
     /// How many instances serve the chat.
     pub(crate) peers: Peers,
+    /// Sessions, limits and settings; `None` in standalone mode.
+    pub(crate) accounts: Option<Arc<Accounts>>,
+    /// The gateway's counters.
+    pub(crate) stats: Arc<Stats>,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -31,15 +47,30 @@ impl<A: Adapter> Clone for HttpState<A> {
             instance: self.instance.clone(),
             io: self.io.clone(),
             peers: self.peers.clone(),
+            accounts: self.accounts.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
 
-/// The HTTP routes: `GET /healthz`, `GET /api/cluster` and `GET /api/cluster/sockets`.
+/// The HTTP routes: `GET /healthz`, `GET /api/cluster`, `GET /api/cluster/sockets` and
+/// `GET /api/stats`; with accounts also `POST /api/login`, `POST /api/logout`, `GET /api/me`
+/// and `GET|PUT /api/admin/tenants/{id}/settings`.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/cluster", get(cluster::cluster::<A>))
         .route("/api/cluster/sockets", get(cluster::sockets::<A>))
-        .with_state(state)
+        .route("/api/stats", get(stats::stats::<A>));
+    if state.accounts.is_some() {
+        router = router
+            .route("/api/login", post(auth::login::<A>))
+            .route("/api/logout", post(auth::logout::<A>))
+            .route("/api/me", get(auth::me::<A>))
+            .route(
+                "/api/admin/tenants/{id}/settings",
+                get(admin::get_settings::<A>).put(admin::put_settings::<A>),
+            );
+    }
+    router.with_state(state)
 }

@@ -5,7 +5,14 @@
 //
 // Usage:
 //   node chat.mjs --a http://127.0.0.1:PORT_A --b http://127.0.0.1:PORT_B \
-//       --transport websocket|polling [--room NAME] [--timeout-ms 10000]
+//       --transport websocket|polling [--room NAME] [--timeout-ms 10000] \
+//       [--token-a=TOKEN --token-b=TOKEN [--cookie]]
+//
+// Gateways with Redis need a session for every socket: log in first (POST /api/login)
+// and pass each client's token; it is sent as `auth: {token}`, which works over both
+// transports (write `--token-a=TOKEN`: a base64url token may start with '-'). Without
+// tokens (a standalone gateway) the clients connect anonymously. With --cookie the tokens
+// travel as the session cookie instead (`extraHeaders: {cookie}`), as a browser's would.
 //
 // Prints exactly one JSON line on stdout:
 //   {"ok":true,"transport":"...","a_sid":"...","b_sid":"...","roundtrip_ms":N}  (exit 0)
@@ -74,6 +81,9 @@ function parseCli() {
         transport: { type: "string" },
         room: { type: "string" },
         "timeout-ms": { type: "string", default: "10000" },
+        "token-a": { type: "string" },
+        "token-b": { type: "string" },
+        cookie: { type: "boolean", default: false },
       },
       strict: true,
       allowPositionals: false,
@@ -90,7 +100,16 @@ function parseCli() {
     throw new Error("bad arguments: --timeout-ms must be a positive number");
   }
   const room = values.room ?? `node-${values.transport}-${randomBytes(4).toString("hex")}`;
-  return { a: values.a, b: values.b, transport: values.transport, room, timeoutMs };
+  return {
+    a: values.a,
+    b: values.b,
+    transport: values.transport,
+    room,
+    timeoutMs,
+    tokenA: values["token-a"],
+    tokenB: values["token-b"],
+    cookie: values.cookie,
+  };
 }
 
 class Step extends Error {
@@ -112,7 +131,7 @@ function main() {
   // finish() ends the process with process.exit().
   setTimeout(() => fail(`overall timeout after ${opts.timeoutMs} ms`), opts.timeoutMs);
 
-  const mk = (url, name) =>
+  const mk = (url, name, token) =>
     io(url, {
       transports: [opts.transport],
       upgrade: opts.transport === "websocket",
@@ -120,11 +139,12 @@ function main() {
       // Two clients may point at the same URL: never share one Manager/connection.
       forceNew: true,
       timeout: opts.timeoutMs,
-      auth: { name },
+      auth: token === undefined || opts.cookie ? { name } : { name, token },
+      extraHeaders: token !== undefined && opts.cookie ? { cookie: `gw_session=${token}` } : {},
     });
 
-  const A = mk(opts.a, "alice");
-  const B = mk(opts.b, "bob");
+  const A = mk(opts.a, "alice", opts.tokenA);
+  const B = mk(opts.b, "bob", opts.tokenB);
   clients = [A, B];
 
   // Buffer every `message` event per client, so nothing is lost between an

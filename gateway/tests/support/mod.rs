@@ -1,15 +1,36 @@
 //! Test harness: in-process gateways on 127.0.0.1:0 and Socket.IO clients talking to them.
 //!
 //! Each integration test file includes this module (`mod support;`) and uses a different
-//! subset of it.
+//! subset of it. Clustered gateways (Redis) need a session for every socket: they load a test
+//! user directory ([`TEST_USERS`], written once per process with cheap argon2 parameters) and
+//! [`connect_user`] logs in before connecting.
 #![allow(dead_code)]
 
-use std::time::Duration;
+mod raw;
 
-use gateway::{Config, Error};
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
+
+use gateway::{Config, Error, Rate};
 use loadtest::{ClientError, ConnectOptions, Event, SocketClient};
 use serde_json::{Value, json};
 use tokio::{sync::oneshot, task::JoinHandle};
+
+#[allow(unused_imports)]
+pub use raw::RawSocket;
+
+/// The test directory: `(username, tenant, admin)`. Display names are the usernames, and
+/// passwords [`password`].
+pub const TEST_USERS: [(&str, &str, bool); 6] = [
+    ("alice", "acme", true),
+    ("bob", "acme", false),
+    ("carol", "acme", false),
+    ("dave", "acme", false),
+    ("grace", "globex", true),
+    ("heidi", "globex", false),
+];
+
+/// A rate high enough never to be reached by a test that is not about rate limits.
+pub const UNLIMITED: Rate = Rate::new(1_000_000, Duration::from_secs(60));
 
 /// How long a test waits for something that should happen.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,9 +116,14 @@ pub async fn connect_as(url: &str, name: Option<&str>) -> SocketClient {
     if let Some(name) = name {
         options = options.auth(json!({ "name": name }));
     }
-    let mut client = SocketClient::connect_with(options)
+    let client = SocketClient::connect_with(options)
         .await
         .expect("client connects");
+    welcomed(client).await
+}
+
+/// Consumes the `welcome` event, checking it names this socket.
+async fn welcomed(mut client: SocketClient) -> SocketClient {
     let welcome = next_named(&mut client, "welcome").await;
     assert_eq!(
         welcome.data["sid"],
@@ -154,20 +180,28 @@ pub fn error_of(reply: &Value) -> &str {
         .unwrap_or_else(|| panic!("expected an error ack, got {reply}"))
 }
 
-/// A configuration joining the cluster on `redis_url`, with heartbeats fast enough for tests.
+/// A configuration joining the cluster on `redis_url`, with heartbeats fast enough for tests,
+/// the test directory, and rate limits out of the way.
 pub fn clustered(redis_url: &str) -> Config {
     Config {
         redis_url: Some(redis_url.to_owned()),
         heartbeat_interval_ms: 100,
         heartbeat_timeout_ms: 600,
         request_timeout_ms: 1_000,
+        users_file: Some(test_users_file()),
+        rate_login: UNLIMITED,
+        rate_handshake: UNLIMITED,
+        rate_message: UNLIMITED,
+        rate_dm: UNLIMITED,
         ..standalone()
     }
 }
 
 /// Command-line flags equivalent to [`clustered`], for gateways run as child processes.
 pub fn clustered_args(redis_url: &str) -> Vec<String> {
-    [
+    let users = test_users_file().display().to_string();
+    let unlimited = UNLIMITED.to_string();
+    let mut args: Vec<String> = [
         "--redis-url",
         redis_url,
         "--heartbeat-interval-ms",
@@ -176,9 +210,166 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
         "600",
         "--request-timeout-ms",
         "1000",
+        "--users-file",
+        &users,
     ]
     .map(str::to_owned)
-    .to_vec()
+    .to_vec();
+    for flag in [
+        "--rate-login",
+        "--rate-handshake",
+        "--rate-message",
+        "--rate-dm",
+    ] {
+        args.extend([flag.to_owned(), unlimited.clone()]);
+    }
+    args
+}
+
+/// The password of a test user.
+pub fn password(user: &str) -> String {
+    format!("{user}-password")
+}
+
+/// The test directory, written once per process (argon2id at its cheapest: a debug build
+/// verifies it in microseconds; the PHC strings carry the parameters).
+pub fn test_users_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let cheap = argon2_params();
+        let users = TEST_USERS
+            .iter()
+            .map(|(user, tenant, admin)| gateway::users::UserRecord {
+                username: (*user).to_owned(),
+                tenant: (*tenant).to_owned(),
+                name: (*user).to_owned(),
+                roles: if *admin {
+                    vec!["admin".to_owned()]
+                } else {
+                    Vec::new()
+                },
+                password_hash: gateway::users::hash_password(&password(user), cheap.clone())
+                    .expect("hashing a test password"),
+            })
+            .collect();
+        let file = gateway::users::UsersFile { users };
+        // One file for every test process, replaced atomically: a gateway never reads half
+        // of it, and each version holds the same users and passwords.
+        let dir = std::env::temp_dir();
+        let path = dir.join("gateway-test-users.json");
+        let partial = dir.join(format!("gateway-test-users.json.{}", std::process::id()));
+        std::fs::write(
+            &partial,
+            serde_json::to_vec_pretty(&file).expect("users JSON"),
+        )
+        .expect("writing the test users file");
+        std::fs::rename(&partial, &path).expect("installing the test users file");
+        path
+    })
+    .clone()
+}
+
+/// argon2id's cheapest parameters (8 KiB, 1 pass, 1 lane).
+fn argon2_params() -> gateway::users::Params {
+    gateway::users::Params::new(8, 1, 1, None).expect("valid argon2 parameters")
+}
+
+/// `POST /api/login` with `username` and `password`.
+pub async fn login_response(url: &str, username: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/api/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("POST /api/login")
+}
+
+/// Logs test user `user` in on the gateway at `url` and returns the session token.
+pub async fn login(url: &str, user: &str) -> String {
+    let response = login_response(url, user, &password(user)).await;
+    assert_eq!(response.status(), 200, "login of {user}");
+    let body: Value = response.json().await.expect("a JSON body");
+    body["token"].as_str().expect("a token").to_owned()
+}
+
+/// Connects with `auth: {token}` and consumes the `welcome` event.
+pub async fn connect_token(url: &str, token: &str) -> SocketClient {
+    let options = ConnectOptions::new(url)
+        .timeout(TIMEOUT)
+        .auth(json!({ "token": token }));
+    welcomed(
+        SocketClient::connect_with(options)
+            .await
+            .expect("client connects"),
+    )
+    .await
+}
+
+/// Logs test user `user` in at `url`, then connects with the token.
+pub async fn connect_user(url: &str, user: &str) -> SocketClient {
+    let token = login(url, user).await;
+    connect_token(url, &token).await
+}
+
+/// Tries to connect with `auth`, without consuming anything.
+pub async fn try_connect(url: &str, auth: Option<Value>) -> Result<SocketClient, ClientError> {
+    let mut options = ConnectOptions::new(url).timeout(TIMEOUT);
+    if let Some(auth) = auth {
+        options = options.auth(auth);
+    }
+    SocketClient::connect_with(options).await
+}
+
+/// The `connect_error` message of a refused connection.
+pub async fn refusal(url: &str, auth: Option<Value>) -> String {
+    match try_connect(url, auth).await {
+        Err(ClientError::ConnectRefused(message)) => message,
+        Err(other) => panic!("expected a connect_error, got {other}"),
+        Ok(_) => panic!("expected a connect_error, got a connection"),
+    }
+}
+
+/// Waits until the server ends `client`'s connection.
+pub async fn assert_disconnected(client: &mut SocketClient, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next_event(left).await {
+            Err(ClientError::Disconnected(_)) => return,
+            Err(ClientError::Timeout) => panic!("still connected after {within:?}"),
+            Err(other) => panic!("unexpected client error {other}"),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// `GET /api/stats` of the gateway at `url`.
+pub async fn stats(url: &str) -> Value {
+    reqwest::get(format!("{url}/api/stats"))
+        .await
+        .expect("GET /api/stats")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
+/// Starts `n` clustered gateways on `redis_url` with `config` applied to each, and waits
+/// until each sees the others.
+pub async fn cluster(n: usize, redis_url: &str, config: impl Fn(&mut Config)) -> Vec<TestGateway> {
+    let gateways = TestGateway::start_many(n, |_| {
+        let mut c = clustered(redis_url);
+        config(&mut c);
+        c
+    })
+    .await;
+    for gateway in &gateways {
+        let all_seen = test_support::eventually_async(TIMEOUT, || async {
+            cluster_info(gateway.url()).await["servers"] == n
+        })
+        .await;
+        assert!(all_seen, "{} does not see {n} servers", gateway.url());
+    }
+    gateways
 }
 
 /// `GET /api/cluster` of the gateway at `url`.

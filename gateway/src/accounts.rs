@@ -1,0 +1,113 @@
+//! Account mode: what a gateway started with Redis adds to the chat. Users log in against the
+//! directory, sessions live in Redis, limits are counted there, tenant settings are cached
+//! here and invalidated through it. Standalone (development) mode has none of it.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::task::JoinHandle;
+
+use crate::{
+    Config, Error,
+    cache::SettingsCache,
+    http::TrustedProxies,
+    keys::Keys,
+    ratelimit::{RateLimiter, Rates},
+    sessions::SessionStore,
+    stats::Stats,
+    store::Store,
+    users::{Directory, User},
+};
+
+/// Everything account mode needs, shared by the chat handlers and the HTTP routes.
+pub(crate) struct Accounts {
+    /// Who may log in.
+    pub(crate) directory: Arc<Directory>,
+    /// Sessions in Redis.
+    pub(crate) sessions: SessionStore,
+    /// Rate limits in Redis.
+    pub(crate) limiter: RateLimiter,
+    /// Tenant settings, cached here.
+    pub(crate) settings: SettingsCache,
+    /// Whose `X-Forwarded-For` to believe.
+    pub(crate) proxies: TrustedProxies,
+    /// Whether the session cookie is `Secure`.
+    pub(crate) secure_cookies: bool,
+    /// How long an admin's settings write waits for every instance to drop the old value.
+    pub(crate) invalidation_wait: Duration,
+    /// The counters.
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// Tasks that live as long as the gateway serves; aborted when dropped.
+#[derive(Default)]
+pub(crate) struct Background(Vec<JoinHandle<()>>);
+
+impl Background {
+    /// Keeps `task` until this is dropped.
+    pub(crate) fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Accounts {
+    /// Loads the directory and connects the stores to `url` (the subscription task of the
+    /// settings cache is added to `background`).
+    pub(crate) async fn start(
+        config: &Config,
+        url: &str,
+        stats: Arc<Stats>,
+        background: &mut Background,
+    ) -> Result<Arc<Self>, Error> {
+        let directory = Directory::load(config.users_file.as_deref())?;
+        match &config.users_file {
+            Some(path) => {
+                tracing::info!(users = directory.len(), file = %path.display(), "user directory loaded")
+            }
+            None => tracing::warn!(
+                users = directory.len(),
+                "no --users-file: using the DEMO user directory with its published passwords; \
+                 never do this in production"
+            ),
+        }
+        let store = Store::connect(url, Keys::new(&config.key_prefix)).await?;
+        let (settings, subscription) = SettingsCache::start(
+            url,
+            store.clone(),
+            config.settings_cache_ttl(),
+            stats.clone(),
+        )
+        .await?;
+        background.push(subscription);
+        let rates = Rates {
+            login: config.rate_login,
+            handshake: config.rate_handshake,
+            message: config.rate_message,
+            dm: config.rate_dm,
+        };
+        Ok(Arc::new(Self {
+            directory: Arc::new(directory),
+            sessions: SessionStore::new(store.clone(), config.session_ttl()),
+            limiter: RateLimiter::new(store, rates, stats.clone()),
+            settings,
+            proxies: TrustedProxies::new(&config.trusted_proxies),
+            secure_cookies: config.secure_cookies,
+            invalidation_wait: config.request_timeout(),
+            stats,
+        }))
+    }
+
+    /// The directory's user `id` if it still belongs to `tenant`.
+    pub(crate) fn member(&self, tenant: &str, id: &str) -> Option<&User> {
+        self.directory
+            .user(id)
+            .filter(|user| &*user.tenant == tenant)
+    }
+}

@@ -1,0 +1,406 @@
+//! Tenant settings, read on every chat event: kept in a per-instance cache with a TTL, and
+//! invalidated on every instance at once through Pub/Sub when an admin changes them.
+//!
+//! The guarantee: once [`SettingsCache::write`] has returned with every subscribed instance
+//! confirming, no instance acts on the old value. It holds because
+//! - the write stores the new value in Redis *before* publishing the invalidation;
+//! - each instance, on the invalidation, bumps its cache generation and drops the entry
+//!   *before* confirming (an `INCR` of the invalidation's ack key), and the writer waits for as
+//!   many confirmations as `PUBLISH` reported receivers;
+//! - a read that was fetching from Redis while the generation moved does not keep what it
+//!   fetched (it may predate the write): it fetches again, and never inserts it;
+//! - an instance whose subscription is down serves nothing from its cache (every read goes to
+//!   Redis; the last known value is only the fallback when Redis cannot be read either), and
+//!   empties its cache when it subscribes again, so it cannot keep a value whose invalidation
+//!   it missed. A subscription that stops answering pings counts as down.
+//!
+//! Without confirmations (an instance slower than the writer's deadline) the TTL still bounds
+//! how long an instance can act on an old value.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use redis::aio::PubSub;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::{Error, backoff::Backoff, ids, stats::Stats, store::Store};
+
+/// Default `max_message_length`: the protocol's own limit.
+pub(crate) const DEFAULT_MAX_MESSAGE_LENGTH: u32 = 2000;
+/// Default `max_room_members`.
+pub(crate) const DEFAULT_MAX_ROOM_MEMBERS: u32 = 10_000;
+/// Largest `max_room_members` an admin may set.
+pub(crate) const MAX_ROOM_MEMBERS_LIMIT: u32 = 1_000_000;
+/// How often the subscription is probed with a PING.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a probe waits for its PONG before the subscription counts as down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A fetch that raced an invalidation is retried at most this many times.
+const FETCH_ATTEMPTS: usize = 3;
+/// Life of an invalidation's ack counter in Redis, in seconds.
+const ACK_TTL_SECS: u64 = 60;
+/// Pause between two reads of the ack counter while a writer waits.
+const ACK_POLL: Duration = Duration::from_millis(5);
+
+/// One tenant's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct TenantSettings {
+    /// Longest `message` or `dm` text, in characters (1 to 2000).
+    pub(crate) max_message_length: u32,
+    /// Most members a room may have across the cluster; a `join` beyond it is refused.
+    pub(crate) max_room_members: u32,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            max_message_length: DEFAULT_MAX_MESSAGE_LENGTH,
+            max_room_members: DEFAULT_MAX_ROOM_MEMBERS,
+        }
+    }
+}
+
+impl TenantSettings {
+    /// Refuses values outside their bounds.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if !(1..=DEFAULT_MAX_MESSAGE_LENGTH).contains(&self.max_message_length) {
+            return Err(Error::InvalidSettings(format!(
+                "max_message_length must be 1 to {DEFAULT_MAX_MESSAGE_LENGTH}"
+            )));
+        }
+        if !(1..=MAX_ROOM_MEMBERS_LIMIT).contains(&self.max_room_members) {
+            return Err(Error::InvalidSettings(format!(
+                "max_room_members must be 1 to {MAX_ROOM_MEMBERS_LIMIT}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How far an invalidation got before [`SettingsCache::write`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Invalidation {
+    /// Instances subscribed when it was published.
+    pub(crate) expected: u64,
+    /// Instances that confirmed they dropped the old value.
+    pub(crate) confirmed: u64,
+}
+
+/// The invalidation message on `{prefix}:invalidate`.
+#[derive(Debug, Serialize, Deserialize)]
+struct InvalidateMessage {
+    /// The tenant whose settings changed.
+    tenant: String,
+    /// Names the ack counter to increment.
+    nonce: String,
+}
+
+/// The per-instance settings cache; cheap to share through an `Arc`.
+pub(crate) struct SettingsCache {
+    inner: Arc<Inner>,
+}
+
+/// What the cache and its subscriber task share.
+struct Inner {
+    store: Store,
+    ttl: Duration,
+    stats: Arc<Stats>,
+    state: Mutex<State>,
+}
+
+/// Everything a read must see consistently, behind one lock that is never held across an
+/// await.
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    /// Bumped by every invalidation and every subscription loss or recovery: a fetch that
+    /// started under another generation may be stale.
+    generation: u64,
+    /// The invalidation subscription is in place: only then may entries be used or kept.
+    live: bool,
+}
+
+struct Entry {
+    settings: TenantSettings,
+    fetched: Instant,
+}
+
+impl SettingsCache {
+    /// Subscribes to the invalidation channel (failing if Redis is unreachable now) and starts
+    /// the task that keeps the subscription alive. Abort the task to stop it.
+    pub(crate) async fn start(
+        url: &str,
+        store: Store,
+        ttl: Duration,
+        stats: Arc<Stats>,
+    ) -> Result<(Self, JoinHandle<()>), Error> {
+        let client = redis::Client::open(url)?;
+        let channel = store.keys().invalidate_channel();
+        let pubsub = subscribe(&client, &channel).await?;
+        let inner = Arc::new(Inner {
+            store,
+            ttl,
+            stats,
+            state: Mutex::default(),
+        });
+        let task = tokio::spawn(run_subscription(inner.clone(), client, channel, pubsub));
+        Ok((Self { inner }, task))
+    }
+
+    /// `tenant`'s settings: from the cache while fresh, else from Redis (the defaults when
+    /// none are stored). When Redis cannot be read, the last known value or the defaults.
+    pub(crate) async fn get(&self, tenant: &str) -> TenantSettings {
+        let inner = &self.inner;
+        let (mut generation, stale) = {
+            let state = inner.lock();
+            if let Some(entry) = state.entries.get(tenant) {
+                if state.live && entry.fetched.elapsed() < inner.ttl {
+                    Stats::incr(&inner.stats.settings_cache_hits);
+                    return entry.settings;
+                }
+            }
+            (
+                state.generation,
+                state.entries.get(tenant).map(|e| e.settings),
+            )
+        };
+        let mut fetched = None;
+        for _ in 0..FETCH_ATTEMPTS {
+            Stats::incr(&inner.stats.settings_cache_misses);
+            match inner.fetch(tenant).await {
+                Ok(settings) => {
+                    let mut state = inner.lock();
+                    if state.generation == generation {
+                        if state.live {
+                            state.entries.insert(
+                                tenant.to_owned(),
+                                Entry {
+                                    settings,
+                                    fetched: Instant::now(),
+                                },
+                            );
+                        }
+                        return settings;
+                    }
+                    // Invalidated while fetching: what came back may predate the write.
+                    generation = state.generation;
+                    fetched = Some(settings);
+                }
+                Err(err) => {
+                    Stats::incr(&inner.stats.settings_fetch_failures);
+                    tracing::warn!(%tenant, %err, "cannot read tenant settings; using the last known ones");
+                    return fetched.or(stale).unwrap_or_default();
+                }
+            }
+        }
+        fetched.or(stale).unwrap_or_default()
+    }
+
+    /// Stores `settings` for `tenant`, then invalidates every instance's cache and waits up to
+    /// `wait` for each subscribed instance to confirm.
+    pub(crate) async fn write(
+        &self,
+        tenant: &str,
+        settings: &TenantSettings,
+        wait: Duration,
+    ) -> Result<Invalidation, Error> {
+        let store = &self.inner.store;
+        let keys = store.keys();
+        let value = serde_json::to_string(settings).map_err(|_| Error::Internal)?;
+        let mut set = redis::cmd("SET");
+        set.arg(keys.tenant_settings(tenant)).arg(value);
+        let () = store.query(&set).await?;
+
+        let mut nonce = [0u8; 12];
+        ids::os_random(&mut nonce)?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let message = InvalidateMessage {
+            tenant: tenant.to_owned(),
+            nonce: nonce.clone(),
+        };
+        let payload = serde_json::to_string(&message).map_err(|_| Error::Internal)?;
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(keys.invalidate_channel()).arg(payload);
+        let expected: u64 = store.query(&publish).await?;
+
+        let ack_key = keys.invalidate_ack(&nonce);
+        let deadline = Instant::now() + wait;
+        let mut get = redis::cmd("GET");
+        get.arg(&ack_key);
+        loop {
+            let confirmed = store.query::<Option<u64>>(&get).await?.unwrap_or(0);
+            if confirmed >= expected || Instant::now() >= deadline {
+                if confirmed < expected {
+                    tracing::warn!(%tenant, expected, confirmed, "not every instance confirmed the settings invalidation in time");
+                }
+                return Ok(Invalidation {
+                    expected,
+                    confirmed,
+                });
+            }
+            tokio::time::sleep(ACK_POLL).await;
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Only plain map and counter updates happen under the lock: a panic elsewhere cannot
+        // leave it inconsistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads `tenant`'s settings from Redis.
+    async fn fetch(&self, tenant: &str) -> Result<TenantSettings, Error> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.store.keys().tenant_settings(tenant));
+        let value: Option<String> = self.store.query(&get).await?;
+        Ok(match value {
+            None => TenantSettings::default(),
+            Some(value) => serde_json::from_str(&value).unwrap_or_else(|err| {
+                tracing::warn!(%tenant, %err, "unreadable tenant settings in Redis: using the defaults");
+                TenantSettings::default()
+            }),
+        })
+    }
+
+    /// The subscription is (again) in place: start from an empty cache, since invalidations
+    /// may have been missed.
+    fn went_live(&self) {
+        let mut state = self.lock();
+        state.entries.clear();
+        state.generation += 1;
+        state.live = true;
+    }
+
+    /// The subscription is lost: stop serving from the cache until it is back. Entries stay,
+    /// only as the fallback of a read that cannot reach Redis (a tenant keeps its last known
+    /// limits through an outage rather than falling back to the defaults).
+    fn went_dark(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.live = false;
+    }
+
+    /// Handles one message of the invalidation channel: drop the entry, then confirm.
+    fn on_message(&self, payload: &[u8]) {
+        let message: InvalidateMessage = match serde_json::from_slice(payload) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::warn!(%err, "malformed settings invalidation ignored");
+                return;
+            }
+        };
+        {
+            let mut state = self.lock();
+            state.generation += 1;
+            state.entries.remove(&message.tenant);
+        }
+        Stats::incr(&self.stats.settings_invalidations);
+        tracing::debug!(tenant = %message.tenant, "tenant settings invalidated");
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let key = store.keys().invalidate_ack(&message.nonce);
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("INCR")
+                .arg(&key)
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(ACK_TTL_SECS)
+                .ignore();
+            if let Err(err) = store.pipeline::<()>(&pipe).await {
+                tracing::debug!(%err, "could not confirm a settings invalidation");
+            }
+        });
+    }
+}
+
+/// A Pub/Sub connection subscribed to `channel`.
+async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, Error> {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    crate::store::deadline(crate::store::COMMAND_TIMEOUT * 2, connect).await
+}
+
+/// Keeps the invalidation subscription alive: dispatch messages and probe the connection;
+/// when it is lost, stop caching, reconnect with backoff and resubscribe.
+async fn run_subscription(
+    inner: Arc<Inner>,
+    client: redis::Client,
+    channel: String,
+    first: PubSub,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut next = Some(first);
+    loop {
+        let pubsub = match next.take() {
+            Some(pubsub) => pubsub,
+            None => {
+                tokio::time::sleep(backoff.next_delay()).await;
+                match subscribe(&client, &channel).await {
+                    Ok(pubsub) => {
+                        tracing::info!("settings invalidation subscription restored");
+                        pubsub
+                    }
+                    Err(err) => {
+                        tracing::debug!(%err, "settings invalidation subscription: reconnect failed");
+                        continue;
+                    }
+                }
+            }
+        };
+        backoff.reset();
+        inner.went_live();
+        let (mut sink, mut stream) = pubsub.split();
+        let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        probe.tick().await;
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => inner.on_message(message.get_payload_bytes()),
+                    None => break,
+                },
+                _ = probe.tick() => {
+                    let pong = tokio::time::timeout(PROBE_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        break;
+                    }
+                }
+            }
+        }
+        inner.went_dark();
+        tracing::warn!("settings invalidation subscription lost: not caching until it is back");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_bounds_and_defaults() {
+        assert!(TenantSettings::default().validate().is_ok());
+        let stored: TenantSettings =
+            serde_json::from_str(r#"{"max_message_length": 10}"#).unwrap_or_default();
+        assert_eq!(stored.max_message_length, 10);
+        assert_eq!(stored.max_room_members, DEFAULT_MAX_ROOM_MEMBERS);
+        for bad in [(0, 1), (2001, 1), (1, 0), (1, MAX_ROOM_MEMBERS_LIMIT + 1)] {
+            let settings = TenantSettings {
+                max_message_length: bad.0,
+                max_room_members: bad.1,
+            };
+            assert!(settings.validate().is_err(), "{bad:?}");
+        }
+    }
+}

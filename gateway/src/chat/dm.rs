@@ -1,0 +1,73 @@
+//! `dm {to, text}`: a direct message to every socket of one user of the sender's tenant, on
+//! every instance (through the user's room, `tenancy::user_room`). A user of another tenant is
+//! refused exactly like one that does not exist.
+
+use serde::{Deserialize, Serialize};
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef, State, TryData},
+};
+
+use super::{
+    ChatState, identity::Identity, messages::now_ms, order::Turn, payload::Object, reply::Reply,
+    validate,
+};
+use crate::{Error, ratelimit::Scope, tenancy};
+
+/// The payload of `dm`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DmRequest {
+    /// The recipient's user id.
+    to: String,
+    text: String,
+}
+
+/// The `dm` event the recipient's sockets receive.
+#[derive(Debug, Serialize)]
+struct DirectMessage<'a> {
+    id: &'a str,
+    /// The sender's display name.
+    from: &'a str,
+    /// The sender's user id, to answer to.
+    user: &'a str,
+    text: &'a str,
+    ts: u64,
+}
+
+/// `dm {to, text}`; the ack is `{id, ts}` like a `message`'s.
+pub(crate) async fn dm<A: Adapter>(
+    socket: SocketRef<A>,
+    identity: Identity,
+    turn: Turn,
+    State(chat): State<ChatState>,
+    ack: AckSender<A>,
+    TryData(request): TryData<Object<DmRequest>>,
+) {
+    let reply = turn
+        .run(async {
+            let request = Object::parse(request)?;
+            chat.limit(Scope::Dm, &identity).await?;
+            validate::text(&request.text)?;
+            if !chat.knows(&identity.tenant, &request.to) {
+                return Err(Error::UnknownUser);
+            }
+            let settings = chat.settings(&identity.tenant).await;
+            validate::text_within(&request.text, settings.max_message_length)?;
+
+            let id = chat.message_ids.next();
+            let ts = now_ms();
+            let message = DirectMessage {
+                id: &id,
+                from: identity.name.as_str(),
+                user: &identity.user,
+                text: &request.text,
+                ts,
+            };
+            let room = tenancy::user_room(&identity.tenant, &request.to);
+            let delivery = socket.within(room).emit("dm", &message).await;
+            Error::from_broadcast(delivery)?;
+            Ok(Reply::Sent { id, ts })
+        })
+        .await;
+    Reply::from(reply).send(ack);
+}

@@ -1,0 +1,73 @@
+//! Sockets outliving their session: every `--session-check-interval-secs`, each instance asks
+//! Redis, in pipelined batches, whether the sessions of its local sockets still exist, and
+//! disconnects the sockets of sessions that expired or were deleted. So a socket outlives its
+//! session by at most one interval (plus one Redis round trip). Logout does not wait for this:
+//! it disconnects the session's room on every instance at once.
+//!
+//! While Redis cannot be asked nobody is disconnected: an outage of the session store must not
+//! close every chat.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
+use tokio::{task::JoinHandle, time::MissedTickBehavior};
+
+use super::identity::Identity;
+use crate::{accounts::Accounts, sessions::SessionId, stats::Stats};
+
+/// Sessions asked about in one pipeline.
+const BATCH: usize = 1000;
+
+/// Starts the periodic check of `io`'s local sockets; abort the task to stop it.
+pub(crate) fn spawn<A: Adapter>(
+    io: SocketIo<A>,
+    accounts: Arc<Accounts>,
+    interval: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            sweep(&io, &accounts).await;
+        }
+    })
+}
+
+/// One check of every local socket.
+async fn sweep<A: Adapter>(io: &SocketIo<A>, accounts: &Accounts) {
+    let Some(chat) = io.of("/") else { return };
+    let mut by_session: HashMap<SessionId, Vec<SocketRef<A>>> = HashMap::new();
+    for socket in chat.sockets() {
+        if let Some(session) = socket
+            .extensions
+            .get::<Identity>()
+            .and_then(|me| me.session)
+        {
+            by_session.entry(session).or_default().push(socket);
+        }
+    }
+    let sessions: Vec<SessionId> = by_session.keys().cloned().collect();
+    for batch in sessions.chunks(BATCH) {
+        let alive = match accounts.sessions.exist(batch).await {
+            Ok(alive) => alive,
+            Err(err) => {
+                tracing::warn!(%err, "cannot check sessions: keeping their sockets for now");
+                return;
+            }
+        };
+        for (session, alive) in batch.iter().zip(alive) {
+            if alive {
+                continue;
+            }
+            for socket in by_session.remove(session).unwrap_or_default() {
+                Stats::incr(&accounts.stats.sessions_expired_disconnects);
+                tracing::debug!(sid = %socket.id, "session gone: disconnecting");
+                if let Err(err) = socket.disconnect() {
+                    tracing::debug!(%err, "socket already gone");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The Socket.IO handshake: who is connecting, decided in the connect middleware before the
+//! socket joins any room or gets any handler.
+//!
+//! With accounts (Redis), in this order: the per-IP handshake rate limit, then a session
+//! token (`auth: {token}`, else `Authorization: Bearer`, else the session cookie), then the
+//! session in Redis and its user in the directory. Any failure refuses the connection with a
+//! `connect_error` whose message says why (`unauthorized: no session`, `unauthorized: session
+//! expired`, `rate_limited: retry in 3s`, `unavailable: ...`). In standalone mode every socket
+//! is an anonymous user of tenant `dev`, named by `auth.name` or its socket id.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use socketioxide::{ParserError, adapter::Adapter, socket::Socket};
+
+use super::{
+    ChatState,
+    identity::{DisplayName, Identity},
+};
+use crate::{
+    Error,
+    accounts::Accounts,
+    http::{Peer, presented_token},
+    ratelimit::{self, Scope},
+    sessions::Token,
+    stats::Stats,
+    tenancy,
+};
+
+/// The identity of the socket being connected, or why it is refused.
+pub(super) async fn identify<A: Adapter>(
+    socket: &Socket<A>,
+    chat: &ChatState,
+    auth: Result<Value, ParserError>,
+) -> Result<Identity, Error> {
+    let Some(accounts) = &chat.accounts else {
+        return anonymous(socket, auth);
+    };
+    let identity = authenticate(socket, accounts, auth).await;
+    if let Err(err) = &identity {
+        Stats::incr(&accounts.stats.handshakes_refused);
+        tracing::debug!(sid = %socket.id, %err, "handshake refused");
+    }
+    identity
+}
+
+/// Standalone mode: an anonymous user of tenant `dev`.
+fn anonymous<A: Adapter>(
+    socket: &Socket<A>,
+    auth: Result<Value, ParserError>,
+) -> Result<Identity, Error> {
+    let sid: Arc<str> = socket.id.to_string().into();
+    let name = DisplayName::from_auth(auth)?.unwrap_or_else(|| DisplayName::trusted(sid.clone()));
+    Ok(Identity {
+        tenant: tenancy::DEV_TENANT.into(),
+        user: sid,
+        name,
+        session: None,
+    })
+}
+
+/// Account mode: a valid session, within the handshake rate limit.
+async fn authenticate<A: Adapter>(
+    socket: &Socket<A>,
+    accounts: &Accounts,
+    auth: Result<Value, ParserError>,
+) -> Result<Identity, Error> {
+    let parts = socket.req_parts();
+    let ip = accounts
+        .proxies
+        .client_ip(Peer::of(parts).0, &parts.headers);
+    accounts
+        .limiter
+        .check(Scope::Handshake, &ratelimit::ip_id(ip))
+        .await?;
+
+    let token = auth_token(&auth)
+        .or_else(|| presented_token(&parts.headers))
+        .ok_or(Error::Unauthorized("no session"))?;
+    // Not shaped like a token: it cannot open a session, no need to ask Redis.
+    let token = Token::parse(&token).ok_or(Error::Unauthorized("session expired"))?;
+    let session = accounts.sessions.get(&token).await.map_err(|err| {
+        tracing::warn!(%err, "cannot read a session: handshake refused");
+        Error::Unavailable("session store unreachable, retry later")
+    })?;
+    let session = session.ok_or(Error::Unauthorized("session expired"))?;
+    // A user removed from the directory since login no longer gets in.
+    let user = accounts
+        .member(&session.tenant, &session.user)
+        .ok_or(Error::Unauthorized("session expired"))?;
+    Ok(Identity {
+        tenant: user.tenant.clone(),
+        user: user.id.clone(),
+        name: DisplayName::trusted(user.name.clone()),
+        session: Some(token.id()),
+    })
+}
+
+/// `auth.token`, when it is a string.
+fn auth_token(auth: &Result<Value, ParserError>) -> Option<String> {
+    match auth {
+        Ok(Value::Object(auth)) => auth.get("token")?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn tokens_from_auth() {
+        assert_eq!(auth_token(&Ok(json!({"token": "abc"}))), Some("abc".into()));
+        assert_eq!(auth_token(&Ok(json!({"token": 7}))), None);
+        assert_eq!(auth_token(&Ok(json!({"name": "x"}))), None);
+        assert_eq!(auth_token(&Ok(json!("abc"))), None);
+    }
+}

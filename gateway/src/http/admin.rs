@@ -1,0 +1,90 @@
+//! `GET` and `PUT /api/admin/tenants/{id}/settings`: a tenant's settings. Any user of the
+//! tenant may read them; only its admins may change them, and a change is enforced on every
+//! instance before the `PUT` is answered (see `cache`).
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::JsonRejection},
+    http::HeaderMap,
+};
+use serde::{Deserialize, Serialize};
+use socketioxide::adapter::Adapter;
+
+use super::{
+    HttpState,
+    auth::{accounts, current_user},
+};
+use crate::{
+    Error,
+    cache::{Invalidation, TenantSettings},
+};
+
+/// The body of the `PUT`: every setting, nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SettingsBody {
+    max_message_length: u32,
+    max_room_members: u32,
+}
+
+/// The answer of the `GET`.
+#[derive(Debug, Serialize)]
+pub(super) struct SettingsView {
+    tenant: String,
+    settings: TenantSettings,
+}
+
+/// The answer of the `PUT`: the stored settings and how many instances confirmed dropping the
+/// old ones.
+#[derive(Debug, Serialize)]
+pub(super) struct SettingsWritten {
+    tenant: String,
+    settings: TenantSettings,
+    invalidation: Invalidation,
+}
+
+/// `GET /api/admin/tenants/{id}/settings`: for users of that tenant.
+pub(super) async fn get_settings<A: Adapter>(
+    State(state): State<HttpState<A>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<SettingsView>, Error> {
+    let accounts = accounts(&state)?;
+    let user = current_user(accounts, &headers).await?;
+    if *user.tenant != *tenant {
+        return Err(Error::Forbidden("not a user of this tenant"));
+    }
+    let settings = accounts.settings.get(&tenant).await;
+    Ok(Json(SettingsView { tenant, settings }))
+}
+
+/// `PUT /api/admin/tenants/{id}/settings {max_message_length, max_room_members}`: for admins
+/// of that tenant.
+pub(super) async fn put_settings<A: Adapter>(
+    State(state): State<HttpState<A>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<SettingsBody>, JsonRejection>,
+) -> Result<Json<SettingsWritten>, Error> {
+    let accounts = accounts(&state)?;
+    let user = current_user(accounts, &headers).await?;
+    if *user.tenant != *tenant || !user.admin {
+        return Err(Error::Forbidden("admin role of this tenant required"));
+    }
+    let Json(body) = body.map_err(|rejection| Error::InvalidPayload(rejection.body_text()))?;
+    let settings = TenantSettings {
+        max_message_length: body.max_message_length,
+        max_room_members: body.max_room_members,
+    };
+    settings.validate()?;
+    let invalidation = accounts
+        .settings
+        .write(&tenant, &settings, accounts.invalidation_wait)
+        .await?;
+    tracing::info!(%tenant, admin = %user.id, ?settings, ?invalidation, "tenant settings changed");
+    Ok(Json(SettingsWritten {
+        tenant,
+        settings,
+        invalidation,
+    }))
+}

@@ -1,0 +1,247 @@
+//! `POST /api/login`, `POST /api/logout`, `GET /api/me`, and where a request presents its
+//! session token: `Authorization: Bearer <token>` (non-browser clients) or the `gw_session`
+//! cookie (HttpOnly, SameSite=Lax, Path=/, Secure with `--secure-cookies`).
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{State, rejection::JsonRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+use socketioxide::adapter::Adapter;
+
+use super::{HttpState, Peer};
+use crate::{
+    Error,
+    accounts::Accounts,
+    chat::now_ms,
+    ratelimit::{self, Scope},
+    sessions::{Session, Token},
+    stats::Stats,
+    tenancy,
+    users::User,
+};
+
+/// The session cookie's name.
+pub(crate) const COOKIE_NAME: &str = "gw_session";
+
+/// The body of `POST /api/login`.
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// The answer to a login: the token again for non-browser clients, who logged in, and for how
+/// long (seconds).
+#[derive(Debug, Serialize)]
+struct LoginResponse {
+    token: String,
+    user: Me,
+    expires_in: u64,
+}
+
+/// The body of `GET /api/me`.
+#[derive(Debug, Serialize)]
+pub(super) struct Me {
+    /// The user id (username).
+    id: String,
+    /// The display name.
+    name: String,
+    /// The tenant id.
+    tenant: String,
+    /// Whether the user is an admin of the tenant.
+    admin: bool,
+}
+
+impl From<&User> for Me {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            name: user.name.to_string(),
+            tenant: user.tenant.to_string(),
+            admin: user.admin,
+        }
+    }
+}
+
+/// The account-mode services, present whenever these routes are mounted.
+pub(super) fn accounts<A: Adapter>(state: &HttpState<A>) -> Result<&Arc<Accounts>, Error> {
+    state
+        .accounts
+        .as_ref()
+        .ok_or(Error::Unavailable("accounts need Redis"))
+}
+
+/// `POST /api/login {username, password}`: a new session, as a cookie and in the body.
+/// Counted against the per-IP login limit whatever the outcome.
+pub(super) async fn login<A: Adapter>(
+    State(state): State<HttpState<A>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, Error> {
+    let accounts = accounts(&state)?;
+    let ip = accounts.proxies.client_ip(peer, &headers);
+    accounts
+        .limiter
+        .check(Scope::Login, &ratelimit::ip_id(ip))
+        .await?;
+    let Json(request) = body.map_err(|rejection| Error::InvalidPayload(rejection.body_text()))?;
+    let Some(user) = accounts
+        .directory
+        .authenticate(&request.username, &request.password)
+        .await
+    else {
+        Stats::incr(&accounts.stats.login_failures);
+        return Err(Error::BadCredentials);
+    };
+    let session = Session {
+        user: user.id.to_string(),
+        tenant: user.tenant.to_string(),
+        created_at: now_ms(),
+        ip: ip.map(|ip| ip.to_string()),
+    };
+    let token = accounts.sessions.create(&session).await?;
+    Stats::incr(&accounts.stats.logins);
+    tracing::info!(user = %user.id, tenant = %user.tenant, "logged in");
+    let ttl = accounts.sessions.ttl().as_secs();
+    let cookie = session_cookie(token.as_str(), ttl, accounts.secure_cookies);
+    let body = LoginResponse {
+        token: token.as_str().to_owned(),
+        user: Me::from(&user),
+        expires_in: ttl,
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// `POST /api/logout`: deletes the presented session and disconnects its sockets on every
+/// instance. Answers 204 and clears the cookie even without a live session (idempotent).
+pub(super) async fn logout<A: Adapter>(
+    State(state): State<HttpState<A>>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let accounts = accounts(&state)?;
+    if let Some(token) = presented_token(&headers).and_then(|token| Token::parse(&token)) {
+        if let Some(session) = accounts.sessions.get(&token).await? {
+            let id = token.id();
+            accounts.sessions.delete(&id).await?;
+            tracing::info!(user = %session.user, tenant = %session.tenant, "logged out");
+            if let Some(chat) = state.io.of("/") {
+                let room = tenancy::session_room(&session.tenant, id.as_str());
+                // On failure the periodic session check disconnects them later.
+                if let Err(err) = chat.within(room).disconnect().await {
+                    tracing::warn!(%err, "logout: not every socket of the session was disconnected at once");
+                }
+            }
+        }
+    }
+    let cookie = session_cookie("", 0, accounts.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// `GET /api/me`: the session's user, or 401.
+pub(super) async fn me<A: Adapter>(
+    State(state): State<HttpState<A>>,
+    headers: HeaderMap,
+) -> Result<Json<Me>, Error> {
+    let user = current_user(accounts(&state)?, &headers).await?;
+    Ok(Json(Me::from(&user)))
+}
+
+/// The user of the session `headers` present, or why there is none.
+pub(super) async fn current_user(accounts: &Accounts, headers: &HeaderMap) -> Result<User, Error> {
+    let token = presented_token(headers).ok_or(Error::Unauthorized("no session"))?;
+    let token = Token::parse(&token).ok_or(Error::Unauthorized("session expired"))?;
+    let session = accounts
+        .sessions
+        .get(&token)
+        .await?
+        .ok_or(Error::Unauthorized("session expired"))?;
+    accounts
+        .member(&session.tenant, &session.user)
+        .cloned()
+        .ok_or(Error::Unauthorized("session expired"))
+}
+
+/// The session token a request presents: `Authorization: Bearer`, else the session cookie.
+pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    bearer.or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|cookie| cookie.name() == COOKIE_NAME)
+            .map(|cookie| cookie.value().to_owned())
+    })
+}
+
+/// The `Set-Cookie` value carrying `token` for `max_age` seconds (0 with an empty token: the
+/// cookie's removal).
+fn session_cookie(token: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+    let cookie = Cookie::build((COOKIE_NAME, token))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build();
+    // Token characters and the attributes are all valid header characters.
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_attributes() {
+        let cookie = session_cookie("tok", 60, false);
+        let text = cookie.to_str().unwrap_or_default();
+        for part in [
+            "gw_session=tok",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Max-Age=60",
+        ] {
+            assert!(text.contains(part), "{text} lacks {part}");
+        }
+        assert!(!text.contains("Secure"));
+        let secure = session_cookie("tok", 60, true);
+        assert!(secure.to_str().unwrap_or_default().contains("Secure"));
+    }
+
+    #[test]
+    fn tokens_from_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_token(&headers), None);
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; gw_session=c00kie"),
+        );
+        assert_eq!(presented_token(&headers), Some("c00kie".into()));
+        headers.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer b3arer"),
+        );
+        assert_eq!(presented_token(&headers), Some("b3arer".into()));
+    }
+}

@@ -1,0 +1,199 @@
+//! The client's IP address, for per-IP rate limits and the session record.
+//!
+//! It is the TCP peer's address, unless the peer is one of the configured trusted proxies
+//! (`--trusted-proxies`, e.g. the nginx in front): then `X-Forwarded-For` is read from right
+//! to left, skipping trusted proxies, and the first address that is not one is the client. A
+//! header sent by anyone else is ignored, so a client cannot pick its own rate-limit bucket.
+
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{HeaderMap, request::Parts},
+};
+use ipnet::IpNet;
+
+/// The `X-Forwarded-For` header.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrustedProxies(Arc<[IpNet]>);
+
+impl TrustedProxies {
+    /// Trusts the addresses in `nets`.
+    pub(crate) fn new(nets: &[IpNet]) -> Self {
+        Self(nets.into())
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client address of a request from `peer` carrying `headers`; `None` when the peer
+    /// is unknown (the server was not started with connection info).
+    pub(crate) fn client_ip(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Option<IpAddr> {
+        let peer = peer?.ip().to_canonical();
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let mut client = peer;
+        let hops: Vec<&str> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .collect();
+        for hop in hops.iter().rev() {
+            // A hop that is not an address ends the walk: the last trusted hop answers for it.
+            let Some(ip) = parse_hop(hop) else { break };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        Some(client)
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:80`, `[::1]:80`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    hop.parse::<SocketAddr>()
+        .ok()
+        .map(|addr| addr.ip().to_canonical())
+}
+
+/// The TCP peer's address, when the server runs with connection info.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
+
+impl Peer {
+    /// The peer recorded in request parts (also those engineioxide keeps for a socket).
+    pub(crate) fn of(parts: &Parts) -> Self {
+        Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self::of(parts))
+    }
+}
+
+/// A comma-separated `--trusted-proxies` entry: an address (`127.0.0.1`) or a network
+/// (`10.0.0.0/8`).
+pub(crate) fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn proxies(list: &[&str]) -> TrustedProxies {
+        let nets: Vec<IpNet> = list.iter().filter_map(|p| parse_proxy(p).ok()).collect();
+        TrustedProxies::new(&nets)
+    }
+
+    fn client(trusted: &[&str], peer: &str, xff: &[&str]) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for value in xff {
+            headers.append(
+                X_FORWARDED_FOR,
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        let peer: SocketAddr = peer.parse().ok()?;
+        proxies(trusted)
+            .client_ip(Some(peer), &headers)
+            .map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_peer() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            client(&[], "127.0.0.1:1", &["127.0.0.7"]),
+            some("127.0.0.1")
+        );
+        assert_eq!(
+            client(&["127.0.0.2"], "127.0.0.1:1", &["127.0.0.7"]),
+            some("127.0.0.1")
+        );
+        assert_eq!(
+            client(&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.7"]),
+            some("127.0.0.7")
+        );
+        assert_eq!(
+            client(&["127.0.0.1"], "127.0.0.1:1", &[]),
+            some("127.0.0.1")
+        );
+        // Right to left, skipping trusted proxies; what the client wrote on the left is ignored.
+        assert_eq!(
+            client(
+                &["127.0.0.0/24"],
+                "127.0.0.1:1",
+                &["127.9.9.9, 127.0.1.5, 127.0.0.3"]
+            ),
+            some("127.0.1.5")
+        );
+        assert_eq!(
+            client(&["127.0.0.1"], "127.0.0.1:1", &["127.9.9.9", "127.0.1.5"]),
+            some("127.0.1.5")
+        );
+        // Every hop trusted: the leftmost.
+        assert_eq!(
+            client(&["127.0.0.0/8"], "127.0.0.1:1", &["127.0.0.5, 127.0.0.6"]),
+            some("127.0.0.5")
+        );
+        // Garbage: the last trusted hop.
+        assert_eq!(
+            client(&["127.0.0.1"], "127.0.0.1:1", &["nonsense"]),
+            some("127.0.0.1")
+        );
+        assert_eq!(
+            client(&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.9:5000"]),
+            some("127.0.0.9")
+        );
+        assert_eq!(
+            client(&["::1"], "[::1]:1", &["[::1]:80, ::ffff:127.0.0.4"]),
+            some("127.0.0.4")
+        );
+        assert_eq!(proxies(&[]).client_ip(None, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn proxies_parse() {
+        assert!(parse_proxy("127.0.0.1").is_ok());
+        assert!(parse_proxy(" 10.0.0.0/8 ").is_ok());
+        assert!(parse_proxy("::1").is_ok());
+        assert!(parse_proxy("fd00::/8").is_ok());
+        assert!(parse_proxy("nginx").is_err());
+        assert!(parse_proxy("10.0.0.0/33").is_err());
+    }
+}

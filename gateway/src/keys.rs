@@ -1,0 +1,68 @@
+//! Every Redis key and channel the gateway itself uses (the adapter names its own channels),
+//! all under the configured `--key-prefix`. The README lists them.
+
+use std::sync::Arc;
+
+/// Builds key and channel names from the prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    prefix: Arc<str>,
+}
+
+impl Keys {
+    /// Names under `prefix`.
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// `{prefix}:session:{id}`: one session (JSON), expiring with it. `id` is the hash of the
+    /// token, never the token itself.
+    pub(crate) fn session(&self, id: &str) -> String {
+        format!("{}:session:{id}", self.prefix)
+    }
+
+    /// `{prefix}:rl:{scope}:{id}`: the hit counter of one fixed rate-limit window.
+    pub(crate) fn rate(&self, scope: &str, id: &str) -> String {
+        format!("{}:rl:{scope}:{id}", self.prefix)
+    }
+
+    /// `{prefix}:tenant:{id}:settings`: a tenant's settings (JSON), no expiry.
+    pub(crate) fn tenant_settings(&self, tenant: &str) -> String {
+        format!("{}:tenant:{tenant}:settings", self.prefix)
+    }
+
+    /// `{prefix}:invalidate`: the Pub/Sub channel telling every instance to drop a cached
+    /// tenant's settings.
+    pub(crate) fn invalidate_channel(&self) -> String {
+        format!("{}:invalidate", self.prefix)
+    }
+
+    /// `{prefix}:invalidate:ack:{nonce}`: how many instances have dropped the entry named by
+    /// one invalidation (expires after a minute).
+    pub(crate) fn invalidate_ack(&self, nonce: &str) -> String {
+        format!("{}:invalidate:ack:{nonce}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let keys = Keys::new("socket.io");
+        assert_eq!(keys.session("abc"), "socket.io:session:abc");
+        assert_eq!(
+            keys.rate("login", "127.0.0.1"),
+            "socket.io:rl:login:127.0.0.1"
+        );
+        assert_eq!(
+            keys.tenant_settings("acme"),
+            "socket.io:tenant:acme:settings"
+        );
+        assert_eq!(keys.invalidate_channel(), "socket.io:invalidate");
+        assert_eq!(keys.invalidate_ack("n1"), "socket.io:invalidate:ack:n1");
+    }
+}
