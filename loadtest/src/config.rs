@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
+use crate::client::Credentials;
 use crate::report::Thresholds;
 use crate::scenarios::{
     broadcast::BroadcastConfig, chat::ChatConfig, connect::ConnectConfig, idle::IdleConfig,
@@ -107,6 +108,12 @@ pub struct Common {
     #[arg(long = "server-pid", value_delimiter = ',')]
     pub server_pids: Vec<u32>,
 
+    /// Log every user in through `POST /api/login` with this account (`USER:PASSWORD`)
+    /// before its handshake, which then carries the session token. Each user gets its own
+    /// session; the login counts in its connect time.
+    #[arg(long, value_parser = Credentials::parse)]
+    pub login: Option<Credentials>,
+
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
@@ -128,6 +135,7 @@ impl Common {
             connect_concurrency: DEFAULT_CONNECT_CONCURRENCY,
             timeout: Duration::from_secs(10),
             server_pids: Vec::new(),
+            login: None,
             no_progress: true,
             allow_remote: false,
         }

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::client::{ConnectOptions, Connection, EventHandler};
+use crate::client::{ConnectOptions, Connection, EventHandler, login};
 use crate::config::Common;
 use crate::stats::{Counters, Stats};
 
@@ -82,6 +82,24 @@ impl Fleet {
         }
     }
 
+    /// `user`'s connection options, with a session token in its handshake when the run logs
+    /// users in.
+    async fn log_in(&self, user: u32) -> Result<ConnectOptions, crate::client::ClientError> {
+        let options = self.options(user);
+        let Some(credentials) = &self.common.login else {
+            return Ok(options);
+        };
+        let token = login(
+            &options.url,
+            options.local_addr,
+            credentials,
+            self.common.timeout,
+        )
+        .await?;
+        let auth = json!({ "name": format!("u{user}"), "token": token });
+        Ok(options.auth(auth))
+    }
+
     /// Connects `user` at its ramp-up slot, its events going to `handler`. Records the
     /// handshake time, or the failure by reason; `None` when it failed.
     pub async fn connect(&self, user: u32, handler: impl EventHandler) -> Option<Connection> {
@@ -89,7 +107,17 @@ impl Fleet {
         let _permit = self.connecting.acquire().await.ok()?;
         let began = Instant::now();
         let counters = &self.stats.counters;
-        match Connection::connect(&self.options(user), handler).await {
+        let options = match self.log_in(user).await {
+            Ok(options) => options,
+            Err(e) => {
+                Counters::bump(&counters.connect_failed);
+                self.stats
+                    .connect_failures
+                    .add("login", || format!("user {user}: {e}"));
+                return None;
+            }
+        };
+        match Connection::connect(&options, handler).await {
             Ok(connection) => {
                 self.stats.connect.record(user, began.elapsed());
                 Counters::bump(&counters.connected);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use loadtest::Report;
 use loadtest::scenarios::{broadcast, chat};
-use support::{Gateway, Killable, bounded, common, config};
+use support::{Gateway, Killable, bounded, config, logged_in};
 use test_support::RedisServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -50,8 +50,13 @@ fn assert_exact(report: &Report) {
 async fn chat_over_three_instances_loses_nothing() {
     let redis = RedisServer::start().await;
     let gateways = cluster(&redis).await;
-    let config =
-        chat::ChatConfig::new(common(&urls(&gateways)), 60, 6, 5.0, Duration::from_secs(2));
+    let config = chat::ChatConfig::new(
+        logged_in(&urls(&gateways)),
+        60,
+        6,
+        5.0,
+        Duration::from_secs(2),
+    );
     let report = bounded(LIMIT, chat::run(&config)).await.unwrap();
     assert_exact(&report);
     assert_eq!(report.scenario, "chat");
@@ -65,7 +70,7 @@ async fn chat_over_three_instances_loses_nothing() {
 async fn chat_with_half_the_users_on_long_polling_loses_nothing() {
     let redis = RedisServer::start().await;
     let gateways = cluster(&redis).await;
-    let mut common = common(&urls(&gateways));
+    let mut common = logged_in(&urls(&gateways));
     common.polling_share = 0.5;
     let config = chat::ChatConfig::new(common, 60, 6, 5.0, Duration::from_secs(2));
     let report = bounded(LIMIT, chat::run(&config)).await.unwrap();
@@ -78,7 +83,7 @@ async fn broadcast_reaches_every_member_from_every_sender() {
     let redis = RedisServer::start().await;
     let gateways = cluster(&redis).await;
     let mut config = broadcast::BroadcastConfig::new(
-        common(&urls(&gateways)),
+        logged_in(&urls(&gateways)),
         30,
         3,
         10.0,
@@ -100,7 +105,7 @@ async fn a_killed_instance_shows_as_loss_and_disconnections() {
     ];
     let mut doomed = Killable::start(config(Some(&redis.url()))).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut common = common(&[&survivors[0].url, &survivors[1].url, &doomed.url]);
+    let mut common = logged_in(&[&survivors[0].url, &survivors[1].url, &doomed.url]);
     common.polling_share = 0.3;
     let config = chat::ChatConfig::new(common, 60, 6, 5.0, Duration::from_secs(4));
 

@@ -17,6 +17,7 @@
 mod connection;
 mod error;
 mod event;
+mod login;
 mod options;
 mod packet;
 mod polling;
@@ -29,6 +30,7 @@ mod websocket;
 pub use connection::Connection;
 pub use error::ClientError;
 pub use event::{Event, EventHandler, RawEvent};
+pub use login::{Credentials, login};
 pub use options::{ConnectOptions, Transport};
 pub use shared::PendingAck;
 pub use socket::SocketClient;

@@ -5,12 +5,24 @@
 use std::future::Future;
 use std::time::Duration;
 
-use gateway::Config;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use gateway::{Config, Rate};
+use loadtest::client::Credentials;
 use loadtest::config::Common;
 use tokio::sync::oneshot;
 
+/// The account every simulated user logs in with on a clustered gateway.
+pub const ACCOUNT: (&str, &str) = ("loadtest", "loadtest-password");
+
+/// Limits high enough never to interfere with a load test.
+const UNLIMITED: Rate = Rate::new(1_000_000, Duration::from_secs(60));
+
 /// A gateway configuration on a free loopback port, clustered on `redis_url` (when given)
 /// with heartbeats fast enough for tests.
+/// Clustered gateways require a login: they get a directory holding [`ACCOUNT`], and rate
+/// limits out of the way.
 pub fn config(redis_url: Option<&str>) -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
@@ -19,8 +31,35 @@ pub fn config(redis_url: Option<&str>) -> Config {
         heartbeat_timeout_ms: 600,
         request_timeout_ms: 1_000,
         shutdown_timeout_ms: 2_000,
+        users_file: redis_url.map(|_| users_file()),
+        rate_login: UNLIMITED,
+        rate_handshake: UNLIMITED,
+        rate_message: UNLIMITED,
+        rate_dm: UNLIMITED,
         ..Config::default()
     }
+}
+
+/// A directory with [`ACCOUNT`], hashed at argon2id's cheapest parameters, written once per
+/// test process.
+fn users_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let cheap = gateway::users::Params::new(8, 1, 1, None).expect("argon2 parameters");
+        let (username, password) = ACCOUNT;
+        let user = gateway::users::UserRecord {
+            username: username.to_owned(),
+            tenant: "bench".to_owned(),
+            name: username.to_owned(),
+            roles: Vec::new(),
+            password_hash: gateway::users::hash_password(password, cheap).expect("hashing"),
+        };
+        let file = gateway::users::UsersFile { users: vec![user] };
+        let path = std::env::temp_dir().join(format!("loadtest-users-{}.json", std::process::id()));
+        std::fs::write(&path, serde_json::to_vec(&file).expect("users JSON")).expect("users file");
+        path
+    })
+    .clone()
 }
 
 /// A gateway served on the test's runtime until dropped.
@@ -96,6 +135,17 @@ impl Drop for Killable {
 pub fn common(urls: &[&str]) -> Common {
     let mut common = Common::new(urls.iter().copied());
     common.timeout = Duration::from_secs(5);
+    common
+}
+
+/// [`common`] for clustered gateways: every user logs in with [`ACCOUNT`].
+pub fn logged_in(urls: &[&str]) -> Common {
+    let (username, password) = ACCOUNT;
+    let mut common = common(urls);
+    common.login = Some(Credentials {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    });
     common
 }
 
