@@ -108,9 +108,9 @@ pub struct Common {
     #[arg(long = "server-pid", value_delimiter = ',')]
     pub server_pids: Vec<u32>,
 
-    /// Log every user in through `POST /api/login` with this account (`USER:PASSWORD`)
-    /// before its handshake, which then carries the session token. Each user gets its own
-    /// session; the login counts in its connect time.
+    /// Log in through `POST /api/login` with this account (`USER:PASSWORD`) before the
+    /// handshakes, which then carry the session token. One login per run, shared by every
+    /// user like the tabs of one browser (password hashing is slow on purpose).
     #[arg(long, value_parser = Credentials::parse)]
     pub login: Option<Credentials>,
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
 use crate::client::{ConnectOptions, Connection, EventHandler, login};
@@ -21,6 +21,8 @@ pub struct Fleet {
     start: Instant,
     /// Handshakes in flight (`--connect-concurrency`).
     connecting: Semaphore,
+    /// The session token of `--login`, obtained once and shared by every user.
+    token: OnceCell<String>,
 }
 
 impl Fleet {
@@ -33,6 +35,7 @@ impl Fleet {
             connecting: Semaphore::new(
                 usize::try_from(common.connect_concurrency.max(1)).unwrap_or(1),
             ),
+            token: OnceCell::new(),
         }
     }
 
@@ -82,20 +85,27 @@ impl Fleet {
         }
     }
 
-    /// `user`'s connection options, with a session token in its handshake when the run logs
-    /// users in.
+    /// `user`'s connection options, with the session token in its handshake when the run
+    /// logs in. The login happens once, through the first user's URL and source address, and
+    /// every user shares the session, as the tabs of one browser do: password hashing is
+    /// deliberately slow and must not dominate the server's work during a load test.
     async fn log_in(&self, user: u32) -> Result<ConnectOptions, crate::client::ClientError> {
         let options = self.options(user);
         let Some(credentials) = &self.common.login else {
             return Ok(options);
         };
-        let token = login(
-            &options.url,
-            options.local_addr,
-            credentials,
-            self.common.timeout,
-        )
-        .await?;
+        let first = self.options(0);
+        let token = self
+            .token
+            .get_or_try_init(|| {
+                login(
+                    &first.url,
+                    first.local_addr,
+                    credentials,
+                    self.common.timeout,
+                )
+            })
+            .await?;
         let auth = json!({ "name": format!("u{user}"), "token": token });
         Ok(options.auth(auth))
     }
