@@ -7,7 +7,7 @@
 # The system under test (3 instances + Redis) is pinned to CPU 0 and the load tester to CPU 1.
 #
 # Usage: bench/compare.sh [system ...]      (default: all three)
-# Env:   FIXED_DURATION (20s) STEP_DURATION (10s) IDLE_CONNECTIONS (10000) RATES ("2 4 6 8 12 16 24")
+# Env:   FIXED_DURATION (20s) STEP_DURATION (10s) IDLE_CONNECTIONS (10000) RATES ("0.5 1 2 3 4 5 6 8 12")
 # Writes bench/results/compare-<date>.md and .json, and prints the table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,7 +16,7 @@ ROOT=$PWD
 FIXED_DURATION=${FIXED_DURATION:-20s}
 STEP_DURATION=${STEP_DURATION:-10s}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
-RATES=${RATES:-"2 4 6 8 12 16 24"}
+RATES=${RATES:-"0.5 1 2 3 4 5 6 8 12"}
 USERS=1500
 ROOM_SIZE=10
 P99_LIMIT_MS=50
