@@ -183,4 +183,30 @@ mod tests {
             let _ = decode(&bytes[..end]).map(|env| split_response(env.body));
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes: decoded or rejected, never a panic.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            if let Ok(env) = decode(&bytes) {
+                let _ = split_response(env.body);
+            }
+        }
+
+        /// A valid header followed by arbitrary bytes: the body decoders reject or accept,
+        /// never panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(kind in 1u8..=5, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let mut bytes = encode_signal(Kind::Heartbeat, Uid::new());
+            bytes[1] = kind;
+            bytes.extend_from_slice(&body);
+            let env = decode(&bytes).unwrap();
+            let _ = rmp_serde::from_slice::<socketioxide_core::adapter::remote_packet::RequestIn>(env.body);
+            if let Ok((_, response)) = split_response(env.body) {
+                let _ = rmp_serde::from_slice::<socketioxide_core::adapter::remote_packet::Response<socketioxide_core::adapter::RemoteSocketData>>(response);
+            }
+        }
+    }
 }

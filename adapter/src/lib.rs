@@ -18,6 +18,9 @@
 //!   version is dropped and counted ([`Stats`]), never a panic.
 //! - **Connections that come back.** The subscriber reconnects with exponential backoff
 //!   and jitter and restores every subscription; the publisher reconnects by itself.
+//! - **Metrics**: counters in [`Stats`] ([`RedisAdapterState::stats`]), and the latency of
+//!   each publish as the histogram [`PUBLISH_DURATION`] through the [`metrics`] facade, for
+//!   whichever recorder the application installs.
 //! - **A channel prefix** ([`RedisAdapterConfig::prefix`]) so several deployments can
 //!   share one Redis.
 //!
@@ -68,6 +71,7 @@ mod state;
 mod stats;
 
 pub use adapter::{InitRes, RedisAckStream, RedisAdapter};
+pub use bus::PUBLISH_DURATION;
 pub use config::RedisAdapterConfig;
 pub use error::Error;
 pub use state::RedisAdapterState;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
 pub(crate) use link::LinkRx;
+pub use publisher::PUBLISH_DURATION;
 pub(crate) use subscriber::Handler;
 use {probe::Probe, publisher::Publisher, subscriber::Subscriber};
 
