@@ -1,61 +1,32 @@
-//! Exponential reconnect delays with full jitter.
+//! Reconnect delays: exponential with jitter, from the `backon` crate.
 
 use std::time::Duration;
 
-use rand::Rng;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
-/// The delays between reconnect attempts: doubling from `min` up to `max`, each one
-/// randomised so that many instances do not reconnect in lockstep.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    min: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// A backoff starting at `min` and never waiting longer than `max`.
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            min,
-            max: max.max(min),
-            attempt: 0,
-        }
-    }
-
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self
-            .min
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let low = ceiling / 2;
-        low + rand::rng().random_range(Duration::ZERO..=ceiling - low)
-    }
-
-    /// Starts over after a success.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
+/// Delays doubling from about `min` up to `max`, randomised so that many instances do not
+/// reconnect in lockstep. backon's jitter adds up to the delay itself again, so the bounds
+/// are halved: every delay lies within `min / 2 ..= max`. Never runs out.
+pub(crate) fn reconnect_delays(min: Duration, max: Duration) -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(min / 2)
+        .with_max_delay(max.max(min) / 2)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn grows_up_to_the_maximum_and_resets() {
+    fn grows_within_the_bounds_and_never_ends() {
         let (min, max) = (Duration::from_millis(100), Duration::from_secs(1));
-        let mut backoff = Backoff::new(min, max);
-        let first = backoff.next_delay();
-        assert!(first >= min / 2 && first <= min);
-        for _ in 0..40 {
-            assert!(backoff.next_delay() <= max);
-        }
-        assert!(backoff.next_delay() >= max / 2);
-        backoff.reset();
-        assert!(backoff.next_delay() <= min);
+        let delays: Vec<Duration> = reconnect_delays(min, max).take(50).collect();
+        assert_eq!(delays.len(), 50);
+        assert!(delays.iter().all(|d| *d >= min / 2 && *d <= max));
+        assert!(delays[0] <= min);
+        assert!(delays[49] >= max / 2);
     }
 }

@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use super::{
-    backoff::Backoff,
+    backoff::reconnect_delays,
     link::{self, Link, LinkRx, LinkTx},
 };
 use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
@@ -59,7 +59,7 @@ impl Subscriber {
             rebuild: rebuild.clone(),
             counters,
             connect_timeout: config.connect_timeout,
-            backoff: Backoff::new(config.reconnect_min_delay, config.reconnect_max_delay),
+            reconnect_bounds: (config.reconnect_min_delay, config.reconnect_max_delay),
         };
         let task = tokio::spawn(connection.run(stream));
         Ok(Self {
@@ -116,11 +116,12 @@ struct Connection {
     rebuild: Arc<Notify>,
     counters: Arc<Counters>,
     connect_timeout: Duration,
-    backoff: Backoff,
+    /// The first and the largest delay between reconnect attempts.
+    reconnect_bounds: (Duration, Duration),
 }
 
 impl Connection {
-    async fn run(mut self, mut stream: PubSubStream) {
+    async fn run(self, mut stream: PubSubStream) {
         loop {
             self.dispatch(&mut stream).await;
             *self.slot.lock().await = None;
@@ -161,12 +162,13 @@ impl Connection {
     }
 
     /// Retries until connected and every route is subscribed again.
-    async fn reconnect(&mut self) -> PubSubStream {
+    async fn reconnect(&self) -> PubSubStream {
+        let (min, max) = self.reconnect_bounds;
+        let mut delays = reconnect_delays(min, max);
         loop {
-            tokio::time::sleep(self.backoff.next_delay()).await;
+            tokio::time::sleep(delays.next().unwrap_or(max)).await;
             match self.restore().await {
                 Ok(stream) => {
-                    self.backoff.reset();
                     return stream;
                 }
                 Err(err) => tracing::debug!(%err, "redis subscriber reconnect failed"),
