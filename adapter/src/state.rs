@@ -57,6 +57,12 @@ impl RedisAdapterState {
             .map(|members| members.server_count())
     }
 
+    /// Whether the subscriber connection is up with every subscription in place (false while
+    /// it reconnects). Publishes fail at once while this is false.
+    pub fn is_connected(&self) -> bool {
+        self.shared.bus.link().borrow().connected
+    }
+
     /// A snapshot of the adapter's counters.
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()

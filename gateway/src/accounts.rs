@@ -36,6 +36,8 @@ pub(crate) struct Accounts {
     pub(crate) invalidation_wait: Duration,
     /// The counters.
     pub(crate) stats: Arc<Stats>,
+    /// The command connection itself, for `/readyz` and `/metrics` (PING, `INFO memory`).
+    pub(crate) store: Store,
 }
 
 /// Tasks that live as long as the gateway serves; aborted when dropped.
@@ -95,12 +97,13 @@ impl Accounts {
         Ok(Arc::new(Self {
             directory: Arc::new(directory),
             sessions: SessionStore::new(store.clone(), config.session_ttl()),
-            limiter: RateLimiter::new(store, rates, stats.clone()),
+            limiter: RateLimiter::new(store.clone(), rates, stats.clone()),
             settings,
             proxies: TrustedProxies::new(&config.trusted_proxies),
             secure_cookies: config.secure_cookies,
             invalidation_wait: config.request_timeout(),
             stats,
+            store,
         }))
     }
 

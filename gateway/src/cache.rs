@@ -28,7 +28,9 @@ use redis::aio::PubSub;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::{Error, backoff::Backoff, ids, stats::Stats, store::Store};
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::{Error, ids, stats::Stats, store::Store};
 
 /// Default `max_message_length`: the protocol's own limit.
 pub(crate) const DEFAULT_MAX_MESSAGE_LENGTH: u32 = 2000;
@@ -151,6 +153,12 @@ impl SettingsCache {
         });
         let task = tokio::spawn(run_subscription(inner.clone(), client, channel, pubsub));
         Ok((Self { inner }, task))
+    }
+
+    /// Whether the invalidation subscription (this instance's own Pub/Sub connection) is in
+    /// place and answering its probes.
+    pub(crate) fn is_live(&self) -> bool {
+        self.inner.lock().live
     }
 
     /// `tenant`'s settings: from the cache while fresh, else from Redis (the defaults when
@@ -341,13 +349,19 @@ async fn run_subscription(
     channel: String,
     first: PubSub,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    // Exponential from 50 ms to 1 s, plus up to as much again of jitter.
+    let reconnect_delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(1))
+        .with_jitter()
+        .without_max_times();
+    let mut delays = reconnect_delays.build();
     let mut next = Some(first);
     loop {
         let pubsub = match next.take() {
             Some(pubsub) => pubsub,
             None => {
-                tokio::time::sleep(backoff.next_delay()).await;
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(2))).await;
                 match subscribe(&client, &channel).await {
                     Ok(pubsub) => {
                         tracing::info!("settings invalidation subscription restored");
@@ -360,7 +374,7 @@ async fn run_subscription(
                 }
             }
         };
-        backoff.reset();
+        delays = reconnect_delays.build();
         inner.went_live();
         let (mut sink, mut stream) = pubsub.split();
         let mut probe = tokio::time::interval(PROBE_INTERVAL);

@@ -71,6 +71,9 @@ pub enum Error {
     /// A message text is longer than its tenant's `max_message_length`.
     #[error("invalid text: longer than this tenant's limit of {0} characters")]
     TextTooLong(u32),
+    /// The client emitted an event the chat does not handle.
+    #[error("unknown event")]
+    UnknownEvent,
     /// A `join` found the room already holding its tenant's `max_room_members`.
     #[error("room_full")]
     RoomFull,
@@ -115,6 +118,26 @@ pub(crate) fn whole_seconds(wait: Duration) -> u64 {
 }
 
 impl Error {
+    /// A short, fixed label for why a client request was refused: the `reason` of the
+    /// `socketio_events_rejected_total` metric (never client-supplied text).
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidPayload(_) => "invalid_payload",
+            Self::InvalidRoom(_) => "invalid_room",
+            Self::InvalidText(_) | Self::TextTooLong(_) => "invalid_text",
+            Self::InvalidName(_) => "invalid_name",
+            Self::NotAMember => "not_a_member",
+            Self::ClusterUnavailable => "cluster_unavailable",
+            Self::RoomFull => "room_full",
+            Self::UnknownUser => "unknown_user",
+            Self::UnknownEvent => "unknown_event",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unauthorized(_) | Self::BadCredentials | Self::Forbidden(_) => "unauthorized",
+            Self::Unavailable(_) | Self::Redis(_) | Self::RedisTimeout(_) => "unavailable",
+            _ => "internal",
+        }
+    }
+
     /// Sorts the outcome of a room broadcast from the sender's point of view.
     ///
     /// Only an adapter failure concerns the sender: the other instances were not reached (the

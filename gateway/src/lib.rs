@@ -16,7 +16,6 @@
 //! ```
 
 mod accounts;
-mod backoff;
 mod cache;
 mod chat;
 pub mod config;
@@ -24,6 +23,7 @@ mod error;
 mod http;
 mod ids;
 mod keys;
+mod metrics;
 mod ratelimit;
 mod sessions;
 pub mod shutdown;
@@ -77,6 +77,10 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         .map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
     let cors = http::cors_layer(&config.cors_origins)?;
+    // Before anything records: the adapter's publish latencies go to this recorder too.
+    if metrics::handle().is_none() {
+        tracing::warn!("metrics are not recorded: another recorder is installed");
+    }
 
     let stats = Arc::new(Stats::default());
     let mut background = Background::default();

@@ -1,5 +1,5 @@
-//! The gateway's own counters (sessions, rate limits, settings cache), in one struct so that
-//! they can be exported as metrics later. Read with `GET /api/stats`.
+//! The gateway's own counters (sessions, rate limits, settings cache), in one struct. Read with
+//! `GET /api/stats`, and exported by `GET /metrics` as `gateway_<name>_total`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -49,6 +49,44 @@ impl Stats {
     /// Adds one to `counter`.
     pub(crate) fn incr(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every counter as `(metric name, value)`: `gateway_<field>_total`.
+    pub(crate) fn metrics(&self) -> [(&'static str, u64); 10] {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        [
+            ("gateway_logins_total", get(&self.logins)),
+            ("gateway_login_failures_total", get(&self.login_failures)),
+            (
+                "gateway_handshakes_refused_total",
+                get(&self.handshakes_refused),
+            ),
+            (
+                "gateway_sessions_expired_disconnects_total",
+                get(&self.sessions_expired_disconnects),
+            ),
+            ("gateway_rate_limited_total", get(&self.rate_limited)),
+            (
+                "gateway_rate_limit_fail_open_total",
+                get(&self.rate_limit_fail_open),
+            ),
+            (
+                "gateway_settings_cache_hits_total",
+                get(&self.settings_cache_hits),
+            ),
+            (
+                "gateway_settings_cache_misses_total",
+                get(&self.settings_cache_misses),
+            ),
+            (
+                "gateway_settings_fetch_failures_total",
+                get(&self.settings_fetch_failures),
+            ),
+            (
+                "gateway_settings_invalidations_total",
+                get(&self.settings_invalidations),
+            ),
+        ]
     }
 
     /// The current values.

@@ -64,6 +64,34 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether Redis answers `PING` within `limit`.
+    pub(crate) async fn ping(&self, limit: Duration) -> Result<(), Error> {
+        let mut conn = self.conn.clone();
+        deadline(limit, redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(drop)
+    }
+
+    /// `used_memory` from `INFO memory`, if Redis answers within `limit` with a value.
+    pub(crate) async fn used_memory(&self, limit: Duration) -> Option<u64> {
+        let mut conn = self.conn.clone();
+        let mut command = redis::cmd("INFO");
+        command.arg("memory");
+        let info = deadline(limit, command.query_async::<String>(&mut conn))
+            .await
+            .ok()?;
+        used_memory(&info)
+    }
+}
+
+/// The `used_memory:<bytes>` line of an `INFO` answer.
+fn used_memory(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// `command`'s result, or [`Error::RedisTimeout`] once `limit` has passed.
 pub(crate) async fn deadline<T>(
     limit: Duration,
@@ -72,5 +100,16 @@ pub(crate) async fn deadline<T>(
     match tokio::time::timeout(limit, command).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(Error::RedisTimeout(limit)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_used_memory() {
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n";
+        assert_eq!(super::used_memory(info), Some(1_048_576));
+        assert_eq!(super::used_memory("# Memory\r\n"), None);
+        assert_eq!(super::used_memory("used_memory:lots\r\n"), None);
     }
 }

@@ -71,6 +71,14 @@ pub(crate) fn session_room(tenant: &str, session: &str) -> String {
     scoped(tenant, Kind::Session, session)
 }
 
+/// Whether `internal` is a chat room (named by clients), not a user's or a session's room.
+pub(crate) fn is_chat_room(internal: &str) -> bool {
+    internal
+        .strip_prefix("t:")
+        .and_then(|rest| rest.split_once(':'))
+        .is_some_and(|(_, rest)| rest.starts_with("r:"))
+}
+
 /// Reads an internal room name back into `(tenant, kind, name)`; `None` for a name the
 /// gateway never builds. The gateway never needs to: this is the injectivity argument above,
 /// as code, for the tests.
@@ -94,6 +102,15 @@ mod tests {
 
     use super::*;
     use crate::chat::validate_room;
+
+    #[test]
+    fn chat_rooms_are_told_from_private_rooms() {
+        assert!(is_chat_room(&room("acme", "general")));
+        assert!(is_chat_room(&room("acme", "t:globex:u:bob")));
+        assert!(!is_chat_room(&user_room("acme", "bob")));
+        assert!(!is_chat_room(&session_room("acme", "abc")));
+        assert!(!is_chat_room("general"));
+    }
 
     #[test]
     fn ids() {

@@ -12,7 +12,7 @@ use super::{
     ChatState, identity::Identity, messages::now_ms, order::Turn, payload::Object, reply::Reply,
     validate,
 };
-use crate::{Error, ratelimit::Scope, tenancy};
+use crate::{Error, metrics, ratelimit::Scope, tenancy};
 
 /// The payload of `dm`.
 #[derive(Debug, Deserialize)]
@@ -43,6 +43,7 @@ pub(crate) async fn dm<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<DmRequest>>,
 ) {
+    metrics::event_in("dm");
     let reply = turn
         .run(async {
             let request = Object::parse(request)?;
@@ -65,9 +66,10 @@ pub(crate) async fn dm<A: Adapter>(
             };
             let room = tenancy::user_room(&identity.tenant, &request.to);
             let delivery = socket.within(room).emit("dm", &message).await;
+            metrics::event_out("dm");
             Error::from_broadcast(delivery)?;
             Ok(Reply::Sent { id, ts })
         })
         .await;
-    Reply::from(reply).send(ack);
+    Reply::to("dm", reply).send(ack);
 }

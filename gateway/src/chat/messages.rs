@@ -15,7 +15,7 @@ use socketioxide::{
 use super::{
     ChatState, identity::Identity, order::Turn, payload::Object, reply::Reply, rooms, validate,
 };
-use crate::{Error, ids, ratelimit::Scope, tenancy};
+use crate::{Error, ids, metrics, ratelimit::Scope, tenancy};
 
 /// The payload of `message`.
 #[derive(Debug, Deserialize)]
@@ -68,6 +68,7 @@ pub(crate) async fn message<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<MessageRequest>>,
 ) {
+    metrics::event_in("message");
     let reply = turn
         .run(async {
             let request = Object::parse(request)?;
@@ -90,11 +91,12 @@ pub(crate) async fn message<A: Adapter>(
             };
             // `within` keeps the sender among the recipients (`to` would exclude it).
             let delivery = socket.within(room).emit("message", &message).await;
+            metrics::event_out("message");
             Error::from_broadcast(delivery)?;
             Ok(Reply::Sent { id, ts })
         })
         .await;
-    Reply::from(reply).send(ack);
+    Reply::to("message", reply).send(ack);
 }
 
 /// Now, in milliseconds since the Unix epoch (0 if the clock is before 1970).

@@ -14,6 +14,7 @@ mod payload;
 mod reply;
 mod rooms;
 mod typing;
+mod unknown;
 mod validate;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use socketioxide::{
 };
 use socketioxide_core::adapter::DefinedAdapter;
 
-use crate::{Error, accounts::Accounts, cache::TenantSettings, ratelimit::Scope, tenancy};
+use crate::{Error, accounts::Accounts, cache::TenantSettings, metrics, ratelimit::Scope, tenancy};
 pub(crate) use expiry::spawn as spawn_session_check;
 use identity::Identity;
 use messages::MessageIds;
@@ -125,6 +126,7 @@ async fn setup<A: Adapter>(
     socket.on("message", messages::message::<A>);
     socket.on("typing", typing::typing::<A>);
     socket.on("dm", dm::dm::<A>);
+    socket.on_fallback(unknown::unknown::<A>);
     Ok(())
 }
 
@@ -136,6 +138,7 @@ async fn welcome<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatState>
         instance: &chat.instance,
         sid: socket.id.to_string(),
     };
+    metrics::event_out("welcome");
     if let Err(err) = socket.emit("welcome", &welcome) {
         tracing::debug!(sid = %socket.id, %err, "could not send welcome");
     }

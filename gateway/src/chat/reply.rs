@@ -5,7 +5,7 @@
 use serde::Serialize;
 use socketioxide::{adapter::Adapter, extract::AckSender};
 
-use crate::Error;
+use crate::{Error, metrics};
 
 /// The body of one acknowledgement.
 #[derive(Debug, Serialize)]
@@ -49,6 +49,17 @@ impl Reply {
             // The socket is closing or its buffer is full: nobody is left to tell.
             tracing::debug!(%err, "could not send an acknowledgement");
         }
+    }
+}
+
+impl Reply {
+    /// The reply to `event` for `result`, counting a refusal in the
+    /// `socketio_events_rejected_total` metric.
+    pub(crate) fn to(event: &'static str, result: Result<Reply, Error>) -> Self {
+        if let Err(err) = &result {
+            metrics::rejected(event, err.reason());
+        }
+        Self::from(result)
     }
 }
 

@@ -15,7 +15,7 @@ use socketioxide::{
 };
 
 use super::{ChatState, identity::Identity, order::Turn, payload::Object, reply::Reply, validate};
-use crate::{Error, tenancy};
+use crate::{Error, metrics, tenancy};
 
 /// The payload of `join`, `leave` and `typing`.
 #[derive(Debug, Deserialize)]
@@ -42,6 +42,7 @@ pub(crate) async fn join<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<RoomRequest>>,
 ) {
+    metrics::event_in("join");
     let reply = turn
         .run(async {
             let room = RoomRequest::parse(request)?;
@@ -58,7 +59,7 @@ pub(crate) async fn join<A: Adapter>(
             Ok(Reply::ok())
         })
         .await;
-    Reply::from(reply).send(ack);
+    Reply::to("join", reply).send(ack);
 }
 
 /// `leave {room}`: removes the socket from the room; leaving a room one is not in is not an
@@ -70,6 +71,7 @@ pub(crate) async fn leave<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<RoomRequest>>,
 ) {
+    metrics::event_in("leave");
     let reply = turn
         .run(async {
             let room = RoomRequest::parse(request)?;
@@ -77,7 +79,7 @@ pub(crate) async fn leave<A: Adapter>(
             Ok(Reply::ok())
         })
         .await;
-    Reply::from(reply).send(ack);
+    Reply::to("leave", reply).send(ack);
 }
 
 /// Refuses a socket that addresses a room (internal name) it has not joined.

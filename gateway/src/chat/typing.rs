@@ -8,7 +8,7 @@ use socketioxide::{
 };
 
 use super::{identity::Identity, order::Turn, payload::Object, reply::Reply, rooms};
-use crate::{Error, tenancy};
+use crate::{Error, metrics, tenancy};
 
 /// The `typing` event the other members receive.
 #[derive(Debug, Serialize)]
@@ -25,6 +25,7 @@ pub(crate) async fn typing<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<rooms::RoomRequest>>,
 ) {
+    metrics::event_in("typing");
     let reply = turn
         .run(async {
             let room = rooms::RoomRequest::parse(request)?;
@@ -35,6 +36,7 @@ pub(crate) async fn typing<A: Adapter>(
                 from: identity.name.as_str(),
             };
             let delivery = socket.to(internal).volatile().emit("typing", &notice).await;
+            metrics::event_out("typing");
             // Volatile: a notice the cluster could not carry is dropped, like one a busy
             // member could not take; the sender is not told.
             if let Err(err) = Error::from_broadcast(delivery) {
@@ -43,5 +45,5 @@ pub(crate) async fn typing<A: Adapter>(
             Ok(Reply::ok())
         })
         .await;
-    Reply::from(reply).send(ack);
+    Reply::to("typing", reply).send(ack);
 }

@@ -1,4 +1,4 @@
-//! Plain HTTP next to Socket.IO: health, cluster status and counters; with accounts (Redis)
+//! Plain HTTP next to Socket.IO: liveness, readiness, metrics, cluster status and counters; with accounts (Redis)
 //! also login, logout, the current user and tenant settings. The CORS policy here also
 //! covers Socket.IO's long-polling requests.
 
@@ -10,6 +10,8 @@ mod cors;
 mod detach;
 mod error;
 mod health;
+mod metrics;
+mod ready;
 mod stats;
 
 use std::sync::Arc;
@@ -53,12 +55,14 @@ impl<A: Adapter> Clone for HttpState<A> {
     }
 }
 
-/// The HTTP routes: `GET /healthz`, `GET /api/cluster`, `GET /api/cluster/sockets` and
+/// The HTTP routes: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/cluster`, `GET /api/cluster/sockets` and
 /// `GET /api/stats`; with accounts also `POST /api/login`, `POST /api/logout`, `GET /api/me`
 /// and `GET|PUT /api/admin/tenants/{id}/settings`.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(ready::readyz::<A>))
+        .route("/metrics", get(metrics::metrics::<A>))
         .route("/api/cluster", get(cluster::cluster::<A>))
         .route("/api/cluster/sockets", get(cluster::sockets::<A>))
         .route("/api/stats", get(stats::stats::<A>));

@@ -432,6 +432,31 @@ impl ChildGateway {
         &self.url
     }
 
+    /// Asks the process to stop gracefully (SIGTERM, through `kill -TERM <pid>`: no unsafe
+    /// code in tests either).
+    pub fn terminate(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -TERM failed: {sent}");
+    }
+
+    /// Waits up to `within` for the process to exit; its exit status, or `None` if it still
+    /// runs.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling the gateway child") {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _already_dead = self.child.kill();
@@ -443,4 +468,48 @@ impl Drop for ChildGateway {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `args` with the value of `flag` replaced by `value` (added if absent).
+pub fn with_flag(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    match args.iter().position(|arg| arg == flag) {
+        Some(at) => args[at + 1] = value.to_owned(),
+        None => args.extend([flag.to_owned(), value.to_owned()]),
+    }
+    args
+}
+
+/// `GET /healthz` of the gateway at `url`: its status, or `None` if it did not answer.
+pub async fn healthz(url: &str) -> Option<u16> {
+    reqwest::get(format!("{url}/healthz"))
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// `GET /readyz` of the gateway at `url`: status and body.
+pub async fn readyz(url: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{url}/readyz"))
+        .await
+        .expect("GET /readyz");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+/// `GET /metrics` of the gateway at `url`: the Prometheus text.
+pub async fn metrics(url: &str) -> String {
+    let response = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status(), 200, "GET /metrics");
+    response.text().await.expect("a text body")
+}
+
+/// The value of the sample `series` (the name with its labels exactly as rendered, e.g.
+/// `socketio_events_in_total{event="join"}`) in a Prometheus text `body`.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }

@@ -1,0 +1,18 @@
+//! Any event the chat does not handle: refused with `{error: "unknown event"}` if the client
+//! asked for an ack, and counted under the single label `unknown` (the client's event name
+//! never becomes a metric label).
+
+use socketioxide::{adapter::Adapter, extract::AckSender};
+
+use super::{order::Turn, reply::Reply};
+use crate::{Error, metrics};
+
+/// The label of every unhandled event in the metrics.
+const UNKNOWN: &str = "unknown";
+
+/// The fallback handler: an error ack, in the socket's event order.
+pub(crate) async fn unknown<A: Adapter>(turn: Turn, ack: AckSender<A>) {
+    metrics::event_in(UNKNOWN);
+    let reply = turn.run(async { Err(Error::UnknownEvent) }).await;
+    Reply::to(UNKNOWN, reply).send(ack);
+}

@@ -1,0 +1,108 @@
+//! `GET /metrics`: every metric in the Prometheus text format (names in `crate::metrics`).
+//!
+//! Values kept elsewhere are copied in at scrape time: the socket and room gauges, the
+//! gateway's counters (`stats.rs`), the adapter's counters ([`redis_adapter::Stats`]), whether
+//! Redis answers, readiness, and Redis's memory (appended only when Redis answered in time,
+//! so a scrape during an outage has no stale or NaN value for it).
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use socketioxide::adapter::Adapter;
+
+use super::{HttpState, Peers, ready};
+use crate::{
+    metrics::{self, READY, REDIS_MEMORY, REDIS_UP, ROOMS, SCRAPE_REDIS_TIMEOUT, SOCKETS},
+    tenancy,
+};
+
+/// The Prometheus text format's content type.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`.
+pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Response {
+    let Some(handle) = metrics::handle() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response();
+    };
+    let memory = scrape(&state).await;
+    handle.run_upkeep();
+    let mut body = handle.render();
+    if let Some(bytes) = memory {
+        body.push_str(&format!(
+            "# HELP {REDIS_MEMORY} used_memory of INFO memory\n\
+             # TYPE {REDIS_MEMORY} gauge\n{REDIS_MEMORY} {bytes}\n"
+        ));
+    }
+    ([(CONTENT_TYPE, TEXT_FORMAT)], body).into_response()
+}
+
+/// Copies the scrape-time values into the recorder; returns Redis's memory if it answered.
+async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<u64> {
+    let sockets = state.io.of("/").map_or(0, |chat| chat.sockets().len());
+    metrics::gauge(SOCKETS, sockets as f64);
+    let rooms = match state.io.of("/") {
+        Some(chat) => chat
+            .local()
+            .rooms()
+            .await
+            .map(|rooms| rooms.iter().filter(|r| tenancy::is_chat_room(r)).count())
+            .unwrap_or_default(),
+        None => 0,
+    };
+    metrics::gauge(ROOMS, rooms as f64);
+
+    for (name, value) in state.stats.metrics() {
+        metrics::counter_at(name, value);
+    }
+    if let Peers::Redis(adapter) = &state.peers {
+        adapter_counters(&adapter.stats());
+    }
+    let ready = ready::readiness(state).await.ready;
+    metrics::gauge(READY, if ready { 1.0 } else { 0.0 });
+
+    let accounts = state.accounts.as_ref()?;
+    let memory = accounts.store.used_memory(SCRAPE_REDIS_TIMEOUT).await;
+    metrics::gauge(REDIS_UP, if memory.is_some() { 1.0 } else { 0.0 });
+    memory
+}
+
+/// The adapter's counters, as `redis_adapter_*_total`.
+fn adapter_counters(stats: &redis_adapter::Stats) {
+    let counters = [
+        ("redis_adapter_published_total", stats.published),
+        ("redis_adapter_published_bytes_total", stats.published_bytes),
+        (
+            "redis_adapter_publish_failures_total",
+            stats.publish_failures,
+        ),
+        ("redis_adapter_received_total", stats.received),
+        ("redis_adapter_received_bytes_total", stats.received_bytes),
+        (
+            "redis_adapter_request_timeouts_total",
+            stats.request_timeouts,
+        ),
+        ("redis_adapter_reconnects_total", stats.reconnects),
+        (
+            "redis_adapter_stale_subscribers_total",
+            stats.stale_subscriber,
+        ),
+    ];
+    for (name, value) in counters {
+        metrics::counter_at(name, value);
+    }
+    let dropped = [
+        ("own", stats.ignored_own),
+        ("malformed", stats.dropped_malformed),
+        ("unknown_version", stats.dropped_unknown_version),
+        ("late_response", stats.dropped_responses),
+    ];
+    for (reason, value) in dropped {
+        ::metrics::counter!("redis_adapter_dropped_total", "reason" => reason).absolute(value);
+    }
+}

@@ -1,0 +1,95 @@
+//! `GET /readyz`: whether this instance can serve the cluster now, for a load balancer or an
+//! orchestrator's readiness probe. `/healthz` only says the process is alive.
+//!
+//! With Redis, ready means: Redis answers `PING` within [`PING_TIMEOUT`] on the command
+//! connection (sessions, rate limits, settings), this instance's own Pub/Sub subscription (the
+//! settings invalidations, probed with PING every few seconds) is in place, and the adapter
+//! serves the chat namespace. Standalone, an instance is always ready.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Serialize;
+use socketioxide::adapter::Adapter;
+
+use super::{HttpState, Peers};
+
+/// How long the Redis check waits for its PONG.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The chat namespace, which the adapter must serve.
+const CHAT_NS: &str = "/";
+
+/// The body of `GET /readyz`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Readiness {
+    /// Every check passed.
+    pub(crate) ready: bool,
+    /// Each check by name.
+    checks: BTreeMap<&'static str, Check>,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Serialize)]
+struct Check {
+    ok: bool,
+    /// What was seen, for humans.
+    detail: String,
+}
+
+impl Check {
+    fn new(ok: bool, detail: impl Into<String>) -> Self {
+        Self {
+            ok,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// `GET /readyz`: 200 when ready, else 503; the body says which check failed either way.
+pub(super) async fn readyz<A: Adapter>(
+    State(state): State<HttpState<A>>,
+) -> (StatusCode, Json<Readiness>) {
+    let readiness = readiness(&state).await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness))
+}
+
+/// Runs the checks (at most [`PING_TIMEOUT`] long).
+pub(crate) async fn readiness<A: Adapter>(state: &HttpState<A>) -> Readiness {
+    let mut checks = BTreeMap::new();
+    match (&state.peers, &state.accounts) {
+        (Peers::Redis(adapter), Some(accounts)) => {
+            let redis = match accounts.store.ping(PING_TIMEOUT).await {
+                Ok(()) => Check::new(true, "PONG"),
+                Err(err) => Check::new(false, err.to_string()),
+            };
+            checks.insert("redis", redis);
+            let pubsub = if accounts.settings.is_live() {
+                Check::new(true, "subscribed")
+            } else {
+                Check::new(false, "Pub/Sub subscription lost, reconnecting")
+            };
+            checks.insert("pubsub", pubsub);
+            let cluster = match adapter.server_count(CHAT_NS) {
+                Some(_) if !adapter.is_connected() => {
+                    Check::new(false, "adapter subscriber reconnecting")
+                }
+                Some(servers) => Check::new(true, format!("{servers} live instances")),
+                None => Check::new(false, "the adapter does not serve the chat namespace"),
+            };
+            checks.insert("adapter", cluster);
+        }
+        _ => {
+            checks.insert("standalone", Check::new(true, "no Redis needed"));
+        }
+    }
+    Readiness {
+        ready: checks.values().all(|check| check.ok),
+        checks,
+    }
+}

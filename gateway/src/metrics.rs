@@ -1,0 +1,88 @@
+//! Prometheus metrics: the process-wide recorder, every metric name the gateway exports, and
+//! the helpers the chat handlers call. `GET /metrics` (`http::metrics`) renders the recorder
+//! and first sets the values that are read at scrape time (gauges, and counters kept
+//! elsewhere: the adapter's [`redis_adapter::Stats`] and the gateway's `stats.rs`).
+//!
+//! The recorder is installed once per process through the `metrics` facade, so the adapter's
+//! own recordings (its publish latency histogram) land in the same registry. There is no
+//! exporter HTTP listener: the gateway's axum router serves the text.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Events received from clients, by event name (`unknown` for any name the chat does not
+/// handle: a client-chosen name never becomes a label).
+pub(crate) const EVENTS_IN: &str = "socketio_events_in_total";
+/// Events the gateway emits, by event name; a room broadcast counts once.
+pub(crate) const EVENTS_OUT: &str = "socketio_events_out_total";
+/// Events refused with an error ack, by event name and reason (see `Error::reason`).
+pub(crate) const EVENTS_REJECTED: &str = "socketio_events_rejected_total";
+/// Sockets connected to this instance's chat namespace (gauge).
+pub(crate) const SOCKETS: &str = "socketio_connected_sockets";
+/// Chat rooms with at least one member on this instance (gauge; private user and session
+/// rooms are not counted).
+pub(crate) const ROOMS: &str = "socketio_rooms";
+/// 1 when the gateway's Redis command connection answered a scrape-time `INFO memory` within
+/// [`SCRAPE_REDIS_TIMEOUT`], else 0 (gauge; absent in standalone mode).
+pub(crate) const REDIS_UP: &str = "redis_up";
+/// `used_memory` of `INFO memory`, only present when Redis answered the scrape in time.
+pub(crate) const REDIS_MEMORY: &str = "redis_memory_used_bytes";
+/// 1 when `GET /readyz` would answer 200 (gauge).
+pub(crate) const READY: &str = "gateway_ready";
+
+/// How long a scrape waits for Redis before reporting it down.
+pub(crate) const SCRAPE_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Buckets of the adapter's publish latency histogram, in seconds: 100 µs to 1 s.
+const PUBLISH_BUCKETS: [f64; 13] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// The recorder's handle, installing the recorder on first use. `None` when another global
+/// recorder was installed first (metrics are then not ours to render).
+pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE.get_or_init(install).as_ref()
+}
+
+fn install() -> Option<PrometheusHandle> {
+    let installed = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(redis_adapter::PUBLISH_DURATION.to_owned()),
+            &PUBLISH_BUCKETS,
+        )
+        .and_then(PrometheusBuilder::install_recorder);
+    match installed {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::warn!(%err, "cannot install the Prometheus recorder: /metrics stays empty");
+            None
+        }
+    }
+}
+
+/// Counts one incoming event `event`.
+pub(crate) fn event_in(event: &'static str) {
+    metrics::counter!(EVENTS_IN, "event" => event).increment(1);
+}
+
+/// Counts one emit of `event` (to one socket or one room).
+pub(crate) fn event_out(event: &'static str) {
+    metrics::counter!(EVENTS_OUT, "event" => event).increment(1);
+}
+
+/// Counts one `event` refused for `reason`.
+pub(crate) fn rejected(event: &'static str, reason: &'static str) {
+    metrics::counter!(EVENTS_REJECTED, "event" => event, "reason" => reason).increment(1);
+}
+
+/// Sets counter `name` to `value`, for counters kept elsewhere and read at scrape time.
+pub(crate) fn counter_at(name: &'static str, value: u64) {
+    metrics::counter!(name).absolute(value);
+}
+
+/// Sets gauge `name` to `value`.
+pub(crate) fn gauge(name: &'static str, value: f64) {
+    metrics::gauge!(name).set(value);
+}
