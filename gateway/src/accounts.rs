@@ -79,12 +79,14 @@ impl Accounts {
                  never do this in production"
             ),
         }
-        let store = Store::connect(url, Keys::new(&config.key_prefix)).await?;
+        let reconnect = config.redis_reconnect();
+        let store = Store::connect(url, Keys::new(&config.key_prefix), reconnect).await?;
         let (settings, subscription) = SettingsCache::start(
             url,
             store.clone(),
             config.settings_cache_ttl(),
             stats.clone(),
+            reconnect,
         )
         .await?;
         background.push(subscription);

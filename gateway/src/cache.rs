@@ -141,6 +141,7 @@ impl SettingsCache {
         store: Store,
         ttl: Duration,
         stats: Arc<Stats>,
+        reconnect: (Duration, Duration),
     ) -> Result<(Self, JoinHandle<()>), Error> {
         let client = redis::Client::open(url)?;
         let channel = store.keys().invalidate_channel();
@@ -151,7 +152,13 @@ impl SettingsCache {
             stats,
             state: Mutex::default(),
         });
-        let task = tokio::spawn(run_subscription(inner.clone(), client, channel, pubsub));
+        let task = tokio::spawn(run_subscription(
+            inner.clone(),
+            client,
+            channel,
+            pubsub,
+            reconnect,
+        ));
         Ok((Self { inner }, task))
     }
 
@@ -348,11 +355,12 @@ async fn run_subscription(
     client: redis::Client,
     channel: String,
     first: PubSub,
+    (min, max): (Duration, Duration),
 ) {
-    // Exponential from 50 ms to 1 s, plus up to as much again of jitter.
+    // Exponential from min/2 to max/2, plus up to as much again of jitter: within min/2..=max.
     let reconnect_delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(1))
+        .with_min_delay(min / 2)
+        .with_max_delay(max / 2)
         .with_jitter()
         .without_max_times();
     let mut delays = reconnect_delays.build();
@@ -361,7 +369,7 @@ async fn run_subscription(
         let pubsub = match next.take() {
             Some(pubsub) => pubsub,
             None => {
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(2))).await;
+                tokio::time::sleep(delays.next().unwrap_or(max)).await;
                 match subscribe(&client, &channel).await {
                     Ok(pubsub) => {
                         tracing::info!("settings invalidation subscription restored");

@@ -25,6 +25,10 @@ pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 5_000;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 15_000;
 /// Default deadline of a request to the other instances, in milliseconds.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Default first delay before reconnecting to Redis, in milliseconds.
+pub const DEFAULT_REDIS_RECONNECT_MIN_MS: u64 = 100;
+/// Default longest delay between Redis reconnect attempts, in milliseconds.
+pub const DEFAULT_REDIS_RECONNECT_MAX_MS: u64 = 500;
 /// Default deadline of a graceful shutdown, in milliseconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 /// Default session lifetime from login, in seconds (one day).
@@ -114,6 +118,16 @@ pub struct Config {
     /// delivery when several instances share a machine.
     #[arg(long, env = "GATEWAY_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
+
+    /// First delay before reconnecting a lost Redis connection, in milliseconds; it doubles
+    /// (with jitter) on each failed attempt.
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MIN_MS", default_value_t = DEFAULT_REDIS_RECONNECT_MIN_MS)]
+    pub redis_reconnect_min_ms: u64,
+
+    /// Longest delay between two Redis reconnect attempts, in milliseconds: once Redis is back,
+    /// every connection is restored within about this long.
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX_MS", default_value_t = DEFAULT_REDIS_RECONNECT_MAX_MS)]
+    pub redis_reconnect_max_ms: u64,
 
     /// The user directory (JSON; see `gateway add-user`). Default: the demo directory
     /// shipped in gateway/users.demo.json, embedded in the binary. Only used with Redis.
@@ -222,6 +236,8 @@ impl Default for Config {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             worker_threads: None,
+            redis_reconnect_min_ms: DEFAULT_REDIS_RECONNECT_MIN_MS,
+            redis_reconnect_max_ms: DEFAULT_REDIS_RECONNECT_MAX_MS,
             users_file: None,
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
             secure_cookies: false,
@@ -243,6 +259,15 @@ impl Config {
         self.instance_id
             .get_or_insert_with(crate::ids::instance_id)
             .clone()
+    }
+
+    /// The first and the longest delay between Redis reconnect attempts.
+    pub fn redis_reconnect(&self) -> (Duration, Duration) {
+        let min = Duration::from_millis(self.redis_reconnect_min_ms.max(1));
+        (
+            min,
+            Duration::from_millis(self.redis_reconnect_max_ms).max(min),
+        )
     }
 
     /// The engine.io ping interval.

@@ -232,6 +232,8 @@ fn adapter_config(config: &Config) -> RedisAdapterConfig {
         heartbeat_interval: config.heartbeat_interval(),
         heartbeat_timeout: config.heartbeat_timeout(),
         request_timeout: config.request_timeout(),
+        reconnect_min_delay: config.redis_reconnect().0,
+        reconnect_max_delay: config.redis_reconnect().1,
         ..RedisAdapterConfig::default()
     }
 }

@@ -23,14 +23,18 @@ pub(crate) struct Store {
 
 impl Store {
     /// Connects to `url` (failing if Redis is unreachable now); later losses are repaired in
-    /// the background while commands fail fast.
-    pub(crate) async fn connect(url: &str, keys: Keys) -> Result<Self, Error> {
+    /// the background, `reconnect` (first and longest delay) apart, while commands fail fast.
+    pub(crate) async fn connect(
+        url: &str,
+        keys: Keys,
+        reconnect: (Duration, Duration),
+    ) -> Result<Self, Error> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1))
+            .set_min_delay(reconnect.0)
+            .set_max_delay(reconnect.1)
             .set_number_of_retries(1);
         let conn = tokio::time::timeout(
             COMMAND_TIMEOUT * 5,
