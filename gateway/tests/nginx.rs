@@ -400,22 +400,6 @@ async fn nginx_pins_clients_to_instances_and_they_chat_across_them() {
     b.close().await;
 }
 
-/// `tests/node`, with its pinned modules installed (`npm ci`) when they are missing.
-fn node_client_dir() -> &'static Path {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node"));
-    if !dir.join("node_modules/socket.io-client").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir)
-            .status()
-            .unwrap_or_else(|err| {
-                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
-            });
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    dir
-}
-
 /// The official client (`tests/node/chat.mjs`): both of its clients connect to nginx's URL.
 /// Node's client cannot be given a source address from the command line, so both come from
 /// 127.0.0.1 and land on one instance; the pinning itself is tested above.
@@ -429,7 +413,7 @@ async fn official_client_through_nginx(stack: &Stack, transport: &str) {
         .arg(format!("--token-a={token_a}"))
         .arg(format!("--token-b={token_b}"))
         .args(["--timeout-ms", "15000"])
-        .current_dir(node_client_dir())
+        .current_dir(support::node_client_dir())
         .output()
         .await
         .unwrap_or_else(|err| {

@@ -5,26 +5,8 @@
 
 mod support;
 
-use std::{path::Path, process::Command};
-
 use support::{ChildGateway, clustered_args, login};
 use test_support::RedisServer;
-
-/// `tests/node`, with its pinned modules installed (`npm ci`) when they are missing.
-fn node_client_dir() -> &'static Path {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node"));
-    if !dir.join("node_modules/socket.io-client").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir)
-            .status()
-            .unwrap_or_else(|err| {
-                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
-            });
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    dir
-}
 
 /// How the Node clients present their session.
 #[derive(Clone, Copy)]
@@ -40,7 +22,7 @@ async fn chat_across_two_instances(transport: &str, session: Session) {
     let args = clustered_args(&redis.url());
     let a = ChildGateway::start(&args).await;
     let b = ChildGateway::start(&args).await;
-    let dir = node_client_dir();
+    let dir = support::node_client_dir();
     let token_a = login(a.url(), "alice").await;
     let token_b = login(b.url(), "bob").await;
 

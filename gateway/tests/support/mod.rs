@@ -513,3 +513,20 @@ pub fn metric(body: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
 }
+
+/// `tests/node` (the official client's test script), with its pinned modules installed
+/// (`npm ci`) when they are missing.
+pub fn node_client_dir() -> &'static std::path::Path {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node"));
+    if !dir.join("node_modules/socket.io-client").is_dir() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .status()
+            .unwrap_or_else(|err| {
+                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
+            });
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    dir
+}
