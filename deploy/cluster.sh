@@ -15,6 +15,7 @@ set -euo pipefail
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$DEPLOY_DIR")
+WEB_MODULES_DIR=$REPO_DIR/gateway/web/node_modules # absolute: the gateways get it as a flag
 NGINX_PORT=${NGINX_PORT:-8080}
 GATEWAY_PORTS=${GATEWAY_PORTS:-3001,3002,3003}
 REDIS_PORT=${REDIS_PORT:-6380}
@@ -47,6 +48,10 @@ ensure_packages() {
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     [[ -n $(find_nginx) ]] || missing+=(nginx)
     command -v curl >/dev/null || missing+=(curl)
+    if [[ ! -f $WEB_MODULES_DIR/socket.io-client/dist/socket.io.min.js ]]; then
+        command -v node >/dev/null || missing+=(nodejs)
+        command -v npm >/dev/null || missing+=(npm)
+    fi
     ((${#missing[@]})) || return 0
     if [[ $(id -u) -ne 0 ]]; then
         die "missing programs; install the Debian packages: sudo apt-get install ${missing[*]}"
@@ -75,13 +80,22 @@ ensure_binary() {
         return 0
     fi
     if [[ -x $bin ]] && [[ -z $(find "$REPO_DIR/Cargo.toml" "$REPO_DIR/Cargo.lock" \
-        "$REPO_DIR/gateway" "$REPO_DIR/adapter" -path "$REPO_DIR/gateway/tests" -prune \
+        "$REPO_DIR/gateway" "$REPO_DIR/adapter" \( -path "$REPO_DIR/gateway/tests" \
+        -o -path "$REPO_DIR/gateway/web/node_modules" \) -prune \
         -o -newer "$bin" -type f -print -quit) ]]; then
         return 0
     fi
     command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
     say "building the gateway (cargo build --release -p gateway)..."
     (cd "$REPO_DIR" && cargo build --release -p gateway)
+}
+
+# The chat page's browser client (socket.io-client, pinned by gateway/web/package-lock.json),
+# which the gateways read from disk at run time.
+ensure_web_modules() {
+    [[ -f $WEB_MODULES_DIR/socket.io-client/dist/socket.io.min.js ]] && return 0
+    say "installing the chat page's socket.io-client (npm ci in gateway/web)..."
+    (cd "$REPO_DIR/gateway/web" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 # --- processes -----------------------------------------------------------------------------
@@ -182,7 +196,7 @@ start_gateway() {
     # setsid: its own session, so the terminal's hangup or Ctrl-C does not reach it.
     setsid "$(gateway_bin)" --listen "$HOST:$port" --instance-id "$name" \
         --redis-url "redis://$HOST:$REDIS_PORT" --trusted-proxies "$HOST" \
-        </dev/null >>"$(log_file "$name")" 2>&1 &
+        --web-modules-dir "$WEB_MODULES_DIR" </dev/null >>"$(log_file "$name")" 2>&1 &
     echo $! >"$(pid_file "$name")"
     wait_for 15 healthy "$HOST:$port" || fail_with_log "$name"
     report "$name" "started on $HOST:$port (pid $(running_pid "$name"))"
@@ -273,6 +287,7 @@ gateway_names() {
 cmd_up() {
     ensure_packages
     ensure_binary
+    ensure_web_modules
     mkdir -p "$RUN_DIR"
     check_ports
     start_redis

@@ -45,6 +45,9 @@ pub const DEFAULT_RATE_DM: Rate = Rate::new(20, Duration::from_secs(10));
 pub const DEFAULT_SETTINGS_CACHE_TTL_SECS: u64 = 120;
 /// Default interval between two checks of the local sockets' sessions, in seconds.
 pub const DEFAULT_SESSION_CHECK_INTERVAL_SECS: u64 = 30;
+/// Default directory of the chat page's npm modules (`npm ci` in gateway/web), relative to the
+/// working directory.
+pub const DEFAULT_WEB_MODULES_DIR: &str = "gateway/web/node_modules";
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -172,6 +175,11 @@ pub struct Config {
     /// a socket whose session expired or was deleted is disconnected within this interval.
     #[arg(long, env = "GATEWAY_SESSION_CHECK_INTERVAL_SECS", default_value_t = DEFAULT_SESSION_CHECK_INTERVAL_SECS)]
     pub session_check_interval_secs: u64,
+
+    /// The chat page's npm modules (`npm ci` in gateway/web): the official socket.io-client
+    /// browser build is read from here at run time and served at /assets/socket.io.min.js.
+    #[arg(long, env = "GATEWAY_WEB_MODULES_DIR", default_value = DEFAULT_WEB_MODULES_DIR)]
+    pub web_modules_dir: PathBuf,
 }
 
 /// The `gateway` command line: the server's flags, or a subcommand.
@@ -248,6 +256,7 @@ impl Default for Config {
             rate_dm: DEFAULT_RATE_DM,
             settings_cache_ttl_secs: DEFAULT_SETTINGS_CACHE_TTL_SECS,
             session_check_interval_secs: DEFAULT_SESSION_CHECK_INTERVAL_SECS,
+            web_modules_dir: PathBuf::from(DEFAULT_WEB_MODULES_DIR),
         }
     }
 }

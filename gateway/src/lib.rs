@@ -217,6 +217,7 @@ fn assemble<A: Adapter>(
         peers,
         accounts: shared.accounts,
         stats: shared.stats,
+        web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
     };
     // The outermost layer runs first: request parts are copied before engineioxide keeps them.
     let app = http::router(state)

@@ -11,10 +11,11 @@ mod detach;
 mod error;
 mod health;
 mod metrics;
+mod page;
 mod ready;
 mod stats;
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use axum::{
     Router,
@@ -41,6 +42,8 @@ pub(crate) struct HttpState<A: Adapter> {
     pub(crate) accounts: Option<Arc<Accounts>>,
     /// The gateway's counters.
     pub(crate) stats: Arc<Stats>,
+    /// The chat page's npm modules, where the socket.io-client browser build is read.
+    pub(crate) web_modules_dir: Arc<Path>,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -51,15 +54,20 @@ impl<A: Adapter> Clone for HttpState<A> {
             peers: self.peers.clone(),
             accounts: self.accounts.clone(),
             stats: self.stats.clone(),
+            web_modules_dir: self.web_modules_dir.clone(),
         }
     }
 }
 
-/// The HTTP routes: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/cluster`, `GET /api/cluster/sockets` and
+/// The HTTP routes: the chat page (`GET /` and `GET /assets/...`), `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/cluster`, `GET /api/cluster/sockets` and
 /// `GET /api/stats`; with accounts also `POST /api/login`, `POST /api/logout`, `GET /api/me`
 /// and `GET|PUT /api/admin/tenants/{id}/settings`.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let mut router = Router::new()
+        .route("/", get(page::index))
+        .route("/assets/app.js", get(page::app_js))
+        .route("/assets/style.css", get(page::style_css))
+        .route("/assets/socket.io.min.js", get(page::socket_io_js::<A>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(ready::readyz::<A>))
         .route("/metrics", get(metrics::metrics::<A>))
