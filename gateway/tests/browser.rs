@@ -7,29 +7,12 @@
 
 mod support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
-use support::{ChildGateway, clustered_args, login, password, with_flag};
+use support::{ChildGateway, clustered_args, login, npm_ci, password, with_flag};
 use test_support::RedisServer;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Runs `npm ci` in `dir` when `probe` (inside its node_modules) is missing.
-fn npm_ci(dir: &Path, probe: &str) {
-    if !dir.join("node_modules").join(probe).exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir)
-            .status()
-            .unwrap_or_else(|err| {
-                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
-            });
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-}
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

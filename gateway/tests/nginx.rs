@@ -7,157 +7,19 @@
 //! Needs the Debian package `nginx` (besides `redis-server`, `nodejs` and `npm`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod nginx_support;
 mod support;
 
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr},
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::Duration,
 };
 
 use loadtest::{ConnectOptions, SocketClient, client::Transport};
+use nginx_support::{Nginx, nginx_binary, port_of};
 use serde_json::{Value, json};
 use support::{ChildGateway, TIMEOUT, clustered_args, join, next_named, password};
 use test_support::RedisServer;
-
-/// The deployment directory of the repository.
-fn deploy_dir() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy"))
-        .canonicalize()
-        .expect("the deploy directory")
-}
-
-/// The nginx binary (in /usr/sbin, which a user's PATH may lack).
-fn nginx_binary() -> PathBuf {
-    let in_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    in_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("nginx not found: install the Debian package `nginx` (apt-get install nginx)")
-        })
-}
-
-/// Renders `deploy/nginx.conf.template` as `deploy/cluster.sh` does.
-fn render_config(run_dir: &Path, port: u16, upstream_ports: &[u16]) -> String {
-    let deploy = deploy_dir();
-    let template = std::fs::read_to_string(deploy.join("nginx.conf.template"))
-        .expect("reading deploy/nginx.conf.template");
-    let upstreams = upstream_ports
-        .iter()
-        .map(|port| format!("        server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let rendered = template
-        .replace("@RUN_DIR@", &run_dir.display().to_string())
-        .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
-        .replace(
-            "@PROXY_CONF@",
-            &deploy.join("nginx-proxy.conf").display().to_string(),
-        )
-        .replace("@UPSTREAMS@", &upstreams);
-    assert!(
-        !rendered.contains('@'),
-        "a placeholder of the template was not rendered:\n{rendered}"
-    );
-    rendered
-}
-
-/// nginx run from the shipped template in a run directory of its own (it daemonizes, as
-/// configured); stopped when dropped.
-struct Nginx {
-    binary: PathBuf,
-    run_dir: PathBuf,
-    url: String,
-}
-
-impl Nginx {
-    /// Starts nginx on a free loopback port in front of `upstream_ports`.
-    async fn start(binary: PathBuf, upstream_ports: &[u16]) -> Self {
-        let port = test_support::free_port();
-        let run_dir =
-            std::env::temp_dir().join(format!("test-nginx-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(run_dir.join("nginx-tmp")).expect("creating the nginx run dir");
-        std::fs::write(
-            run_dir.join("nginx.conf"),
-            render_config(&run_dir, port, upstream_ports),
-        )
-        .expect("writing nginx.conf");
-        let nginx = Self {
-            binary,
-            run_dir,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let output = nginx.command().output().unwrap_or_else(|err| {
-            panic!("cannot run nginx ({err}): install the Debian package `nginx`")
-        });
-        assert!(
-            output.status.success(),
-            "nginx did not start: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            nginx.error_log()
-        );
-        let healthz = format!("{}/healthz", nginx.url);
-        let ready = test_support::eventually_async(TIMEOUT, || async {
-            reqwest::get(&healthz)
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        assert!(
-            ready,
-            "nginx does not proxy /healthz: {}",
-            nginx.error_log()
-        );
-        nginx
-    }
-
-    /// `nginx -p RUN -c RUN/nginx.conf -e RUN/nginx-error.log`, as deploy/cluster.sh runs it.
-    fn command(&self) -> Command {
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("-p")
-            .arg(&self.run_dir)
-            .arg("-c")
-            .arg(self.run_dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(self.run_dir.join("nginx-error.log"))
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.run_dir.join("nginx-error.log")).unwrap_or_default()
-    }
-
-    fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let pid_file = self.run_dir.join("nginx.pid");
-        let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        let _best_effort = self.command().args(["-s", "stop"]).output();
-        // nginx removes its pid file once the master has exited; kill it if it lingers.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while pid_file.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let pid = pid.trim();
-        if pid_file.exists() && !pid.is_empty() {
-            let _best_effort = Command::new("kill").args(["-KILL", pid]).status();
-        }
-        let _best_effort = std::fs::remove_dir_all(&self.run_dir);
-    }
-}
 
 /// Redis, three clustered gateway processes trusting nginx's `X-Forwarded-For`, and nginx.
 /// Fields drop in order: nginx first, Redis last.
@@ -202,13 +64,6 @@ impl Stack {
     fn url(&self) -> &str {
         self.nginx.url()
     }
-}
-
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {url}"))
 }
 
 /// An HTTP client whose connections leave from `ip`.

@@ -13,6 +13,7 @@
   let me = null; // {name, ...}
   let current = null; // the room shown
   const rooms = new Map(); // room -> {messages: [], unread, active: Map(name -> ts), typing: Map(name -> timer)}
+  const joined = new Set(); // rooms the current connection has joined (data-joined on their buttons)
   let lastTypingSent = 0;
 
   function room(name) {
@@ -93,7 +94,12 @@
       // After a reconnect the server knows none of our rooms: join them again.
       for (const name of rooms.keys()) {
         socket.emit("join", { room: name }, (reply) => {
-          if (reply && reply.error) system(name, `could not re-join: ${reply.error}`);
+          if (reply && reply.error) {
+            system(name, `could not re-join: ${reply.error}`);
+            return;
+          }
+          joined.add(name);
+          renderRooms();
         });
       }
     });
@@ -101,6 +107,8 @@
       $("instance").textContent = data && data.instance ? String(data.instance) : "";
     });
     socket.on("disconnect", (reason) => {
+      joined.clear();
+      renderRooms();
       if (reason === "io client disconnect") {
         setState("offline");
       } else if (reason === "io server disconnect") {
@@ -145,6 +153,7 @@
     me = null;
     current = null;
     rooms.clear();
+    joined.clear();
     renderRooms();
     renderRoom();
     $("me").textContent = "";
@@ -172,6 +181,7 @@
         return;
       }
       room(name);
+      joined.add(name);
       $("room-input").value = "";
       select(name);
     });
@@ -195,6 +205,7 @@
       button.type = "button";
       button.textContent = "#" + name;
       button.className = name === current ? "current" : "";
+      button.dataset.joined = joined.has(name) ? "true" : "false";
       button.addEventListener("click", () => select(name));
       if (r.unread > 0) {
         const badge = document.createElement("span");

@@ -530,3 +530,17 @@ pub fn node_client_dir() -> &'static std::path::Path {
     }
     dir
 }
+
+/// Runs `npm ci` in `dir` when `probe` (inside its node_modules) is missing.
+pub fn npm_ci(dir: &std::path::Path, probe: &str) {
+    if !dir.join("node_modules").join(probe).exists() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .status()
+            .unwrap_or_else(|err| {
+                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
+            });
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+}
