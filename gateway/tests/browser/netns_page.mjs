@@ -1,0 +1,124 @@
+// One user's chat page in headless Debian chromium (playwright-core), run by
+// gateway/tests/browser_netns.rs inside a network namespace of its own (`ip netns exec`), so
+// that nginx sees the page's own source address. Driven over stdin/stdout, one JSON line per
+// step:
+//
+//   page:  {"step":"joined","instance":I}   logged in through the form, joined --room
+//   test:  "send"                            (every page has joined)
+//   page:  {"ok":true,"instance":I,...}      sent --text, saw it and --expect-text from --from
+//
+// On failure the last line is {"ok":false,"error":...} and the exit status non-zero.
+// Screenshots go to --artifacts as netns-<user>.png.
+//
+// node netns_page.mjs --url URL --user alice --password P --room ROOM --text TEXT
+//                     --from bob --expect-text TEXT --artifacts DIR [--timeout-ms 15000]
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((pairs, arg, i, all) => {
+    if (arg.startsWith("--")) {
+      const [key, inline] = arg.slice(2).split(/=(.*)/s);
+      pairs.push([key, inline !== undefined ? inline : all[i + 1]]);
+    }
+    return pairs;
+  }, []),
+);
+const timeout = Number(args["timeout-ms"] || 15000);
+const artifacts = args.artifacts;
+mkdirSync(artifacts, { recursive: true });
+
+const input = createInterface({ input: process.stdin });
+const lines = [];
+const waiters = [];
+input.on("line", (line) => {
+  const waiter = waiters.shift();
+  if (waiter) waiter(line.trim());
+  else lines.push(line.trim());
+});
+function answer(expected) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${expected}" from the test`)), timeout);
+    const done = (line) => {
+      clearTimeout(timer);
+      if (line === expected) resolve();
+      else reject(new Error(`expected "${expected}" from the test, got "${line}"`));
+    };
+    if (lines.length) done(lines.shift());
+    else waiters.push(done);
+  });
+}
+const report = (line) => console.log(JSON.stringify(line));
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  timeout,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+const summary = { ok: false, user: args.user };
+let page = null;
+try {
+  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(timeout);
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(String(err)));
+  await page.goto(args.url);
+  await page.fill("#username", args.user);
+  await page.fill("#password", args.password);
+  await page.click("#login-form button[type=submit]");
+  await page.waitForSelector("#state[data-state=connected]");
+  await page.waitForFunction(() => document.getElementById("instance").textContent !== "");
+  summary.instance = await page.textContent("#instance");
+  await page.fill("#room-input", args.room);
+  await page.click("#join-form button[type=submit]");
+  await page.waitForSelector("#room-list button.current");
+  await page.waitForSelector("#text:not([disabled])");
+  report({ step: "joined", instance: summary.instance });
+
+  await answer("send");
+  await page.fill("#text", args.text);
+  await page.click("#send");
+  for (const [name, body] of [
+    [args.user, args.text],
+    [args.from, args["expect-text"]],
+  ]) {
+    await page.waitForFunction(
+      ([name, body]) =>
+        [...document.querySelectorAll("#messages li")].some(
+          (li) =>
+            li.querySelector(".from")?.textContent === name &&
+            li.querySelector(".text")?.textContent === body,
+        ),
+      [name, body],
+    );
+  }
+  // Still on the same instance: the page never had to reconnect elsewhere.
+  summary.instanceAfter = await page.textContent("#instance");
+  await page.screenshot({ path: join(artifacts, `netns-${args.user}.png`) });
+  if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
+  summary.ok = true;
+} catch (err) {
+  summary.error = String(err && err.stack ? err.stack : err);
+  if (page) {
+    await page.screenshot({ path: join(artifacts, `netns-${args.user}-failure.png`) }).catch(() => {});
+  }
+} finally {
+  await browser.close().catch(() => {});
+}
+report(summary);
+input.close();
+process.exit(summary.ok ? 0 : 1);
