@@ -172,13 +172,9 @@ async fn expect_message(client: &mut SocketClient, room: &str, id: &Value, text:
     }
 }
 
-#[tokio::test]
-async fn nginx_pins_clients_to_instances_and_they_chat_across_them() {
-    let stack = Stack::start().await;
-    let url = stack.url();
-
-    // Every client here comes from the loopback: source addresses 127.0.0.2, .3, ... are
-    // hashed by nginx; find two that it sends to different instances.
+/// Two loopback source addresses (127.0.0.2, .3, ...) that nginx's address hashing sends to
+/// different instances, by instance: every client here comes from the loopback.
+async fn two_pinned_addresses(url: &str) -> HashMap<String, IpAddr> {
     let mut by_instance: HashMap<String, IpAddr> = HashMap::new();
     for last in 2..=60u8 {
         let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
@@ -197,6 +193,15 @@ async fn nginx_pins_clients_to_instances_and_they_chat_across_them() {
         2,
         "nginx sent addresses 127.0.0.2-60 to fewer than two instances: {by_instance:?}"
     );
+    by_instance
+}
+
+#[tokio::test]
+async fn nginx_pins_clients_to_instances_and_they_chat_across_them() {
+    let stack = Stack::start().await;
+    let url = stack.url();
+
+    let by_instance = two_pinned_addresses(url).await;
     let mut pinned: Vec<(String, IpAddr)> = by_instance.into_iter().collect();
     pinned.sort();
     let (instance_a, ip_a) = pinned[0].clone();
@@ -284,6 +289,47 @@ async fn official_client_through_nginx(stack: &Stack, transport: &str) {
     let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["transport"], transport);
+}
+
+/// The official client, one long-polling and one websocket socket, from two source addresses
+/// that nginx pins to different instances, chatting in one room through nginx.
+#[tokio::test]
+async fn official_clients_pinned_to_different_instances_chat_through_nginx() {
+    let stack = Stack::start().await;
+    let url = stack.url();
+    let pinned: Vec<(String, IpAddr)> = two_pinned_addresses(url).await.into_iter().collect();
+    let [(instance_a, ip_a), (instance_b, ip_b)] = [pinned[0].clone(), pinned[1].clone()];
+    let token_a = login_from(url, ip_a, "alice", &[]).await;
+    let token_b = login_from(url, ip_b, "bob", &[]).await;
+    let output = tokio::process::Command::new("node")
+        .arg("chat.mjs")
+        .args(["--a", url, "--b", url])
+        .args(["--transport", "polling", "--transport-b", "websocket"])
+        .args([
+            "--local-a",
+            &ip_a.to_string(),
+            "--local-b",
+            &ip_b.to_string(),
+        ])
+        .arg(format!("--token-a={token_a}"))
+        .arg(format!("--token-b={token_b}"))
+        .args(["--timeout-ms", "15000"])
+        .current_dir(support::node_client_dir())
+        .output()
+        .await
+        .unwrap_or_else(|err| {
+            panic!("cannot run node ({err}): install the Debian package `nodejs`")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("node chat.mjs pinned through nginx: {stdout}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["transport"], "polling");
+    assert_eq!(summary["transport_b"], "websocket");
+    assert_eq!(summary["a_instance"], instance_a.as_str(), "{summary}");
+    assert_eq!(summary["b_instance"], instance_b.as_str(), "{summary}");
 }
 
 #[tokio::test]

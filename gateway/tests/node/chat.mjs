@@ -5,8 +5,13 @@
 //
 // Usage:
 //   node chat.mjs --a http://127.0.0.1:PORT_A --b http://127.0.0.1:PORT_B \
-//       --transport websocket|polling [--room NAME] [--timeout-ms 10000] \
+//       --transport websocket|polling [--transport-b websocket|polling] \
+//       [--local-a IP --local-b IP] [--room NAME] [--timeout-ms 10000] \
 //       [--token-a=TOKEN --token-b=TOKEN [--cookie]]
+//
+// --transport-b gives client B its own transport (default: --transport); --local-a/-b bind
+// each client's connections to a source address (a proxy hashing by client address, like
+// nginx's `hash $remote_addr`, then sees two clients).
 //
 // Gateways with Redis need a session for every socket: log in first (POST /api/login)
 // and pass each client's token; it is sent as `auth: {token}`, which works over both
@@ -15,13 +20,15 @@
 // travel as the session cookie instead (`extraHeaders: {cookie}`), as a browser's would.
 //
 // Prints exactly one JSON line on stdout:
-//   {"ok":true,"transport":"...","a_sid":"...","b_sid":"...","roundtrip_ms":N}  (exit 0)
+//   {"ok":true,"transport":"...","transport_b":"...","a_sid":"...","b_sid":"...",
+//    "a_instance":"...","b_instance":"...","roundtrip_ms":N}                     (exit 0)
 //   {"ok":false,"error":"..."}                                                  (exit 1)
 // Diagnostics, if any, go to stderr.
 
 import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { Agent } from "node:http";
 import { io } from "socket.io-client";
 
 const TRANSPORTS = ["websocket", "polling"];
@@ -79,6 +86,9 @@ function parseCli() {
         a: { type: "string" },
         b: { type: "string" },
         transport: { type: "string" },
+        "transport-b": { type: "string" },
+        "local-a": { type: "string" },
+        "local-b": { type: "string" },
         room: { type: "string" },
         "timeout-ms": { type: "string", default: "10000" },
         "token-a": { type: "string" },
@@ -95,6 +105,10 @@ function parseCli() {
   if (!TRANSPORTS.includes(values.transport)) {
     throw new Error(`bad arguments: --transport must be one of ${TRANSPORTS.join("|")}`);
   }
+  const transportB = values["transport-b"] ?? values.transport;
+  if (!TRANSPORTS.includes(transportB)) {
+    throw new Error(`bad arguments: --transport-b must be one of ${TRANSPORTS.join("|")}`);
+  }
   const timeoutMs = Number(values["timeout-ms"]);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new Error("bad arguments: --timeout-ms must be a positive number");
@@ -104,6 +118,9 @@ function parseCli() {
     a: values.a,
     b: values.b,
     transport: values.transport,
+    transportB,
+    localA: values["local-a"],
+    localB: values["local-b"],
     room,
     timeoutMs,
     tokenA: values["token-a"],
@@ -131,10 +148,13 @@ function main() {
   // finish() ends the process with process.exit().
   setTimeout(() => fail(`overall timeout after ${opts.timeoutMs} ms`), opts.timeoutMs);
 
-  const mk = (url, name, token) =>
+  // A source address (`--local-a/-b`) goes through an http.Agent for long-polling and
+  // `localAddress` for the websocket, so a proxy hashing by address can tell the clients apart.
+  const mk = (url, name, token, transport, local) =>
     io(url, {
-      transports: [opts.transport],
-      upgrade: opts.transport === "websocket",
+      transports: [transport],
+      upgrade: transport === "websocket",
+      ...(local ? { agent: new Agent({ keepAlive: true, localAddress: local }), localAddress: local } : {}),
       reconnection: false,
       // Two clients may point at the same URL: never share one Manager/connection.
       forceNew: true,
@@ -143,9 +163,13 @@ function main() {
       extraHeaders: token !== undefined && opts.cookie ? { cookie: `gw_session=${token}` } : {},
     });
 
-  const A = mk(opts.a, "alice", opts.tokenA);
-  const B = mk(opts.b, "bob", opts.tokenB);
+  const A = mk(opts.a, "alice", opts.tokenA, opts.transport, opts.localA);
+  const B = mk(opts.b, "bob", opts.tokenB, opts.transportB, opts.localB);
   clients = [A, B];
+  const expectedTransport = new Map([[A, opts.transport], [B, opts.transportB]]);
+  // The instance serving each client, from the gateway's `welcome` event.
+  const instances = new Map();
+  for (const s of [A, B]) s.on("welcome", (w) => instances.set(s, w?.instance));
 
   // Buffer every `message` event per client, so nothing is lost between an
   // emit and the moment we start waiting for the broadcast.
@@ -249,8 +273,9 @@ function main() {
 
   function checkTransport(s, label, step) {
     const name = s.io?.engine?.transport?.name;
-    if (name !== opts.transport) {
-      throw new Step(step, `client ${label} is on transport ${name}, expected ${opts.transport}`);
+    const expected = expectedTransport.get(s);
+    if (name !== expected) {
+      throw new Step(step, `client ${label} is on transport ${name}, expected ${expected}`);
     }
   }
 
@@ -309,8 +334,11 @@ function main() {
     return {
       ok: true,
       transport: opts.transport,
+      transport_b: opts.transportB,
       a_sid: A.id,
       b_sid: B.id,
+      a_instance: instances.get(A) ?? null,
+      b_instance: instances.get(B) ?? null,
       roundtrip_ms: Math.round(roundtrip * 1000) / 1000,
     };
   }
