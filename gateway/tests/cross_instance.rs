@@ -132,3 +132,29 @@ async fn every_instance_reports_the_whole_cluster() {
         assert_eq!(cluster_sockets(gateway.url()).await, 3);
     }
 }
+
+#[tokio::test]
+async fn members_lists_every_user_in_the_room_on_every_instance_once() {
+    let redis = RedisServer::start().await;
+    let [a, b, c] = <[_; 3]>::try_from(cluster_of_three(&redis).await)
+        .ok()
+        .unwrap();
+    let alice = connect_user(a.url(), "alice").await;
+    let alice_again = connect_user(c.url(), "alice").await;
+    let bob = connect_user(b.url(), "bob").await;
+    let carol = connect_user(c.url(), "carol").await;
+    for member in [&alice, &alice_again, &bob] {
+        join(member, "lobby").await;
+    }
+    join(&carol, "elsewhere").await;
+
+    let reply = ack(&bob, "members", json!({"room": "lobby"})).await;
+    assert_eq!(
+        reply,
+        json!({"members": [{"user": "alice", "name": "alice"}, {"user": "bob", "name": "bob"}]})
+    );
+
+    // A room one has not joined is not for listing.
+    let refused = ack(&carol, "members", json!({"room": "lobby"})).await;
+    assert_eq!(error_of(&refused), "not a member of this room");
+}

@@ -184,6 +184,7 @@
       joined.add(name);
       $("room-input").value = "";
       select(name);
+      refreshMembers();
     });
   }
 
@@ -192,6 +193,7 @@
     room(name).unread = 0;
     renderRooms();
     renderRoom();
+    refreshMembers();
     setState($("state").dataset.state);
     $("text").focus();
   }
@@ -333,9 +335,22 @@
     else el.textContent = `${names.join(", ")} are typing…`;
   }
 
-  // The server has no presence event: "recently active" lists who was seen sending or typing.
+  // Who is in the room comes from the server (`members`, asked of every instance); until it
+  // answers, or while it cannot, the list shows who was recently seen sending or typing.
   function seen(r, name) {
     r.active.set(name, Date.now());
+    // Someone the last answer did not list: ask again rather than wait for the next round.
+    if (!r.members || !r.members.includes(name)) refreshMembers();
+  }
+
+  function refreshMembers() {
+    if (current === null || !socket || !socket.connected || !joined.has(current)) return;
+    const name = current;
+    socket.timeout(5000).emit("members", { room: name }, (err, reply) => {
+      if (err || !reply || !Array.isArray(reply.members)) return;
+      room(name).members = reply.members.map((m) => m.name);
+      if (current === name) renderMembers();
+    });
   }
 
   function renderMembers() {
@@ -343,10 +358,14 @@
     list.replaceChildren();
     if (current === null) return;
     const r = room(current);
-    const cutoff = Date.now() - ACTIVE_MS;
     const names = new Set();
     if (me && me.name) names.add(me.name);
-    for (const [name, ts] of r.active) if (ts >= cutoff) names.add(name);
+    if (r.members) {
+      for (const name of r.members) names.add(name);
+    } else {
+      const cutoff = Date.now() - ACTIVE_MS;
+      for (const [name, ts] of r.active) if (ts >= cutoff) names.add(name);
+    }
     for (const name of [...names].sort()) {
       const li = document.createElement("li");
       li.textContent = me && name === me.name ? `${name} (you)` : name;
@@ -362,7 +381,7 @@
     $("join-form").addEventListener("submit", join);
     $("send-form").addEventListener("submit", send);
     $("text").addEventListener("input", typed);
-    setInterval(() => current !== null && renderMembers(), 30000);
+    setInterval(refreshMembers, 5000);
     if (typeof io !== "function") {
       $("login-error").textContent = "the socket.io client did not load (run `npm ci` in gateway/web on the server)";
       return;

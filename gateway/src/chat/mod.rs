@@ -8,6 +8,7 @@ mod dm;
 mod expiry;
 mod handshake;
 mod identity;
+mod members;
 mod messages;
 mod order;
 mod payload;
@@ -77,6 +78,15 @@ impl ChatState {
 
     /// Whether `user` is a user of `tenant` (in standalone mode: whether it could be a
     /// socket id).
+    /// The display name of `user` in `tenant`: the directory's, else (standalone mode, where
+    /// users are sockets) the id itself.
+    fn display_name(&self, tenant: &str, user: &str) -> String {
+        self.accounts
+            .as_ref()
+            .and_then(|accounts| accounts.member(tenant, user))
+            .map_or_else(|| user.to_owned(), |found| found.name.to_string())
+    }
+
     fn knows(&self, tenant: &str, user: &str) -> bool {
         match &self.accounts {
             Some(accounts) => accounts.member(tenant, user).is_some(),
@@ -126,6 +136,7 @@ async fn setup<A: Adapter>(
     socket.on("message", messages::message::<A>);
     socket.on("typing", typing::typing::<A>);
     socket.on("dm", dm::dm::<A>);
+    socket.on("members", members::members::<A>);
     socket.on_fallback(unknown::unknown::<A>);
     Ok(())
 }

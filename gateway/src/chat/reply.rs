@@ -23,6 +23,11 @@ pub(crate) enum Reply {
         /// The message timestamp the members received.
         ts: u64,
     },
+    /// Who is in a room.
+    Members {
+        /// One entry per user.
+        members: Vec<super::members::Member>,
+    },
     /// Over a rate limit; the socket stays connected.
     RateLimited {
         /// Always `rate_limited`.
