@@ -5,40 +5,12 @@
 //
 // node chat.mjs --a URL --b URL --user-a alice --password-a P --user-b bob --password-b P
 //               --room ROOM --artifacts DIR [--timeout-ms 15000]
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium, parseCommandLine } from "./common.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, arg, i, all) => {
-    if (arg.startsWith("--")) {
-      const [key, inline] = arg.slice(2).split(/=(.*)/s);
-      pairs.push([key, inline !== undefined ? inline : all[i + 1]]);
-    }
-    return pairs;
-  }, []),
-);
-const timeout = Number(args["timeout-ms"] || 15000);
-const artifacts = args.artifacts;
-mkdirSync(artifacts, { recursive: true });
+const { args, timeout, artifacts } = parseCommandLine();
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  timeout,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    // No --user-data-dir: playwright refuses it here, and launch() already gives chromium a
-    // fresh temporary profile of its own, deleted when the browser closes.
-  ],
-});
+const browser = await launchChromium(timeout);
 
 const summary = { ok: false };
 const pages = [];

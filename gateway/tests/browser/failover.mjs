@@ -14,61 +14,14 @@
 //
 // node failover.mjs --url URL --user alice --password P --from bob --room ROOM
 //                   --expect-text TEXT --artifacts DIR [--timeout-ms 15000]
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { conversation, launchChromium, parseCommandLine } from "./common.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, arg, i, all) => {
-    if (arg.startsWith("--")) {
-      const [key, inline] = arg.slice(2).split(/=(.*)/s);
-      pairs.push([key, inline !== undefined ? inline : all[i + 1]]);
-    }
-    return pairs;
-  }, []),
-);
-const timeout = Number(args["timeout-ms"] || 15000);
-const artifacts = args.artifacts;
-mkdirSync(artifacts, { recursive: true });
+const { args, timeout, artifacts } = parseCommandLine();
 
-// The test's answers, one line each, awaited in order with a deadline.
-const lines = [];
-const waiters = [];
-createInterface({ input: process.stdin }).on("line", (line) => {
-  const waiter = waiters.shift();
-  if (waiter) waiter(line.trim());
-  else lines.push(line.trim());
-});
-function answer(expected) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${expected}" from the test`)), timeout);
-    const done = (line) => {
-      clearTimeout(timer);
-      if (line === expected) resolve();
-      else reject(new Error(`expected "${expected}" from the test, got "${line}"`));
-    };
-    if (lines.length) done(lines.shift());
-    else waiters.push(done);
-  });
-}
-const report = (line) => console.log(JSON.stringify(line));
+const { answer, report } = conversation(timeout);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  timeout,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium(timeout);
 
 const summary = { ok: false };
 let page = null;

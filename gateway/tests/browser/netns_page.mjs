@@ -12,61 +12,14 @@
 //
 // node netns_page.mjs --url URL --user alice --password P --room ROOM --text TEXT
 //                     --from bob --expect-text TEXT --artifacts DIR [--timeout-ms 15000]
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { conversation, launchChromium, parseCommandLine } from "./common.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, arg, i, all) => {
-    if (arg.startsWith("--")) {
-      const [key, inline] = arg.slice(2).split(/=(.*)/s);
-      pairs.push([key, inline !== undefined ? inline : all[i + 1]]);
-    }
-    return pairs;
-  }, []),
-);
-const timeout = Number(args["timeout-ms"] || 15000);
-const artifacts = args.artifacts;
-mkdirSync(artifacts, { recursive: true });
+const { args, timeout, artifacts } = parseCommandLine();
 
-const input = createInterface({ input: process.stdin });
-const lines = [];
-const waiters = [];
-input.on("line", (line) => {
-  const waiter = waiters.shift();
-  if (waiter) waiter(line.trim());
-  else lines.push(line.trim());
-});
-function answer(expected) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${expected}" from the test`)), timeout);
-    const done = (line) => {
-      clearTimeout(timer);
-      if (line === expected) resolve();
-      else reject(new Error(`expected "${expected}" from the test, got "${line}"`));
-    };
-    if (lines.length) done(lines.shift());
-    else waiters.push(done);
-  });
-}
-const report = (line) => console.log(JSON.stringify(line));
+const { answer, report, close } = conversation(timeout);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  timeout,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium(timeout);
 
 const summary = { ok: false, user: args.user };
 let page = null;
@@ -120,5 +73,5 @@ try {
   await browser.close().catch(() => {});
 }
 report(summary);
-input.close();
+close();
 process.exit(summary.ok ? 0 : 1);
