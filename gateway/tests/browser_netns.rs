@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 
-use nginx_support::{nginx_binary, port_of, render_config};
+use nginx_support::{Nginx, nginx_binary, port_of};
 use serde_json::Value;
 use support::{ChildGateway, clustered_args, npm_ci, password, with_flag};
 use test_support::RedisServer;
@@ -191,87 +191,6 @@ impl Drop for Namespaces {
     }
 }
 
-/// nginx from the shipped template, listening on loopback and on `extra` addresses (same
-/// port); stopped when dropped.
-struct Nginx {
-    binary: PathBuf,
-    run_dir: PathBuf,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(binary: PathBuf, upstream_ports: &[u16], extra: &[&str]) -> Self {
-        let port = test_support::free_port();
-        let run_dir =
-            std::env::temp_dir().join(format!("test-nginx-netns-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(run_dir.join("nginx-tmp")).expect("creating the nginx run dir");
-        let loopback = format!("listen 127.0.0.1:{port};");
-        let rendered = render_config(&run_dir, port, upstream_ports);
-        assert!(
-            rendered.contains(&loopback),
-            "no `{loopback}` in:\n{rendered}"
-        );
-        let listens = std::iter::once(loopback.clone())
-            .chain(extra.iter().map(|addr| format!("listen {addr}:{port};")))
-            .collect::<Vec<_>>()
-            .join("\n        ");
-        std::fs::write(
-            run_dir.join("nginx.conf"),
-            rendered.replace(&loopback, &listens),
-        )
-        .expect("writing nginx.conf");
-        let nginx = Self {
-            binary,
-            run_dir,
-            port,
-        };
-        let output = nginx.command().output().unwrap_or_else(|err| {
-            panic!("cannot run nginx ({err}): install the Debian package `nginx`")
-        });
-        assert!(
-            output.status.success(),
-            "nginx did not start: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            nginx.error_log()
-        );
-        nginx
-    }
-
-    fn command(&self) -> StdCommand {
-        let mut command = StdCommand::new(&self.binary);
-        command
-            .arg("-p")
-            .arg(&self.run_dir)
-            .arg("-c")
-            .arg(self.run_dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(self.run_dir.join("nginx-error.log"))
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.run_dir.join("nginx-error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let pid_file = self.run_dir.join("nginx.pid");
-        let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        let _best_effort = self.command().args(["-s", "stop"]).output();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while pid_file.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let pid = pid.trim();
-        if pid_file.exists() && !pid.is_empty() {
-            let _best_effort = StdCommand::new("kill").args(["-KILL", pid]).status();
-        }
-        let _best_effort = std::fs::remove_dir_all(&self.run_dir);
-    }
-}
-
 /// `GET url/api/cluster` from inside namespace `ns` (curl): the instance that answered.
 async fn probe_instance(ns: &str, url: &str) -> Option<String> {
     let output = Command::new("ip")
@@ -410,8 +329,8 @@ async fn pages_from_their_own_addresses_are_spread_by_nginx() {
     }
     let ports: Vec<u16> = gateways.iter().map(|g| port_of(g.url())).collect();
     let host_ips: Vec<&str> = namespaces.0.iter().map(|n| n.host_ip.as_str()).collect();
-    let nginx = Nginx::start(nginx_binary, &ports, &host_ips);
-    let url_of = |netns: &Netns| format!("http://{}:{}", netns.host_ip, nginx.port);
+    let nginx = Nginx::start_listening(nginx_binary, &ports, &host_ips).await;
+    let url_of = |netns: &Netns| format!("http://{}:{}", netns.host_ip, nginx.port());
 
     // Probe the candidates in order until two land on different instances.
     let mut first: Option<(&Netns, String)> = None;

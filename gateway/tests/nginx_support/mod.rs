@@ -63,24 +63,42 @@ pub fn render_config(run_dir: &Path, port: u16, upstream_ports: &[u16]) -> Strin
 pub struct Nginx {
     binary: PathBuf,
     run_dir: PathBuf,
+    port: u16,
     url: String,
 }
 
 impl Nginx {
     /// Starts nginx on a free loopback port in front of `upstream_ports`.
     pub async fn start(binary: PathBuf, upstream_ports: &[u16]) -> Self {
+        Self::start_listening(binary, upstream_ports, &[]).await
+    }
+
+    /// Like [`Nginx::start`], also listening on each of `extra` addresses (same port): the
+    /// host ends of a test's own network namespaces.
+    pub async fn start_listening(binary: PathBuf, upstream_ports: &[u16], extra: &[&str]) -> Self {
         let port = test_support::free_port();
         let run_dir =
             std::env::temp_dir().join(format!("test-nginx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(run_dir.join("nginx-tmp")).expect("creating the nginx run dir");
+        let loopback = format!("listen 127.0.0.1:{port};");
+        let rendered = render_config(&run_dir, port, upstream_ports);
+        assert!(
+            rendered.contains(&loopback),
+            "no `{loopback}` in:\n{rendered}"
+        );
+        let listens = std::iter::once(loopback.clone())
+            .chain(extra.iter().map(|addr| format!("listen {addr}:{port};")))
+            .collect::<Vec<_>>()
+            .join("\n        ");
         std::fs::write(
             run_dir.join("nginx.conf"),
-            render_config(&run_dir, port, upstream_ports),
+            rendered.replace(&loopback, &listens),
         )
         .expect("writing nginx.conf");
         let nginx = Self {
             binary,
             run_dir,
+            port,
             url: format!("http://127.0.0.1:{port}"),
         };
         let output = nginx.command().output().unwrap_or_else(|err| {
@@ -127,6 +145,11 @@ impl Nginx {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The port nginx listens on, on every address.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
