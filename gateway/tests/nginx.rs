@@ -267,27 +267,18 @@ async fn official_client_through_nginx(stack: &Stack, transport: &str) {
     let url = stack.url();
     let token_a = support::login(url, "alice").await;
     let token_b = support::login(url, "bob").await;
-    let output = tokio::process::Command::new("node")
-        .arg("chat.mjs")
-        .args(["--a", url, "--b", url, "--transport", transport])
-        .arg(format!("--token-a={token_a}"))
-        .arg(format!("--token-b={token_b}"))
-        .args(["--timeout-ms", "15000"])
-        .current_dir(support::node_client_dir())
-        .output()
-        .await
-        .unwrap_or_else(|err| {
-            panic!("cannot run node ({err}): install the Debian package `nodejs`")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("node chat.mjs through nginx ({transport}): {stdout}");
-    assert!(
-        output.status.success(),
-        "the official client failed through nginx over {transport}: {stdout}\n{stderr}"
-    );
-    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(summary["ok"], true);
+    let args = [
+        "--a",
+        url,
+        "--b",
+        url,
+        "--transport",
+        transport,
+        &format!("--token-a={token_a}"),
+        &format!("--token-b={token_b}"),
+    ]
+    .map(str::to_owned);
+    let summary = support::run_chat_mjs(&format!("through nginx, {transport}"), &args).await;
     assert_eq!(summary["transport"], transport);
 }
 
@@ -301,31 +292,24 @@ async fn official_clients_pinned_to_different_instances_chat_through_nginx() {
     let [(instance_a, ip_a), (instance_b, ip_b)] = [pinned[0].clone(), pinned[1].clone()];
     let token_a = login_from(url, ip_a, "alice", &[]).await;
     let token_b = login_from(url, ip_b, "bob", &[]).await;
-    let output = tokio::process::Command::new("node")
-        .arg("chat.mjs")
-        .args(["--a", url, "--b", url])
-        .args(["--transport", "polling", "--transport-b", "websocket"])
-        .args([
-            "--local-a",
-            &ip_a.to_string(),
-            "--local-b",
-            &ip_b.to_string(),
-        ])
-        .arg(format!("--token-a={token_a}"))
-        .arg(format!("--token-b={token_b}"))
-        .args(["--timeout-ms", "15000"])
-        .current_dir(support::node_client_dir())
-        .output()
-        .await
-        .unwrap_or_else(|err| {
-            panic!("cannot run node ({err}): install the Debian package `nodejs`")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("node chat.mjs pinned through nginx: {stdout}");
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(summary["ok"], true);
+    let args = [
+        "--a",
+        url,
+        "--b",
+        url,
+        "--transport",
+        "polling",
+        "--transport-b",
+        "websocket",
+        "--local-a",
+        &ip_a.to_string(),
+        "--local-b",
+        &ip_b.to_string(),
+        &format!("--token-a={token_a}"),
+        &format!("--token-b={token_b}"),
+    ]
+    .map(str::to_owned);
+    let summary = support::run_chat_mjs("pinned through nginx", &args).await;
     assert_eq!(summary["transport"], "polling");
     assert_eq!(summary["transport_b"], "websocket");
     assert_eq!(summary["a_instance"], instance_a.as_str(), "{summary}");

@@ -22,34 +22,26 @@ async fn chat_across_two_instances(transport: &str, session: Session) {
     let args = clustered_args(&redis.url());
     let a = ChildGateway::start(&args).await;
     let b = ChildGateway::start(&args).await;
-    let dir = support::node_client_dir();
     let token_a = login(a.url(), "alice").await;
     let token_b = login(b.url(), "bob").await;
 
-    let output = tokio::process::Command::new("node")
-        .arg("chat.mjs")
-        .args(["--a", a.url(), "--b", b.url(), "--transport", transport])
-        // `=`: a base64url token may start with '-'.
-        .arg(format!("--token-a={token_a}"))
-        .arg(format!("--token-b={token_b}"))
-        .args(matches!(session, Session::Cookie).then_some("--cookie"))
-        .args(["--timeout-ms", "15000"])
-        .current_dir(dir)
-        .output()
-        .await
-        .unwrap_or_else(|err| {
-            panic!("cannot run node ({err}): install the Debian package `nodejs`")
-        });
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("node chat.mjs ({transport}): {stdout}");
-    assert!(
-        output.status.success(),
-        "node client failed over {transport}: {stdout}\n{stderr}"
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["ok"], true);
+    // `=`: a base64url token may start with '-'.
+    let mut args = [
+        "--a",
+        a.url(),
+        "--b",
+        b.url(),
+        "--transport",
+        transport,
+        &format!("--token-a={token_a}"),
+        &format!("--token-b={token_b}"),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if matches!(session, Session::Cookie) {
+        args.push("--cookie".to_owned());
+    }
+    let summary = support::run_chat_mjs(transport, &args).await;
     assert_eq!(summary["transport"], transport);
 }
 

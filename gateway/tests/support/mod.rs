@@ -544,3 +544,28 @@ pub fn npm_ci(dir: &std::path::Path, probe: &str) {
         assert!(status.success(), "npm ci failed in {}", dir.display());
     }
 }
+
+/// Runs the official client's `tests/node/chat.mjs` with `args` (at most 15 s), prints its
+/// summary under `label`, and returns it once it says `ok`; a failure shows its output.
+pub async fn run_chat_mjs(label: &str, args: &[String]) -> Value {
+    let output = tokio::process::Command::new("node")
+        .arg("chat.mjs")
+        .args(args)
+        .args(["--timeout-ms", "15000"])
+        .current_dir(node_client_dir())
+        .output()
+        .await
+        .unwrap_or_else(|err| {
+            panic!("cannot run node ({err}): install the Debian package `nodejs`")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("node chat.mjs ({label}): {stdout}");
+    assert!(
+        output.status.success(),
+        "the official client failed ({label}): {stdout}\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(summary["ok"], true, "{summary}");
+    summary
+}
