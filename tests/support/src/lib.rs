@@ -11,6 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod cluster;
+pub use cluster::RedisCluster;
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
