@@ -5,7 +5,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, OnceLock, Weak},
     task::{Context, Poll},
     time::Duration,
 };
@@ -17,7 +17,9 @@ use socketioxide_core::{
         BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
         RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
         errors::BroadcastError,
-        remote_packet::{RequestIn, RequestOut, RequestTypeOut, Response, ResponseTypeId},
+        remote_packet::{
+            RequestIn, RequestOut, RequestTypeIn, RequestTypeOut, Response, ResponseTypeId,
+        },
         request::RemoteRequestHandler,
         stream::{AckStream, ChanStream},
     },
@@ -26,13 +28,15 @@ use socketioxide_core::{
 use tokio::task::JoinHandle;
 
 use crate::{
-    bus::{Handler, LinkRx},
+    bus::{Handler, LinkRx, Wait},
     channels::Channels,
+    confirm,
     envelope::{self, Kind},
     error::Error,
     membership::Membership,
     remote::PendingRequests,
-    state::{RedisAdapterState, Shared},
+    rooms::{RoomChannels, RoomSubscriptions},
+    state::{NamespaceRooms, RedisAdapterState, Shared},
     stats::Counters,
 };
 
@@ -47,7 +51,12 @@ pub struct RedisAdapter<E> {
     uid: Uid,
     members: Arc<Membership>,
     pending: PendingRequests,
-    heartbeat: Mutex<Option<JoinHandle<()>>>,
+    rooms: RoomSubscriptions,
+    /// This adapter behind the `Arc` socketioxide keeps, once initialised: room handlers
+    /// and joins reach it through this.
+    myself: OnceLock<Weak<Self>>,
+    /// The heartbeat and the room keeper, stopped with the adapter.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The acknowledgement stream of [`RedisAdapter::broadcast_with_ack`]: local acks first
@@ -70,10 +79,12 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             channels: Channels::new(&shared.config.prefix, local.path()),
             uid: local.server_id(),
             pending: PendingRequests::new(shared.config.response_buffer, shared.counters.clone()),
+            rooms: RoomSubscriptions::new(shared.config.unsubscribe_delay, shared.counters.clone()),
             members,
             shared,
             local,
-            heartbeat: Mutex::new(None),
+            myself: OnceLock::new(),
+            tasks: Mutex::default(),
         }
     }
 
@@ -86,12 +97,14 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
     }
 
     async fn close(&self) -> Result<(), Error> {
-        if let Some(task) = self.lock_heartbeat().take() {
-            task.abort();
-        }
+        self.stop_tasks();
         let leave = envelope::encode_signal(Kind::Leave, self.uid);
-        let result = self.publish(self.channels.broadcast.clone(), leave).await;
-        for channel in self.own_channels() {
+        let result = self
+            .publish(self.channels.broadcast.clone(), leave, Wait::Confirmed)
+            .await;
+        let rooms = self.rooms.subscribed();
+        let room_channels = rooms.iter().map(|room| self.channels.room(room));
+        for channel in self.own_channels().into_iter().chain(room_channels) {
             self.shared.bus.unsubscribe(channel).await;
         }
         result
@@ -106,7 +119,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         packet: Packet,
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
-        let remote = self.outgoing(RequestTypeOut::Broadcast(&packet), &opts)?;
+        let remote = self.outgoing_broadcast(&packet, &opts)?;
         // Local sockets are served first, whatever happens to Redis.
         let local = self.local.broadcast(packet, opts);
         self.forward(remote).await?;
@@ -135,7 +148,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         let rx = self.pending.register(req_id);
         let (local, _) = self.local.broadcast_with_ack(packet, opts, timeout);
         // A failed publish still yields the local acks: the remote part expects nothing.
-        let servers = match self.publish(channel, payload).await {
+        let servers = match self.publish(channel, payload, Wait::Confirmed).await {
             Ok(()) => expected,
             Err(_) => {
                 self.pending.forget(req_id);
@@ -151,9 +164,29 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         rooms: impl RoomParam,
     ) -> Result<(), Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        let remote = self.outgoing(RequestTypeOut::AddSockets(&rooms), &opts)?;
-        self.local.add_sockets(opts, rooms);
-        self.forward(remote).await
+        let remote = match opts.is_local(self.uid) {
+            true => None,
+            false => {
+                let request = RequestOut::new(self.uid, RequestTypeOut::AddSockets(&rooms), &opts);
+                let payload = envelope::encode_request(self.uid, &request)?;
+                Some((request.id, self.request_channel(&opts), payload))
+            }
+        };
+        let expected = self.expected_responses(&opts);
+        self.local.add_sockets(opts, rooms.clone());
+        let subscribed = self.subscribe_held(&rooms).await;
+        // Remote instances answer once their sockets are in the rooms and the rooms are
+        // subscribed, so a broadcast sent after this returns reaches them.
+        if let Some((req_id, channel, payload)) = remote {
+            let rx = self.pending.register(req_id);
+            if let Err(err) = self.publish(channel, payload, Wait::Confirmed).await {
+                self.pending.forget(req_id);
+                return Err(err);
+            }
+            let timeout = self.shared.config.request_timeout;
+            self.pending.count(rx, req_id, expected, timeout).await;
+        }
+        subscribed
     }
 
     async fn del_sockets(
@@ -163,7 +196,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
     ) -> Result<(), Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
         let remote = self.outgoing(RequestTypeOut::DelSockets(&rooms), &opts)?;
-        self.local.del_sockets(opts, rooms);
+        self.local.del_sockets(opts, rooms.clone());
+        self.rooms.release(rooms);
         self.forward(remote).await
     }
 
@@ -230,7 +264,7 @@ impl<E: SocketEmitter> RemoteRequestHandler<E> for RedisAdapter<E> {
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let channel = self.channels.responses_of(req_origin);
         let publish = envelope::encode_response(self.uid, req_id, &res)
-            .map(|payload| self.shared.bus.publish(channel, payload));
+            .map(|payload| self.shared.bus.publish(channel, payload, Wait::Queued));
         async move { publish?.await }
     }
 }
@@ -238,6 +272,7 @@ impl<E: SocketEmitter> RemoteRequestHandler<E> for RedisAdapter<E> {
 impl<E: SocketEmitter> RedisAdapter<E> {
     /// Subscribes the namespace's channels, says hello, and starts heartbeating.
     async fn start(self: &Arc<Self>) -> Result<(), Error> {
+        let _first_init = self.myself.set(Arc::downgrade(self));
         let bus = &self.shared.bus;
         let [broadcast, own_requests, own_responses] = self.own_channels();
         bus.subscribe(broadcast, self.route(Self::on_request_message))
@@ -247,12 +282,19 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         bus.subscribe(own_responses, self.route(Self::on_response_message))
             .await?;
         let hello = envelope::encode_signal(Kind::Hello, self.uid);
-        self.publish(self.channels.broadcast.clone(), hello).await?;
-        *self.lock_heartbeat() = Some(tokio::spawn(heartbeat_loop(
+        self.publish(self.channels.broadcast.clone(), hello, Wait::Confirmed)
+            .await?;
+        let config = &self.shared.config;
+        let heartbeat = heartbeat_loop(Arc::downgrade(self), config.heartbeat_interval, bus.link());
+        let keeper = room_keeper(
             Arc::downgrade(self),
-            self.shared.config.heartbeat_interval,
-            bus.link(),
-        )));
+            config.unsubscribe_delay,
+            config.reconcile_interval,
+        );
+        self.lock_tasks()
+            .extend([tokio::spawn(heartbeat), tokio::spawn(keeper)]);
+        self.shared
+            .register_rooms(self.local.path(), Arc::downgrade(self) as _);
         tracing::info!(node = %self.uid, ns = %self.local.path(), "redis adapter ready");
         Ok(())
     }
@@ -282,12 +324,13 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         };
         match env.kind {
             Kind::Request => match rmp_serde::from_slice::<RequestIn>(env.body) {
-                Ok(request) => self.recv_req(request),
+                Ok(request) => self.on_request(request),
                 Err(err) => self.drop_malformed(env.origin, &err),
             },
             Kind::Hello => {
                 let reply = envelope::encode_signal(Kind::Heartbeat, self.uid);
-                let publish = self.publish(self.channels.requests_of(env.origin), reply);
+                let publish =
+                    self.publish(self.channels.requests_of(env.origin), reply, Wait::Queued);
                 tokio::spawn(publish);
             }
             Kind::Leave => {
@@ -295,8 +338,68 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 tracing::info!(node = %env.origin, ns = %self.local.path(), "instance left");
             }
             Kind::Heartbeat => {}
-            Kind::Response => self.drop_malformed(env.origin, &"response on a request channel"),
+            Kind::Response | Kind::Joined => {
+                self.drop_malformed(env.origin, &"response on a request channel")
+            }
         }
+    }
+
+    /// Handles a message of a room's channel: read only while this instance holds the room
+    /// (the channel stays subscribed for the unsubscribe delay after the last member left).
+    fn on_room_message(self: &Arc<Self>, room: &Room, payload: &[u8]) {
+        if self.has_members(room) {
+            self.on_request_message(payload);
+        } else {
+            Counters::incr(&self.shared.counters.room_messages_discarded);
+        }
+    }
+
+    /// Carries out a remote request; rooms that remote joins fill get subscribed, rooms that
+    /// remote leaves may empty get released.
+    fn on_request(self: &Arc<Self>, request: RequestIn) {
+        let rooms = match &request.r#type {
+            RequestTypeIn::AddSockets(rooms) => Some((true, rooms.clone())),
+            RequestTypeIn::DelSockets(rooms) => Some((false, rooms.clone())),
+            _ => None,
+        };
+        let (req_id, origin) = (request.id, request.node_id);
+        self.recv_req(request);
+        match rooms {
+            Some((true, rooms)) => {
+                let adapter = self.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = adapter.subscribe_held(&rooms).await {
+                        tracing::warn!(%err, "rooms of a remote join not subscribed yet");
+                    }
+                    let joined = envelope::encode_joined(adapter.uid, req_id);
+                    let channel = adapter.channels.responses_of(origin);
+                    let _counted_by_the_queue =
+                        adapter.publish(channel, joined, Wait::Queued).await;
+                });
+            }
+            Some((false, rooms)) => self.rooms.release(rooms),
+            None => {}
+        }
+    }
+
+    /// Subscribes those of `rooms` that this instance now has members in.
+    async fn subscribe_held(&self, rooms: &[Room]) -> Result<(), Error> {
+        let held: Vec<Room> = rooms
+            .iter()
+            .filter(|room| self.has_members(room))
+            .cloned()
+            .collect();
+        match self.me() {
+            Some(me) => self.rooms.ensure(&self.shared.bus, &me, &held).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a socket of this instance is in `room`.
+    fn has_members(&self, room: &Room) -> bool {
+        let mut opts = BroadcastOptions::default();
+        opts.rooms.push(room.clone());
+        !self.local.sockets(opts).is_empty()
     }
 
     /// Handles a message of this instance's response channel.
@@ -305,8 +408,10 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             return;
         };
         match (env.kind, envelope::split_response(env.body)) {
-            (Kind::Response, Ok((req_id, body))) => self.pending.deliver(req_id, body),
-            (Kind::Response, Err(err)) => self.drop_malformed(env.origin, &err),
+            (Kind::Response | Kind::Joined, Ok((req_id, body))) => {
+                self.pending.deliver(req_id, body)
+            }
+            (Kind::Response | Kind::Joined, Err(err)) => self.drop_malformed(env.origin, &err),
             (kind, _) => {
                 self.drop_malformed(env.origin, &format!("{kind:?} on a response channel"))
             }
@@ -349,8 +454,52 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         &self,
         channel: String,
         payload: Vec<u8>,
+        wait: Wait,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-        self.shared.bus.publish(channel, payload)
+        self.shared.bus.publish(channel, payload, wait)
+    }
+
+    /// The messages that carry a broadcast to the other instances: to rooms, one on each
+    /// room's channel, so that only the instances holding a room receive it. A socket in
+    /// several of the rooms must get the packet once: the message of the `i`-th room also
+    /// excludes the rooms before it, whose own messages reach that socket's instance (it
+    /// holds them, so it subscribes to them).
+    fn outgoing_broadcast(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+    ) -> Result<Vec<Outgoing>, Error> {
+        if opts.rooms.is_empty() || Self::target(opts).is_some() {
+            return Ok(self
+                .outgoing(RequestTypeOut::Broadcast(packet), opts)?
+                .into_iter()
+                .collect());
+        }
+        if opts.is_local(self.uid) {
+            return Ok(Vec::new());
+        }
+        let mut rooms = opts.rooms.clone();
+        rooms.sort_unstable();
+        rooms.dedup();
+        let mut room_opts = opts.clone();
+        let mut outgoing = Vec::with_capacity(rooms.len());
+        for (index, room) in rooms.iter().enumerate() {
+            room_opts.rooms = std::iter::once(room.clone()).collect();
+            if index > 0 {
+                room_opts.except.push(rooms[index - 1].clone());
+            }
+            let request = RequestOut::new(self.uid, RequestTypeOut::Broadcast(packet), &room_opts);
+            outgoing.push(Outgoing {
+                channel: self.channels.room(room),
+                payload: envelope::encode_request(self.uid, &request)?,
+            });
+        }
+        Ok(outgoing)
+    }
+
+    /// This adapter behind its `Arc`, while it is installed.
+    fn me(&self) -> Option<Arc<Self>> {
+        self.myself.get().and_then(Weak::upgrade)
     }
 
     /// The request that carries an operation to the other instances, encoded before the
@@ -370,12 +519,24 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         }))
     }
 
-    /// Publishes what [`Self::outgoing`] prepared, if anything.
-    async fn forward(&self, outgoing: Option<Outgoing>) -> Result<(), Error> {
-        match outgoing {
-            Some(Outgoing { channel, payload }) => self.publish(channel, payload).await,
-            None => Ok(()),
+    /// Publishes what [`Self::outgoing`] prepared, if anything: queued in order, and
+    /// confirmed by Redis when the caller runs inside [`confirm::confirmed`]. A burst of
+    /// emits yields to the runtime now and then so the writer can drain the queue.
+    async fn forward(&self, outgoing: impl IntoIterator<Item = Outgoing>) -> Result<(), Error> {
+        let wait = if confirm::wanted() {
+            Wait::Confirmed
+        } else {
+            tokio::task::consume_budget().await;
+            Wait::Queued
+        };
+        let sent: Vec<_> = outgoing
+            .into_iter()
+            .map(|Outgoing { channel, payload }| self.publish(channel, payload, wait))
+            .collect();
+        for result in futures_util::future::join_all(sent).await {
+            result?;
         }
+        Ok(())
     }
 
     /// Operations aimed at one remote socket go to its instance only.
@@ -415,7 +576,8 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         let req_id = request.id;
         let payload = envelope::encode_request(self.uid, &request)?;
         let rx = self.pending.register(req_id);
-        if let Err(err) = self.publish(self.request_channel(opts), payload).await {
+        let channel = self.request_channel(opts);
+        if let Err(err) = self.publish(channel, payload, Wait::Confirmed).await {
             self.pending.forget(req_id);
             return Err(err);
         }
@@ -445,23 +607,102 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         )
     }
 
-    fn lock_heartbeat(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
-        self.heartbeat
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.tasks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stop_tasks(&self) {
+        for task in self.lock_tasks().drain(..) {
+            task.abort();
+        }
     }
 }
 
 impl<E> Drop for RedisAdapter<E> {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .heartbeat
+        let tasks = self
+            .tasks
             .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-        {
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for task in tasks.drain(..) {
             task.abort();
         }
+    }
+}
+
+impl<E: SocketEmitter> RoomChannels for Arc<RedisAdapter<E>> {
+    fn channel(&self, room: &Room) -> String {
+        self.channels.room(room)
+    }
+
+    fn handler(&self, room: &Room) -> Handler {
+        let (adapter, room) = (Arc::downgrade(self), room.clone());
+        Arc::new(move |payload| {
+            if let Some(adapter) = adapter.upgrade() {
+                adapter.on_room_message(&room, payload);
+            }
+        })
+    }
+
+    fn has_members(&self, room: &Room) -> bool {
+        RedisAdapter::has_members(self, room)
+    }
+}
+
+impl<E: SocketEmitter> NamespaceRooms for RedisAdapter<E> {
+    fn join(
+        self: Arc<Self>,
+        sid: Sid,
+        rooms: Vec<Room>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
+        Box::pin(async move {
+            self.local.add_all(sid, rooms.clone());
+            let subscribed = self.rooms.ensure(&self.shared.bus, &self, &rooms).await;
+            if subscribed.is_err() {
+                // Not joined after all: the room may be unsubscribed again if now empty.
+                self.local.del(sid, rooms.clone());
+                self.rooms.release(rooms);
+            }
+            subscribed
+        })
+    }
+
+    fn leave(&self, sid: Sid, rooms: Vec<Room>) {
+        self.local.del(sid, rooms.clone());
+        self.rooms.release(rooms);
+    }
+}
+
+/// Keeps the room subscriptions in line with the rooms this instance holds: unsubscribes
+/// released rooms once the delay has passed, and reconciles every `reconcile` interval.
+async fn room_keeper<E: SocketEmitter>(
+    adapter: Weak<RedisAdapter<E>>,
+    delay: Duration,
+    reconcile: Duration,
+) {
+    let tick = (delay / 2).clamp(
+        Duration::from_millis(10),
+        reconcile.max(Duration::from_millis(10)),
+    );
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_reconcile = tokio::time::Instant::now();
+    loop {
+        ticker.tick().await;
+        let Some(adapter) = adapter.upgrade() else {
+            return;
+        };
+        let bus = &adapter.shared.bus;
+        if last_reconcile.elapsed() >= reconcile {
+            last_reconcile = tokio::time::Instant::now();
+            let mut every_socket = BroadcastOptions::default();
+            every_socket.add_flag(BroadcastFlags::Broadcast);
+            let held = adapter.local.rooms(every_socket);
+            adapter.rooms.reconcile(bus, &adapter, held).await;
+        }
+        adapter.rooms.sweep(bus, &adapter).await;
     }
 }
 
@@ -494,7 +735,7 @@ async fn heartbeat_loop<E: SocketEmitter>(
             return;
         };
         let signal = envelope::encode_signal(kind, adapter.uid);
-        let publish = adapter.publish(adapter.channels.broadcast.clone(), signal);
+        let publish = adapter.publish(adapter.channels.broadcast.clone(), signal, Wait::Queued);
         drop(adapter);
         let _counted_by_publisher = publish.await;
     }

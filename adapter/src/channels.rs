@@ -3,9 +3,13 @@
 //! Per namespace `ns` and instance `uid`:
 //! - `{prefix}#{ns}#`: requests for every instance (broadcasts, heartbeats, hellos);
 //! - `{prefix}#{ns}#{uid}#`: requests for one instance (targeted operations, hello replies);
-//! - `{prefix}-response#{ns}#{uid}#`: responses to the requests of one instance.
+//! - `{prefix}-response#{ns}#{uid}#`: responses to the requests of one instance;
+//! - `{prefix}#{ns}#r#{room}#`: broadcasts to one room, heard by the instances holding it.
+//!
+//! On a Redis Cluster each channel is sharded by its whole name, so rooms spread over the
+//! shards.
 
-use socketioxide_core::Uid;
+use socketioxide_core::{Uid, adapter::Room};
 
 /// The channels one namespace adapter uses.
 #[derive(Debug, Clone)]
@@ -31,6 +35,11 @@ impl Channels {
         format!("{}#{}#{uid}#", self.prefix, self.ns)
     }
 
+    /// Broadcasts to `room`.
+    pub fn room(&self, room: &Room) -> String {
+        format!("{}#{}#r#{room}#", self.prefix, self.ns)
+    }
+
     /// Responses to the requests of instance `uid`.
     pub fn responses_of(&self, uid: Uid) -> String {
         format!("{}-response#{}#{uid}#", self.prefix, self.ns)
@@ -49,5 +58,6 @@ mod tests {
         assert_eq!(ch.broadcast, "app#/chat#");
         assert_eq!(ch.requests_of(uid), format!("app#/chat#{uid}#"));
         assert_eq!(ch.responses_of(uid), format!("app-response#/chat#{uid}#"));
+        assert_eq!(ch.room(&"lobby".into()), "app#/chat#r#lobby#");
     }
 }

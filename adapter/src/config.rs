@@ -50,6 +50,18 @@ pub struct RedisAdapterConfig {
     /// counted). Bounds memory when a caller stops reading an acknowledgement stream.
     /// Default 8192.
     pub response_buffer: usize,
+    /// Publishes that may wait in the publish queue. When it is full, a publish fails at once
+    /// (and is counted) instead of growing an unbounded backlog. Default 65536.
+    pub publish_queue_capacity: usize,
+    /// The most publishes sent to Redis as one pipeline. Default 1024.
+    pub max_pipeline: usize,
+    /// How long a room's channel stays subscribed after its last local member left, so that
+    /// join/leave churn does not flood Redis; rejoining within it costs nothing. Default 2 s.
+    pub unsubscribe_delay: Duration,
+    /// How often the subscribed rooms are compared with the rooms this instance's sockets are
+    /// in: rooms joined around [`RedisAdapterState::join`](crate::RedisAdapterState::join)
+    /// get subscribed (and logged), emptied rooms released. Default 1 s.
+    pub reconcile_interval: Duration,
 }
 
 impl Default for RedisAdapterConfig {
@@ -66,6 +78,10 @@ impl Default for RedisAdapterConfig {
             probe_interval: Duration::from_secs(2),
             probe_timeout: Duration::from_secs(2),
             response_buffer: 8192,
+            publish_queue_capacity: 65_536,
+            max_pipeline: 1024,
+            unsubscribe_delay: Duration::from_secs(2),
+            reconcile_interval: Duration::from_secs(1),
         }
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! byte 0       version (currently 1)
-//! byte 1       kind: 1 request, 2 response, 3 heartbeat, 4 hello, 5 leave
+//! byte 1       kind: 1 request, 2 response, 3 heartbeat, 4 hello, 5 leave, 6 joined
 //! bytes 2..18  origin instance id (16 ASCII bytes)
-//! bytes 18..   body: a msgpack request; for a response, 16 bytes of request id then msgpack
+//! bytes 18..   body: a msgpack request; for a response, 16 bytes of request id then msgpack;
+//!              for "joined", the 16 bytes of the request id
 //! ```
 //!
 //! The origin sits in a fixed-size header so an instance can ignore its own messages, and
@@ -31,6 +32,8 @@ pub(crate) enum Kind {
     Hello = 4,
     /// "I am leaving: stop counting me now".
     Leave = 5,
+    /// "The sockets of your remote join are in the rooms here, and the rooms subscribed".
+    Joined = 6,
 }
 
 impl Kind {
@@ -41,6 +44,7 @@ impl Kind {
             3 => Self::Heartbeat,
             4 => Self::Hello,
             5 => Self::Leave,
+            6 => Self::Joined,
             _ => return None,
         })
     }
@@ -93,6 +97,13 @@ pub(crate) fn encode_response(
     buf.extend_from_slice(req_id.as_str().as_bytes());
     rmp_serde::encode::write(&mut buf, response)?;
     Ok(buf)
+}
+
+/// Encodes the answer to a remote join, the request `req_id`.
+pub(crate) fn encode_joined(origin: Uid, req_id: Sid) -> Vec<u8> {
+    let mut buf = header(Kind::Joined, origin, ID_LEN);
+    buf.extend_from_slice(req_id.as_str().as_bytes());
+    buf
 }
 
 /// Splits a response body into its request id and the msgpack response.
@@ -198,7 +209,7 @@ mod tests {
         /// A valid header followed by arbitrary bytes: the body decoders reject or accept,
         /// never panic.
         #[test]
-        fn arbitrary_bodies_never_panic(kind in 1u8..=5, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        fn arbitrary_bodies_never_panic(kind in 1u8..=6, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             let mut bytes = encode_signal(Kind::Heartbeat, Uid::new());
             bytes[1] = kind;
             bytes.extend_from_slice(&body);

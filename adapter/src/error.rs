@@ -14,6 +14,12 @@ pub enum Error {
     /// The subscriber connection is down; the subscription is restored once Redis is back.
     #[error("redis subscriber is not connected")]
     NotConnected,
+    /// The publish queue is full: Redis does not keep up with this instance's publishes.
+    #[error("the publish queue is full")]
+    QueueFull,
+    /// No adapter of this process serves the namespace.
+    #[error("no redis adapter serves namespace {0}")]
+    UnknownNamespace(String),
     /// A message could not be encoded.
     #[error("encoding a message: {0}")]
     Encode(#[from] rmp_serde::encode::Error),

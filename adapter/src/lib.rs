@@ -1,5 +1,5 @@
 //! A [socketioxide] adapter that shares rooms and sockets across server instances through
-//! Redis Pub/Sub.
+//! Redis Pub/Sub, on a standalone Redis or a Redis Cluster.
 //!
 //! Every adapter operation works across instances: broadcasts to the namespace or to
 //! rooms (with `except`, local and volatile flags), broadcasts with acknowledgements from
@@ -7,9 +7,22 @@
 //! `fetch_sockets()` and the server count.
 //!
 //! What it does differently from the usual Redis adapters:
+//! - **Each instance hears only the rooms it holds.** A room broadcast goes to the room's own
+//!   channel, which an instance subscribes to while it has a member in the room, so adding
+//!   instances does not add traffic to the others. [`RedisAdapterState::join`] returns once
+//!   the subscription is confirmed by Redis: nothing sent after it is missed. The last member
+//!   leaving lets the channel go after [`RedisAdapterConfig::unsubscribe_delay`], so churn
+//!   costs nothing, and a periodic reconcile catches rooms joined any other way.
+//! - **Pipelined publishes.** Every publish of the process goes through one bounded, ordered
+//!   queue whose writer sends whatever is waiting as one pipeline: a burst of emits costs a
+//!   few round trips. An emit returns once its message is queued; wrap it in [`confirmed`]
+//!   to wait for Redis. A full queue refuses at once ([`Error::QueueFull`]).
+//! - **Redis Cluster** with sharded Pub/Sub (`SSUBSCRIBE`/`SPUBLISH`, Redis >= 7): connect
+//!   with a `redis+cluster://host:port,host:port` URL and room channels spread over the
+//!   shards. After a failover the subscriptions move to the new master by themselves.
 //! - **Local delivery first.** A broadcast reaches this instance's sockets before anything
 //!   is published, so local members are served even while Redis is down; the failed
-//!   publish is logged, counted and returned to the caller.
+//!   publish is logged and counted.
 //! - **Membership by heartbeats**, not `PUBSUB NUMSUB`: an instance that dies stops being
 //!   counted, and waited for, after [`RedisAdapterConfig::heartbeat_timeout`]; one that
 //!   shuts down cleanly says so and is dropped at once. No request waits past its timeout.
@@ -17,9 +30,10 @@
 //!   own messages without decoding them, and a malformed message or one of an unknown
 //!   version is dropped and counted ([`Stats`]), never a panic.
 //! - **Connections that come back.** The subscriber reconnects with exponential backoff
-//!   and jitter and restores every subscription; the publisher reconnects by itself.
+//!   and jitter and restores exactly the subscriptions still needed; the publisher
+//!   reconnects by itself; a probe through Redis catches a subscriber that went deaf.
 //! - **Metrics**: counters in [`Stats`] ([`RedisAdapterState::stats`]), and the latency of
-//!   each publish as the histogram [`PUBLISH_DURATION`] through the [`metrics`] facade, for
+//!   each pipeline as the histogram [`PUBLISH_DURATION`] through the [`metrics`] facade, for
 //!   whichever recorder the application installs.
 //! - **A channel prefix** ([`RedisAdapterConfig::prefix`]) so several deployments can
 //!   share one Redis.
@@ -28,7 +42,10 @@
 //!
 //! ```no_run
 //! use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
-//! use socketioxide::{SocketIo, extract::SocketRef};
+//! use socketioxide::{
+//!     SocketIo,
+//!     extract::{SocketRef, State},
+//! };
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,18 +53,28 @@
 //!     let state = RedisAdapterState::connect("redis://127.0.0.1:6379", config).await?;
 //!
 //!     let (layer, io) = SocketIo::builder()
+//!         .with_state(state.clone())
 //!         .with_adapter::<RedisAdapter<_>>(state.clone())
 //!         .build_layer();
 //!
 //!     // With this adapter `ns` returns a future: it resolves once the namespace is
 //!     // subscribed in Redis and announced to the other instances.
-//!     io.ns("/", async |socket: SocketRef<RedisAdapter<_>>| {
-//!         socket.join("lobby");
-//!     })
+//!     io.ns(
+//!         "/",
+//!         async |socket: SocketRef<RedisAdapter<_>>, State(rooms): State<RedisAdapterState>| {
+//!             // Not `socket.join`: this returns once "lobby" is subscribed in Redis.
+//!             if let Err(err) = rooms.join(socket.ns(), socket.id, "lobby").await {
+//!                 socket.disconnect().ok();
+//!                 eprintln!("could not join: {err}");
+//!             }
+//!         },
+//!     )
 //!     .await?;
 //!
-//!     // Reaches the members of "lobby" on every instance.
+//!     // Reaches the members of "lobby" on every instance; returns once queued for Redis.
 //!     io.to("lobby").emit("news", "hello").await?;
+//!     // Returns once Redis took it.
+//!     redis_adapter::confirmed(io.to("lobby").emit("news", "confirmed")).await?;
 //!     println!("{} instances serve /", state.server_count("/").unwrap_or(1));
 //!
 //!     let app = axum::Router::new().layer(layer);
@@ -63,16 +90,19 @@ mod adapter;
 mod bus;
 mod channels;
 mod config;
+mod confirm;
 mod envelope;
 mod error;
 mod membership;
 mod remote;
+mod rooms;
 mod state;
 mod stats;
 
 pub use adapter::{InitRes, RedisAckStream, RedisAdapter};
 pub use bus::PUBLISH_DURATION;
 pub use config::RedisAdapterConfig;
+pub use confirm::confirmed;
 pub use error::Error;
 pub use state::RedisAdapterState;
 pub use stats::Stats;

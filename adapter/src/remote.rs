@@ -93,6 +93,31 @@ impl PendingRequests {
         responses
     }
 
+    /// Waits for `expected` answers to `req_id` that carry nothing but their arrival, for at
+    /// most `timeout`, then stops routing `req_id`; returns how many arrived.
+    pub async fn count(
+        &self,
+        mut rx: mpsc::Receiver<Vec<u8>>,
+        req_id: Sid,
+        expected: usize,
+        timeout: Duration,
+    ) -> usize {
+        let mut arrived = 0;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while arrived < expected {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(_)) => arrived += 1,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.forget(req_id);
+        if arrived < expected {
+            Counters::incr(&self.counters.request_timeouts);
+            tracing::debug!(%req_id, arrived, expected, "request timed out");
+        }
+        arrived
+    }
+
     fn lock(&self) -> MutexGuard<'_, ResponseHandlers<Vec<u8>>> {
         self.handlers
             .lock()

@@ -17,6 +17,10 @@ pub(crate) struct Counters {
     pub request_timeouts: AtomicU64,
     pub reconnects: AtomicU64,
     pub stale_subscriber: AtomicU64,
+    pub publish_queue_full: AtomicU64,
+    pub pipelines: AtomicU64,
+    pub room_messages_discarded: AtomicU64,
+    pub room_subscriptions: AtomicU64,
 }
 
 impl Counters {
@@ -28,6 +32,11 @@ impl Counters {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Takes one from a gauge.
+    pub fn decr(counter: &AtomicU64) {
+        counter.fetch_sub(1, Relaxed);
     }
 
     /// A consistent-enough copy for reporting.
@@ -45,6 +54,10 @@ impl Counters {
             request_timeouts: self.request_timeouts.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             stale_subscriber: self.stale_subscriber.load(Relaxed),
+            publish_queue_full: self.publish_queue_full.load(Relaxed),
+            pipelines: self.pipelines.load(Relaxed),
+            room_messages_discarded: self.room_messages_discarded.load(Relaxed),
+            room_subscriptions: self.room_subscriptions.load(Relaxed),
         }
     }
 }
@@ -77,4 +90,13 @@ pub struct Stats {
     pub reconnects: u64,
     /// Subscriber connections rebuilt because a probe did not come back through them.
     pub stale_subscriber: u64,
+    /// Publishes refused because the publish queue was full (also in `publish_failures`).
+    pub publish_queue_full: u64,
+    /// Pipelines sent to Redis; `published / pipelines` is the mean batch size.
+    pub pipelines: u64,
+    /// Messages received on a room's channel while this instance had no member in the room
+    /// (within the unsubscribe delay after its last member left), dropped unread.
+    pub room_messages_discarded: u64,
+    /// Room channels subscribed right now.
+    pub room_subscriptions: u64,
 }

@@ -58,10 +58,10 @@ async fn a_redis_restart_is_survived_and_delivery_resumes_within_a_second() {
     // During the outage: local delivery goes on, the publish fails fast, nobody is dropped.
     for i in 0..5 {
         let started = Instant::now();
-        let result = a.io.to("chat").emit("local", &i).await;
+        let result = redis_adapter::confirmed(a.io.to("chat").emit("local", &i)).await;
         assert!(
             result.is_err(),
-            "a publish without Redis must report failure"
+            "a confirmed publish without Redis must report failure"
         );
         assert!(
             started.elapsed() < Duration::from_millis(1500),

@@ -13,14 +13,18 @@ use std::{
 
 use tokio::sync::Notify;
 
-use super::{Handler, link::LinkRx, publisher::Publisher};
+use super::{
+    Handler,
+    link::LinkRx,
+    queue::{PublishQueue, Wait},
+};
 use crate::stats::Counters;
 
 /// What the probe needs: where to send, how to see it come back, whom to tell.
 pub(crate) struct Probe {
     /// A channel only this process subscribes to.
     pub channel: String,
-    pub publisher: Publisher,
+    pub queue: PublishQueue,
     pub link: LinkRx,
     /// Wakes the subscriber task to rebuild its connection.
     pub rebuild: Arc<Notify>,
@@ -54,8 +58,12 @@ impl Probe {
             }
             seq += 1;
             let sent = self
-                .publisher
-                .publish(self.channel.clone(), seq.to_string().into_bytes())
+                .queue
+                .publish(
+                    self.channel.clone(),
+                    seq.to_string().into_bytes(),
+                    Wait::Confirmed,
+                )
                 .await;
             if sent.is_err() {
                 // The publishing side is down: that is the publisher's problem to report.

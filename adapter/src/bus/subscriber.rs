@@ -1,11 +1,8 @@
-//! The subscribing connection: one task that owns it, reconnects with backoff, restores
-//! every subscription and routes each message to the handler of its channel.
+//! The subscribing connection of a standalone Redis: one task that owns it, reconnects with
+//! backoff, restores every subscription and routes each message to the handler of its
+//! channel.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
@@ -17,14 +14,9 @@ use tokio::{
 use super::{
     backoff::reconnect_delays,
     link::{self, Link, LinkRx, LinkTx},
+    routes::{Handler, Routes},
 };
 use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
-
-/// Called with the payload of every message received on a channel. It runs on the
-/// subscriber task: it must not block, and it sees messages in the order Redis sent them.
-pub(crate) type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
-
-type Routes = Arc<RwLock<HashMap<String, Handler>>>;
 
 /// Owner of the subscriber task; dropping it stops the task.
 pub(crate) struct Subscriber {
@@ -84,7 +76,7 @@ impl Subscriber {
     /// Adds a route and subscribes. When Redis is down the route is kept and restored on
     /// reconnect, and this returns [`Error::NotConnected`].
     pub async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
-        write(&self.routes).insert(channel.clone(), handler);
+        self.routes.insert(channel.clone(), handler);
         let mut slot = self.sink.lock().await;
         let sink = slot.as_mut().ok_or(Error::NotConnected)?;
         sink.subscribe(&channel).await.map_err(Error::Redis)
@@ -92,7 +84,7 @@ impl Subscriber {
 
     /// Removes a route and unsubscribes if connected.
     pub async fn unsubscribe(&self, channel: String) {
-        write(&self.routes).remove(&channel);
+        self.routes.remove(&channel);
         if let Some(sink) = self.sink.lock().await.as_mut() {
             if let Err(err) = sink.unsubscribe(&channel).await {
                 tracing::debug!(%channel, %err, "unsubscribe failed; the connection is going away");
@@ -150,14 +142,11 @@ impl Connection {
                 },
                 () = self.rebuild.notified() => return,
             };
-            let payload = msg.get_payload_bytes();
-            Counters::incr(&self.counters.received);
-            Counters::add(&self.counters.received_bytes, payload.len());
-            let handler = read(&self.routes).get(msg.get_channel_name()).cloned();
-            match handler {
-                Some(handler) => handler(payload),
-                None => tracing::debug!(channel = msg.get_channel_name(), "message without route"),
-            }
+            self.routes.dispatch(
+                &self.counters,
+                msg.get_channel_name().as_bytes(),
+                msg.get_payload_bytes(),
+            );
         }
     }
 
@@ -179,7 +168,7 @@ impl Connection {
     async fn restore(&self) -> Result<PubSubStream, Error> {
         let (mut sink, stream) = connect(&self.client, self.connect_timeout).await?;
         let mut slot = self.slot.lock().await;
-        let channels: Vec<String> = read(&self.routes).keys().cloned().collect();
+        let channels = self.routes.channels();
         if !channels.is_empty() {
             sink.subscribe(&channels).await?;
         }
@@ -196,18 +185,4 @@ async fn connect(
         Ok(pubsub) => Ok(pubsub?.split()),
         Err(_) => Err(Error::Timeout(timeout)),
     }
-}
-
-/// The routes map is only ever held for a lookup or an insert, so a poisoned lock can only
-/// come from a panic elsewhere; the map itself is still consistent and is used as is.
-fn read(routes: &Routes) -> std::sync::RwLockReadGuard<'_, HashMap<String, Handler>> {
-    routes
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write(routes: &Routes) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Handler>> {
-    routes
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,7 +1,7 @@
 //! Socket.IO servers using the adapter, in process, on free loopback ports.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::{convert::Infallible, time::Duration};
+use std::time::Duration;
 
 use loadtest::client::{ConnectOptions, Event, SocketClient};
 use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use socketioxide::{
     SocketIo,
     adapter::Emitter,
-    extract::{Data, SocketRef},
+    extract::{Data, SocketRef, State},
     handler::ConnectHandler,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -47,10 +47,12 @@ impl Drop for Instance {
 }
 
 /// Starts an instance. Sockets join the rooms listed in their handshake's
-/// `auth: {"rooms": [..]}` before their CONNECT is acknowledged.
+/// `auth: {"rooms": [..]}` through the adapter's join path before their CONNECT is
+/// acknowledged.
 pub async fn start(redis_url: &str, config: RedisAdapterConfig) -> Instance {
     let state = RedisAdapterState::connect(redis_url, config).await.unwrap();
     let (layer, io) = SocketIo::builder()
+        .with_state(state.clone())
         .with_adapter::<Adapter>(state.clone())
         .build_layer();
     io.ns("/", on_connect.with(join_rooms_from_auth))
@@ -91,13 +93,13 @@ async fn on_connect(_socket: SocketRef<Adapter>) {}
 async fn join_rooms_from_auth(
     socket: SocketRef<Adapter>,
     Data(auth): Data<Value>,
-) -> Result<(), Infallible> {
+    State(state): State<RedisAdapterState>,
+) -> Result<(), redis_adapter::Error> {
     let rooms: Vec<String> = auth
         .get("rooms")
         .and_then(|r| serde_json::from_value(r.clone()).ok())
         .unwrap_or_default();
-    socket.join(rooms);
-    Ok(())
+    state.join(socket.ns(), socket.id, rooms).await
 }
 
 /// A client of `instance` that is a member of `rooms`.

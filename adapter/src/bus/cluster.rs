@@ -1,0 +1,355 @@
+//! Redis Cluster: one RESP3 cluster connection per process that both publishes (`SPUBLISH`)
+//! and holds the sharded subscriptions (`SSUBSCRIBE`). redis-rs sends each channel to the
+//! shard serving its hash slot, follows `MOVED` after a failover and subscribes again on the
+//! node that now serves the slot on its own only when a command of that connection hits the
+//! change. So the topology is also watched here: when the masters serving the slots change
+//! (a failover, a resharding), or the probe finds the subscriptions deaf, the whole
+//! connection is rebuilt and every route subscribed again on the shard now serving it.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use redis::{
+    ProtocolVersion, PushInfo, PushKind, Value,
+    cluster::{ClusterClient, ClusterClientBuilder},
+    cluster_async::ClusterConnection,
+};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
+
+use super::{
+    backoff::reconnect_delays,
+    link::{self, Link, LinkRx, LinkTx},
+    routes::{Handler, Routes},
+};
+use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+
+/// The live cluster connection, replaced when it is rebuilt; cheap to clone out.
+#[derive(Clone)]
+pub(crate) struct ClusterHandle(Arc<RwLock<ClusterConnection>>);
+
+impl ClusterHandle {
+    /// A clone of the current connection (clones share the connection).
+    pub fn get(&self) -> ClusterConnection {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn replace(&self, conn: ClusterConnection) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = conn;
+    }
+}
+
+/// Owner of the task that reads pushed messages; dropping it stops the task.
+pub(crate) struct ClusterSubscriber {
+    handle: ClusterHandle,
+    routes: Routes,
+    link: LinkRx,
+    rebuild: Arc<Notify>,
+    timeout: Duration,
+    task: JoinHandle<()>,
+    topology: JoinHandle<()>,
+}
+
+impl ClusterSubscriber {
+    /// Connects to the cluster through `nodes` (seed URLs), failing if none answers now.
+    pub async fn start(
+        nodes: Vec<String>,
+        config: &RedisAdapterConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        let connector = Connector {
+            nodes,
+            connect_timeout: config.connect_timeout,
+            response_timeout: config.publish_timeout,
+        };
+        let (conn, pushes) = connector.connect().await?;
+        let handle = ClusterHandle(Arc::new(RwLock::new(conn)));
+        let routes = Routes::default();
+        let (link_tx, link) = link::connected();
+        let rebuild = Arc::new(Notify::new());
+        let reader = Reader {
+            connector,
+            handle: handle.clone(),
+            routes: routes.clone(),
+            link: link_tx,
+            rebuild: rebuild.clone(),
+            counters,
+            reconnect_bounds: (config.reconnect_min_delay, config.reconnect_max_delay),
+        };
+        let topology = watch_topology(
+            handle.clone(),
+            rebuild.clone(),
+            config.probe_interval,
+            config.connect_timeout,
+        );
+        Ok(Self {
+            handle,
+            routes,
+            link,
+            rebuild,
+            timeout: config.connect_timeout,
+            task: tokio::spawn(reader.run(pushes)),
+            topology: tokio::spawn(topology),
+        })
+    }
+
+    /// The connection, for the publisher.
+    pub fn handle(&self) -> ClusterHandle {
+        self.handle.clone()
+    }
+
+    /// The connection state, to watch.
+    pub fn link(&self) -> LinkRx {
+        self.link.clone()
+    }
+
+    /// The signal that makes the task rebuild the connection.
+    pub fn rebuild_signal(&self) -> Arc<Notify> {
+        self.rebuild.clone()
+    }
+
+    /// Adds a route and subscribes on the shard of `channel`; returns once that shard
+    /// confirmed. On failure the route is kept, and subscribed again with the others when
+    /// the connection is rebuilt.
+    pub async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
+        self.routes.insert(channel.clone(), handler);
+        let mut conn = self.handle.get();
+        within(self.timeout, conn.ssubscribe(&channel)).await
+    }
+
+    /// Removes a route and unsubscribes.
+    pub async fn unsubscribe(&self, channel: String) {
+        self.routes.remove(&channel);
+        let mut conn = self.handle.get();
+        if let Err(err) = within(self.timeout, conn.sunsubscribe(&channel)).await {
+            tracing::debug!(%channel, %err, "sunsubscribe failed; the connection is going away");
+        }
+    }
+}
+
+impl Drop for ClusterSubscriber {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.topology.abort();
+    }
+}
+
+/// Asks the cluster which master serves which slots every `interval`, and has the
+/// connection rebuilt when that changed. Unanswered questions are skipped: during a failover
+/// the answer changes once a replica is promoted, which is what matters.
+async fn watch_topology(
+    handle: ClusterHandle,
+    rebuild: Arc<Notify>,
+    interval: Duration,
+    timeout: Duration,
+) {
+    let mut known = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let mut conn = handle.get();
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("SLOTS");
+        let Ok(answer) = within(timeout, command.query_async::<Value>(&mut conn)).await else {
+            continue;
+        };
+        let current = slot_masters(&answer);
+        if known.as_ref().is_some_and(|known| *known != current) {
+            tracing::warn!("redis cluster topology changed; moving subscriptions");
+            rebuild.notify_one();
+        }
+        known = Some(current);
+    }
+}
+
+/// The slot ranges of a `CLUSTER SLOTS` answer with the address of the master serving each,
+/// sorted; replicas and node ids are left out.
+fn slot_masters(answer: &Value) -> Vec<String> {
+    let Value::Array(ranges) = answer else {
+        return Vec::new();
+    };
+    let mut masters: Vec<String> = ranges
+        .iter()
+        .filter_map(|range| match range {
+            Value::Array(parts) => match parts.as_slice() {
+                [start, end, Value::Array(master), ..] => {
+                    Some(format!("{start:?}-{end:?}@{:?}", master.get(..2)))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    masters.sort();
+    masters
+}
+
+/// How to open a connection to the cluster.
+struct Connector {
+    nodes: Vec<String>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl Connector {
+    /// A new RESP3 connection and the receiver of what it pushes (messages of subscribed
+    /// channels).
+    async fn connect(
+        &self,
+    ) -> Result<(ClusterConnection, mpsc::UnboundedReceiver<PushInfo>), Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client: ClusterClient = ClusterClientBuilder::new(self.nodes.clone())
+            .use_protocol(ProtocolVersion::RESP3)
+            .push_sender(tx)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.response_timeout)
+            .build()?;
+        let conn = within(self.connect_timeout, client.get_async_connection()).await?;
+        Ok((conn, rx))
+    }
+}
+
+/// State of the task that reads pushed messages.
+struct Reader {
+    connector: Connector,
+    handle: ClusterHandle,
+    routes: Routes,
+    link: LinkTx,
+    rebuild: Arc<Notify>,
+    counters: Arc<Counters>,
+    reconnect_bounds: (Duration, Duration),
+}
+
+impl Reader {
+    async fn run(self, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
+        loop {
+            self.dispatch(&mut pushes).await;
+            self.link.send_modify(|link| link.connected = false);
+            tracing::warn!("redis cluster subscriptions deaf; rebuilding the connection");
+            pushes = self.reconnect().await;
+            Counters::incr(&self.counters.reconnects);
+            self.link.send_modify(|link| {
+                *link = Link {
+                    connected: true,
+                    generation: link.generation + 1,
+                }
+            });
+            tracing::info!("redis cluster connection rebuilt; subscriptions restored");
+        }
+    }
+
+    /// Routes pushed messages until a rebuild is asked for (or the connection is gone).
+    async fn dispatch(&self, pushes: &mut mpsc::UnboundedReceiver<PushInfo>) {
+        loop {
+            let push = tokio::select! {
+                push = pushes.recv() => match push {
+                    Some(push) => push,
+                    None => return,
+                },
+                () = self.rebuild.notified() => return,
+            };
+            if let Some((channel, payload)) = message(&push) {
+                self.routes.dispatch(&self.counters, channel, payload);
+            }
+        }
+    }
+
+    /// Retries until a new connection holds every route's subscription.
+    async fn reconnect(&self) -> mpsc::UnboundedReceiver<PushInfo> {
+        let (min, max) = self.reconnect_bounds;
+        let mut delays = reconnect_delays(min, max);
+        loop {
+            tokio::time::sleep(delays.next().unwrap_or(max)).await;
+            match self.restore().await {
+                Ok(pushes) => return pushes,
+                Err(err) => tracing::debug!(%err, "redis cluster reconnect failed"),
+            }
+        }
+    }
+
+    async fn restore(&self) -> Result<mpsc::UnboundedReceiver<PushInfo>, Error> {
+        let (mut conn, pushes) = self.connector.connect().await?;
+        for channel in self.routes.channels() {
+            within(self.connector.connect_timeout, conn.ssubscribe(&channel)).await?;
+        }
+        self.handle.replace(conn);
+        Ok(pushes)
+    }
+}
+
+/// The channel and payload of a pushed message; `None` for anything else (subscription
+/// confirmations, disconnection notices).
+fn message(push: &PushInfo) -> Option<(&[u8], &[u8])> {
+    match (&push.kind, push.data.as_slice()) {
+        (
+            PushKind::SMessage | PushKind::Message,
+            [Value::BulkString(channel), Value::BulkString(payload)],
+        ) => Some((channel, payload)),
+        _ => None,
+    }
+}
+
+/// `command`'s result, or [`Error::Timeout`] once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    command: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, command).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Error::Timeout(limit)),
+    }
+}
+
+/// The seed node URLs of a `redis+cluster://` URL, `None` for any other URL.
+///
+/// `redis+cluster://[user:password@]host:port,host:port[/...]` gives
+/// `redis://[user:password@]host:port` for each listed node.
+pub(crate) fn seed_nodes(url: &str) -> Option<Vec<String>> {
+    let rest = url.strip_prefix("redis+cluster://")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (credentials, hosts) = match authority.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), authority),
+    };
+    Some(
+        hosts
+            .split(',')
+            .filter(|host| !host.is_empty())
+            .map(|host| format!("redis://{credentials}{host}"))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seed_nodes;
+
+    #[test]
+    fn reads_seed_nodes_from_a_cluster_url() {
+        assert_eq!(seed_nodes("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            seed_nodes("redis+cluster://127.0.0.1:7000,127.0.0.1:7001/"),
+            Some(vec![
+                "redis://127.0.0.1:7000".to_owned(),
+                "redis://127.0.0.1:7001".to_owned()
+            ])
+        );
+        assert_eq!(
+            seed_nodes("redis+cluster://:secret@10.0.0.1:7000,10.0.0.2:7000"),
+            Some(vec![
+                "redis://:secret@10.0.0.1:7000".to_owned(),
+                "redis://:secret@10.0.0.2:7000".to_owned()
+            ])
+        );
+        assert_eq!(seed_nodes("redis+cluster://"), Some(vec![]));
+    }
+}
