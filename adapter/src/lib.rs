@@ -100,7 +100,7 @@ mod state;
 mod stats;
 
 pub use adapter::{InitRes, RedisAckStream, RedisAdapter};
-pub use bus::PUBLISH_DURATION;
+pub use bus::{PUBLISH_DURATION, cluster_nodes};
 pub use config::RedisAdapterConfig;
 pub use confirm::confirmed;
 pub use error::Error;

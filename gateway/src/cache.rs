@@ -143,9 +143,9 @@ impl SettingsCache {
         stats: Arc<Stats>,
         reconnect: (Duration, Duration),
     ) -> Result<(Self, JoinHandle<()>), Error> {
-        let client = redis::Client::open(url)?;
+        let nodes = Nodes::of(url)?;
         let channel = store.keys().invalidate_channel();
-        let pubsub = subscribe(&client, &channel).await?;
+        let pubsub = subscribe(&nodes, &channel).await?;
         let inner = Arc::new(Inner {
             store,
             ttl,
@@ -154,7 +154,7 @@ impl SettingsCache {
         });
         let task = tokio::spawn(run_subscription(
             inner.clone(),
-            client,
+            nodes,
             channel,
             pubsub,
             reconnect,
@@ -338,21 +338,56 @@ impl Inner {
     }
 }
 
-/// A Pub/Sub connection subscribed to `channel`.
-async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, Error> {
-    let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok(pubsub)
-    };
-    crate::store::deadline(crate::store::COMMAND_TIMEOUT * 2, connect).await
+/// Where the invalidation subscription may live: the one Redis, or any node of a Redis
+/// Cluster (a plain `PUBLISH` on a cluster reaches the subscribers of every node).
+struct Nodes {
+    clients: Vec<redis::Client>,
+    /// The node to try first next time: the one after the last that failed.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Nodes {
+    /// The nodes of `url` (`redis://` or `redis+cluster://`).
+    fn of(url: &str) -> Result<Self, Error> {
+        let urls = redis_adapter::cluster_nodes(url).unwrap_or_else(|| vec![url.to_owned()]);
+        let clients = urls
+            .iter()
+            .map(|url| redis::Client::open(url.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            clients,
+            next: Default::default(),
+        })
+    }
+}
+
+/// A Pub/Sub connection subscribed to `channel`, on the first node that accepts it.
+async fn subscribe(nodes: &Nodes, channel: &str) -> Result<PubSub, Error> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut last_error = Error::Unavailable("no redis node to subscribe to");
+    for _ in 0..nodes.clients.len() {
+        let index = nodes.next.load(Relaxed) % nodes.clients.len();
+        let connect = async {
+            let mut pubsub = nodes.clients[index].get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok(pubsub)
+        };
+        match crate::store::deadline(crate::store::COMMAND_TIMEOUT * 2, connect).await {
+            Ok(pubsub) => return Ok(pubsub),
+            Err(err) => {
+                nodes.next.store(index + 1, Relaxed);
+                last_error = err;
+            }
+        }
+    }
+    Err(last_error)
 }
 
 /// Keeps the invalidation subscription alive: dispatch messages and probe the connection;
 /// when it is lost, stop caching, reconnect with backoff and resubscribe.
 async fn run_subscription(
     inner: Arc<Inner>,
-    client: redis::Client,
+    nodes: Nodes,
     channel: String,
     first: PubSub,
     (min, max): (Duration, Duration),
@@ -370,7 +405,7 @@ async fn run_subscription(
             Some(pubsub) => pubsub,
             None => {
                 tokio::time::sleep(delays.next().unwrap_or(max)).await;
-                match subscribe(&client, &channel).await {
+                match subscribe(&nodes, &channel).await {
                     Ok(pubsub) => {
                         tracing::info!("settings invalidation subscription restored");
                         pubsub

@@ -67,8 +67,10 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
 
-    /// Redis URL (redis://host:port/db). Without it the gateway runs standalone:
-    /// rooms are not shared with other instances.
+    /// Redis URL: redis://host:port/db for one Redis, or
+    /// redis+cluster://host:port,host:port,... (seed nodes) for a Redis Cluster, where rooms
+    /// use sharded Pub/Sub. Without it the gateway runs standalone: rooms are not shared
+    /// with other instances.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 

@@ -88,19 +88,27 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         None => None,
         Some(url) => Some(Accounts::start(&config, url, stats.clone(), &mut background).await?),
     };
+    let adapter = match &config.redis_url {
+        None => None,
+        Some(url) => Some(RedisAdapterState::connect(url, adapter_config(&config)).await?),
+    };
     let builder = SocketIo::builder()
         .max_payload(config.max_payload)
         .ping_interval(config.ping_interval())
         .ping_timeout(config.ping_timeout())
         // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
         .ws_read_buffer_size(WS_READ_BUFFER_SIZE)
-        .with_state(chat::ChatState::new(&instance, accounts.clone()));
+        .with_state(chat::ChatState::new(
+            &instance,
+            accounts.clone(),
+            adapter.clone(),
+        ));
     let shared = Shared {
         instance: &instance,
         accounts,
         stats,
     };
-    let (app, shutdown) = match &config.redis_url {
+    let (app, shutdown) = match adapter {
         None => {
             tracing::warn!(
                 "no Redis URL: running standalone on the in-memory adapter, \
@@ -114,8 +122,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             chat::register(&io);
             assemble(&config, shared, layer, io, Peers::Standalone)
         }
-        Some(url) => {
-            let state = RedisAdapterState::connect(url, adapter_config(&config)).await?;
+        Some(state) => {
             let (layer, io) = builder
                 .with_adapter::<RedisAdapter<_>>(state.clone())
                 .build_layer();

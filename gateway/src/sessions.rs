@@ -146,17 +146,16 @@ impl SessionStore {
         Ok(deleted > 0)
     }
 
-    /// For each id, whether its session still exists: one pipelined round trip.
+    /// For each id, whether its session still exists. The checks go out together on the
+    /// multiplexed connection (one command each, so that on a cluster each goes to its own
+    /// slot's master).
     pub(crate) async fn exist(&self, ids: &[SessionId]) -> Result<Vec<bool>, Error> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("EXISTS")
-                .arg(self.store.keys().session(id.as_str()));
-        }
-        self.store.pipeline(&pipe).await
+        let checks = ids.iter().map(|id| {
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(self.store.keys().session(id.as_str()));
+            async move { self.store.query::<bool>(&exists).await }
+        });
+        futures_util::future::try_join_all(checks).await
     }
 }
 

@@ -1,12 +1,15 @@
 //! The one Redis command connection of sessions, rate limits and tenant settings: a
-//! multiplexed connection that reconnects by itself, and a deadline on every command so that
-//! a Redis outage costs a request at most that long.
+//! multiplexed connection that reconnects by itself (to one Redis, or to a Redis Cluster
+//! with commands routed by key), and a deadline on every command so that a Redis outage
+//! costs a request at most that long.
 
 use std::time::Duration;
 
 use redis::{
-    FromRedisValue, Pipeline,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    Cmd, FromRedisValue, Pipeline, RedisFuture, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClientBuilder,
+    cluster_async::ClusterConnection,
 };
 
 use crate::{Error, keys::Keys};
@@ -17,31 +20,53 @@ pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// A cheap-to-clone handle on the command connection, with the key names.
 #[derive(Clone)]
 pub(crate) struct Store {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: Keys,
+}
+
+/// The command connection, by kind of deployment. Every command the gateway sends names at
+/// most one key (or keys of one slot), so both route it.
+#[derive(Clone)]
+pub(crate) enum Connection {
+    /// One Redis.
+    Standalone(ConnectionManager),
+    /// A Redis Cluster: each command goes to the master of its key's slot.
+    Cluster(ClusterConnection),
 }
 
 impl Store {
     /// Connects to `url` (failing if Redis is unreachable now); later losses are repaired in
     /// the background, `reconnect` (first and longest delay) apart, while commands fail fast.
+    /// A `redis+cluster://host:port,host:port` URL connects to a Redis Cluster.
     pub(crate) async fn connect(
         url: &str,
         keys: Keys,
         reconnect: (Duration, Duration),
     ) -> Result<Self, Error> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_min_delay(reconnect.0)
-            .set_max_delay(reconnect.1)
-            .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
-            COMMAND_TIMEOUT * 5,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| Error::RedisTimeout(COMMAND_TIMEOUT * 5))??;
+        let connect = async {
+            Ok::<_, redis::RedisError>(match redis_adapter::cluster_nodes(url) {
+                Some(nodes) => {
+                    let client = ClusterClientBuilder::new(nodes)
+                        .connection_timeout(COMMAND_TIMEOUT)
+                        .response_timeout(COMMAND_TIMEOUT)
+                        .build()?;
+                    Connection::Cluster(client.get_async_connection().await?)
+                }
+                None => {
+                    let client = redis::Client::open(url)?;
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+                        .set_response_timeout(Some(COMMAND_TIMEOUT))
+                        .set_min_delay(reconnect.0)
+                        .set_max_delay(reconnect.1)
+                        .set_number_of_retries(1);
+                    Connection::Standalone(ConnectionManager::new_with_config(client, config).await?)
+                }
+            })
+        };
+        let conn = tokio::time::timeout(COMMAND_TIMEOUT * 5, connect)
+            .await
+            .map_err(|_| Error::RedisTimeout(COMMAND_TIMEOUT * 5))??;
         Ok(Self { conn, keys })
     }
 
@@ -51,7 +76,7 @@ impl Store {
     }
 
     /// A handle for commands this module does not wrap (scripts); bound it with [`deadline`].
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> Connection {
         self.conn.clone()
     }
 
@@ -61,10 +86,38 @@ impl Store {
         deadline(COMMAND_TIMEOUT, cmd.query_async(&mut conn)).await
     }
 
-    /// Runs `pipe` within [`COMMAND_TIMEOUT`].
+    /// Runs `pipe` within [`COMMAND_TIMEOUT`]. On a cluster its keys must share a slot.
     pub(crate) async fn pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, Error> {
         let mut conn = self.conn.clone();
         deadline(COMMAND_TIMEOUT, pipe.query_async(&mut conn)).await
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Standalone(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Standalone(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
     }
 }
 
@@ -77,15 +130,32 @@ impl Store {
             .map(drop)
     }
 
-    /// `used_memory` from `INFO memory`, if Redis answers within `limit` with a value.
+    /// `used_memory` from `INFO memory` (on a cluster, summed over the nodes that answer), if
+    /// Redis answers within `limit` with a value.
     pub(crate) async fn used_memory(&self, limit: Duration) -> Option<u64> {
         let mut conn = self.conn.clone();
         let mut command = redis::cmd("INFO");
         command.arg("memory");
-        let info = deadline(limit, command.query_async::<String>(&mut conn))
+        let info = deadline(limit, command.query_async::<Value>(&mut conn))
             .await
             .ok()?;
-        used_memory(&info)
+        let mut texts = Vec::new();
+        collect_texts(&info, &mut texts);
+        let values: Vec<u64> = texts.iter().filter_map(|text| used_memory(text)).collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+}
+
+/// Every text in an answer: one for a single Redis, one per node (in a map) for a cluster.
+fn collect_texts(value: &Value, texts: &mut Vec<String>) {
+    match value {
+        Value::BulkString(bytes) => texts.push(String::from_utf8_lossy(bytes).into_owned()),
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => texts.push(text.clone()),
+        Value::Array(items) | Value::Set(items) => {
+            items.iter().for_each(|item| collect_texts(item, texts));
+        }
+        Value::Map(pairs) => pairs.iter().for_each(|(_, item)| collect_texts(item, texts)),
+        _ => {}
     }
 }
 

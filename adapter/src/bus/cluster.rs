@@ -309,11 +309,20 @@ async fn within<T>(
     }
 }
 
-/// The seed node URLs of a `redis+cluster://` URL, `None` for any other URL.
+/// The seed node URLs of a `redis+cluster://` URL, `None` for any other URL: for an
+/// application that opens its own connections to the cluster the adapter runs on.
 ///
 /// `redis+cluster://[user:password@]host:port,host:port[/...]` gives
 /// `redis://[user:password@]host:port` for each listed node.
-pub(crate) fn seed_nodes(url: &str) -> Option<Vec<String>> {
+///
+/// ```
+/// assert_eq!(
+///     redis_adapter::cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7000"),
+///     Some(vec!["redis://10.0.0.1:7000".to_owned(), "redis://10.0.0.2:7000".to_owned()])
+/// );
+/// assert_eq!(redis_adapter::cluster_nodes("redis://10.0.0.1:6379"), None);
+/// ```
+pub fn seed_nodes(url: &str) -> Option<Vec<String>> {
     let rest = url.strip_prefix("redis+cluster://")?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let (credentials, hosts) = match authority.rsplit_once('@') {

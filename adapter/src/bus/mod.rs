@@ -17,6 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::{sync::Notify, task::JoinHandle};
 
 use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+pub use cluster::seed_nodes as cluster_nodes;
 pub(crate) use link::LinkRx;
 pub use queue::PUBLISH_DURATION;
 pub(crate) use queue::Wait;

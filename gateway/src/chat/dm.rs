@@ -65,7 +65,7 @@ pub(crate) async fn dm<A: Adapter>(
                 ts,
             };
             let room = tenancy::user_room(&identity.tenant, &request.to);
-            let delivery = socket.within(room).emit("dm", &message).await;
+            let delivery = redis_adapter::confirmed(socket.within(room).emit("dm", &message)).await;
             metrics::event_out("dm");
             Error::from_broadcast(delivery)?;
             Ok(Reply::Sent { id, ts })

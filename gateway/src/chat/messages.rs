@@ -90,7 +90,9 @@ pub(crate) async fn message<A: Adapter>(
                 ts,
             };
             // `within` keeps the sender among the recipients (`to` would exclude it).
-            let delivery = socket.within(room).emit("message", &message).await;
+            // The ack tells the sender every instance can see the message: wait for Redis.
+            let delivery =
+                redis_adapter::confirmed(socket.within(room).emit("message", &message)).await;
             metrics::event_out("message");
             Error::from_broadcast(delivery)?;
             Ok(Reply::Sent { id, ts })

@@ -21,11 +21,13 @@ mod validate;
 use std::sync::Arc;
 
 use serde::Serialize;
+use redis_adapter::RedisAdapterState;
 use socketioxide::{
     SocketIo,
     adapter::Adapter,
     extract::{SocketRef, State, TryData},
     handler::ConnectHandler,
+    socket::Socket,
 };
 use socketioxide_core::adapter::DefinedAdapter;
 
@@ -48,15 +50,54 @@ pub(crate) struct ChatState {
     message_ids: Arc<MessageIds>,
     /// Sessions, limits and tenant settings; `None` in standalone (development) mode.
     accounts: Option<Arc<Accounts>>,
+    /// The Redis adapter's join path; `None` on the in-memory adapter.
+    adapter: Option<RedisAdapterState>,
 }
 
 impl ChatState {
-    /// The chat state of instance `instance`, with `accounts` when Redis is configured.
-    pub(crate) fn new(instance: &str, accounts: Option<Arc<Accounts>>) -> Self {
+    /// The chat state of instance `instance`, with `accounts` and the Redis `adapter` when
+    /// Redis is configured.
+    pub(crate) fn new(
+        instance: &str,
+        accounts: Option<Arc<Accounts>>,
+        adapter: Option<RedisAdapterState>,
+    ) -> Self {
         Self {
             instance: instance.into(),
             message_ids: Arc::new(MessageIds::new()),
             accounts,
+            adapter,
+        }
+    }
+
+    /// Puts `socket` in `room`. Over Redis this returns once this instance is subscribed to
+    /// the room, so the socket misses nothing sent after it joined.
+    async fn join_room<A: Adapter>(&self, socket: &Socket<A>, room: String) -> Result<(), Error> {
+        match &self.adapter {
+            Some(adapter) => adapter
+                .join(socket.ns(), socket.id, room)
+                .await
+                .map_err(|err| {
+                    tracing::debug!(%err, "room not subscribed: the join is refused");
+                    Error::ClusterUnavailable
+                }),
+            None => {
+                socket.join(room);
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes `socket` out of `room`; over Redis the room is let go once empty for a moment.
+    fn leave_room<A: Adapter>(&self, socket: &Socket<A>, room: String) {
+        match &self.adapter {
+            Some(adapter) => {
+                if let Err(err) = adapter.leave(socket.ns(), socket.id, room.clone()) {
+                    tracing::debug!(%err, "leaving through socketioxide");
+                    socket.leave(room);
+                }
+            }
+            None => socket.leave(room),
         }
     }
 
@@ -127,7 +168,7 @@ async fn setup<A: Adapter>(
 ) -> Result<(), Error> {
     let identity = handshake::identify(&socket, &chat, auth).await?;
     for room in identity.private_rooms() {
-        socket.join(room);
+        chat.join_room(&socket, room).await?;
     }
     socket.extensions.insert(identity);
     socket.extensions.insert(EventQueue::default());

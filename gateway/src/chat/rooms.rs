@@ -1,7 +1,8 @@
 //! `join` and `leave`: a socket's room memberships on this instance.
 //!
-//! Memberships are local to the instance serving the socket: the adapter carries room
-//! broadcasts to every instance and each one delivers to its own members. A client names a
+//! Memberships are local to the instance serving the socket; over Redis, joining subscribes
+//! this instance to the room's channel (acked once Redis confirmed it), so room broadcasts
+//! reach exactly the instances holding members. A client names a
 //! room of its own tenant; the socket joins the tenant-scoped room (`tenancy::room`). A `join`
 //! is refused with `room_full` when the room already has the tenant's `max_room_members`
 //! across the cluster.
@@ -55,7 +56,7 @@ pub(crate) async fn join<A: Adapter>(
             if members(&socket, &room).await >= limit {
                 return Err(Error::RoomFull);
             }
-            socket.join(room);
+            chat.join_room(&socket, room).await?;
             Ok(Reply::ok())
         })
         .await;
@@ -68,6 +69,7 @@ pub(crate) async fn leave<A: Adapter>(
     socket: SocketRef<A>,
     identity: Identity,
     turn: Turn,
+    State(chat): State<ChatState>,
     ack: AckSender<A>,
     TryData(request): TryData<Object<RoomRequest>>,
 ) {
@@ -75,7 +77,7 @@ pub(crate) async fn leave<A: Adapter>(
     let reply = turn
         .run(async {
             let room = RoomRequest::parse(request)?;
-            socket.leave(tenancy::room(&identity.tenant, &room));
+            chat.leave_room(&socket, tenancy::room(&identity.tenant, &room));
             Ok(Reply::ok())
         })
         .await;

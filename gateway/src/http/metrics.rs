@@ -92,10 +92,23 @@ fn adapter_counters(stats: &redis_adapter::Stats) {
             "redis_adapter_stale_subscribers_total",
             stats.stale_subscriber,
         ),
+        ("redis_adapter_pipelines_total", stats.pipelines),
+        (
+            "redis_adapter_publish_queue_full_total",
+            stats.publish_queue_full,
+        ),
+        (
+            "redis_adapter_room_messages_discarded_total",
+            stats.room_messages_discarded,
+        ),
     ];
     for (name, value) in counters {
         metrics::counter_at(name, value);
     }
+    metrics::gauge(
+        "redis_adapter_room_subscriptions",
+        stats.room_subscriptions as f64,
+    );
     let dropped = [
         ("own", stats.ignored_own),
         ("malformed", stats.dropped_malformed),
