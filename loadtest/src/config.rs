@@ -12,7 +12,8 @@ use crate::Error;
 use crate::client::Credentials;
 use crate::report::Thresholds;
 use crate::scenarios::{
-    broadcast::BroadcastConfig, chat::ChatConfig, connect::ConnectConfig, idle::IdleConfig,
+    broadcast::BroadcastConfig, burst::BurstConfig, chat::ChatConfig, connect::ConnectConfig,
+    idle::IdleConfig,
 };
 
 /// Default of `--connect-concurrency`.
@@ -51,6 +52,17 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// --members join one room on the --url instances; the --trigger instance emits --count
+    /// broadcasts to it back to back (POST /bench/burst); reports the server's emitting time
+    /// and the time until every member received everything.
+    Burst {
+        /// The scenario's flags.
+        #[command(flatten)]
+        config: BurstConfig,
+        /// Report and threshold flags.
+        #[command(flatten)]
+        output: Output,
+    },
     /// Opens --connections at --connect-rate, holds them, reports connect times.
     Connect {
         /// The scenario's flags.
@@ -76,7 +88,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Server base URL(s), `http://host:port`, comma separated (one URL, e.g. a proxy, or one
-    /// per instance). Users are spread over them round-robin.
+    /// per instance). Users are spread over them round-robin (chat: unless
+    /// --instances-per-room).
     #[arg(long = "url", value_delimiter = ',', required = true)]
     pub urls: Vec<String>,
 
@@ -192,7 +205,7 @@ pub struct Output {
     pub json: Option<PathBuf>,
 
     /// Fail (exit 1) when the p99 latency exceeds this many milliseconds: delivery latency
-    /// for chat and broadcast, connect time for connect and idle.
+    /// for chat, broadcast and burst, connect time for connect and idle.
     #[arg(long)]
     pub max_p99: Option<f64>,
 
@@ -382,5 +395,51 @@ mod tests {
         assert_eq!(config.duration, Duration::from_secs(3));
         assert_eq!(config.body_bytes, 64);
         assert_eq!(output.max_p99, Some(50.0));
+    }
+
+    #[test]
+    fn sparse_rooms_and_bursts_parse() {
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "chat",
+            "--url",
+            "http://127.0.0.1:1,http://127.0.0.1:2",
+            "--users",
+            "20",
+            "--room-size",
+            "10",
+            "--rate",
+            "1",
+            "--duration",
+            "1s",
+            "--instances-per-room",
+            "2",
+        ])
+        .unwrap();
+        let Command::Chat { config, .. } = cli.command else {
+            panic!("expected chat");
+        };
+        assert_eq!(config.instances_per_room, Some(2));
+
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "burst",
+            "--url",
+            "http://127.0.0.1:2,http://127.0.0.1:3",
+            "--trigger",
+            "http://127.0.0.1:1",
+            "--count",
+            "1000",
+            "--tenant",
+            "bench",
+        ])
+        .unwrap();
+        let Command::Burst { config, .. } = cli.command else {
+            panic!("expected burst");
+        };
+        assert_eq!(config.trigger, "http://127.0.0.1:1");
+        assert_eq!((config.count, config.members), (1000, 10));
+        assert_eq!(config.tenant.as_deref(), Some("bench"));
+        assert_eq!(config.max_wait, Duration::from_secs(60));
     }
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::client::{ConnectOptions, Connection, EventHandler, login};
 use crate::config::Common;
+use crate::placement::Placement;
 use crate::stats::{Counters, Stats};
 
 /// How the users of one run connect.
@@ -23,6 +24,8 @@ pub struct Fleet {
     connecting: Semaphore,
     /// The session token of `--login`, obtained once and shared by every user.
     token: OnceCell<String>,
+    /// Which URL each user connects to.
+    placement: Placement,
 }
 
 impl Fleet {
@@ -36,7 +39,14 @@ impl Fleet {
                 usize::try_from(common.connect_concurrency.max(1)).unwrap_or(1),
             ),
             token: OnceCell::new(),
+            placement: Placement::RoundRobin,
         }
+    }
+
+    /// The same fleet with users spread over the URLs by `placement` instead of round-robin.
+    pub fn with_placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
     }
 
     /// Whether `user` uses long-polling: spread evenly, `floor(users * share)` of them.
@@ -50,13 +60,13 @@ impl Fleet {
         (0..users).filter(|&user| self.is_polling(user)).count() as u64
     }
 
-    /// User `user`'s connection options: URL and source address round-robin, auth name
-    /// `u<user>`.
+    /// User `user`'s connection options: URL by the placement (round-robin unless set),
+    /// source address round-robin, auth name `u<user>`.
     pub fn options(&self, user: u32) -> ConnectOptions {
         let index = usize::try_from(user).unwrap_or_default();
         let urls = &self.common.urls;
         let url = urls
-            .get(index % urls.len().max(1))
+            .get(self.placement.url_index(user, urls.len()))
             .cloned()
             .unwrap_or_default();
         let options = ConnectOptions::new(url)

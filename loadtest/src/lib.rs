@@ -32,6 +32,7 @@ pub mod client;
 pub mod config;
 mod error;
 pub mod fleet;
+pub mod placement;
 pub mod probe;
 pub mod progress;
 pub mod report;

@@ -3,9 +3,14 @@
 //! The text is `"<sender>:<seq>:<micros>:"` padded with `x` to the body size: the sender's
 //! user number, its per-sender sequence number (from 0) and the send time in microseconds
 //! since the run's clock started. Senders and receivers live in one process, so one monotonic
-//! clock serves both ends.
+//! clock serves both ends. [`Probe::in_message`] reads it from a server's `message` event.
 
+use std::borrow::Cow;
 use std::time::Instant;
+
+use serde::Deserialize;
+
+use crate::client::RawEvent;
 
 /// A process-wide monotonic clock in microseconds since the run started.
 #[derive(Debug, Clone, Copy)]
@@ -62,9 +67,73 @@ impl Probe {
     }
 }
 
+/// The `message` payload, as far as receivers read it.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+}
+
+/// What a server event holds for a receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Not a `message` event (`welcome`, `typing`, ...).
+    Other,
+    /// A `message` whose payload or text is not a probe.
+    Unreadable,
+    /// A `message` carrying this probe.
+    Probe(Probe),
+}
+
+impl Probe {
+    /// Reads the probe of a `message {text, ...}` event, without decoding anything else.
+    pub fn in_message(event: RawEvent<'_>) -> Received {
+        match event.decode_if::<Incoming<'_>>("message") {
+            Ok(None) => Received::Other,
+            Ok(Some(message)) => {
+                Self::decode(&message.text).map_or(Received::Unreadable, Received::Probe)
+            }
+            Err(_) => Received::Unreadable,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_are_read_from_message_events_only() {
+        let probe = Probe {
+            sender: 0,
+            seq: 41,
+            sent_us: 9,
+        };
+        let message = format!(
+            r#"["message",{{"room":"r","id":"x-1","from":"b","text":"{}","ts":1}}]"#,
+            probe.encode(16)
+        );
+        assert_eq!(
+            Probe::in_message(RawEvent::new(None, &message)),
+            Received::Probe(probe)
+        );
+        let welcome = r#"["welcome",{"instance":"i","sid":"s"}]"#;
+        assert_eq!(
+            Probe::in_message(RawEvent::new(None, welcome)),
+            Received::Other
+        );
+        for bad in [
+            r#"["message",{"text":"hello"}]"#,
+            r#"["message",{"room":"r"}]"#,
+            "[]",
+        ] {
+            assert_eq!(
+                Probe::in_message(RawEvent::new(None, bad)),
+                Received::Unreadable,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn probes_round_trip_with_padding() {

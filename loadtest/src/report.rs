@@ -14,7 +14,7 @@ use crate::window::Spent;
 /// The outcome of one run. Serialized as the `--json` file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
-    /// `chat`, `broadcast`, `connect` or `idle`.
+    /// `chat`, `broadcast`, `burst`, `connect` or `idle`.
     pub scenario: String,
     /// The run id, part of every room name (`lt-<run_id>-<n>`).
     pub run_id: String,
@@ -77,6 +77,9 @@ pub struct Report {
     /// Server RSS growth per connection (idle, with `--server-pid`), bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_per_connection_bytes: Option<f64>,
+    /// The emitting server's and the members' figures of a `burst` run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<BurstFigures>,
     /// The thresholds' verdict, once judged.
     pub thresholds: Verdict,
 }
@@ -90,6 +93,34 @@ pub struct ServerFigures {
     pub server_cpu_us_per_delivery: Option<f64>,
     /// RSS at the end of the window, bytes.
     pub server_rss_bytes: u64,
+}
+
+/// What a `burst` run measured beyond the common fields: how long the emitting instance took
+/// to emit, and how long until every member had every broadcast.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BurstFigures {
+    /// The emitting instance's base URL.
+    pub trigger: String,
+    /// Broadcasts asked for.
+    pub count: u64,
+    /// Broadcasts the server emitted successfully (its `emitted`).
+    pub emitted: u64,
+    /// Broadcasts whose emit returned an error (its `failed`).
+    pub failed: u64,
+    /// The server's own measure of its emitting loop, milliseconds (its `elapsed_ms`).
+    pub emit_ms: f64,
+    /// From sending the trigger request to its answer, milliseconds.
+    pub trigger_ms: f64,
+    /// From sending the trigger request to the last member's receipt of its last missing
+    /// broadcast, milliseconds; `null` when some member did not get everything in time.
+    pub all_received_ms: Option<f64>,
+    /// From sending the trigger request to the last delivery counted, complete or not,
+    /// milliseconds; `null` when nothing arrived.
+    pub last_delivery_ms: Option<f64>,
+    /// Unique deliveries per member that joined, in member order.
+    pub received_per_member: Vec<u64>,
+    /// Out-of-order deliveries per member that joined, in member order.
+    pub out_of_order_per_member: Vec<u64>,
 }
 
 /// Errors after setup, by kind.
@@ -145,7 +176,7 @@ impl fmt::Display for ErrorCounts {
 /// Limits a run must stay within.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Thresholds {
-    /// Highest acceptable p99, milliseconds: delivery latency for chat and broadcast,
+    /// Highest acceptable p99, milliseconds: delivery latency for chat, broadcast and burst,
     /// connect time for connect and idle.
     pub max_p99_ms: Option<f64>,
     /// Highest acceptable loss, deliveries.
@@ -347,6 +378,9 @@ impl fmt::Display for Report {
         if let Some(sample) = &self.disconnect_sample {
             row(f, "first disconnect", sample.clone())?;
         }
+        if let Some(burst) = &self.burst {
+            burst_rows(f, burst)?;
+        }
         let per = |value: Option<f64>, unit: &str| {
             value.map_or_else(String::new, |v| format!(", {v:.1} {unit}"))
         };
@@ -384,6 +418,45 @@ impl fmt::Display for Report {
             )
         }
     }
+}
+
+/// The `burst` rows of the summary table.
+fn burst_rows(f: &mut fmt::Formatter<'_>, burst: &BurstFigures) -> fmt::Result {
+    let list = |values: &[u64]| {
+        let values: Vec<String> = values.iter().map(u64::to_string).collect();
+        values.join(" ")
+    };
+    writeln!(
+        f,
+        "  {:<22} {}: {} asked, {} emitted, {} failed",
+        "trigger", burst.trigger, burst.count, burst.emitted, burst.failed
+    )?;
+    writeln!(
+        f,
+        "  {:<22} {:.1} ms emitting (server), answered after {:.1} ms",
+        "emit loop", burst.emit_ms, burst.trigger_ms
+    )?;
+    let last = burst.last_delivery_ms.map_or_else(
+        || "nothing arrived".to_owned(),
+        |ms| format!("last delivery {ms:.1} ms"),
+    );
+    let all = burst.all_received_ms.map_or_else(
+        || format!("not every member got everything in time ({last})"),
+        |ms| format!("{ms:.1} ms after the trigger"),
+    );
+    writeln!(f, "  {:<22} {all}", "all received")?;
+    writeln!(
+        f,
+        "  {:<22} {}",
+        "received per member",
+        list(&burst.received_per_member)
+    )?;
+    writeln!(
+        f,
+        "  {:<22} {}",
+        "out of order / member",
+        list(&burst.out_of_order_per_member)
+    )
 }
 
 /// ` (reason count, ...)`, or nothing without failures.

@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use loadtest::Report;
 use loadtest::scenarios::{broadcast, chat};
+use loadtest::{Error, Report};
 use support::{Gateway, Killable, bounded, config, logged_in};
 use test_support::RedisServer;
 
@@ -64,6 +64,26 @@ async fn chat_over_three_instances_loses_nothing() {
     // 60 users at 5/s for 2 s: about 600 messages, each owed to 5 other members.
     assert!((500..=700).contains(&report.sent), "{report}");
     assert_eq!(report.expected, report.sent * 5, "{report}");
+}
+
+#[tokio::test]
+async fn chat_with_rooms_on_two_of_three_instances_loses_nothing() {
+    let redis = RedisServer::start().await;
+    let gateways = cluster(&redis).await;
+    let mut config = chat::ChatConfig::new(
+        logged_in(&urls(&gateways)),
+        60,
+        6,
+        5.0,
+        Duration::from_secs(2),
+    );
+    config.instances_per_room = Some(2);
+    let report = bounded(LIMIT, chat::run(&config)).await.unwrap();
+    assert_exact(&report);
+    assert_eq!(report.expected, report.sent * 5, "{report}");
+
+    config.instances_per_room = Some(4);
+    assert!(matches!(chat::run(&config).await, Err(Error::Config(_))));
 }
 
 #[tokio::test]

@@ -4,17 +4,10 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{
-    Request, StatusCode,
-    client::conn::http1,
-    header::{CONTENT_TYPE, HOST},
-};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
 use serde_json::{Value, json};
 
-use super::{ClientError, tcp};
+use super::{ClientError, http::post_json};
 
 /// The largest login answer read.
 const MAX_BODY: usize = 16 * 1024;
@@ -49,42 +42,9 @@ pub async fn login(
     credentials: &Credentials,
     timeout: Duration,
 ) -> Result<String, ClientError> {
-    tokio::time::timeout(timeout, post_login(url, local, credentials))
-        .await
-        .map_err(|_| ClientError::Timeout)?
-}
-
-async fn post_login(
-    url: &str,
-    local: Option<IpAddr>,
-    credentials: &Credentials,
-) -> Result<String, ClientError> {
-    let host = tcp::host_port(url)?;
-    let stream = tcp::connect(host, local).await?;
-    let http = |e: hyper::Error| ClientError::Http(format!("login at {host}: {e}"));
-    let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
-    let driver = tokio::spawn(connection);
     let body = json!({"username": credentials.username, "password": credentials.password});
-    let request = Request::post("/api/login")
-        .header(HOST, host)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| ClientError::Http(format!("bad login request: {e}")))?;
-    let response = sender.send_request(request).await.map_err(http);
-    let result = match response {
-        Ok(response) => {
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Http(format!("reading the login answer: {e}")))?
-                .to_bytes();
-            token_of(status, &body)
-        }
-        Err(e) => Err(e),
-    };
-    driver.abort();
-    result
+    let (status, answer) = post_json(url, "/api/login", local, &body, MAX_BODY, timeout).await?;
+    token_of(status, &answer)
 }
 
 /// The token of a `200 OK` login answer; anything else is an error naming the status.

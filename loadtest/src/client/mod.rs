@@ -17,6 +17,7 @@
 mod connection;
 mod error;
 mod event;
+mod http;
 mod login;
 mod options;
 mod packet;
@@ -30,6 +31,7 @@ mod websocket;
 pub use connection::Connection;
 pub use error::ClientError;
 pub use event::{Event, EventHandler, RawEvent};
+pub use http::post_json;
 pub use login::{Credentials, login};
 pub use options::{ConnectOptions, Transport};
 pub use shared::PendingAck;

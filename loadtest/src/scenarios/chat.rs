@@ -1,5 +1,7 @@
 //! `chat`: rooms of `--room-size` members spread over the instances; every member sends at
-//! `--rate` and receives the other members' messages.
+//! `--rate` and receives the other members' messages. With `--instances-per-room N` each
+//! room's members sit on N consecutive instances only (sparse rooms), see
+//! [`Placement::Rooms`](crate::placement::Placement::Rooms).
 
 use std::time::Duration;
 
@@ -40,6 +42,14 @@ pub struct ChatConfig {
     /// How long to wait for late deliveries and acks after sending stops.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub settle: Duration,
+
+    /// Put each room's members on this many consecutive instances of the --url list instead
+    /// of round-robin over all of them: room r's members go to the URLs r mod n, r+1 mod n,
+    /// ... (n URLs, wrapping), member j of the room on the (j mod N)-th, so rooms of 10 with
+    /// N = 2 sit 5 and 5 on a pair of instances and the rooms cycle over every pair. Between 1
+    /// and the number of URLs. Default: round-robin over all URLs.
+    #[arg(long)]
+    pub instances_per_room: Option<u32>,
 }
 
 impl ChatConfig {
@@ -53,6 +63,7 @@ impl ChatConfig {
             duration,
             body_bytes: 64,
             settle: Duration::from_secs(2),
+            instances_per_room: None,
         }
     }
 }
@@ -66,6 +77,7 @@ pub async fn run(config: &ChatConfig) -> Result<Report, Error> {
         users: config.users,
         layout: Layout::Rooms {
             size: config.room_size,
+            span: config.instances_per_room,
         },
         rate: config.rate,
         duration: config.duration,

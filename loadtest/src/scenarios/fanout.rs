@@ -6,24 +6,24 @@
 //! joined minus one. Receivers count distinct (receiver, sender, seq) deliveries only, and
 //! ignore their own echoes.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
+use super::join;
 use crate::Error;
 use crate::client::{ClientError, Connection, EventHandler, RawEvent};
 use crate::config::Common;
 use crate::fleet::Fleet;
-use crate::probe::{Clock, Probe};
+use crate::placement::Placement;
+use crate::probe::{Clock, Probe, Received};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::sequence::{Delivery, Peers};
@@ -31,10 +31,6 @@ use crate::stats::{Counters, Stats};
 use crate::sysinfo;
 use crate::window::{Window, bytes_per};
 
-/// How long a `join` ack may take before the join is sent again.
-const JOIN_ACK_TIMEOUT: Duration = Duration::from_secs(1);
-/// How many times a `join` is sent again.
-const JOIN_RETRIES: u32 = 5;
 /// Between the schedule's publication and the first send, so every user has it in time.
 const START_DELAY: Duration = Duration::from_millis(100);
 /// Highest sending rate per user, messages per second.
@@ -52,6 +48,9 @@ pub(super) enum Layout {
     Rooms {
         /// Members per room.
         size: u32,
+        /// Each room's members on this many consecutive URLs ([`Placement::Rooms`]);
+        /// `None`: every user round-robin over all URLs.
+        span: Option<u32>,
     },
     /// One room of every user; users `0..senders` send.
     OneRoom {
@@ -92,8 +91,17 @@ impl Plan {
             )));
         }
         match self.layout {
-            Layout::Rooms { size } if size < 2 => {
+            Layout::Rooms { size, .. } if size < 2 => {
                 Err(Error::Config("--room-size must be at least 2".to_owned()))
+            }
+            Layout::Rooms {
+                span: Some(span), ..
+            } if span == 0
+                || usize::try_from(span).unwrap_or(usize::MAX) > self.common.urls.len() =>
+            {
+                Err(Error::Config(
+                    "--instances-per-room must be between 1 and the number of URLs".to_owned(),
+                ))
             }
             Layout::OneRoom { senders } if senders == 0 || senders > self.users => Err(
                 Error::Config("--senders must be between 1 and --users".to_owned()),
@@ -102,16 +110,27 @@ impl Plan {
         }
     }
 
+    /// Which URL each user connects to.
+    fn placement(&self) -> Placement {
+        match self.layout {
+            Layout::Rooms {
+                size,
+                span: Some(span),
+            } => Placement::Rooms { size, span },
+            _ => Placement::RoundRobin,
+        }
+    }
+
     fn rooms(&self) -> u32 {
         match self.layout {
-            Layout::Rooms { size } => self.users.div_ceil(size),
+            Layout::Rooms { size, .. } => self.users.div_ceil(size),
             Layout::OneRoom { .. } => 1,
         }
     }
 
     fn room_of(&self, user: u32) -> u32 {
         match self.layout {
-            Layout::Rooms { size } => user / size,
+            Layout::Rooms { size, .. } => user / size,
             Layout::OneRoom { .. } => 0,
         }
     }
@@ -166,7 +185,7 @@ struct Run {
 pub(super) async fn run(plan: Plan) -> Result<Report, Error> {
     plan.validate()?;
     let stats = Arc::new(Stats::default());
-    let fleet = Fleet::new(&plan.common, stats.clone());
+    let fleet = Fleet::new(&plan.common, stats.clone()).with_placement(plan.placement());
     let polling_users = fleet.polling_users(plan.users);
     super::prepare(&plan.common, plan.users, polling_users)?;
     let run_id = super::run_id();
@@ -175,10 +194,8 @@ pub(super) async fn run(plan: Plan) -> Result<Report, Error> {
 
     let (setup, mut setup_rx) = mpsc::unbounded_channel();
     let (schedule_tx, schedule_rx) = watch::channel(None);
-    let setup_deadline = Instant::now()
-        + fleet.connect_budget(plan.users)
-        + JOIN_ACK_TIMEOUT * (JOIN_RETRIES + 1)
-        + super::SLACK;
+    let setup_deadline =
+        Instant::now() + fleet.connect_budget(plan.users) + join::BUDGET + super::SLACK;
     let run = Arc::new(Run {
         room_names: (0..plan.rooms())
             .map(|n| format!("lt-{run_id}-{n}"))
@@ -263,7 +280,7 @@ async fn user_task(run: Arc<Run>, user: u32, mut schedule: watch::Receiver<Optio
         .room_names
         .get(usize::try_from(room).unwrap_or(usize::MAX))
         .map_or("", String::as_str);
-    if !join(&connection, room_name, &run.stats).await {
+    if !join::join(&connection, room_name, &run.stats).await {
         Counters::bump(&run.stats.counters.join_failed);
         let _ = run.setup.send(Setup::Failed);
         return;
@@ -282,29 +299,6 @@ async fn user_task(run: Arc<Run>, user: u32, mut schedule: watch::Receiver<Optio
     } else {
         sleep_until(schedule.end).await;
     }
-}
-
-/// `join {room}` with an ack; sent again when the ack does not come within 1 s (a server may
-/// drop events that arrive before its handlers exist), up to [`JOIN_RETRIES`] times.
-async fn join(connection: &Connection, room: &str, stats: &Stats) -> bool {
-    #[derive(Serialize)]
-    struct Join<'a> {
-        room: &'a str,
-    }
-    for attempt in 0..=JOIN_RETRIES {
-        if attempt > 0 {
-            Counters::bump(&stats.counters.join_retries);
-        }
-        let Ok(pending) = connection.emit_acked("join", &Join { room }).await else {
-            return false;
-        };
-        match pending.wait(JOIN_ACK_TIMEOUT).await {
-            Ok(ack) => return ack.get("ok") == Some(&Value::Bool(true)),
-            Err(ClientError::Timeout) => {}
-            Err(_) => return false,
-        }
-    }
-    false
 }
 
 /// Sends probes at the plan's rate from a random phase until `stop_sending`, without waiting
@@ -371,13 +365,6 @@ async fn send_loop(
     counters.ack_timeout.fetch_add(acks.len() as u64, Relaxed);
 }
 
-/// The `message` payload, as far as receivers read it.
-#[derive(Deserialize)]
-struct Incoming<'a> {
-    #[serde(borrow)]
-    text: Cow<'a, str>,
-}
-
 /// One user's receiving side, run on its connection's reader task.
 struct Receiver {
     run: Arc<Run>,
@@ -391,10 +378,10 @@ impl EventHandler for Receiver {
         if !run.stats.counting() {
             return Ok(());
         }
-        let probe = match event.decode_if::<Incoming<'_>>("message") {
-            Ok(None) => return Ok(()), // welcome, typing, ...
-            Ok(Some(message)) => Probe::decode(&message.text),
-            Err(_) => None,
+        let probe = match Probe::in_message(event) {
+            Received::Other => return Ok(()), // welcome, typing, ...
+            Received::Probe(probe) => Some(probe),
+            Received::Unreadable => None,
         };
         let counters = &run.stats.counters;
         match probe.filter(|p| p.sender < run.plan.users && p.seq <= run.max_seq) {

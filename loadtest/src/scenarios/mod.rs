@@ -1,13 +1,16 @@
 //! The scenarios, each a library function returning a [`Report`](crate::report::Report):
-//! [`chat::run`], [`broadcast::run`], [`connect::run`], [`idle::run`]. Chat and broadcast share
-//! the fan-out engine (`fanout`), connect and idle the holding engine (`hold`).
+//! [`chat::run`], [`broadcast::run`], [`burst::run`], [`connect::run`], [`idle::run`]. Chat and
+//! broadcast share the fan-out engine (`fanout`), connect and idle the holding engine
+//! (`hold`); chat, broadcast and burst join rooms the same way (`join`).
 
 pub mod broadcast;
+pub mod burst;
 pub mod chat;
 pub mod connect;
 mod fanout;
 mod hold;
 pub mod idle;
+mod join;
 
 use std::time::Duration;
 
