@@ -15,6 +15,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_KEY_PREFIX: &str = "socket.io";
 /// Default largest HTTP long-polling body, in bytes (socketioxide's own default).
 pub const DEFAULT_MAX_PAYLOAD: u64 = 100_000;
+/// Default `--socket-buffer`: packets waiting for one socket's connection. socketioxide's
+/// default (128) drops packets of a healthy socket when a burst of broadcasts arrives from
+/// Redis faster than one event-loop turn writes them.
+pub const DEFAULT_SOCKET_BUFFER: usize = 1024;
 /// Default engine.io ping interval, in milliseconds (the Socket.IO default).
 pub const DEFAULT_PING_INTERVAL_MS: u64 = 25_000;
 /// Default engine.io ping timeout, in milliseconds (the Socket.IO default).
@@ -94,6 +98,12 @@ pub struct Config {
     /// Largest HTTP long-polling request body, in bytes.
     #[arg(long, env = "GATEWAY_MAX_PAYLOAD", default_value_t = DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
+
+    /// Packets that may wait for one socket's connection; beyond it packets to that socket
+    /// are dropped (a slow client loses messages rather than the server growing without
+    /// bound). The buffer grows only as packets wait.
+    #[arg(long, env = "GATEWAY_SOCKET_BUFFER", default_value_t = DEFAULT_SOCKET_BUFFER)]
+    pub socket_buffer: usize,
 
     /// Interval between two engine.io pings, in milliseconds.
     #[arg(long, env = "GATEWAY_PING_INTERVAL_MS", default_value_t = DEFAULT_PING_INTERVAL_MS)]
@@ -182,6 +192,11 @@ pub struct Config {
     /// browser build is read from here at run time and served at /assets/socket.io.min.js.
     #[arg(long, env = "GATEWAY_WEB_MODULES_DIR", default_value = DEFAULT_WEB_MODULES_DIR)]
     pub web_modules_dir: PathBuf,
+
+    /// For benchmarks only, never in production: serve `POST /bench/burst`, which lets anyone
+    /// who can reach the port make this instance emit up to a million room broadcasts.
+    #[arg(long, env = "GATEWAY_BENCH_ENDPOINTS")]
+    pub bench_endpoints: bool,
 }
 
 /// The `gateway` command line: the server's flags, or a subcommand.
@@ -239,6 +254,7 @@ impl Default for Config {
             log_format: LogFormat::default(),
             instance_id: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
             ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
             ping_timeout_ms: DEFAULT_PING_TIMEOUT_MS,
             heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -259,6 +275,7 @@ impl Default for Config {
             settings_cache_ttl_secs: DEFAULT_SETTINGS_CACHE_TTL_SECS,
             session_check_interval_secs: DEFAULT_SESSION_CHECK_INTERVAL_SECS,
             web_modules_dir: PathBuf::from(DEFAULT_WEB_MODULES_DIR),
+            bench_endpoints: false,
         }
     }
 }

@@ -94,6 +94,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
     };
     let builder = SocketIo::builder()
         .max_payload(config.max_payload)
+        .max_buffer_size(config.socket_buffer)
         .ping_interval(config.ping_interval())
         .ping_timeout(config.ping_timeout())
         // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
@@ -225,6 +226,7 @@ fn assemble<A: Adapter>(
         accounts: shared.accounts,
         stats: shared.stats,
         web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
+        bench_endpoints: config.bench_endpoints,
     };
     // The outermost layer runs first: request parts are copied before engineioxide keeps them.
     let app = http::router(state)

@@ -60,7 +60,9 @@ impl Store {
                         .set_min_delay(reconnect.0)
                         .set_max_delay(reconnect.1)
                         .set_number_of_retries(1);
-                    Connection::Standalone(ConnectionManager::new_with_config(client, config).await?)
+                    Connection::Standalone(
+                        ConnectionManager::new_with_config(client, config).await?,
+                    )
                 }
             })
         };
@@ -154,7 +156,9 @@ fn collect_texts(value: &Value, texts: &mut Vec<String>) {
         Value::Array(items) | Value::Set(items) => {
             items.iter().for_each(|item| collect_texts(item, texts));
         }
-        Value::Map(pairs) => pairs.iter().for_each(|(_, item)| collect_texts(item, texts)),
+        Value::Map(pairs) => pairs
+            .iter()
+            .for_each(|(_, item)| collect_texts(item, texts)),
         _ => {}
     }
 }

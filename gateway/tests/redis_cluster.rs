@@ -67,7 +67,10 @@ async fn chat_resumes_by_itself_after_the_rooms_master_fails_over() {
     // or miss Bob. Within a few seconds one must get through, acknowledged.
     let deadline = Instant::now() + Duration::from_secs(15);
     let resumed = loop {
-        assert!(Instant::now() < deadline, "chat did not resume after the failover");
+        assert!(
+            Instant::now() < deadline,
+            "chat did not resume after the failover"
+        );
         let text = format!("after {:?}", killed_at.elapsed());
         let reply = ack(&alice, "message", json!({"room": "lobby", "text": text})).await;
         if reply["id"].is_string() {

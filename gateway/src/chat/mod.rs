@@ -20,8 +20,8 @@ mod validate;
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use redis_adapter::RedisAdapterState;
+use serde::Serialize;
 use socketioxide::{
     SocketIo,
     adapter::Adapter,
@@ -38,7 +38,6 @@ use messages::MessageIds;
 pub(crate) use messages::now_ms;
 use order::EventQueue;
 pub(crate) use validate::name as validate_name;
-#[cfg(test)]
 pub(crate) use validate::room as validate_room;
 
 /// What every chat handler shares, installed as socketioxide state.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod bench;
 mod client_ip;
 mod cluster;
 mod cors;
@@ -44,6 +45,8 @@ pub(crate) struct HttpState<A: Adapter> {
     pub(crate) stats: Arc<Stats>,
     /// The chat page's npm modules, where the socket.io-client browser build is read.
     pub(crate) web_modules_dir: Arc<Path>,
+    /// Whether the benchmark-only routes (`POST /bench/burst`) are served.
+    pub(crate) bench_endpoints: bool,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -55,13 +58,15 @@ impl<A: Adapter> Clone for HttpState<A> {
             accounts: self.accounts.clone(),
             stats: self.stats.clone(),
             web_modules_dir: self.web_modules_dir.clone(),
+            bench_endpoints: self.bench_endpoints,
         }
     }
 }
 
 /// The HTTP routes: the chat page (`GET /` and `GET /assets/...`), `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/cluster`, `GET /api/cluster/sockets` and
 /// `GET /api/stats`; with accounts also `POST /api/login`, `POST /api/logout`, `GET /api/me`
-/// and `GET|PUT /api/admin/tenants/{id}/settings`.
+/// and `GET|PUT /api/admin/tenants/{id}/settings`; with `--bench-endpoints` also
+/// `POST /bench/burst`.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let mut router = Router::new()
         .route("/", get(page::index))
@@ -83,6 +88,10 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
                 "/api/admin/tenants/{id}/settings",
                 get(admin::get_settings::<A>).put(admin::put_settings::<A>),
             );
+    }
+    if state.bench_endpoints {
+        tracing::warn!("benchmark endpoints enabled (POST /bench/burst): never in production");
+        router = router.route("/bench/burst", post(bench::burst::<A>));
     }
     router.with_state(state)
 }
