@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of three Socket.IO stacks, each with its own Redis and three
-# instances on loopback, driven by the same `loadtest` steps:
+# Side-by-side benchmark of three Socket.IO stacks, each with its own Redis and its instances
+# on loopback (a fresh cluster per group of steps), driven by the same `loadtest` steps:
 #   ours                our gateway + redis-adapter
 #   socketioxide-redis  socketioxide 0.18 + the stock socketioxide-redis 0.4 adapter
 #   node                socket.io 4.8 + @socket.io/redis-adapter 8.3 on ioredis
-# The system under test (3 instances + Redis) is pinned to CPU 0 and the load tester to CPU 1.
+# The system under test (its instances + Redis) is pinned to CPU 0 and the load tester to CPU 1.
+#
+# Steps (env STEPS, default all, in this order):
+#   fixed   3 instances: 1500 users in rooms of 10 round-robin over them, 2 msg/s each
+#   rates   3 instances: the same at rising rates, up to the last without loss and p99 < 50 ms
+#   idle    3 instances: 10000 idle websockets on one instance, server RSS per connection
+#   sparse  8 instances (one tokio worker each): rooms of 10 whose members sit 5/5 on 2 of the
+#           8 (loadtest chat --instances-per-room 2), 800 users x 1 msg/s; CPU per delivery,
+#           and the adapter messages each instance received and discarded (room not held)
+#   burst   3 instances started with their bench endpoint: the first emits 100000 room
+#           broadcasts back to back (POST /bench/burst), the 10 members sit on the other
+#           two; the server's emitting time, the time until every member had everything
 #
 # Usage: bench/compare.sh [system ...]      (default: all three)
+#        STEPS="sparse burst" bench/compare.sh   (only these steps, e.g. to re-run them)
 # Env:   FIXED_DURATION (20s) STEP_DURATION (10s) IDLE_CONNECTIONS (10000) RATES ("0.5 1 2 3 4 5 6 8 12")
-# Writes bench/results/compare-<date>.md and .json, and prints the table.
+#        SPARSE_USERS (800) SPARSE_RATE (1) SPARSE_DURATION (20s) BURST_COUNT (100000)
+#        BURST_MEMBERS (10) BURST_MAX_WAIT (60s)
+# Writes bench/results/compare-<date>.md and .json (compare-<date>-<steps>.* when STEPS is not
+# every step), and prints the table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -17,11 +32,27 @@ FIXED_DURATION=${FIXED_DURATION:-20s}
 STEP_DURATION=${STEP_DURATION:-10s}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 RATES=${RATES:-"0.5 1 2 3 4 5 6 8 12"}
+ALL_STEPS="fixed rates idle sparse burst"
+STEPS=${STEPS:-$ALL_STEPS}
 USERS=1500
 ROOM_SIZE=10
 P99_LIMIT_MS=50
+# Sparse rooms: a rate every system sustains without loss on 8 instances sharing CPU 0.
+SPARSE_INSTANCES=8
+SPARSE_SPAN=2
+SPARSE_USERS=${SPARSE_USERS:-800}
+SPARSE_RATE=${SPARSE_RATE:-1}
+SPARSE_DURATION=${SPARSE_DURATION:-20s}
+BURST_INSTANCES=3
+BURST_COUNT=${BURST_COUNT:-100000}
+BURST_MEMBERS=${BURST_MEMBERS:-10}
+BURST_MAX_WAIT=${BURST_MAX_WAIT:-60s}
 SYSTEMS=("$@")
 [ ${#SYSTEMS[@]} -gt 0 ] || SYSTEMS=(ours socketioxide-redis node)
+for step in $STEPS; do
+    case " $ALL_STEPS " in *" $step "*) ;; *) echo "unknown step $step (steps: $ALL_STEPS)" >&2; exit 1 ;; esac
+done
+has_step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 SUT_CPU=0
 LOAD_CPU=1
@@ -36,6 +67,7 @@ trap cleanup EXIT
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: install the Debian package $2" >&2; exit 1; }; }
 need redis-server redis-server
+need redis-cli redis-tools
 need node nodejs
 need taskset util-linux
 need python3 python3
@@ -66,29 +98,102 @@ wait_http() {
     return 1
 }
 
-# start_instance SYSTEM PORT REDIS_URL -> prints the pid
+# start_instance SYSTEM PORT REDIS_URL [bench] -> prints the pid; with `bench`, the system's
+# benchmark endpoint (POST /bench/burst) is enabled
 start_instance() {
-    local system=$1 port=$2 redis=$3
+    local system=$1 port=$2 redis=$3 bench=${4:-}
+    local flags=()
+    [ "$bench" = bench ] && flags=(--bench-endpoints)
     case $system in
         ours)
             taskset -c $SUT_CPU "$ROOT/target/release/gateway" --listen "127.0.0.1:$port" \
                 --redis-url "$redis" --worker-threads 1 --log-format json \
                 --users-file "$WORK/users.json" --rate-login $UNLIMITED \
                 --rate-handshake $UNLIMITED --rate-message $UNLIMITED --rate-dm $UNLIMITED \
-                >"$WORK/$system-$port.log" 2>&1 &
+                "${flags[@]}" >"$WORK/$system-$port.log" 2>&1 &
             ;;
         socketioxide-redis)
             RUST_LOG=warn taskset -c $SUT_CPU \
                 "$ROOT/bench/peers/socketioxide-redis/target/release/peer-socketioxide-redis" \
                 --listen "127.0.0.1:$port" --redis-url "$redis" --worker-threads 1 \
-                >"$WORK/$system-$port.log" 2>&1 &
+                "${flags[@]}" >"$WORK/$system-$port.log" 2>&1 &
             ;;
         node)
             taskset -c $SUT_CPU node "$ROOT/bench/peers/node/server.mjs" --port "$port" \
-                --redis-url "$redis" >"$WORK/$system-$port.log" 2>&1 &
+                --redis-url "$redis" "${flags[@]}" >"$WORK/$system-$port.log" 2>&1 &
             ;;
     esac
     echo $!
+}
+
+# start_cluster SYSTEM INSTANCES [bench]: a Redis of its own and INSTANCES instances, pinned to
+# the system's CPU. Sets redis_port, redis_pid, urls, pids, url_list, pid_list (instances and
+# Redis) and common (the loadtest flags every step shares).
+start_cluster() {
+    local system=$1 instances=$2 bench=${3:-}
+    redis_port=$(free_port)
+    taskset -c $SUT_CPU redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
+        --appendonly no --dir "$WORK" >"$WORK/redis-$system-$redis_port.log" 2>&1 &
+    redis_pid=$!
+    PIDS+=("$redis_pid")
+    sleep 0.3
+    urls=()
+    pids=()
+    local port pid url
+    for _ in $(seq 1 "$instances"); do
+        port=$(free_port)
+        pid=$(start_instance "$system" "$port" "redis://127.0.0.1:$redis_port" "$bench")
+        PIDS+=("$pid")
+        pids+=("$pid")
+        urls+=("http://127.0.0.1:$port")
+    done
+    for url in "${urls[@]}"; do wait_http "$url"; done
+    sleep 1
+    url_list=$(IFS=,; echo "${urls[*]}")
+    pid_list=$(IFS=,; echo "${pids[*]},$redis_pid")
+    common=(--url "$url_list" --server-pid "$pid_list" --source-ips 127.0.0.1-127.0.0.8)
+    common+=("${login[@]}")
+}
+
+stop_cluster() {
+    for pid in "${pids[@]}" "$redis_pid"; do kill "$pid" 2>/dev/null || true; done
+    sleep 1
+}
+
+rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@" | tr -d '\r'; }
+
+# adapter_snapshot SYSTEM FILE: the adapter traffic counters, `key value` per line. Redis's
+# PUBLISH calls for every system; for ours also each instance's adapter counters from /metrics
+# (an absent counter is written without a value).
+adapter_snapshot() {
+    local system=$1 file=$2 i=0 url
+    {
+        echo "publish $(rcli INFO commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p')"
+        if [ "$system" = ours ]; then
+            for url in "${urls[@]}"; do
+                curl -fsS --max-time 5 "$url/metrics" >"$WORK/metrics.txt" 2>/dev/null || : >"$WORK/metrics.txt"
+                echo "received_$i $(awk '$1 == "redis_adapter_received_total" {print $2; exit}' "$WORK/metrics.txt")"
+                echo "discarded_$i $(awk '$1 == "redis_adapter_room_messages_discarded_total" {print $2; exit}' "$WORK/metrics.txt")"
+                i=$((i + 1))
+            done
+        fi
+    } >"$file"
+}
+
+# subscribers SYSTEM: how many Redis subscriptions receive each room broadcast of the peers,
+# which put every broadcast on channels every instance listens to:
+#   socketioxide-redis  PUBLISH on "socket.io-request#/#" (socketioxide-redis 0.4, lib.rs:
+#                       `{prefix}-request#{namespace}#`), every instance SUBSCRIBEd to it
+#   node                PUBLISH on "socket.io#/#<room>#" (@socket.io/redis-adapter 8.3,
+#                       dist/index.js broadcast()), every instance PSUBSCRIBEd to
+#                       "socket.io#/#*": counted as the clients holding a pattern
+#                       subscription (PUBSUB NUMPAT counts distinct patterns, not clients)
+subscribers() {
+    case $1 in
+        socketioxide-redis) rcli PUBSUB NUMSUB 'socket.io-request#/#' | sed -n 2p ;;
+        node) rcli CLIENT LIST | grep -c ' psub=[1-9]' || true ;;
+        *) echo "" ;;
+    esac
 }
 
 # loadtest SCENARIO JSON ARGS... : run pinned to the load CPU; never fails the script
@@ -102,122 +207,293 @@ jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
 for k in sys.argv[2].split("."): v=v.get(k) if isinstance(v,dict) else None
 print("" if v is None else v)' "$1" "$2" 2>/dev/null || true; }
 
+# jnum FILE KEY [DIGITS]: a number of a JSON report rounded to DIGITS (0) decimals, or n/a
+jnum() {
+    local v
+    v=$(jget "$1" "$2")
+    if [ -n "$v" ]; then printf "%.${3:-0}f" "$v"; else echo n/a; fi
+}
+
 for system in "${SYSTEMS[@]}"; do
     echo "== $system"
-    redis_port=$(free_port)
-    taskset -c $SUT_CPU redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
-        --appendonly no --dir "$WORK" >"$WORK/redis-$system.log" 2>&1 &
-    redis_pid=$!
-    PIDS+=("$redis_pid")
-    sleep 0.3
-    urls=()
-    pids=()
-    for _ in 1 2 3; do
-        port=$(free_port)
-        pid=$(start_instance "$system" "$port" "redis://127.0.0.1:$redis_port")
-        PIDS+=("$pid")
-        pids+=("$pid")
-        urls+=("http://127.0.0.1:$port")
-    done
-    for url in "${urls[@]}"; do wait_http "$url"; done
-    sleep 1
-    url_list=$(IFS=,; echo "${urls[*]}")
-    pid_list=$(IFS=,; echo "${pids[*]},$redis_pid")
-    common=(--url "$url_list" --server-pid "$pid_list" --source-ips 127.0.0.1-127.0.0.8)
     login=()
     [ "$system" = ours ] && login=(--login "bench:$BENCH_PASSWORD")
-    common+=("${login[@]}")
 
-    echo "   fixed load: $USERS users, rooms of $ROOM_SIZE, 2 msg/s each, $FIXED_DURATION"
-    run_loadtest "$WORK/$system-fixed.json" chat "${common[@]}" --users $USERS \
-        --room-size $ROOM_SIZE --rate 2 --duration "$FIXED_DURATION"
-
-    best=0
-    best_rate=""
-    for rate in $RATES; do
-        json="$WORK/$system-rate-$rate.json"
-        run_loadtest "$json" chat "${common[@]}" --users $USERS --room-size $ROOM_SIZE \
-            --rate "$rate" --duration "$STEP_DURATION"
-        dps=$(jget "$json" deliveries_per_sec)
-        p99=$(jget "$json" latency_ms.p99)
-        expected=$(jget "$json" expected)
-        received=$(jget "$json" received)
-        echo "   rate $rate/s per user: ${dps:-?} deliveries/s, p99 ${p99:-?} ms, received ${received:-?}/${expected:-?}"
-        if [ -n "$dps" ] && [ -n "$expected" ] && [ "$expected" = "$received" ] && [ "$expected" != 0 ] \
-            && python3 -c "import sys; sys.exit(0 if float('$p99') < $P99_LIMIT_MS else 1)"; then
-            best=$dps
-            best_rate=$rate
-        else
-            break
+    if has_step fixed || has_step rates || has_step idle; then
+        start_cluster "$system" 3
+        if has_step fixed; then
+            echo "   fixed load: $USERS users, rooms of $ROOM_SIZE, 2 msg/s each, $FIXED_DURATION"
+            run_loadtest "$WORK/$system-fixed.json" chat "${common[@]}" --users $USERS \
+                --room-size $ROOM_SIZE --rate 2 --duration "$FIXED_DURATION"
         fi
-    done
-    echo "$best" >"$WORK/$system-max.txt"
-    echo "$best_rate" >"$WORK/$system-max-rate.txt"
 
-    echo "   idle: $IDLE_CONNECTIONS websockets on one instance"
-    run_loadtest "$WORK/$system-idle.json" idle --url "${urls[0]}" --server-pid "${pids[0]}" \
-        --source-ips 127.0.0.1-127.0.0.8 --connections "$IDLE_CONNECTIONS" --hold 3s "${login[@]}"
+        if has_step rates; then
+            best=0
+            best_rate=""
+            for rate in $RATES; do
+                json="$WORK/$system-rate-$rate.json"
+                run_loadtest "$json" chat "${common[@]}" --users $USERS --room-size $ROOM_SIZE \
+                    --rate "$rate" --duration "$STEP_DURATION"
+                dps=$(jget "$json" deliveries_per_sec)
+                p99=$(jget "$json" latency_ms.p99)
+                expected=$(jget "$json" expected)
+                received=$(jget "$json" received)
+                echo "   rate $rate/s per user: ${dps:-?} deliveries/s, p99 ${p99:-?} ms, received ${received:-?}/${expected:-?}"
+                if [ -n "$dps" ] && [ -n "$expected" ] && [ "$expected" = "$received" ] && [ "$expected" != 0 ] \
+                    && python3 -c "import sys; sys.exit(0 if float('$p99') < $P99_LIMIT_MS else 1)"; then
+                    best=$dps
+                    best_rate=$rate
+                else
+                    break
+                fi
+            done
+            echo "$best" >"$WORK/$system-max.txt"
+            echo "$best_rate" >"$WORK/$system-max-rate.txt"
+        fi
 
-    for pid in "${pids[@]}" "$redis_pid"; do kill "$pid" 2>/dev/null || true; done
-    sleep 1
+        if has_step idle; then
+            echo "   idle: $IDLE_CONNECTIONS websockets on one instance"
+            run_loadtest "$WORK/$system-idle.json" idle --url "${urls[0]}" --server-pid "${pids[0]}" \
+                --source-ips 127.0.0.1-127.0.0.8 --connections "$IDLE_CONNECTIONS" --hold 3s "${login[@]}"
+        fi
+        stop_cluster
+    fi
+
+    if has_step sparse; then
+        echo "   sparse rooms: $SPARSE_INSTANCES instances, rooms of $ROOM_SIZE on $SPARSE_SPAN of them, $SPARSE_USERS users, $SPARSE_RATE msg/s each, $SPARSE_DURATION"
+        start_cluster "$system" $SPARSE_INSTANCES
+        adapter_snapshot "$system" "$WORK/$system-sparse-before.txt"
+        run_loadtest "$WORK/$system-sparse.json" chat "${common[@]}" --users "$SPARSE_USERS" \
+            --room-size $ROOM_SIZE --rate "$SPARSE_RATE" --duration "$SPARSE_DURATION" \
+            --instances-per-room $SPARSE_SPAN --settle 5s
+        adapter_snapshot "$system" "$WORK/$system-sparse-after.txt"
+        echo "subscribers $(subscribers "$system")" >>"$WORK/$system-sparse-after.txt"
+        python3 - "$WORK" "$system" $SPARSE_INSTANCES $SPARSE_SPAN <<'PY'
+# Adapter messages received and discarded (room not held by the receiving instance) during
+# the sparse step, per instance, into <system>-sparse-adapter.json. The snapshots bracket the
+# whole loadtest run: connecting, joining, sending and settling.
+#   ours: each instance's own counters (/metrics deltas): redis_adapter_received_total
+#         (every message it got from Redis: room broadcasts, its own coming back, heartbeats,
+#         and the cluster-wide room-size requests and answers of every `join`) and
+#         redis_adapter_room_messages_discarded_total ("n/a" while the adapter lacks it).
+#   peers: from Redis. Every PUBLISH in the window is a room broadcast (the chat publishes
+#         nothing else; neither peer adapter sends heartbeats) and reaches the S subscriptions
+#         counted by `subscribers` (one per instance), so received = P x S in all. Each room's
+#         members sit on exactly SPAN instances (--instances-per-room), each of them among the
+#         S, so of the S copies of a publish exactly SPAN reach an instance holding the room
+#         (the sender's own instance, which skips its own message, and the other holder) and
+#         S - SPAN reach instances that hold none of its members: discarded = P x (S - SPAN).
+#         Per instance: the totals / instances (rooms are spread evenly over the instances).
+import json, os, sys
+work, system, instances, span = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def read(name):
+    values = {}
+    try:
+        for line in open(os.path.join(work, name)):
+            key, _, value = line.strip().partition(" ")
+            values[key] = float(value) if value else None
+    except OSError:
+        pass
+    return values
+before, after = read(f"{system}-sparse-before.txt"), read(f"{system}-sparse-after.txt")
+def delta(key):
+    a, b = after.get(key), before.get(key)
+    return None if a is None else a - (b or 0)
+publishes = delta("publish")
+out = {"instances": instances, "instances_per_room": span, "redis_publishes": publishes}
+if system == "ours":
+    received = [delta(f"received_{i}") for i in range(instances)]
+    discarded = [delta(f"discarded_{i}") for i in range(instances)]
+    out["method"] = "each instance's /metrics"
+    out["received_per_instance"] = received
+    out["discarded_per_instance"] = discarded
+    known = [v for v in received if v is not None]
+    out["received_per_instance_mean"] = sum(known) / len(known) if known else None
+    known = [v for v in discarded if v is not None]
+    out["discarded_per_instance_mean"] = sum(known) / len(known) if len(known) == instances else None
+else:
+    subs = after.get("subscribers")
+    out["method"] = "Redis: PUBLISH calls x subscribers, discarded from the placement"
+    out["subscribers"] = subs
+    if publishes is not None and subs:
+        out["received_per_instance_mean"] = publishes * subs / instances
+        out["discarded_per_instance_mean"] = publishes * max(subs - span, 0) / instances
+    else:
+        out["received_per_instance_mean"] = out["discarded_per_instance_mean"] = None
+json.dump(out, open(os.path.join(work, f"{system}-sparse-adapter.json"), "w"), indent=2)
+PY
+        json="$WORK/$system-sparse.json"
+        adapter="$WORK/$system-sparse-adapter.json"
+        echo "   sparse: $(jnum "$json" deliveries_per_sec) deliveries/s, p99 $(jnum "$json" latency_ms.p99 1) ms, loss $(jnum "$json" loss), server+Redis $(jnum "$json" server_cpu_us_per_delivery 1) µs/delivery; adapter messages per instance: received $(jnum "$adapter" received_per_instance_mean), discarded $(jnum "$adapter" discarded_per_instance_mean)"
+        stop_cluster
+    fi
+
+    if has_step burst; then
+        echo "   burst: $BURST_COUNT broadcasts from the first of $BURST_INSTANCES instances to $BURST_MEMBERS members on the others"
+        start_cluster "$system" $BURST_INSTANCES bench
+        tenant=()
+        [ "$system" = ours ] && tenant=(--tenant bench)
+        members=$(IFS=,; echo "${urls[*]:1}")
+        run_loadtest "$WORK/$system-burst.json" burst --url "$members" --trigger "${urls[0]}" \
+            --server-pid "$pid_list" --count "$BURST_COUNT" --members "$BURST_MEMBERS" \
+            --max-wait "$BURST_MAX_WAIT" "${tenant[@]}" "${login[@]}"
+        json="$WORK/$system-burst.json"
+        echo "   burst: emitting loop $(jnum "$json" burst.emit_ms) ms (server), all received after $(jnum "$json" burst.all_received_ms) ms (last delivery $(jnum "$json" burst.last_delivery_ms) ms), received $(jnum "$json" received)/$(jnum "$json" expected), out of order $(jnum "$json" out_of_order)"
+        stop_cluster
+    fi
 done
 
 date=$(date -u +%Y-%m-%d)
+suffix=""
+[ "$STEPS" = "$ALL_STEPS" ] || suffix="-$(echo $STEPS | tr ' ' '-')"
 mkdir -p bench/results
-python3 - "$WORK" "$date" "${SYSTEMS[@]}" <<'PY'
+export SPARSE_INSTANCES SPARSE_SPAN SPARSE_USERS SPARSE_RATE SPARSE_DURATION BURST_COUNT BURST_MEMBERS
+python3 - "$WORK" "$date" "$suffix" "$STEPS" "${SYSTEMS[@]}" <<'PY'
 import json, os, sys
-work, date, systems = sys.argv[1], sys.argv[2], sys.argv[3:]
+work, date, suffix, steps, systems = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5:]
+env = os.environ
 def load(name):
     try:
         return json.load(open(os.path.join(work, name)))
     except Exception:
         return {}
+def text(name):
+    try:
+        return open(os.path.join(work, name)).read().strip()
+    except OSError:
+        return ""
+def loss(report):
+    return None if not report else (report.get("expected") or 0) - (report.get("received") or 0)
 rows = {}
 for s in systems:
-    fixed, idle = load(f"{s}-fixed.json"), load(f"{s}-idle.json")
-    mx = open(os.path.join(work, f"{s}-max.txt")).read().strip() or "0"
-    lat = fixed.get("latency_ms", {})
-    cpu = fixed.get("server_cpu_us_per_delivery")
-    rows[s] = {
-        "max_deliveries_per_sec": float(mx),
-        "fixed_deliveries_per_sec": fixed.get("deliveries_per_sec"),
-        "fixed_p50_ms": lat.get("p50"), "fixed_p99_ms": lat.get("p99"),
-        "fixed_loss": (fixed.get("expected") or 0) - (fixed.get("received") or 0),
-        "server_redis_cpu_us_per_delivery": cpu,
-        "server_redis_cpu_s_per_million": cpu,  # µs per delivery == s per million deliveries
-        "join_retries": fixed.get("join_retries"),
-        "idle_rss_per_connection_bytes": idle.get("rss_per_connection_bytes"),
-        "loadtest_cpu_us_per_delivery": fixed.get("loadtest_cpu_us_per_delivery"),
-    }
+    row = {}
+    if {"fixed", "rates", "idle"} & set(steps):
+        fixed, idle = load(f"{s}-fixed.json"), load(f"{s}-idle.json")
+        lat = fixed.get("latency_ms", {})
+        cpu = fixed.get("server_cpu_us_per_delivery")
+        row.update({
+            "max_deliveries_per_sec": float(text(f"{s}-max.txt") or 0) if "rates" in steps else None,
+            "fixed_deliveries_per_sec": fixed.get("deliveries_per_sec"),
+            "fixed_p50_ms": lat.get("p50"), "fixed_p99_ms": lat.get("p99"),
+            "fixed_loss": loss(fixed),
+            "server_redis_cpu_us_per_delivery": cpu,
+            "server_redis_cpu_s_per_million": cpu,  # µs per delivery == s per million deliveries
+            "join_retries": fixed.get("join_retries"),
+            "idle_rss_per_connection_bytes": idle.get("rss_per_connection_bytes"),
+            "loadtest_cpu_us_per_delivery": fixed.get("loadtest_cpu_us_per_delivery"),
+        })
+    if "sparse" in steps:
+        sparse, adapter = load(f"{s}-sparse.json"), load(f"{s}-sparse-adapter.json")
+        lat = sparse.get("latency_ms", {})
+        row["sparse"] = {
+            "deliveries_per_sec": sparse.get("deliveries_per_sec"),
+            "p50_ms": lat.get("p50"), "p99_ms": lat.get("p99"),
+            "loss": loss(sparse),
+            "server_redis_cpu_us_per_delivery": sparse.get("server_cpu_us_per_delivery"),
+            "adapter": adapter,
+        }
+    if "burst" in steps:
+        burst = load(f"{s}-burst.json")
+        b = burst.get("burst") or {}
+        ooo = b.get("out_of_order_per_member") or []
+        row["burst"] = {
+            "count": b.get("count"), "emitted": b.get("emitted"), "failed": b.get("failed"),
+            "emit_ms": b.get("emit_ms"), "all_received_ms": b.get("all_received_ms"),
+            "last_delivery_ms": b.get("last_delivery_ms"),
+            "deliveries": burst.get("received"), "expected": burst.get("expected"),
+            "loss": loss(burst), "duplicates": burst.get("duplicates"),
+            "out_of_order": burst.get("out_of_order"), "out_of_order_per_member": ooo,
+            "server_redis_cpu_us_per_delivery": burst.get("server_cpu_us_per_delivery"),
+        }
+    rows[s] = row
 def f(v, fmt="{:.1f}"):
     return "n/a" if v is None else fmt.format(v)
-lines = [
-    f"# Side-by-side benchmark ({date})",
-    "",
-    "`bench/compare.sh` on a 2-core machine: each system with its own Redis and 3 instances pinned to CPU 0,",
-    "the load tester on CPU 1; 1500 users in rooms of 10 spread over the 3 instances, 64-byte messages.",
-    "",
-    "| system | max deliveries/s (p99 < 50 ms, no loss) | p50 / p99 ms at 2 msg/s/user | server+Redis CPU s per 1M deliveries | RSS per idle websocket | join retries |",
-    "|---|---|---|---|---|---|",
-]
-for s, r in rows.items():
-    rss = r["idle_rss_per_connection_bytes"]
-    lines.append(
-        f"| {s} | {r['max_deliveries_per_sec']:.0f} | {f(r['fixed_p50_ms'])} / {f(r['fixed_p99_ms'])} "
-        f"| {f(r['server_redis_cpu_s_per_million'])} | {'n/a' if rss is None else f'{rss/1024:.1f} KiB'} "
-        f"| {r['join_retries'] if r['join_retries'] is not None else 'n/a'} |")
-if "ours" in rows:
-    lines += ["", "Ratios (ours / peer): lower CPU is better, higher throughput is better.", ""]
-    o = rows["ours"]
+def ratio(a, b):
+    return a / b if a and b else None
+lines = [f"# Side-by-side benchmark ({date})", ""]
+if {"fixed", "rates", "idle"} & set(steps):
+    lines += [
+        "`bench/compare.sh` on a 2-core machine: each system with its own Redis and 3 instances pinned to CPU 0,",
+        "the load tester on CPU 1; 1500 users in rooms of 10 spread over the 3 instances, 64-byte messages.",
+        "",
+        "| system | max deliveries/s (p99 < 50 ms, no loss) | p50 / p99 ms at 2 msg/s/user | server+Redis CPU s per 1M deliveries | RSS per idle websocket | join retries |",
+        "|---|---|---|---|---|---|",
+    ]
     for s, r in rows.items():
-        if s == "ours":
-            continue
-        cpu = (o["server_redis_cpu_us_per_delivery"] / r["server_redis_cpu_us_per_delivery"]
-               if o["server_redis_cpu_us_per_delivery"] and r["server_redis_cpu_us_per_delivery"] else None)
-        thr = (o["max_deliveries_per_sec"] / r["max_deliveries_per_sec"]) if r["max_deliveries_per_sec"] else None
-        lines.append(f"- vs {s}: CPU per delivery {f(cpu, '{:.2f}')}x, max throughput {f(thr, '{:.2f}')}x")
-table = "\n".join(lines) + "\n"
+        rss = r["idle_rss_per_connection_bytes"]
+        lines.append(
+            f"| {s} | {f(r['max_deliveries_per_sec'], '{:.0f}')} | {f(r['fixed_p50_ms'])} / {f(r['fixed_p99_ms'])} "
+            f"| {f(r['server_redis_cpu_s_per_million'])} | {'n/a' if rss is None else f'{rss/1024:.1f} KiB'} "
+            f"| {r['join_retries'] if r['join_retries'] is not None else 'n/a'} |")
+    if "ours" in rows:
+        lines += ["", "Ratios (ours / peer): lower CPU is better, higher throughput is better.", ""]
+        o = rows["ours"]
+        for s, r in rows.items():
+            if s == "ours":
+                continue
+            cpu = ratio(o["server_redis_cpu_us_per_delivery"], r["server_redis_cpu_us_per_delivery"])
+            thr = ratio(o["max_deliveries_per_sec"], r["max_deliveries_per_sec"])
+            lines.append(f"- vs {s}: CPU per delivery {f(cpu, '{:.2f}')}x, max throughput {f(thr, '{:.2f}')}x")
+    lines.append("")
+if "sparse" in steps:
+    lines += [
+        "## Sparse rooms",
+        "",
+        f"{env.get('SPARSE_INSTANCES', '8')} instances (one tokio worker each for the Rust ones) and one Redis on CPU 0; "
+        f"{env.get('SPARSE_USERS', '800')} users at {env.get('SPARSE_RATE', '1')} msg/s each for {env.get('SPARSE_DURATION', '20s')}, "
+        f"rooms of 10 whose members sit 5/5 on {env.get('SPARSE_SPAN', '2')} consecutive instances "
+        "(`loadtest chat --instances-per-room`). Adapter messages: ours from each instance's `/metrics` "
+        "(`redis_adapter_received_total`, `redis_adapter_room_messages_discarded_total`; heartbeats, own echoes and the "
+        "cluster-wide room-size checks of the joins included), over the whole run from the first connection; "
+        "the peers from Redis (PUBLISH calls × subscribers; discarded = the copies reaching instances that hold none of the room's members).",
+        "",
+        "| system | deliveries/s | p50 / p99 ms | loss | server+Redis CPU µs per delivery | adapter messages received per instance | of which discarded (room not held) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s, r in rows.items():
+        sp = r["sparse"]
+        a = sp["adapter"] or {}
+        rec, dis = a.get("received_per_instance_mean"), a.get("discarded_per_instance_mean")
+        share = f" ({100 * dis / rec:.0f}%)" if rec and dis is not None else ""
+        lines.append(
+            f"| {s} | {f(sp['deliveries_per_sec'], '{:.0f}')} | {f(sp['p50_ms'])} / {f(sp['p99_ms'])} | {f(sp['loss'], '{}')} "
+            f"| {f(sp['server_redis_cpu_us_per_delivery'])} | {f(rec, '{:.0f}')} | {f(dis, '{:.0f}')}{share} |")
+    lines.append("")
+if "burst" in steps:
+    lines += [
+        "## Burst",
+        "",
+        f"3 instances and one Redis on CPU 0; the first instance emits {env.get('BURST_COUNT', '100000')} room broadcasts back to back "
+        "(`POST /bench/burst`: `io.to(room).emit(..).await` in Rust, `io.to(room).emit(..)` in Node, which returns at once), "
+        f"the room's {env.get('BURST_MEMBERS', '10')} members sit on the other two (`loadtest burst`). "
+        "Emitting: the server's own measure of its loop. All received: from the trigger request to the last member's last broadcast "
+        "(n/a when some were lost); last delivery: from the trigger request to the last delivery, complete or not.",
+        "",
+        "| system | emitting s | emits/s | all received s | last delivery s | deliveries | loss | out of order (max per member) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s, r in rows.items():
+        b = r["burst"]
+        emit_s = b["emit_ms"] / 1000 if b["emit_ms"] is not None else None
+        rate = b["emitted"] / emit_s if emit_s and b["emitted"] else None
+        all_s = b["all_received_ms"] / 1000 if b["all_received_ms"] is not None else None
+        last_s = b["last_delivery_ms"] / 1000 if b["last_delivery_ms"] is not None else None
+        ooo = b["out_of_order_per_member"]
+        lines.append(
+            f"| {s} | {f(emit_s, '{:.2f}')} | {f(rate, '{:.0f}')} | {f(all_s, '{:.2f}')} | {f(last_s, '{:.2f}')} "
+            f"| {f(b['deliveries'], '{}')} | {f(b['loss'], '{}')} | {f(b['out_of_order'], '{}')} ({max(ooo) if ooo else 'n/a'}) |")
+    if "ours" in rows:
+        lines += ["", "Ratios (peer / ours): higher is better for ours.", ""]
+        o = rows["ours"]["burst"]
+        for s, r in rows.items():
+            if s == "ours":
+                continue
+            lines.append(
+                f"- vs {s}: emitting {f(ratio(r['burst']['emit_ms'], o['emit_ms']), '{:.2f}')}x faster, "
+                f"all received {f(ratio(r['burst']['all_received_ms'], o['all_received_ms']), '{:.2f}')}x sooner")
+    lines.append("")
+table = "\n".join(lines)
 print(table)
-open(f"bench/results/compare-{date}.md", "w").write(table)
-json.dump(rows, open(f"bench/results/compare-{date}.json", "w"), indent=2)
+open(f"bench/results/compare-{date}{suffix}.md", "w").write(table)
+json.dump(rows, open(f"bench/results/compare-{date}{suffix}.json", "w"), indent=2)
 PY

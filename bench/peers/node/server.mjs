@@ -5,7 +5,15 @@
 //
 // Usage:
 //   node server.mjs [--port 3000] [--host 127.0.0.1] [--redis-url redis://127.0.0.1:6379]
-// Flags win over the environment: PORT, HOST, REDIS_URL.
+//                   [--bench-endpoints]
+// Flags win over the environment: PORT, HOST, REDIS_URL, BENCH_ENDPOINTS=1.
+//
+// --bench-endpoints (for benchmarks only) also serves POST /bench/burst {room, count}: emits
+// `count` chat `message` broadcasts to the room back to back with io.to(room).emit(...), as
+// application code does (it returns at once: nothing to await), and answers
+// {emitted, failed, elapsed_ms} (elapsed_ms: the loop's own time). Each text is the load
+// tester's probe "0:<seq>:<µs since the loop started>:" (loadtest `burst`); a `tenant` field,
+// which our gateway reads, is ignored.
 //
 // Prints one JSON line on stdout once it listens:
 //   {"listening":"127.0.0.1:3000","instance":"…","redis":"redis://…"}
@@ -24,6 +32,7 @@ function config() {
       port: { type: "string" },
       host: { type: "string" },
       "redis-url": { type: "string" },
+      "bench-endpoints": { type: "boolean" },
     },
     strict: true,
     allowPositionals: false,
@@ -36,6 +45,7 @@ function config() {
     port,
     host: values.host ?? process.env.HOST ?? "127.0.0.1",
     redisUrl: values["redis-url"] ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    benchEndpoints: values["bench-endpoints"] ?? ["1", "true"].includes(process.env.BENCH_ENDPOINTS ?? ""),
   };
 }
 
@@ -85,6 +95,67 @@ function guarded(name, fn) {
   };
 }
 
+// ---- benchmark endpoint ----
+
+const BURST_MAX_COUNT = 1_000_000;
+const BURST_MAX_BODY = 16 * 1024;
+
+function answer(res, status, body) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+// POST /bench/burst {room, count}: see the header. The emitting loop runs synchronously, as a
+// handler emitting in a loop would, so it holds the event loop until it is done.
+function burst(io, req, res) {
+  let body = "";
+  let tooLarge = false;
+  req.setEncoding("utf8");
+  req.on("data", (chunk) => {
+    body += chunk;
+    if (body.length > BURST_MAX_BODY) {
+      tooLarge = true;
+      req.destroy();
+    }
+  });
+  req.on("end", () => {
+    if (tooLarge) return;
+    let request;
+    try {
+      request = JSON.parse(body);
+    } catch {
+      return answer(res, 400, { error: "invalid JSON" });
+    }
+    if (!isObject(request) || !validRoom(request.room)) {
+      return answer(res, 400, { error: "room: 1 to 64 characters of A-Z a-z 0-9 _ . : -" });
+    }
+    const { room, count } = request;
+    if (!Number.isInteger(count) || count < 1 || count > BURST_MAX_COUNT) {
+      return answer(res, 400, { error: `count: 1 to ${BURST_MAX_COUNT}` });
+    }
+    let emitted = 0;
+    let failed = 0;
+    const started = process.hrtime.bigint();
+    for (let seq = 0; seq < count; seq++) {
+      const micros = (process.hrtime.bigint() - started) / 1000n;
+      try {
+        io.to(room).emit("message", {
+          room,
+          id: `bench-${seq}`,
+          from: "bench",
+          text: `0:${seq}:${micros}:`,
+          ts: Date.now(),
+        });
+        emitted++;
+      } catch {
+        failed++;
+      }
+    }
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    answer(res, 200, { emitted, failed, elapsed_ms: elapsedMs });
+  });
+}
+
 // ---- server ----
 
 async function main() {
@@ -117,10 +188,15 @@ async function main() {
       res.end("ok");
       return;
     }
+    if (cfg.benchEndpoints && req.method === "POST" && req.url === "/bench/burst") {
+      burst(io, req, res);
+      return;
+    }
     res.writeHead(404, { "content-type": "text/plain" });
     res.end("not found");
   });
 
+  if (cfg.benchEndpoints) process.stderr.write("benchmark endpoints enabled (POST /bench/burst)\n");
   const io = new Server(httpServer, {
     transports: ["polling", "websocket"],
     adapter: createAdapter(pubClient, subClient),

@@ -7,6 +7,7 @@
 //! event a client emits right after CONNECT may therefore arrive before its handler exists and
 //! be dropped; that is deliberately left as is (the load tester retries an unanswered `join`).
 
+mod bench;
 mod chat;
 
 use std::{net::SocketAddr, process::ExitCode};
@@ -32,6 +33,9 @@ struct Args {
     /// Tokio worker threads (default: tokio's default, one per CPU).
     #[arg(long, env = "PEER_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    /// For benchmarks only: serve `POST /bench/burst` (see `bench.rs`).
+    #[arg(long, env = "PEER_BENCH_ENDPOINTS")]
+    bench_endpoints: bool,
 }
 
 fn main() -> ExitCode {
@@ -85,9 +89,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .build_layer();
     io.ns("/", chat::on_connect).await?;
 
-    let app = axum::Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .layer(layer);
+    let mut app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    if args.bench_endpoints {
+        tracing::warn!("benchmark endpoints enabled (POST /bench/burst)");
+        app = app.route(
+            "/bench/burst",
+            axum::routing::post(bench::burst::<RedisAdapter<_>>).with_state(io.clone()),
+        );
+    }
+    let app = app.layer(layer);
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, %instance, "peer listening");
