@@ -54,12 +54,10 @@ impl RedisCluster {
             "a Redis Cluster needs at least 3 masters, asked for {masters}"
         );
         let count = masters * (1 + replicas_per_master);
-        let ports = distinct_free_ports(2 * count);
-        let (client_ports, bus_ports) = ports.split_at(count);
         let dir = std::env::temp_dir().join(format!(
             "test-redis-cluster-{}-{}",
             std::process::id(),
-            client_ports[0]
+            free_port()
         ));
         let mut cluster = Self {
             dir,
@@ -67,15 +65,10 @@ impl RedisCluster {
             replicas_per_master,
             nodes: Vec::with_capacity(count),
         };
-        for (&port, &bus_port) in client_ports.iter().zip(bus_ports) {
-            let child = spawn_node(&cluster.dir, port, bus_port);
-            cluster.nodes.push(ClusterNode {
-                port,
-                child: Some(child),
-            });
-        }
-        for &port in client_ports {
-            wait_answers_ping(port).await;
+        let mut taken = HashSet::new();
+        for _ in 0..count {
+            let node = start_node(&cluster.dir, &mut taken).await;
+            cluster.nodes.push(node);
         }
         cluster.create().await;
         cluster.wait_healthy().await;
@@ -299,6 +292,33 @@ impl Drop for RedisCluster {
 }
 
 impl ClusterNode {
+    /// Waits until the node answers PING (true) or its process exits (false: it could not
+    /// listen).
+    ///
+    /// # Panics
+    /// When it does neither within 10 s.
+    async fn answers_ping(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if query(self.port, &["PING"]).await.is_ok() {
+                return true;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|child| matches!(child.try_wait(), Ok(Some(_))));
+            if exited {
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster node redis-server on port {} did not answer within 10 s",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGKILLs and reaps the process, if still running.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -308,17 +328,36 @@ impl ClusterNode {
     }
 }
 
-/// `count` ports of 127.0.0.1, free a moment ago and all different.
-fn distinct_free_ports(count: usize) -> Vec<u16> {
-    let mut seen = HashSet::new();
-    let mut ports = Vec::with_capacity(count);
-    while ports.len() < count {
-        let port = free_port();
-        if seen.insert(port) {
-            ports.push(port);
+/// Starts one node on fresh ports and waits until it answers. A port found free can be taken
+/// by another test before the node binds it; the node then exits, and it is started again on
+/// other ports.
+///
+/// # Panics
+/// When five attempts fail, or a node neither answers nor exits within 10 s.
+async fn start_node(dir: &Path, taken: &mut HashSet<u16>) -> ClusterNode {
+    for _ in 0..5 {
+        let [port, bus_port] = [0; 2].map(|_| {
+            loop {
+                let port = free_port();
+                if taken.insert(port) {
+                    break port;
+                }
+            }
+        });
+        let mut node = ClusterNode {
+            port,
+            child: Some(spawn_node(dir, port, bus_port)),
+        };
+        if node.answers_ping().await {
+            return node;
         }
+        node.kill();
+        let log = std::fs::read_to_string(dir.join(port.to_string()).join("redis.log"))
+            .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        eprintln!("cluster node on port {port} exited, retrying on other ports: {tail:?}");
     }
-    ports
+    panic!("no cluster node would start after 5 attempts on fresh ports")
 }
 
 /// Spawns one cluster-mode `redis-server` on `port` (cluster bus on `bus_port`), without
@@ -342,6 +381,7 @@ fn spawn_node(dir: &Path, port: u16, bus_port: u16) -> Child {
         .args(["--cluster-replica-validity-factor", "0"])
         // Replicas sync at once instead of after the default 5 s of diskless batching.
         .args(["--repl-diskless-sync-delay", "0"])
+        .args(["--logfile", "redis.log"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -351,21 +391,6 @@ fn spawn_node(dir: &Path, port: u16, bus_port: u16) -> Child {
                  (apt-get install redis-server)"
             )
         })
-}
-
-/// Waits until the node on `port` answers PING.
-///
-/// # Panics
-/// After 10 s without an answer.
-async fn wait_answers_ping(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while query(port, &["PING"]).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cluster node redis-server on port {port} did not answer within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Sends one command to the node on `port` over a fresh plain connection; the reply as text.
