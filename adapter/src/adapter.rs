@@ -164,29 +164,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         rooms: impl RoomParam,
     ) -> Result<(), Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        let remote = match opts.is_local(self.uid) {
-            true => None,
-            false => {
-                let request = RequestOut::new(self.uid, RequestTypeOut::AddSockets(&rooms), &opts);
-                let payload = envelope::encode_request(self.uid, &request)?;
-                Some((request.id, self.request_channel(&opts), payload))
-            }
-        };
+        let remote = self.outgoing(RequestTypeOut::AddSockets(&rooms), &opts)?;
         let expected = self.expected_responses(&opts);
         self.local.add_sockets(opts, rooms.clone());
         let subscribed = self.subscribe_held(&rooms).await;
-        // Remote instances answer once their sockets are in the rooms and the rooms are
-        // subscribed, so a broadcast sent after this returns reaches them.
-        if let Some((req_id, channel, payload)) = remote {
-            let rx = self.pending.register(req_id);
-            if let Err(err) = self.publish(channel, payload, Wait::Confirmed).await {
-                self.pending.forget(req_id);
-                return Err(err);
-            }
-            let timeout = self.shared.config.request_timeout;
-            self.pending.count(rx, req_id, expected, timeout).await;
-        }
-        subscribed
+        self.apply_remotely(remote, expected).await.and(subscribed)
     }
 
     async fn del_sockets(
@@ -196,9 +178,10 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
     ) -> Result<(), Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
         let remote = self.outgoing(RequestTypeOut::DelSockets(&rooms), &opts)?;
+        let expected = self.expected_responses(&opts);
         self.local.del_sockets(opts, rooms.clone());
         self.rooms.release(rooms);
-        self.forward(remote).await
+        self.apply_remotely(remote, expected).await
     }
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
@@ -338,7 +321,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 tracing::info!(node = %env.origin, ns = %self.local.path(), "instance left");
             }
             Kind::Heartbeat => {}
-            Kind::Response | Kind::Joined => {
+            Kind::Response | Kind::Applied => {
                 self.drop_malformed(env.origin, &"response on a request channel")
             }
         }
@@ -354,8 +337,8 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         }
     }
 
-    /// Carries out a remote request; rooms that remote joins fill get subscribed, rooms that
-    /// remote leaves may empty get released.
+    /// Carries out a remote request. A remote join subscribes the rooms it filled, a remote
+    /// leave releases the rooms it may have emptied, and both answer the requester once done.
     fn on_request(self: &Arc<Self>, request: RequestIn) {
         let rooms = match &request.r#type {
             RequestTypeIn::AddSockets(rooms) => Some((true, rooms.clone())),
@@ -364,22 +347,22 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         };
         let (req_id, origin) = (request.id, request.node_id);
         self.recv_req(request);
-        match rooms {
-            Some((true, rooms)) => {
-                let adapter = self.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = adapter.subscribe_held(&rooms).await {
-                        tracing::warn!(%err, "rooms of a remote join not subscribed yet");
-                    }
-                    let joined = envelope::encode_joined(adapter.uid, req_id);
-                    let channel = adapter.channels.responses_of(origin);
-                    let _counted_by_the_queue =
-                        adapter.publish(channel, joined, Wait::Queued).await;
-                });
+        let Some((join, rooms)) = rooms else {
+            return;
+        };
+        let adapter = self.clone();
+        tokio::spawn(async move {
+            if join {
+                if let Err(err) = adapter.subscribe_held(&rooms).await {
+                    tracing::warn!(%err, "rooms of a remote join not subscribed yet");
+                }
+            } else {
+                adapter.rooms.release(rooms);
             }
-            Some((false, rooms)) => self.rooms.release(rooms),
-            None => {}
-        }
+            let applied = envelope::encode_applied(adapter.uid, req_id);
+            let channel = adapter.channels.responses_of(origin);
+            let _counted_by_the_queue = adapter.publish(channel, applied, Wait::Queued).await;
+        });
     }
 
     /// Subscribes those of `rooms` that this instance now has members in.
@@ -408,10 +391,10 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             return;
         };
         match (env.kind, envelope::split_response(env.body)) {
-            (Kind::Response | Kind::Joined, Ok((req_id, body))) => {
+            (Kind::Response | Kind::Applied, Ok((req_id, body))) => {
                 self.pending.deliver(req_id, body)
             }
-            (Kind::Response | Kind::Joined, Err(err)) => self.drop_malformed(env.origin, &err),
+            (Kind::Response | Kind::Applied, Err(err)) => self.drop_malformed(env.origin, &err),
             (kind, _) => {
                 self.drop_malformed(env.origin, &format!("{kind:?} on a response channel"))
             }
@@ -492,6 +475,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             outgoing.push(Outgoing {
                 channel: self.channels.room(room),
                 payload: envelope::encode_request(self.uid, &request)?,
+                id: request.id,
             });
         }
         Ok(outgoing)
@@ -516,6 +500,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         Ok(Some(Outgoing {
             channel: self.request_channel(opts),
             payload: envelope::encode_request(self.uid, &request)?,
+            id: request.id,
         }))
     }
 
@@ -531,11 +516,37 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         };
         let sent: Vec<_> = outgoing
             .into_iter()
-            .map(|Outgoing { channel, payload }| self.publish(channel, payload, wait))
+            .map(
+                |Outgoing {
+                     channel, payload, ..
+                 }| self.publish(channel, payload, wait),
+            )
             .collect();
         for result in futures_util::future::join_all(sent).await {
             result?;
         }
+        Ok(())
+    }
+
+    /// Sends a remote join or leave and waits (at most the request timeout) until each of
+    /// the `expected` instances answered that it is in place there: a broadcast sent after
+    /// this returns sees the new membership everywhere.
+    async fn apply_remotely(&self, remote: Option<Outgoing>, expected: usize) -> Result<(), Error> {
+        let Some(Outgoing {
+            channel,
+            payload,
+            id,
+        }) = remote
+        else {
+            return Ok(());
+        };
+        let rx = self.pending.register(id);
+        if let Err(err) = self.publish(channel, payload, Wait::Confirmed).await {
+            self.pending.forget(id);
+            return Err(err);
+        }
+        let timeout = self.shared.config.request_timeout;
+        self.pending.count(rx, id, expected, timeout).await;
         Ok(())
     }
 
@@ -741,10 +752,11 @@ async fn heartbeat_loop<E: SocketEmitter>(
     }
 }
 
-/// An encoded request and the channel it goes to.
+/// An encoded request, its id and the channel it goes to.
 struct Outgoing {
     channel: String,
     payload: Vec<u8>,
+    id: Sid,
 }
 
 fn decode_ack<D: DeserializeOwned>(

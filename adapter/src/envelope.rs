@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! byte 0       version (currently 1)
-//! byte 1       kind: 1 request, 2 response, 3 heartbeat, 4 hello, 5 leave, 6 joined
+//! byte 1       kind: 1 request, 2 response, 3 heartbeat, 4 hello, 5 leave, 6 applied
 //! bytes 2..18  origin instance id (16 ASCII bytes)
 //! bytes 18..   body: a msgpack request; for a response, 16 bytes of request id then msgpack;
-//!              for "joined", the 16 bytes of the request id
+//!              for "applied", the 16 bytes of the request id
 //! ```
 //!
 //! The origin sits in a fixed-size header so an instance can ignore its own messages, and
@@ -32,8 +32,8 @@ pub(crate) enum Kind {
     Hello = 4,
     /// "I am leaving: stop counting me now".
     Leave = 5,
-    /// "The sockets of your remote join are in the rooms here, and the rooms subscribed".
-    Joined = 6,
+    /// "Your remote join or leave is in place here (rooms subscribed or released)".
+    Applied = 6,
 }
 
 impl Kind {
@@ -44,7 +44,7 @@ impl Kind {
             3 => Self::Heartbeat,
             4 => Self::Hello,
             5 => Self::Leave,
-            6 => Self::Joined,
+            6 => Self::Applied,
             _ => return None,
         })
     }
@@ -99,9 +99,9 @@ pub(crate) fn encode_response(
     Ok(buf)
 }
 
-/// Encodes the answer to a remote join, the request `req_id`.
-pub(crate) fn encode_joined(origin: Uid, req_id: Sid) -> Vec<u8> {
-    let mut buf = header(Kind::Joined, origin, ID_LEN);
+/// Encodes the answer to a remote join or leave, the request `req_id`.
+pub(crate) fn encode_applied(origin: Uid, req_id: Sid) -> Vec<u8> {
+    let mut buf = header(Kind::Applied, origin, ID_LEN);
     buf.extend_from_slice(req_id.as_str().as_bytes());
     buf
 }
