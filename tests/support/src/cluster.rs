@@ -99,7 +99,7 @@ impl RedisCluster {
     pub async fn slot_of(&self, key: &str) -> u16 {
         let mut errors = Vec::new();
         for port in self.live_ports() {
-            let answer = query_int(port, &["CLUSTER", "KEYSLOT", key]).await;
+            let answer = query::<i64>(port, &["CLUSTER", "KEYSLOT", key]).await;
             match answer.map(u16::try_from) {
                 Ok(Ok(slot)) => return slot,
                 Ok(Err(err)) => errors.push(err.to_string()),
@@ -226,7 +226,7 @@ impl RedisCluster {
         let total = self.nodes.len();
         for node in &self.nodes {
             let port = node.port;
-            let info = query(port, &["CLUSTER", "INFO"]).await?;
+            let info = query::<String>(port, &["CLUSTER", "INFO"]).await?;
             for expected in [
                 "cluster_state:ok".to_owned(),
                 format!("cluster_slots_assigned:{SLOTS}"),
@@ -244,7 +244,7 @@ impl RedisCluster {
                 .find(|line| line.has_flag("myself"))
                 .ok_or_else(|| format!("node {port}: no `myself` in CLUSTER NODES"))?;
             if myself.has_flag("slave") {
-                let replication = query(port, &["INFO", "replication"]).await?;
+                let replication = query::<String>(port, &["INFO", "replication"]).await?;
                 if !replication
                     .lines()
                     .any(|line| line.trim() == "master_link_status:up")
@@ -262,7 +262,7 @@ impl RedisCluster {
         let live: HashSet<u16> = self.live_ports().collect();
         let mut agreed = None;
         for &port in &live {
-            let info = query(port, &["CLUSTER", "INFO"]).await?;
+            let info = query::<String>(port, &["CLUSTER", "INFO"]).await?;
             if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
                 return Err(format!("node {port}: cluster_state not ok"));
             }
@@ -300,7 +300,7 @@ impl ClusterNode {
     async fn answers_ping(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if query(self.port, &["PING"]).await.is_ok() {
+            if query::<String>(self.port, &["PING"]).await.is_ok() {
                 return true;
             }
             let exited = self
@@ -393,8 +393,8 @@ fn spawn_node(dir: &Path, port: u16, bus_port: u16) -> Child {
         })
 }
 
-/// Sends one command to the node on `port` over a fresh plain connection; the reply as text.
-async fn query(port: u16, args: &[&str]) -> Result<String, String> {
+/// Sends one command to the node on `port` over a fresh plain connection; its reply as `T`.
+async fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Result<T, String> {
     let attempt = async {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))
             .map_err(|err| err.to_string())?;
@@ -404,7 +404,7 @@ async fn query(port: u16, args: &[&str]) -> Result<String, String> {
             .map_err(|err| format!("connecting: {err}"))?;
         redis::cmd(args[0])
             .arg(&args[1..])
-            .query_async::<String>(&mut conn)
+            .query_async::<T>(&mut conn)
             .await
             .map_err(|err| err.to_string())
     };
@@ -414,29 +414,9 @@ async fn query(port: u16, args: &[&str]) -> Result<String, String> {
         .map_err(|err| format!("node {port}: {} failed: {err}", args.join(" ")))
 }
 
-/// Sends one command with an integer reply to the node on `port`.
-async fn query_int(port: u16, args: &[&str]) -> Result<i64, String> {
-    let attempt = async {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .map_err(|err| err.to_string())?;
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|err| format!("connecting: {err}"))?;
-        redis::cmd(args[0])
-            .arg(&args[1..])
-            .query_async::<i64>(&mut conn)
-            .await
-            .map_err(|err| err.to_string())
-    };
-    tokio::time::timeout(QUERY_TIMEOUT, attempt)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {QUERY_TIMEOUT:?}")))
-}
-
 /// `CLUSTER NODES` of the node on `port`, parsed.
 async fn cluster_nodes(port: u16) -> Result<Vec<NodeLine>, String> {
-    let text = query(port, &["CLUSTER", "NODES"]).await?;
+    let text = query::<String>(port, &["CLUSTER", "NODES"]).await?;
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(NodeLine::parse)
