@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use super::{
-    backoff::reconnect_delays,
+    backoff::until_connected,
     link::{self, Link, LinkRx, LinkTx},
     routes::{Handler, Routes},
 };
@@ -265,15 +265,7 @@ impl Reader {
 
     /// Retries until a new connection holds every route's subscription.
     async fn reconnect(&self) -> mpsc::UnboundedReceiver<PushInfo> {
-        let (min, max) = self.reconnect_bounds;
-        let mut delays = reconnect_delays(min, max);
-        loop {
-            tokio::time::sleep(delays.next().unwrap_or(max)).await;
-            match self.restore().await {
-                Ok(pushes) => return pushes,
-                Err(err) => tracing::debug!(%err, "redis cluster reconnect failed"),
-            }
-        }
+        until_connected(self.reconnect_bounds, "redis cluster", || self.restore()).await
     }
 
     async fn restore(&self) -> Result<mpsc::UnboundedReceiver<PushInfo>, Error> {

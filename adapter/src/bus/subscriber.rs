@@ -12,7 +12,7 @@ use tokio::{
 };
 
 use super::{
-    backoff::reconnect_delays,
+    backoff::until_connected,
     link::{self, Link, LinkRx, LinkTx},
     routes::{Handler, Routes},
 };
@@ -152,17 +152,7 @@ impl Connection {
 
     /// Retries until connected and every route is subscribed again.
     async fn reconnect(&self) -> PubSubStream {
-        let (min, max) = self.reconnect_bounds;
-        let mut delays = reconnect_delays(min, max);
-        loop {
-            tokio::time::sleep(delays.next().unwrap_or(max)).await;
-            match self.restore().await {
-                Ok(stream) => {
-                    return stream;
-                }
-                Err(err) => tracing::debug!(%err, "redis subscriber reconnect failed"),
-            }
-        }
+        until_connected(self.reconnect_bounds, "redis subscriber", || self.restore()).await
     }
 
     async fn restore(&self) -> Result<PubSubStream, Error> {
