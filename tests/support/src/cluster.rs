@@ -8,11 +8,11 @@
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
-use crate::free_port;
+use crate::{free_port, redis_server, spawn_redis};
 
 /// How long [`RedisCluster::start`] and [`RedisCluster::wait_for_failover`] wait at most.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -369,11 +369,8 @@ fn spawn_node(dir: &Path, port: u16, bus_port: u16) -> Child {
     let node_dir = dir.join(port.to_string());
     std::fs::create_dir_all(&node_dir)
         .unwrap_or_else(|err| panic!("creating {}: {err}", node_dir.display()));
-    Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&node_dir)
+    let mut command = redis_server(port, &node_dir);
+    command
         .args(["--cluster-enabled", "yes"])
         .args(["--cluster-port", &bus_port.to_string()])
         .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
@@ -381,16 +378,8 @@ fn spawn_node(dir: &Path, port: u16, bus_port: u16) -> Child {
         .args(["--cluster-replica-validity-factor", "0"])
         // Replicas sync at once instead of after the default 5 s of diskless batching.
         .args(["--repl-diskless-sync-delay", "0"])
-        .args(["--logfile", "redis.log"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot start redis-server ({err}): install the Debian package `redis-server` \
-                 (apt-get install redis-server)"
-            )
-        })
+        .args(["--logfile", "redis.log"]);
+    spawn_redis(&mut command)
 }
 
 /// Sends one command to the node on `port` over a fresh plain connection; its reply as `T`.

@@ -22,6 +22,30 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|err| panic!("no free loopback port: {err}"))
 }
 
+/// A `redis-server` command listening on 127.0.0.1:`port`, without persistence, working in
+/// `dir`; callers add their own options.
+fn redis_server(port: u16, dir: &std::path::Path) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Starts `command`, failing with the package to install when `redis-server` is missing.
+fn spawn_redis(command: &mut Command) -> Child {
+    command.spawn().unwrap_or_else(|err| {
+        panic!(
+            "cannot start redis-server ({err}): install the Debian package `redis-server` \
+             (apt-get install redis-server)"
+        )
+    })
+}
+
 /// A `redis-server` child process owned by one test; killed when dropped.
 pub struct RedisServer {
     port: u16,
@@ -85,21 +109,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot start redis-server ({err}): install the Debian package `redis-server` \
-                     (apt-get install redis-server)"
-                )
-            });
-        self.child = Some(child);
+        self.child = Some(spawn_redis(&mut redis_server(self.port, &self.dir)));
     }
 
     async fn wait_ready(&self) {
