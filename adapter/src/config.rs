@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-/// Configuration of [`RedisAdapterState`](crate::RedisAdapterState).
+/// Configuration of the cluster bus and of [`RedisAdapterState`](crate::RedisAdapterState);
+/// the Redis connections have their own, [`RedisConfig`](crate::RedisConfig).
 ///
 /// Start from [`RedisAdapterConfig::default()`] and change what you need:
 ///
@@ -30,31 +31,10 @@ pub struct RedisAdapterConfig {
     /// answers, and how much longer than the acknowledgement timeout a remote
     /// `broadcast_with_ack` waits. Default 5 s.
     pub request_timeout: Duration,
-    /// How long one PUBLISH may take before it counts as failed. Publishes fail fast during
-    /// a Redis outage instead of piling up. Default 1 s.
-    pub publish_timeout: Duration,
-    /// How long opening a Redis connection may take. Default 2 s.
-    pub connect_timeout: Duration,
-    /// First delay before reconnecting a lost Redis connection. Default 100 ms.
-    pub reconnect_min_delay: Duration,
-    /// Upper bound of the exponential reconnect delay. Default 500 ms: once Redis is back,
-    /// subscriptions are restored within about half a second.
-    pub reconnect_max_delay: Duration,
-    /// How often a probe message goes through Redis to this process's own subscriber, to
-    /// catch a subscriber connection that looks alive but no longer delivers. Default 2 s.
-    pub probe_interval: Duration,
-    /// How long a probe may take to come back before the subscriber connection is rebuilt.
-    /// Default 2 s.
-    pub probe_timeout: Duration,
     /// Buffered remote responses per pending request before further ones are dropped (and
     /// counted). Bounds memory when a caller stops reading an acknowledgement stream.
     /// Default 8192.
     pub response_buffer: usize,
-    /// Publishes that may wait in the publish queue. When it is full, a publish fails at once
-    /// (and is counted) instead of growing an unbounded backlog. Default 65536.
-    pub publish_queue_capacity: usize,
-    /// The most publishes sent to Redis as one pipeline. Default 1024.
-    pub max_pipeline: usize,
     /// How long a room's channel stays subscribed after its last local member left, so that
     /// join/leave churn does not flood Redis; rejoining within it costs nothing. Default 2 s.
     pub unsubscribe_delay: Duration,
@@ -71,15 +51,7 @@ impl Default for RedisAdapterConfig {
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(5),
-            publish_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(2),
-            reconnect_min_delay: Duration::from_millis(100),
-            reconnect_max_delay: Duration::from_millis(500),
-            probe_interval: Duration::from_secs(2),
-            probe_timeout: Duration::from_secs(2),
             response_buffer: 8192,
-            publish_queue_capacity: 65_536,
-            max_pipeline: 1024,
             unsubscribe_delay: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(1),
         }

@@ -1,7 +1,5 @@
 //! The adapter's one error type.
 
-use socketioxide_core::adapter::errors::{AdapterError, BroadcastError};
-
 /// Everything that can go wrong in the adapter.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -23,16 +21,4 @@ pub enum Error {
     /// A message could not be encoded.
     #[error("encoding a message: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
-}
-
-impl From<Error> for AdapterError {
-    fn from(err: Error) -> Self {
-        AdapterError::from(Box::new(err) as Box<dyn std::error::Error + Send>)
-    }
-}
-
-impl From<Error> for BroadcastError {
-    fn from(err: Error) -> Self {
-        BroadcastError::Adapter(err.into())
-    }
 }

@@ -32,6 +32,14 @@
 //! - **Connections that come back.** The subscriber reconnects with exponential backoff
 //!   and jitter and restores exactly the subscriptions still needed; the publisher
 //!   reconnects by itself; a probe through Redis catches a subscriber that went deaf.
+//! - **One Redis layer for the whole process** ([`Redis`]): the command connection, the
+//!   subscriber and the publish pipeline the adapter uses are the application's too, for
+//!   its own commands ([`Redis::query`]) and subscriptions ([`Redis::subscribe`]), with one
+//!   reconnect loop, one probe and one timeout ([`within`]) for all of them.
+//! - **A cluster bus independent of socketioxide** ([`NamespaceBus`]): channels, envelope,
+//!   membership, room subscriptions and requests over any [`PubSub`]; [`RedisAdapter`] is
+//!   its socketioxide front end, and another Socket.IO engine can plug in through
+//!   [`Inbound`].
 //! - **Metrics**: counters in [`Stats`] ([`RedisAdapterState::stats`]), and the latency of
 //!   each pipeline as the histogram [`PUBLISH_DURATION`] through the [`metrics`] facade, for
 //!   whichever recorder the application installs.
@@ -86,23 +94,21 @@
 //!
 //! [socketioxide]: https://docs.rs/socketioxide
 
-mod adapter;
-mod bus;
-mod channels;
+mod cluster;
 mod config;
 mod confirm;
-mod envelope;
+mod connection;
 mod error;
-mod membership;
-mod remote;
-mod rooms;
-mod state;
+mod front;
 mod stats;
 
-pub use adapter::{InitRes, RedisAckStream, RedisAdapter};
-pub use bus::{PUBLISH_DURATION, cluster_nodes};
+pub use cluster::{Id, Inbound, NamespaceBus, Outgoing, PubSub, Room};
 pub use config::RedisAdapterConfig;
 pub use confirm::confirmed;
+pub use connection::{
+    Commands, Handler, Link, LinkRx, PUBLISH_DURATION, Redis, RedisConfig, Wait, cluster_nodes,
+    within,
+};
 pub use error::Error;
-pub use state::RedisAdapterState;
-pub use stats::Stats;
+pub use front::{InitRes, RedisAckStream, RedisAdapter, RedisAdapterState};
+pub use stats::{Counters, Stats};

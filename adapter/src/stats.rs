@@ -2,40 +2,41 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Live counters shared by every part of the adapter.
+/// Live counters shared by the Redis layer and every namespace on the bus; read them with
+/// [`Counters::snapshot`].
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub published: AtomicU64,
-    pub published_bytes: AtomicU64,
-    pub publish_failures: AtomicU64,
-    pub received: AtomicU64,
-    pub received_bytes: AtomicU64,
-    pub ignored_own: AtomicU64,
-    pub dropped_malformed: AtomicU64,
-    pub dropped_unknown_version: AtomicU64,
-    pub dropped_responses: AtomicU64,
-    pub request_timeouts: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub stale_subscriber: AtomicU64,
-    pub publish_queue_full: AtomicU64,
-    pub pipelines: AtomicU64,
-    pub room_messages_discarded: AtomicU64,
-    pub room_subscriptions: AtomicU64,
+pub struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) published_bytes: AtomicU64,
+    pub(crate) publish_failures: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) received_bytes: AtomicU64,
+    pub(crate) ignored_own: AtomicU64,
+    pub(crate) dropped_malformed: AtomicU64,
+    pub(crate) dropped_unknown_version: AtomicU64,
+    pub(crate) dropped_responses: AtomicU64,
+    pub(crate) request_timeouts: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) stale_subscriber: AtomicU64,
+    pub(crate) publish_queue_full: AtomicU64,
+    pub(crate) pipelines: AtomicU64,
+    pub(crate) room_messages_discarded: AtomicU64,
+    pub(crate) room_subscriptions: AtomicU64,
 }
 
 impl Counters {
     /// Adds one to a counter.
-    pub fn incr(counter: &AtomicU64) {
+    pub(crate) fn incr(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
     }
 
     /// Adds `n` to a counter.
-    pub fn add(counter: &AtomicU64, n: usize) {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
     }
 
     /// Takes one from a gauge.
-    pub fn decr(counter: &AtomicU64) {
+    pub(crate) fn decr(counter: &AtomicU64) {
         counter.fetch_sub(1, Relaxed);
     }
 

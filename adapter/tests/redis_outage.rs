@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Instance, client, fast_config, recv, start};
+use common::{Instance, client, fast_config, recv, start, start_with};
 use loadtest::client::{ClientError, SocketClient};
+use redis_adapter::RedisConfig;
 use serde_json::json;
 use test_support::{RedisServer, SilencingProxy, eventually};
 
@@ -124,11 +125,14 @@ async fn a_subscriber_connection_killed_by_redis_is_rebuilt() {
 async fn a_subscriber_that_silently_stops_delivering_is_detected_and_rebuilt() {
     let redis = RedisServer::start().await;
     let proxy = SilencingProxy::start(redis.port()).await;
-    let mut config = fast_config("silent");
-    config.probe_interval = Duration::from_millis(200);
-    config.probe_timeout = Duration::from_millis(300);
-    let a = start(&redis.url(), config.clone()).await;
-    let b = start(&proxy.url(), config).await;
+    let config = fast_config("silent");
+    let fast_probe = RedisConfig {
+        probe_interval: Duration::from_millis(200),
+        probe_timeout: Duration::from_millis(300),
+        ..RedisConfig::default()
+    };
+    let a = start_with(&redis.url(), config.clone(), fast_probe.clone()).await;
+    let b = start_with(&proxy.url(), config, fast_probe).await;
     let mut member = client(&b, &["chat"]).await;
     time_until_delivered(&a, &mut member, Duration::from_secs(3)).await;
 

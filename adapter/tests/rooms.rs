@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Instance, WAIT, assert_quiet, client, fast_config, recv, start};
+use common::{Instance, WAIT, assert_quiet, client, fast_config, recv, start, start_with};
+use redis_adapter::RedisConfig;
 use serde_json::json;
 use test_support::{RedisServer, eventually_async};
 
@@ -186,9 +187,11 @@ async fn a_burst_of_awaited_emits_arrives_complete_and_in_order_in_few_pipelines
 #[tokio::test]
 async fn a_full_publish_queue_refuses_at_once_and_counts() {
     let redis = RedisServer::start().await;
-    let mut config = fast_config("full");
-    config.publish_queue_capacity = 4;
-    let a = start(&redis.url(), config).await;
+    let tiny_queue = RedisConfig {
+        publish_queue_capacity: 4,
+        ..RedisConfig::default()
+    };
+    let a = start_with(&redis.url(), fast_config("full"), tiny_queue).await;
     let mut local = client(&a, &["chat"]).await;
 
     let mut refused = 0;

@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use redis_adapter::Redis;
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -60,11 +61,11 @@ impl Drop for Background {
 }
 
 impl Accounts {
-    /// Loads the directory and connects the stores to `url` (the subscription task of the
-    /// settings cache is added to `background`).
+    /// Loads the directory and puts the stores on `redis` (the task of the settings cache is
+    /// added to `background`).
     pub(crate) async fn start(
         config: &Config,
-        url: &str,
+        redis: Redis,
         stats: Arc<Stats>,
         background: &mut Background,
     ) -> Result<Arc<Self>, Error> {
@@ -79,16 +80,9 @@ impl Accounts {
                  never do this in production"
             ),
         }
-        let reconnect = config.redis_reconnect();
-        let store = Store::connect(url, Keys::new(&config.key_prefix), reconnect).await?;
-        let (settings, subscription) = SettingsCache::start(
-            url,
-            store.clone(),
-            config.settings_cache_ttl(),
-            stats.clone(),
-            reconnect,
-        )
-        .await?;
+        let store = Store::new(redis, Keys::new(&config.key_prefix));
+        let (settings, subscription) =
+            SettingsCache::start(store.clone(), config.settings_cache_ttl(), stats.clone()).await?;
         background.push(subscription);
         let rates = Rates {
             login: config.rate_login,

@@ -23,12 +23,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt;
-use redis::aio::PubSub;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::{Error, ids, stats::Stats, store::Store};
 
@@ -38,10 +34,6 @@ pub(crate) const DEFAULT_MAX_MESSAGE_LENGTH: u32 = 2000;
 pub(crate) const DEFAULT_MAX_ROOM_MEMBERS: u32 = 10_000;
 /// Largest `max_room_members` an admin may set.
 pub(crate) const MAX_ROOM_MEMBERS_LIMIT: u32 = 1_000_000;
-/// How often the subscription is probed with a PING.
-const PROBE_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a probe waits for its PONG before the subscription counts as down.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A fetch that raced an invalidation is retried at most this many times.
 const FETCH_ATTEMPTS: usize = 3;
 /// Life of an invalidation's ack counter in Redis, in seconds.
@@ -134,36 +126,40 @@ struct Entry {
 }
 
 impl SettingsCache {
-    /// Subscribes to the invalidation channel (failing if Redis is unreachable now) and starts
-    /// the task that keeps the subscription alive. Abort the task to stop it.
+    /// Subscribes to the invalidation channel through the process's Redis layer (failing if
+    /// Redis is unreachable now) and starts the task that follows the subscriber's state.
+    /// Abort the task to stop it.
     pub(crate) async fn start(
-        url: &str,
         store: Store,
         ttl: Duration,
         stats: Arc<Stats>,
-        reconnect: (Duration, Duration),
     ) -> Result<(Self, JoinHandle<()>), Error> {
-        let nodes = Nodes::of(url)?;
-        let channel = store.keys().invalidate_channel();
-        let pubsub = subscribe(&nodes, &channel).await?;
         let inner = Arc::new(Inner {
             store,
             ttl,
             stats,
             state: Mutex::default(),
         });
-        let task = tokio::spawn(run_subscription(
-            inner.clone(),
-            nodes,
-            channel,
-            pubsub,
-            reconnect,
-        ));
+        let redis = inner.store.redis();
+        let link = redis.link();
+        let handler = {
+            let inner = Arc::downgrade(&inner);
+            Arc::new(move |payload: &[u8]| {
+                if let Some(inner) = inner.upgrade() {
+                    inner.on_message(payload);
+                }
+            })
+        };
+        redis
+            .subscribe(inner.store.keys().invalidate_channel(), handler)
+            .await?;
+        inner.went_live();
+        let task = tokio::spawn(follow_subscriber(Arc::downgrade(&inner), link));
         Ok((Self { inner }, task))
     }
 
-    /// Whether the invalidation subscription (this instance's own Pub/Sub connection) is in
-    /// place and answering its probes.
+    /// Whether the invalidation subscription is in place (the Redis layer's subscriber is
+    /// connected and answering its probes).
     pub(crate) fn is_live(&self) -> bool {
         self.inner.lock().live
     }
@@ -240,9 +236,8 @@ impl SettingsCache {
             nonce: nonce.clone(),
         };
         let payload = serde_json::to_string(&message).map_err(|_| Error::Internal)?;
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(keys.invalidate_channel()).arg(payload);
-        let expected: u64 = store.query(&publish).await?;
+        let channel = keys.invalidate_channel();
+        let expected = store.publish_counted(&channel, payload.as_bytes()).await?;
 
         let ack_key = keys.invalidate_ack(&nonce);
         let deadline = Instant::now() + wait;
@@ -338,106 +333,22 @@ impl Inner {
     }
 }
 
-/// Where the invalidation subscription may live: the one Redis, or any node of a Redis
-/// Cluster (a plain `PUBLISH` on a cluster reaches the subscribers of every node).
-struct Nodes {
-    clients: Vec<redis::Client>,
-    /// The node to try first next time: the one after the last that failed.
-    next: std::sync::atomic::AtomicUsize,
-}
-
-impl Nodes {
-    /// The nodes of `url` (`redis://` or `redis+cluster://`).
-    fn of(url: &str) -> Result<Self, Error> {
-        let urls = redis_adapter::cluster_nodes(url).unwrap_or_else(|| vec![url.to_owned()]);
-        let clients = urls
-            .iter()
-            .map(|url| redis::Client::open(url.as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            clients,
-            next: Default::default(),
-        })
-    }
-}
-
-/// A Pub/Sub connection subscribed to `channel`, on the first node that accepts it.
-async fn subscribe(nodes: &Nodes, channel: &str) -> Result<PubSub, Error> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut last_error = Error::Unavailable("no redis node to subscribe to");
-    for _ in 0..nodes.clients.len() {
-        let index = nodes.next.load(Relaxed) % nodes.clients.len();
-        let connect = async {
-            let mut pubsub = nodes.clients[index].get_async_pubsub().await?;
-            pubsub.subscribe(channel).await?;
-            Ok(pubsub)
+/// Follows the subscriber's state: while it is down the cache serves nothing (every
+/// invalidation may be missed), and once it is back (every subscription restored) the cache
+/// starts empty.
+async fn follow_subscriber(inner: std::sync::Weak<Inner>, mut link: redis_adapter::LinkRx) {
+    while link.changed().await.is_ok() {
+        let connected = link.borrow_and_update().connected;
+        let Some(inner) = inner.upgrade() else {
+            return;
         };
-        match crate::store::deadline(crate::store::COMMAND_TIMEOUT * 2, connect).await {
-            Ok(pubsub) => return Ok(pubsub),
-            Err(err) => {
-                nodes.next.store(index + 1, Relaxed);
-                last_error = err;
-            }
+        if connected {
+            tracing::info!("settings invalidation subscription restored");
+            inner.went_live();
+        } else {
+            tracing::warn!("settings invalidation subscription lost: not caching until it is back");
+            inner.went_dark();
         }
-    }
-    Err(last_error)
-}
-
-/// Keeps the invalidation subscription alive: dispatch messages and probe the connection;
-/// when it is lost, stop caching, reconnect with backoff and resubscribe.
-async fn run_subscription(
-    inner: Arc<Inner>,
-    nodes: Nodes,
-    channel: String,
-    first: PubSub,
-    (min, max): (Duration, Duration),
-) {
-    // Exponential from min/2 to max/2, plus up to as much again of jitter: within min/2..=max.
-    let reconnect_delays = ExponentialBuilder::default()
-        .with_min_delay(min / 2)
-        .with_max_delay(max / 2)
-        .with_jitter()
-        .without_max_times();
-    let mut delays = reconnect_delays.build();
-    let mut next = Some(first);
-    loop {
-        let pubsub = match next.take() {
-            Some(pubsub) => pubsub,
-            None => {
-                tokio::time::sleep(delays.next().unwrap_or(max)).await;
-                match subscribe(&nodes, &channel).await {
-                    Ok(pubsub) => {
-                        tracing::info!("settings invalidation subscription restored");
-                        pubsub
-                    }
-                    Err(err) => {
-                        tracing::debug!(%err, "settings invalidation subscription: reconnect failed");
-                        continue;
-                    }
-                }
-            }
-        };
-        delays = reconnect_delays.build();
-        inner.went_live();
-        let (mut sink, mut stream) = pubsub.split();
-        let mut probe = tokio::time::interval(PROBE_INTERVAL);
-        probe.tick().await;
-        loop {
-            tokio::select! {
-                message = stream.next() => match message {
-                    Some(message) => inner.on_message(message.get_payload_bytes()),
-                    None => break,
-                },
-                _ = probe.tick() => {
-                    let pong = tokio::time::timeout(PROBE_TIMEOUT, sink.ping::<redis::Value>()).await;
-                    if !matches!(pong, Ok(Ok(_))) {
-                        break;
-                    }
-                }
-            }
-        }
-        inner.went_dark();
-        tracing::warn!("settings invalidation subscription lost: not caching until it is back");
     }
 }
 

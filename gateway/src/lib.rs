@@ -36,7 +36,7 @@ pub mod users;
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use axum::{Router, serve::ListenerExt};
-use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
+use redis_adapter::{Redis, RedisAdapter, RedisAdapterConfig, RedisAdapterState, RedisConfig};
 use socketioxide::{SocketIo, adapter::Adapter, layer::SocketIoLayer};
 use tokio::{net::TcpListener, sync::oneshot};
 
@@ -84,14 +84,18 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
 
     let stats = Arc::new(Stats::default());
     let mut background = Background::default();
-    let accounts = match &config.redis_url {
+    // The process's one Redis layer: the adapter, sessions, limits and settings share it.
+    let redis = match &config.redis_url {
         None => None,
-        Some(url) => Some(Accounts::start(&config, url, stats.clone(), &mut background).await?),
+        Some(url) => Some(Redis::connect(url, redis_config(&config)).await?),
     };
-    let adapter = match &config.redis_url {
+    let accounts = match &redis {
         None => None,
-        Some(url) => Some(RedisAdapterState::connect(url, adapter_config(&config)).await?),
+        Some(redis) => {
+            Some(Accounts::start(&config, redis.clone(), stats.clone(), &mut background).await?)
+        }
     };
+    let adapter = redis.map(|redis| RedisAdapterState::new(redis, adapter_config(&config)));
     let builder = SocketIo::builder()
         .max_payload(config.max_payload)
         .max_buffer_size(config.socket_buffer)
@@ -242,8 +246,18 @@ fn adapter_config(config: &Config) -> RedisAdapterConfig {
         heartbeat_interval: config.heartbeat_interval(),
         heartbeat_timeout: config.heartbeat_timeout(),
         request_timeout: config.request_timeout(),
-        reconnect_min_delay: config.redis_reconnect().0,
-        reconnect_max_delay: config.redis_reconnect().1,
         ..RedisAdapterConfig::default()
+    }
+}
+
+/// The Redis layer's settings from the gateway's flags.
+fn redis_config(config: &Config) -> RedisConfig {
+    let (reconnect_min_delay, reconnect_max_delay) = config.redis_reconnect();
+    RedisConfig {
+        command_timeout: store::COMMAND_TIMEOUT,
+        reconnect_min_delay,
+        reconnect_max_delay,
+        probe_prefix: config.key_prefix.clone(),
+        ..RedisConfig::default()
     }
 }

@@ -1,16 +1,12 @@
-//! The one Redis command connection of sessions, rate limits and tenant settings: a
-//! multiplexed connection that reconnects by itself (to one Redis, or to a Redis Cluster
-//! with commands routed by key), and a deadline on every command so that a Redis outage
-//! costs a request at most that long.
+//! Sessions, rate limits and tenant settings on the process's one Redis layer
+//! ([`redis_adapter::Redis`], shared with the adapter): its command connection with a
+//! deadline on every command, so that a Redis outage costs a request at most that long, and
+//! the key names.
 
 use std::time::Duration;
 
-use redis::{
-    Cmd, FromRedisValue, Pipeline, RedisFuture, Value,
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    cluster::ClusterClientBuilder,
-    cluster_async::ClusterConnection,
-};
+use redis::{FromRedisValue, Pipeline, Value};
+use redis_adapter::{Commands, Redis};
 
 use crate::{Error, keys::Keys};
 
@@ -20,56 +16,14 @@ pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// A cheap-to-clone handle on the command connection, with the key names.
 #[derive(Clone)]
 pub(crate) struct Store {
-    conn: Connection,
+    redis: Redis,
     keys: Keys,
 }
 
-/// The command connection, by kind of deployment. Every command the gateway sends names at
-/// most one key (or keys of one slot), so both route it.
-#[derive(Clone)]
-pub(crate) enum Connection {
-    /// One Redis.
-    Standalone(ConnectionManager),
-    /// A Redis Cluster: each command goes to the master of its key's slot.
-    Cluster(ClusterConnection),
-}
-
 impl Store {
-    /// Connects to `url` (failing if Redis is unreachable now); later losses are repaired in
-    /// the background, `reconnect` (first and longest delay) apart, while commands fail fast.
-    /// A `redis+cluster://host:port,host:port` URL connects to a Redis Cluster.
-    pub(crate) async fn connect(
-        url: &str,
-        keys: Keys,
-        reconnect: (Duration, Duration),
-    ) -> Result<Self, Error> {
-        let connect = async {
-            Ok::<_, redis::RedisError>(match redis_adapter::cluster_nodes(url) {
-                Some(nodes) => {
-                    let client = ClusterClientBuilder::new(nodes)
-                        .connection_timeout(COMMAND_TIMEOUT)
-                        .response_timeout(COMMAND_TIMEOUT)
-                        .build()?;
-                    Connection::Cluster(client.get_async_connection().await?)
-                }
-                None => {
-                    let client = redis::Client::open(url)?;
-                    let config = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(COMMAND_TIMEOUT))
-                        .set_response_timeout(Some(COMMAND_TIMEOUT))
-                        .set_min_delay(reconnect.0)
-                        .set_max_delay(reconnect.1)
-                        .set_number_of_retries(1);
-                    Connection::Standalone(
-                        ConnectionManager::new_with_config(client, config).await?,
-                    )
-                }
-            })
-        };
-        let conn = tokio::time::timeout(COMMAND_TIMEOUT * 5, connect)
-            .await
-            .map_err(|_| Error::RedisTimeout(COMMAND_TIMEOUT * 5))??;
-        Ok(Self { conn, keys })
+    /// The store over `redis`, with `keys`.
+    pub(crate) fn new(redis: Redis, keys: Keys) -> Self {
+        Self { redis, keys }
     }
 
     /// The key and channel names.
@@ -77,56 +31,48 @@ impl Store {
         &self.keys
     }
 
+    /// The Redis layer itself, for subscriptions.
+    pub(crate) fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
     /// A handle for commands this module does not wrap (scripts); bound it with [`deadline`].
-    pub(crate) fn connection(&self) -> Connection {
-        self.conn.clone()
+    pub(crate) fn connection(&self) -> Commands {
+        self.redis.commands()
     }
 
     /// Runs `cmd` within [`COMMAND_TIMEOUT`].
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         deadline(COMMAND_TIMEOUT, cmd.query_async(&mut conn)).await
+    }
+
+    /// Publishes `payload` on `channel` now (outside the adapter's pipeline) and returns how
+    /// many subscribers received it.
+    pub(crate) async fn publish_counted(
+        &self,
+        channel: &str,
+        payload: &[u8],
+    ) -> Result<u64, Error> {
+        let receivers = self
+            .redis
+            .publish_now(channel, payload)
+            .await
+            .map_err(layer_error)?;
+        Ok(u64::try_from(receivers).unwrap_or(u64::MAX))
     }
 
     /// Runs `pipe` within [`COMMAND_TIMEOUT`]. On a cluster its keys must share a slot.
     pub(crate) async fn pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, Error> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         deadline(COMMAND_TIMEOUT, pipe.query_async(&mut conn)).await
-    }
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Standalone(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Standalone(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
-        }
     }
 }
 
 impl Store {
     /// Whether Redis answers `PING` within `limit`.
     pub(crate) async fn ping(&self, limit: Duration) -> Result<(), Error> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         deadline(limit, redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map(drop)
@@ -135,7 +81,7 @@ impl Store {
     /// `used_memory` from `INFO memory` (on a cluster, summed over the nodes that answer), if
     /// Redis answers within `limit` with a value.
     pub(crate) async fn used_memory(&self, limit: Duration) -> Option<u64> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let mut command = redis::cmd("INFO");
         command.arg("memory");
         let info = deadline(limit, command.query_async::<Value>(&mut conn))
@@ -170,14 +116,23 @@ fn used_memory(info: &str) -> Option<u64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-/// `command`'s result, or [`Error::RedisTimeout`] once `limit` has passed.
+/// `command`'s result, or [`Error::RedisTimeout`] once `limit` has passed (the Redis
+/// layer's one timeout, [`redis_adapter::within`], with the gateway's errors).
 pub(crate) async fn deadline<T>(
     limit: Duration,
     command: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, Error> {
-    match tokio::time::timeout(limit, command).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(Error::RedisTimeout(limit)),
+    redis_adapter::within(limit, command)
+        .await
+        .map_err(layer_error)
+}
+
+/// A Redis layer error as the gateway reports it.
+fn layer_error(err: redis_adapter::Error) -> Error {
+    match err {
+        redis_adapter::Error::Redis(err) => Error::Redis(err),
+        redis_adapter::Error::Timeout(limit) => Error::RedisTimeout(limit),
+        other => Error::Adapter(other),
     }
 }
 

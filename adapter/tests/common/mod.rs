@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use loadtest::client::{ConnectOptions, Event, SocketClient};
-use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
+use redis_adapter::{Redis, RedisAdapter, RedisAdapterConfig, RedisAdapterState, RedisConfig};
 use serde_json::{Value, json};
 use socketioxide::{
     SocketIo,
@@ -50,7 +50,17 @@ impl Drop for Instance {
 /// `auth: {"rooms": [..]}` through the adapter's join path before their CONNECT is
 /// acknowledged.
 pub async fn start(redis_url: &str, config: RedisAdapterConfig) -> Instance {
-    let state = RedisAdapterState::connect(redis_url, config).await.unwrap();
+    start_with(redis_url, config, RedisConfig::default()).await
+}
+
+/// Starts an instance whose Redis layer has the settings `redis`.
+pub async fn start_with(
+    redis_url: &str,
+    config: RedisAdapterConfig,
+    redis: RedisConfig,
+) -> Instance {
+    let redis = Redis::connect(redis_url, redis).await.unwrap();
+    let state = RedisAdapterState::new(redis, config);
     let (layer, io) = SocketIo::builder()
         .with_state(state.clone())
         .with_adapter::<Adapter>(state.clone())

@@ -12,11 +12,13 @@ use tokio::{
 };
 
 use super::{
+    RedisConfig,
     backoff::until_connected,
+    deadline::within,
     link::{self, Link, LinkRx, LinkTx},
     routes::{Handler, Routes},
 };
-use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+use crate::{error::Error, stats::Counters};
 
 /// Owner of the subscriber task; dropping it stops the task.
 pub(crate) struct Subscriber {
@@ -35,7 +37,7 @@ impl Subscriber {
     /// Connects now (failing if Redis is unreachable), then keeps the connection alive.
     pub async fn start(
         client: redis::Client,
-        config: &RedisAdapterConfig,
+        config: &RedisConfig,
         counters: Arc<Counters>,
     ) -> Result<Self, Error> {
         let (sink, stream) = connect(&client, config.connect_timeout).await?;
@@ -51,7 +53,7 @@ impl Subscriber {
             rebuild: rebuild.clone(),
             counters,
             connect_timeout: config.connect_timeout,
-            reconnect_bounds: (config.reconnect_min_delay, config.reconnect_max_delay),
+            reconnect_bounds: config.reconnect_bounds(),
         };
         let task = tokio::spawn(connection.run(stream));
         Ok(Self {
@@ -171,8 +173,5 @@ async fn connect(
     client: &redis::Client,
     timeout: Duration,
 ) -> Result<(PubSubSink, PubSubStream), Error> {
-    match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
-        Ok(pubsub) => Ok(pubsub?.split()),
-        Err(_) => Err(Error::Timeout(timeout)),
-    }
+    Ok(within(timeout, client.get_async_pubsub()).await?.split())
 }

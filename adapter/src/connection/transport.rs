@@ -5,10 +5,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use redis::aio::ConnectionManager;
 
-use super::cluster::ClusterHandle;
+use super::{Commands, cluster::ClusterHandle, deadline::within};
 use crate::error::Error;
 
-/// The connection publishes go through.
+/// The connection publishes and commands go through, by kind of deployment.
 #[derive(Clone)]
 pub(crate) enum Transport {
     /// A standalone Redis: `PUBLISH`, one pipeline per batch.
@@ -24,6 +24,23 @@ pub(crate) struct Message {
 }
 
 impl Transport {
+    /// The command connection behind it.
+    pub fn commands(&self) -> Commands {
+        match self {
+            Self::Standalone(conn) => Commands::standalone(conn.clone()),
+            Self::Cluster(handle) => Commands::cluster(handle.get()),
+        }
+    }
+
+    /// The command publishing to a channel here: `PUBLISH`, or `SPUBLISH` on a cluster
+    /// (whose subscriptions are sharded).
+    pub fn publish_command(&self) -> &'static str {
+        match self {
+            Self::Standalone(_) => "PUBLISH",
+            Self::Cluster(_) => "SPUBLISH",
+        }
+    }
+
     /// Publishes `batch` in order within `timeout`; returns one result per message. On a
     /// cluster, messages of one slot keep their order; slots are independent.
     pub async fn publish(&self, batch: &[Message], timeout: Duration) -> Vec<Result<(), Error>> {
@@ -72,10 +89,7 @@ async fn send<'a, C: redis::aio::ConnectionLike + Send>(
             .arg(&message.payload)
             .ignore();
     }
-    match tokio::time::timeout(timeout, pipe.query_async::<()>(&mut conn)).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(Error::Timeout(timeout)),
-    }
+    within(timeout, pipe.query_async::<()>(&mut conn)).await
 }
 
 /// The same outcome for every message of a pipeline.

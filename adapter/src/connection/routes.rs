@@ -10,7 +10,7 @@ use crate::stats::Counters;
 /// Called with the payload of every message received on a channel. It runs on the task that
 /// reads the subscription: it must not block, and it sees messages in the order Redis sent
 /// them.
-pub(crate) type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
+pub type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// The subscribed channels and their handlers; cheap to clone, shared by the connection that
 /// reads messages and the callers that subscribe.

@@ -22,11 +22,13 @@ use tokio::{
 };
 
 use super::{
+    RedisConfig,
     backoff::until_connected,
+    deadline::within,
     link::{self, Link, LinkRx, LinkTx},
     routes::{Handler, Routes},
 };
-use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+use crate::{error::Error, stats::Counters};
 
 /// The live cluster connection, replaced when it is rebuilt; cheap to clone out.
 #[derive(Clone)]
@@ -64,13 +66,13 @@ impl ClusterSubscriber {
     /// Connects to the cluster through `nodes` (seed URLs), failing if none answers now.
     pub async fn start(
         nodes: Vec<String>,
-        config: &RedisAdapterConfig,
+        config: &RedisConfig,
         counters: Arc<Counters>,
     ) -> Result<Self, Error> {
         let connector = Connector {
             nodes,
             connect_timeout: config.connect_timeout,
-            response_timeout: config.publish_timeout,
+            response_timeout: config.command_timeout,
         };
         let (conn, pushes) = connector.connect().await?;
         let handle = ClusterHandle(Arc::new(RwLock::new(conn)));
@@ -84,7 +86,7 @@ impl ClusterSubscriber {
             link: link_tx,
             rebuild: rebuild.clone(),
             counters,
-            reconnect_bounds: (config.reconnect_min_delay, config.reconnect_max_delay),
+            reconnect_bounds: config.reconnect_bounds(),
         };
         let topology = watch_topology(
             handle.clone(),
@@ -287,70 +289,5 @@ fn message(push: &PushInfo) -> Option<(&[u8], &[u8])> {
             [Value::BulkString(channel), Value::BulkString(payload)],
         ) => Some((channel, payload)),
         _ => None,
-    }
-}
-
-/// `command`'s result, or [`Error::Timeout`] once `limit` has passed.
-async fn within<T>(
-    limit: Duration,
-    command: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(limit, command).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(Error::Timeout(limit)),
-    }
-}
-
-/// The seed node URLs of a `redis+cluster://` URL, `None` for any other URL: for an
-/// application that opens its own connections to the cluster the adapter runs on.
-///
-/// `redis+cluster://[user:password@]host:port,host:port[/...]` gives
-/// `redis://[user:password@]host:port` for each listed node.
-///
-/// ```
-/// assert_eq!(
-///     redis_adapter::cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7000"),
-///     Some(vec!["redis://10.0.0.1:7000".to_owned(), "redis://10.0.0.2:7000".to_owned()])
-/// );
-/// assert_eq!(redis_adapter::cluster_nodes("redis://10.0.0.1:6379"), None);
-/// ```
-pub fn seed_nodes(url: &str) -> Option<Vec<String>> {
-    let rest = url.strip_prefix("redis+cluster://")?;
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let (credentials, hosts) = match authority.rsplit_once('@') {
-        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
-        None => (String::new(), authority),
-    };
-    Some(
-        hosts
-            .split(',')
-            .filter(|host| !host.is_empty())
-            .map(|host| format!("redis://{credentials}{host}"))
-            .collect(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::seed_nodes;
-
-    #[test]
-    fn reads_seed_nodes_from_a_cluster_url() {
-        assert_eq!(seed_nodes("redis://127.0.0.1:6379"), None);
-        assert_eq!(
-            seed_nodes("redis+cluster://127.0.0.1:7000,127.0.0.1:7001/"),
-            Some(vec![
-                "redis://127.0.0.1:7000".to_owned(),
-                "redis://127.0.0.1:7001".to_owned()
-            ])
-        );
-        assert_eq!(
-            seed_nodes("redis+cluster://:secret@10.0.0.1:7000,10.0.0.2:7000"),
-            Some(vec![
-                "redis://:secret@10.0.0.1:7000".to_owned(),
-                "redis://:secret@10.0.0.2:7000".to_owned()
-            ])
-        );
-        assert_eq!(seed_nodes("redis+cluster://"), Some(vec![]));
     }
 }

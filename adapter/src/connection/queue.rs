@@ -7,10 +7,11 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    RedisConfig,
     link::LinkRx,
     transport::{Message, Transport},
 };
-use crate::{config::RedisAdapterConfig, error::Error, stats::Counters};
+use crate::{error::Error, stats::Counters};
 
 /// The histogram of successful pipeline round trips, in seconds, recorded through the
 /// `metrics` facade (a no-op unless the application installs a recorder).
@@ -18,7 +19,7 @@ pub const PUBLISH_DURATION: &str = "redis_adapter_publish_duration_seconds";
 
 /// How long a caller waits for its publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
+pub enum Wait {
     /// Until it is queued: the queue keeps the order, the writer reports failures.
     Queued,
     /// Until Redis answered the pipeline that carried it.
@@ -45,7 +46,7 @@ impl PublishQueue {
     /// Starts the writer task; it ends when every sender is gone.
     pub fn start(
         transport: Transport,
-        config: &RedisAdapterConfig,
+        config: &RedisConfig,
         counters: Arc<Counters>,
         link: LinkRx,
     ) -> (Self, tokio::task::JoinHandle<()>) {
@@ -53,7 +54,7 @@ impl PublishQueue {
         let writer = Writer {
             transport,
             counters: counters.clone(),
-            timeout: config.publish_timeout,
+            timeout: config.command_timeout,
             max_pipeline: config.max_pipeline.max(1),
         };
         let task = tokio::spawn(writer.run(rx));

@@ -1,5 +1,5 @@
-//! What all namespace adapters of one process share: the Redis connections, the
-//! configuration, the counters and the live-instance view of each namespace.
+//! What all namespace adapters of one process share: the Redis layer, the configuration,
+//! and each namespace's bus and join path.
 
 use std::{
     collections::HashMap,
@@ -13,32 +13,31 @@ use socketioxide_core::{
 };
 
 use crate::{
-    bus::Bus,
+    cluster::{Id, NamespaceBus},
     config::RedisAdapterConfig,
+    connection::{Redis, RedisConfig},
     error::Error,
-    membership::Membership,
-    stats::{Counters, Stats},
+    stats::Stats,
 };
 
 /// The state given to `SocketIo::builder().with_adapter::<RedisAdapter<_>>(state)`.
 ///
-/// Cheap to clone. Create one per process with [`RedisAdapterState::connect`].
+/// Cheap to clone. Create one per process with [`RedisAdapterState::connect`], or with
+/// [`RedisAdapterState::new`] over a [`Redis`] the application shares with its own code.
 #[derive(Clone)]
 pub struct RedisAdapterState {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
-pub(crate) struct Shared {
-    pub config: RedisAdapterConfig,
-    pub bus: Bus,
-    pub counters: Arc<Counters>,
+struct Shared {
+    config: RedisAdapterConfig,
+    redis: Redis,
     namespaces: Mutex<HashMap<String, Namespace>>,
 }
 
 /// What the state reaches of one namespace's adapter.
-#[derive(Default)]
 struct Namespace {
-    members: Weak<Membership>,
+    bus: Weak<NamespaceBus<Redis>>,
     rooms: Option<Weak<dyn NamespaceRooms>>,
 }
 
@@ -55,21 +54,32 @@ pub(crate) trait NamespaceRooms: Send + Sync {
 }
 
 impl RedisAdapterState {
-    /// Connects to the Redis at `redis_url` (for example `redis://127.0.0.1:6379`).
+    /// Connects to the Redis at `redis_url` (for example `redis://127.0.0.1:6379`, or
+    /// `redis+cluster://host:port,host:port`) with the Redis layer's defaults.
     ///
     /// Fails when Redis cannot be reached now; once connected, every connection
     /// reconnects on its own and restores its subscriptions.
     pub async fn connect(redis_url: &str, config: RedisAdapterConfig) -> Result<Self, Error> {
-        let counters = Arc::new(Counters::default());
-        let bus = Bus::connect(redis_url, &config, counters.clone()).await?;
-        Ok(Self {
+        let redis_config = RedisConfig {
+            probe_prefix: config.prefix.clone(),
+            ..RedisConfig::default()
+        };
+        Ok(Self::new(
+            Redis::connect(redis_url, redis_config).await?,
+            config,
+        ))
+    }
+
+    /// The adapter over `redis`, which the application may use for its own commands and
+    /// subscriptions too.
+    pub fn new(redis: Redis, config: RedisAdapterConfig) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 config,
-                bus,
-                counters,
+                redis,
                 namespaces: Mutex::default(),
             }),
-        })
+        }
     }
 
     /// The number of live instances serving namespace `ns`, this one included, or `None`
@@ -78,8 +88,8 @@ impl RedisAdapterState {
         self.shared
             .namespaces()
             .get(ns)
-            .and_then(|namespace| namespace.members.upgrade())
-            .map(|members| members.server_count())
+            .and_then(|namespace| namespace.bus.upgrade())
+            .map(|bus| bus.server_count())
     }
 
     /// Puts socket `sid` of namespace `ns` in `rooms`, and returns once this instance is
@@ -125,37 +135,63 @@ impl RedisAdapterState {
     /// Whether the subscriber connection is up with every subscription in place (false while
     /// it reconnects). Publishes fail at once while this is false.
     pub fn is_connected(&self) -> bool {
-        self.shared.bus.link().borrow().connected
+        self.shared.redis.is_connected()
     }
 
-    /// A snapshot of the adapter's counters.
+    /// A snapshot of the counters of the adapter and its Redis layer.
     pub fn stats(&self) -> Stats {
-        self.shared.counters.snapshot()
+        self.shared.redis.counters().snapshot()
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &RedisAdapterConfig {
         &self.shared.config
     }
-}
 
-impl Shared {
-    /// Makes the membership of `ns` visible through [`RedisAdapterState::server_count`].
-    pub fn register_namespace(&self, ns: &str, members: &Arc<Membership>) {
-        self.namespaces().insert(
+    /// The Redis layer the adapter runs on.
+    pub fn redis(&self) -> &Redis {
+        &self.shared.redis
+    }
+
+    /// The bus of namespace `ns` for instance `node`, visible through
+    /// [`RedisAdapterState::server_count`].
+    pub(crate) fn namespace_bus(&self, ns: &str, node: Id) -> Arc<NamespaceBus<Redis>> {
+        let redis = &self.shared.redis;
+        let bus = NamespaceBus::new(
+            Arc::new(redis.clone()),
+            &self.shared.config,
+            redis.counters().clone(),
+            ns,
+            node,
+        );
+        self.shared.namespaces().insert(
             ns.to_owned(),
             Namespace {
-                members: Arc::downgrade(members),
+                bus: Arc::downgrade(&bus),
                 rooms: None,
             },
         );
+        bus
     }
 
     /// Makes the join path of `ns` reachable through [`RedisAdapterState::join`].
-    pub fn register_rooms(&self, ns: &str, rooms: Weak<dyn NamespaceRooms>) {
-        self.namespaces().entry(ns.to_owned()).or_default().rooms = Some(rooms);
+    pub(crate) fn register(
+        &self,
+        ns: &str,
+        bus: &Arc<NamespaceBus<Redis>>,
+        rooms: Weak<dyn NamespaceRooms>,
+    ) {
+        self.shared.namespaces().insert(
+            ns.to_owned(),
+            Namespace {
+                bus: Arc::downgrade(bus),
+                rooms: Some(rooms),
+            },
+        );
     }
+}
 
+impl Shared {
     fn namespaces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Namespace>> {
         self.namespaces
             .lock()

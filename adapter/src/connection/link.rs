@@ -4,7 +4,7 @@ use tokio::sync::watch;
 
 /// Whether the subscriber is connected, and how many times it (re)connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Link {
+pub struct Link {
     /// Subscriptions are in place and messages flow.
     pub connected: bool,
     /// Incremented on every successful (re)connection.
@@ -15,7 +15,7 @@ pub(crate) struct Link {
 pub(crate) type LinkTx = watch::Sender<Link>;
 /// A receiving side, for the publisher (fail fast while down) and the adapters (say hello
 /// again after a reconnect).
-pub(crate) type LinkRx = watch::Receiver<Link>;
+pub type LinkRx = watch::Receiver<Link>;
 
 /// A link that is up, first generation.
 pub(crate) fn connected() -> (LinkTx, LinkRx) {

@@ -9,7 +9,7 @@
 //! On a Redis Cluster each channel is sharded by its whole name, so rooms spread over the
 //! shards.
 
-use socketioxide_core::{Uid, adapter::Room};
+use super::Id;
 
 /// The channels one namespace adapter uses.
 #[derive(Debug, Clone)]
@@ -31,17 +31,22 @@ impl Channels {
     }
 
     /// Requests for the instance `uid` only.
-    pub fn requests_of(&self, uid: Uid) -> String {
+    pub fn requests_of(&self, uid: Id) -> String {
         format!("{}#{}#{uid}#", self.prefix, self.ns)
     }
 
+    /// The namespace these channels belong to.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
     /// Broadcasts to `room`.
-    pub fn room(&self, room: &Room) -> String {
+    pub fn room(&self, room: &str) -> String {
         format!("{}#{}#r#{room}#", self.prefix, self.ns)
     }
 
     /// Responses to the requests of instance `uid`.
-    pub fn responses_of(&self, uid: Uid) -> String {
+    pub fn responses_of(&self, uid: Id) -> String {
         format!("{}-response#{}#{uid}#", self.prefix, self.ns)
     }
 }
@@ -53,11 +58,11 @@ mod tests {
 
     #[test]
     fn names_include_prefix_namespace_and_node() {
-        let uid = Uid::new();
+        let uid = Id::random();
         let ch = Channels::new("app", "/chat");
         assert_eq!(ch.broadcast, "app#/chat#");
         assert_eq!(ch.requests_of(uid), format!("app#/chat#{uid}#"));
         assert_eq!(ch.responses_of(uid), format!("app-response#/chat#{uid}#"));
-        assert_eq!(ch.room(&"lobby".into()), "app#/chat#r#lobby#");
+        assert_eq!(ch.room("lobby"), "app#/chat#r#lobby#");
     }
 }

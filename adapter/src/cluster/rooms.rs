@@ -9,17 +9,12 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, Weak},
     time::{Duration, Instant},
 };
 
-use socketioxide_core::adapter::Room;
-
-use crate::{
-    bus::{Bus, Handler},
-    error::Error,
-    stats::Counters,
-};
+use super::{PubSub, Room};
+use crate::{connection::Handler, error::Error, stats::Counters};
 
 /// Whether one room's channel is subscribed.
 #[derive(Default)]
@@ -40,14 +35,22 @@ pub(crate) struct RoomSubscriptions {
     counters: Arc<Counters>,
 }
 
-/// What a room subscription needs from its adapter.
-pub(crate) trait RoomChannels {
+/// What the room subscriptions need from the namespace that owns them.
+pub(crate) trait RoomOwner: Send + Sync + Sized + 'static {
+    /// Where the room channels are subscribed.
+    type PubSub: PubSub;
+    /// The Pub/Sub system.
+    fn pubsub(&self) -> &Self::PubSub;
+    /// The owner's room subscriptions.
+    fn subscriptions(&self) -> &RoomSubscriptions;
     /// The channel of `room`.
-    fn channel(&self, room: &Room) -> String;
+    fn channel(&self, room: &str) -> String;
     /// The handler of messages on the channel of `room`.
-    fn handler(&self, room: &Room) -> Handler;
-    /// Whether this instance has a socket in `room`.
-    fn has_members(&self, room: &Room) -> bool;
+    fn handler(self: &Arc<Self>, room: &Room) -> Handler;
+    /// Whether this instance has a socket in `room` (exact, off the hot path).
+    fn has_members(&self, room: &str) -> bool;
+    /// Every room this instance's sockets are in.
+    fn held_rooms(&self) -> HashSet<Room>;
 }
 
 impl RoomSubscriptions {
@@ -64,12 +67,7 @@ impl RoomSubscriptions {
 
     /// Subscribes each room not subscribed yet; returns once Redis confirmed them all, or
     /// the first error (the subscription is then retried with the others on reconnect).
-    pub async fn ensure(
-        &self,
-        bus: &Bus,
-        owner: &impl RoomChannels,
-        rooms: &[Room],
-    ) -> Result<(), Error> {
+    pub async fn ensure<O: RoomOwner>(&self, owner: &Arc<O>, rooms: &[Room]) -> Result<(), Error> {
         for room in rooms {
             let cell = self.cell(room);
             let mut state = cell.lock().await;
@@ -78,10 +76,20 @@ impl RoomSubscriptions {
             }
             state.subscribed = true;
             Counters::incr(&self.counters.room_subscriptions);
-            bus.subscribe(owner.channel(room), owner.handler(room))
+            owner
+                .pubsub()
+                .subscribe(owner.channel(room), owner.handler(room))
                 .await?;
         }
         Ok(())
+    }
+
+    /// Whether this instance holds `room`, answered from the subscriptions: `Some(true)`
+    /// for a room subscribed and not released since, `None` when only the local sockets can
+    /// tell (the room was released: its last member may have left). O(1), for every message
+    /// of a room channel.
+    pub fn is_held(&self, room: &str) -> Option<bool> {
+        (!lock(&self.released).contains_key(room)).then_some(true)
     }
 
     /// Notes that `rooms` may have lost their last local member.
@@ -95,7 +103,7 @@ impl RoomSubscriptions {
 
     /// Unsubscribes the released rooms that have been released for the delay and still
     /// have no local member.
-    pub async fn sweep(&self, bus: &Bus, owner: &impl RoomChannels) {
+    pub async fn sweep<O: RoomOwner>(&self, owner: &Arc<O>) {
         let due: Vec<Room> = {
             let mut released = lock(&self.released);
             let now = Instant::now();
@@ -110,30 +118,25 @@ impl RoomSubscriptions {
             due
         };
         for room in due {
-            self.unsubscribe_if_empty(bus, owner, room).await;
+            self.unsubscribe_if_empty(owner, room).await;
         }
     }
 
     /// Compares the subscriptions with `local_rooms`, the rooms this instance's sockets are
     /// in: subscribes what is missing (a room joined around the adapter, logged once) and
     /// releases what is subscribed without members.
-    pub async fn reconcile(
-        &self,
-        bus: &Bus,
-        owner: &impl RoomChannels,
-        local_rooms: HashSet<Room>,
-    ) {
+    pub async fn reconcile<O: RoomOwner>(&self, owner: &Arc<O>, local_rooms: HashSet<Room>) {
         let subscribed: HashSet<Room> = lock(&self.rooms).keys().cloned().collect();
         let missing: Vec<Room> = local_rooms.difference(&subscribed).cloned().collect();
         for room in &missing {
             if lock(&self.noticed).insert(room.clone()) {
                 tracing::warn!(
                     %room,
-                    "room joined without RedisAdapterState::join: subscribed by reconcile"
+                    "room joined around the bus's join path: subscribed by reconcile"
                 );
             }
         }
-        if let Err(err) = self.ensure(bus, owner, &missing).await {
+        if let Err(err) = self.ensure(owner, &missing).await {
             tracing::debug!(%err, "reconcile could not subscribe every room; retrying later");
         }
         self.release(subscribed.difference(&local_rooms).cloned());
@@ -144,7 +147,7 @@ impl RoomSubscriptions {
         lock(&self.rooms).keys().cloned().collect()
     }
 
-    async fn unsubscribe_if_empty(&self, bus: &Bus, owner: &impl RoomChannels, room: Room) {
+    async fn unsubscribe_if_empty<O: RoomOwner>(&self, owner: &Arc<O>, room: Room) {
         let Some(cell) = lock(&self.rooms).get(&room).cloned() else {
             return;
         };
@@ -155,7 +158,7 @@ impl RoomSubscriptions {
             }
             state.subscribed = false;
             Counters::decr(&self.counters.room_subscriptions);
-            bus.unsubscribe(owner.channel(&room)).await;
+            owner.pubsub().unsubscribe(owner.channel(&room)).await;
         }
         drop(cell);
         let mut rooms = lock(&self.rooms);
@@ -171,6 +174,31 @@ impl RoomSubscriptions {
 
     fn cell(&self, room: &Room) -> RoomCell {
         lock(&self.rooms).entry(room.clone()).or_default().clone()
+    }
+}
+
+/// Keeps `owner`'s room subscriptions in line with the rooms it holds: unsubscribes
+/// released rooms once the delay has passed, and reconciles every `reconcile` interval. Ends
+/// when the owner is gone.
+pub(crate) async fn keep<O: RoomOwner>(owner: Weak<O>, delay: Duration, reconcile: Duration) {
+    let tick = (delay / 2).clamp(
+        Duration::from_millis(10),
+        reconcile.max(Duration::from_millis(10)),
+    );
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_reconcile = tokio::time::Instant::now();
+    loop {
+        ticker.tick().await;
+        let Some(owner) = owner.upgrade() else {
+            return;
+        };
+        let rooms = owner.subscriptions();
+        if last_reconcile.elapsed() >= reconcile {
+            last_reconcile = tokio::time::Instant::now();
+            rooms.reconcile(&owner, owner.held_rooms()).await;
+        }
+        rooms.sweep(&owner).await;
     }
 }
 

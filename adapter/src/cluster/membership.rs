@@ -2,18 +2,21 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use socketioxide_core::{Sid, Uid};
+use super::{
+    Id, PubSub,
+    envelope::{self, Kind},
+};
+use crate::connection::Wait;
 
 /// The other instances serving this namespace, each with the time it was last heard of.
 /// Any message from an instance counts as a sign of life, not only its heartbeats.
 #[derive(Debug)]
 pub(crate) struct Membership {
-    /// Keyed by the id behind the `Uid` (which is not `Hash`).
-    last_seen: Mutex<HashMap<Sid, Instant>>,
+    last_seen: Mutex<HashMap<Id, Instant>>,
     timeout: Duration,
 }
 
@@ -27,13 +30,13 @@ impl Membership {
     }
 
     /// Records a sign of life; returns `true` when the instance was not counted before.
-    pub fn saw(&self, node: Uid) -> bool {
-        self.lock().insert(*node, Instant::now()).is_none()
+    pub fn saw(&self, node: Id) -> bool {
+        self.lock().insert(node, Instant::now()).is_none()
     }
 
     /// Forgets an instance that said it is leaving.
-    pub fn left(&self, node: Uid) {
-        self.lock().remove(&*node);
+    pub fn left(&self, node: Id) {
+        self.lock().remove(&node);
     }
 
     /// The number of other instances alive now; expired ones are forgotten.
@@ -51,10 +54,42 @@ impl Membership {
 
     /// A poisoned lock only means a panic elsewhere while holding it; the map is still
     /// a valid map, so it is used as is.
-    fn lock(&self) -> MutexGuard<'_, HashMap<Sid, Instant>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Id, Instant>> {
         self.last_seen
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Announces instance `node` on `channel` every `interval`, and says hello again each time
+/// the subscriber reconnects (the others may have dropped it meanwhile, and it may have
+/// missed their heartbeats). Failed publishes are counted by the publisher and retried at the
+/// next tick: the loop never ends on error, only when the bus aborts it.
+pub(crate) async fn heartbeat<P: PubSub>(
+    pubsub: Arc<P>,
+    channel: String,
+    node: Id,
+    interval: Duration,
+) {
+    let mut link = pubsub.link();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let kind = tokio::select! {
+            _ = ticker.tick() => Kind::Heartbeat,
+            changed = link.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if !link.borrow_and_update().connected {
+                    continue;
+                }
+                Kind::Hello
+            }
+        };
+        let signal = envelope::encode_signal(kind, node);
+        let _counted_by_publisher = pubsub.publish(channel.clone(), signal, Wait::Queued).await;
     }
 }
 
@@ -66,7 +101,7 @@ mod tests {
     #[test]
     fn counts_expires_and_forgets() {
         let members = Membership::new(Duration::from_millis(50));
-        let (a, b) = (Uid::new(), Uid::new());
+        let (a, b) = (Id::random(), Id::random());
         assert!(members.saw(a));
         assert!(!members.saw(a));
         assert!(members.saw(b));

@@ -1,0 +1,541 @@
+//! One namespace on the cluster bus: its channels, its live instances, its room
+//! subscriptions and its pending requests, over a [`PubSub`]; the front end that owns the
+//! sockets ([`Inbound`]) encodes and carries out the requests, the bus moves them.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, Mutex, OnceLock, Weak},
+};
+
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{
+    Id, PubSub, Room,
+    channels::Channels,
+    envelope::{self, Kind},
+    membership::{self, Membership},
+    pending::PendingRequests,
+    rooms::{self, RoomOwner, RoomSubscriptions},
+};
+use crate::{
+    config::RedisAdapterConfig,
+    connection::{Handler, Wait},
+    error::Error,
+    stats::Counters,
+};
+
+/// What the bus needs from the front end that owns a namespace's sockets.
+pub trait Inbound: Send + Sync + 'static {
+    /// A request another instance sent to this namespace, as its front end encoded it:
+    /// carry it out (and answer through [`NamespaceBus::response`] if it asks for answers).
+    fn on_request(self: Arc<Self>, origin: Id, body: &[u8]);
+    /// Whether a local socket is in `room`; asked off the hot path only.
+    fn holds(&self, room: &str) -> bool;
+    /// Every room a local socket is in.
+    fn held_rooms(&self) -> HashSet<Room>;
+}
+
+/// An encoded message and the channel it goes to.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The channel.
+    pub channel: String,
+    /// The envelope.
+    pub payload: Vec<u8>,
+}
+
+/// One namespace of this instance on the cluster bus. Create it with
+/// [`NamespaceBus::new`], then [`NamespaceBus::start`] it with its front end.
+pub struct NamespaceBus<P: PubSub> {
+    pubsub: Arc<P>,
+    config: RedisAdapterConfig,
+    pub(super) counters: Arc<Counters>,
+    pub(super) channels: Channels,
+    node: Id,
+    members: Membership,
+    pending: PendingRequests,
+    rooms: RoomSubscriptions,
+    inbound: OnceLock<Weak<dyn Inbound>>,
+    /// This bus behind its `Arc`: room handlers reach it through this.
+    myself: OnceLock<Weak<Self>>,
+    /// The heartbeat and the room keeper, stopped with the bus.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<P: PubSub> NamespaceBus<P> {
+    /// Namespace `ns` of instance `node` over `pubsub`, counting into `counters`.
+    pub fn new(
+        pubsub: Arc<P>,
+        config: &RedisAdapterConfig,
+        counters: Arc<Counters>,
+        ns: &str,
+        node: Id,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            channels: Channels::new(&config.prefix, ns),
+            members: Membership::new(config.heartbeat_timeout),
+            pending: PendingRequests::new(config.response_buffer, counters.clone()),
+            rooms: RoomSubscriptions::new(config.unsubscribe_delay, counters.clone()),
+            config: config.clone(),
+            counters,
+            pubsub,
+            node,
+            inbound: OnceLock::new(),
+            myself: OnceLock::new(),
+            tasks: Mutex::default(),
+        })
+    }
+
+    /// Subscribes the namespace's channels, says hello, and starts heartbeating and keeping
+    /// the room subscriptions; requests from other instances go to `inbound` from now on.
+    pub async fn start(self: &Arc<Self>, inbound: Weak<dyn Inbound>) -> Result<(), Error> {
+        let _first_start = self.myself.set(Arc::downgrade(self));
+        let _first_front_end = self.inbound.set(inbound);
+        let [broadcast, own_requests, own_responses] = self.own_channels();
+        let pubsub = &self.pubsub;
+        pubsub
+            .subscribe(broadcast.clone(), self.route(Self::on_request_message))
+            .await?;
+        pubsub
+            .subscribe(own_requests, self.route(Self::on_request_message))
+            .await?;
+        pubsub
+            .subscribe(own_responses, self.route(Self::on_response_message))
+            .await?;
+        let hello = envelope::encode_signal(Kind::Hello, self.node);
+        pubsub
+            .publish(broadcast.clone(), hello, Wait::Confirmed)
+            .await?;
+        let heartbeat = membership::heartbeat(
+            pubsub.clone(),
+            broadcast,
+            self.node,
+            self.config.heartbeat_interval,
+        );
+        let keeper = rooms::keep(
+            Arc::downgrade(self),
+            self.config.unsubscribe_delay,
+            self.config.reconcile_interval,
+        );
+        self.lock_tasks()
+            .extend([tokio::spawn(heartbeat), tokio::spawn(keeper)]);
+        Ok(())
+    }
+
+    /// Says goodbye (the others stop counting this instance at once) and unsubscribes.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.stop_tasks();
+        let leave = envelope::encode_signal(Kind::Leave, self.node);
+        let result = self
+            .pubsub
+            .publish(self.channels.broadcast.clone(), leave, Wait::Confirmed)
+            .await;
+        let rooms = self.rooms.subscribed();
+        let room_channels = rooms.iter().map(|room| self.channels.room(room));
+        for channel in self.own_channels().into_iter().chain(room_channels) {
+            self.pubsub.unsubscribe(channel).await;
+        }
+        result
+    }
+
+    /// This instance's id.
+    pub fn node(&self) -> Id {
+        self.node
+    }
+
+    /// The number of live instances serving the namespace, this one included.
+    pub fn server_count(&self) -> u16 {
+        self.members.server_count()
+    }
+
+    /// How many answers a request to `target` (one instance) or to every other instance
+    /// (`None`) should get.
+    pub fn expected_responses(&self, target: Option<Id>) -> usize {
+        match target {
+            Some(_) => 1,
+            None => self.members.others(),
+        }
+    }
+
+    /// A request for `target`'s request channel, or the namespace channel when `None`, with
+    /// the body `write` appends.
+    pub fn request<E>(
+        &self,
+        target: Option<Id>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Outgoing, E> {
+        let channel = match target {
+            Some(node) => self.channels.requests_of(node),
+            None => self.channels.broadcast.clone(),
+        };
+        let payload = envelope::encode_with(Kind::Request, self.node, write)?;
+        Ok(Outgoing { channel, payload })
+    }
+
+    /// The messages of a broadcast to `rooms`: one on each room's channel, so that only the
+    /// instances holding a room receive it. A socket in several of the rooms must get the
+    /// packet once: `write` gets each room with the rooms before it, which that message must
+    /// also exclude (their own messages reach the socket's instance, which holds them).
+    pub fn room_requests<E>(
+        &self,
+        rooms: &[Room],
+        mut write: impl FnMut(&Room, &[Room], &mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Vec<Outgoing>, E> {
+        let mut rooms = rooms.to_vec();
+        rooms.sort_unstable();
+        rooms.dedup();
+        rooms
+            .iter()
+            .enumerate()
+            .map(|(index, room)| {
+                let payload = envelope::encode_with(Kind::Request, self.node, |buf| {
+                    write(room, &rooms[..index], buf)
+                })?;
+                Ok(Outgoing {
+                    channel: self.channels.room(room),
+                    payload,
+                })
+            })
+            .collect()
+    }
+
+    /// Publishes `outgoing` in order, each resolving as `wait` says. A burst of queued
+    /// sends yields to the runtime now and then so the writer can drain the queue.
+    pub async fn send(&self, outgoing: Vec<Outgoing>, wait: Wait) -> Result<(), Error> {
+        if wait == Wait::Queued {
+            tokio::task::consume_budget().await;
+        }
+        let mut outgoing = outgoing.into_iter();
+        match (outgoing.next(), outgoing.len()) {
+            (None, _) => Ok(()),
+            (Some(one), 0) => self.pubsub.publish(one.channel, one.payload, wait).await,
+            (Some(first), _) => {
+                let sent: Vec<_> = std::iter::once(first)
+                    .chain(outgoing)
+                    .map(|Outgoing { channel, payload }| {
+                        self.pubsub.publish(channel, payload, wait)
+                    })
+                    .collect();
+                futures_util::future::try_join_all(sent).await.map(drop)
+            }
+        }
+    }
+
+    /// Starts routing the responses to request `req_id`; drop the receiver to stop.
+    pub fn register(&self, req_id: Id) -> mpsc::Receiver<Vec<u8>> {
+        self.pending.register(req_id)
+    }
+
+    /// Stops routing the responses to `req_id`.
+    pub fn forget(&self, req_id: Id) {
+        self.pending.forget(req_id);
+    }
+
+    /// Publishes request `req_id` and waits for Redis to take it; on failure nothing waits
+    /// for its responses.
+    pub async fn publish_request(&self, outgoing: Outgoing, req_id: Id) -> Result<(), Error> {
+        let published = self
+            .pubsub
+            .publish(outgoing.channel, outgoing.payload, Wait::Confirmed)
+            .await;
+        if published.is_err() {
+            self.pending.forget(req_id);
+        }
+        published
+    }
+
+    /// Sends request `req_id` and gathers up to `expected` responses, waiting at most the
+    /// request timeout.
+    pub async fn query(
+        &self,
+        outgoing: Outgoing,
+        req_id: Id,
+        expected: usize,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        if expected == 0 {
+            return Ok(Vec::new());
+        }
+        let rx = self.pending.register(req_id);
+        self.publish_request(outgoing, req_id).await?;
+        Ok(self
+            .pending
+            .collect(rx, req_id, expected, self.config.request_timeout)
+            .await)
+    }
+
+    /// Sends a remote join or leave, `req_id`, and waits (at most the request timeout)
+    /// until each of the `expected` instances answered that it is in place there: a
+    /// broadcast sent after this returns sees the new membership everywhere.
+    pub async fn apply_remotely(
+        &self,
+        outgoing: Outgoing,
+        req_id: Id,
+        expected: usize,
+    ) -> Result<(), Error> {
+        let rx = self.pending.register(req_id);
+        self.publish_request(outgoing, req_id).await?;
+        self.pending
+            .collect(rx, req_id, expected, self.config.request_timeout)
+            .await;
+        Ok(())
+    }
+
+    /// The answer to request `req_id` of instance `origin`, with the body `write` appends;
+    /// send it with [`NamespaceBus::publish`].
+    pub fn response<E>(
+        &self,
+        origin: Id,
+        req_id: Id,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Outgoing, E> {
+        let payload = envelope::encode_with(Kind::Response, self.node, |buf| {
+            envelope::response_header(buf, req_id);
+            write(buf)
+        })?;
+        let channel = self.channels.responses_of(origin);
+        Ok(Outgoing { channel, payload })
+    }
+
+    /// Publishes one message now, in order with every other; resolves as `wait` says.
+    pub fn publish(
+        &self,
+        outgoing: Outgoing,
+        wait: Wait,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        self.pubsub
+            .publish(outgoing.channel, outgoing.payload, wait)
+    }
+
+    /// Subscribes each of `rooms` this instance does not listen to yet, and returns once
+    /// the subscriptions hold: every broadcast to them published after this is heard. On
+    /// error the rooms are released again.
+    pub async fn join(&self, rooms: &[Room]) -> Result<(), Error> {
+        let Some(me) = self.me() else {
+            return Err(Error::NotConnected);
+        };
+        let subscribed = self.rooms.ensure(&me, rooms).await;
+        if subscribed.is_err() {
+            self.rooms.release(rooms.iter().cloned());
+        }
+        subscribed
+    }
+
+    /// Notes that `rooms` may have lost their last local member: each is unsubscribed once
+    /// it has stayed empty for the unsubscribe delay.
+    pub fn release(&self, rooms: impl IntoIterator<Item = Room>) {
+        self.rooms.release(rooms);
+    }
+
+    /// Subscribes those of `rooms` that a local socket is now in.
+    pub async fn subscribe_held(&self, rooms: &[Room]) -> Result<(), Error> {
+        let Some(me) = self.me() else {
+            return Ok(());
+        };
+        let held: Vec<Room> = rooms
+            .iter()
+            .filter(|room| me.has_members(room))
+            .cloned()
+            .collect();
+        self.rooms.ensure(&me, &held).await
+    }
+
+    /// After a remote join (`join`) or leave of `rooms` was carried out here: subscribe the
+    /// rooms it filled, or release those it may have emptied, then tell `origin` that
+    /// request `req_id` is in place.
+    pub fn remote_change_applied(&self, origin: Id, req_id: Id, join: bool, rooms: Vec<Room>) {
+        let Some(me) = self.me() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if join {
+                if let Err(err) = me.subscribe_held(&rooms).await {
+                    tracing::warn!(%err, "rooms of a remote join not subscribed yet");
+                }
+            } else {
+                me.rooms.release(rooms);
+            }
+            let applied = envelope::encode_applied(me.node, req_id);
+            let channel = me.channels.responses_of(origin);
+            let _counted_by_the_queue = me.pubsub.publish(channel, applied, Wait::Queued).await;
+        });
+    }
+
+    fn own_channels(&self) -> [String; 3] {
+        [
+            self.channels.broadcast.clone(),
+            self.channels.requests_of(self.node),
+            self.channels.responses_of(self.node),
+        ]
+    }
+
+    /// A subscriber handler that reaches this bus for as long as it exists.
+    fn route(self: &Arc<Self>, on_message: fn(&Self, &[u8])) -> Handler {
+        let bus = Arc::downgrade(self);
+        Arc::new(move |payload| {
+            if let Some(bus) = bus.upgrade() {
+                on_message(&bus, payload);
+            }
+        })
+    }
+
+    /// Handles a message of the namespace channel or of this instance's request channel.
+    fn on_request_message(&self, payload: &[u8]) {
+        let Some(env) = self.open(payload) else {
+            return;
+        };
+        match env.kind {
+            Kind::Request => {
+                if let Some(inbound) = self.inbound.get().and_then(Weak::upgrade) {
+                    inbound.on_request(env.origin, env.body);
+                }
+            }
+            Kind::Hello => {
+                let reply = envelope::encode_signal(Kind::Heartbeat, self.node);
+                let channel = self.channels.requests_of(env.origin);
+                tokio::spawn(self.pubsub.publish(channel, reply, Wait::Queued));
+            }
+            Kind::Leave => {
+                self.members.left(env.origin);
+                tracing::info!(node = %env.origin, ns = %self.channels.ns(), "instance left");
+            }
+            Kind::Heartbeat => {}
+            Kind::Response | Kind::Applied => {
+                self.drop_malformed(env.origin, &"response on a request channel")
+            }
+        }
+    }
+
+    /// Handles a message of a room's channel: read only while this instance holds the room
+    /// (the channel stays subscribed for the unsubscribe delay after the last member left).
+    fn on_room_message(&self, room: &Room, payload: &[u8]) {
+        let held = match self.rooms.is_held(room) {
+            Some(held) => held,
+            None => self.me().is_some_and(|me| me.has_members(room)),
+        };
+        if held {
+            self.on_request_message(payload);
+        } else {
+            Counters::incr(&self.counters.room_messages_discarded);
+        }
+    }
+
+    /// Handles a message of this instance's response channel.
+    fn on_response_message(&self, payload: &[u8]) {
+        let Some(env) = self.open(payload) else {
+            return;
+        };
+        match (env.kind, envelope::split_response(env.body)) {
+            (Kind::Response | Kind::Applied, Ok((req_id, body))) => {
+                self.pending.deliver(req_id, body)
+            }
+            (Kind::Response | Kind::Applied, Err(err)) => self.drop_malformed(env.origin, &err),
+            (kind, _) => {
+                self.drop_malformed(env.origin, &format!("{kind:?} on a response channel"))
+            }
+        }
+    }
+
+    /// Decodes the envelope, drops (and counts) what is not for us, and records that the
+    /// origin is alive.
+    fn open<'a>(&self, payload: &'a [u8]) -> Option<envelope::Envelope<'a>> {
+        let counters = &self.counters;
+        let env = match envelope::decode(payload) {
+            Ok(env) => env,
+            Err(envelope::DecodeError::UnknownVersion(version)) => {
+                Counters::incr(&counters.dropped_unknown_version);
+                tracing::warn!(version, "message of unknown envelope version dropped");
+                return None;
+            }
+            Err(err) => {
+                Counters::incr(&counters.dropped_malformed);
+                tracing::warn!(%err, "malformed message dropped");
+                return None;
+            }
+        };
+        if env.origin == self.node {
+            Counters::incr(&counters.ignored_own);
+            return None;
+        }
+        if self.members.saw(env.origin) && env.kind != Kind::Leave {
+            tracing::info!(node = %env.origin, ns = %self.channels.ns(), "instance joined");
+        }
+        Some(env)
+    }
+
+    /// Counts and logs a message that could not be read.
+    pub fn drop_malformed(&self, origin: Id, err: &dyn fmt::Display) {
+        Counters::incr(&self.counters.dropped_malformed);
+        tracing::warn!(%origin, %err, "malformed message dropped");
+    }
+
+    /// This bus behind its `Arc`, once started.
+    fn me(&self) -> Option<Arc<Self>> {
+        self.myself.get().and_then(Weak::upgrade)
+    }
+
+    fn inbound(&self) -> Option<Arc<dyn Inbound>> {
+        self.inbound.get().and_then(Weak::upgrade)
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stop_tasks(&self) {
+        for task in self.lock_tasks().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+impl<P: PubSub> NamespaceBus<P> {
+    /// Hands `req_id` a response after its request ended, as a slow instance would.
+    pub(crate) fn deliver_late_for_test(&self, req_id: Id) {
+        self.pending.deliver(req_id, b"late");
+    }
+}
+
+impl<P: PubSub> Drop for NamespaceBus<P> {
+    fn drop(&mut self) {
+        self.stop_tasks();
+    }
+}
+
+impl<P: PubSub> RoomOwner for NamespaceBus<P> {
+    type PubSub = P;
+
+    fn pubsub(&self) -> &P {
+        &self.pubsub
+    }
+
+    fn subscriptions(&self) -> &RoomSubscriptions {
+        &self.rooms
+    }
+
+    fn channel(&self, room: &str) -> String {
+        self.channels.room(room)
+    }
+
+    fn handler(self: &Arc<Self>, room: &Room) -> Handler {
+        let (bus, room) = (Arc::downgrade(self), room.clone());
+        Arc::new(move |payload| {
+            if let Some(bus) = bus.upgrade() {
+                bus.on_room_message(&room, payload);
+            }
+        })
+    }
+
+    fn has_members(&self, room: &str) -> bool {
+        self.inbound().is_some_and(|inbound| inbound.holds(room))
+    }
+
+    fn held_rooms(&self) -> HashSet<Room> {
+        self.inbound()
+            .map(|inbound| inbound.held_rooms())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,412 @@
+//! The bus's logic in one process: several instances over an in-memory Pub/Sub, with a
+//! front end whose "sockets" are names with rooms. No redis-server involved.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{Id, Inbound, NamespaceBus, PubSub, Room};
+use crate::{
+    config::RedisAdapterConfig,
+    connection::{Handler, Link, LinkRx, Wait},
+    error::Error,
+    stats::Counters,
+};
+
+/// The handlers of each channel, with the instance that subscribed each.
+type Subscribers = HashMap<String, Vec<(usize, Handler)>>;
+
+/// An in-memory Pub/Sub shared by the instances of a test; a silenced instance hears
+/// nothing.
+#[derive(Clone, Default)]
+struct Hub {
+    subscribers: Arc<Mutex<Subscribers>>,
+    silenced: Arc<Mutex<HashSet<usize>>>,
+}
+
+/// One instance's connection to the hub.
+struct Memory {
+    hub: Hub,
+    me: usize,
+    link: (watch::Sender<Link>, LinkRx),
+}
+
+impl Hub {
+    fn connect(&self, me: usize) -> Arc<Memory> {
+        let link = watch::channel(Link {
+            connected: true,
+            generation: 0,
+        });
+        Arc::new(Memory {
+            hub: self.clone(),
+            me,
+            link,
+        })
+    }
+
+    fn silence(&self, instance: usize) {
+        self.silenced.lock().unwrap().insert(instance);
+    }
+
+    fn deliver(&self, channel: &str, payload: &[u8]) {
+        let silenced = self.silenced.lock().unwrap().clone();
+        let handlers: Vec<Handler> = self
+            .subscribers
+            .lock()
+            .unwrap()
+            .get(channel)
+            .into_iter()
+            .flatten()
+            .filter(|(instance, _)| !silenced.contains(instance))
+            .map(|(_, handler)| handler.clone())
+            .collect();
+        for handler in handlers {
+            handler(payload);
+        }
+    }
+}
+
+impl PubSub for Memory {
+    fn publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+        _wait: Wait,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        // Delivered at once, in call order, like the ordered publish queue.
+        self.hub.deliver(&channel, &payload);
+        std::future::ready(Ok(()))
+    }
+
+    async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
+        let mut subscribers = self.hub.subscribers.lock().unwrap();
+        let entry = subscribers.entry(channel).or_default();
+        entry.retain(|(instance, _)| *instance != self.me);
+        entry.push((self.me, handler));
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, channel: String) {
+        if let Some(entry) = self.hub.subscribers.lock().unwrap().get_mut(&channel) {
+            entry.retain(|(instance, _)| *instance != self.me);
+        }
+    }
+
+    fn link(&self) -> LinkRx {
+        self.link.1.clone()
+    }
+}
+
+/// What the test front end sends: a broadcast to rooms, a question, or a join.
+#[derive(Debug, Serialize, Deserialize)]
+enum Request {
+    Broadcast {
+        id: u32,
+        rooms: Vec<String>,
+        except: Vec<String>,
+    },
+    WhoAreYou {
+        req_id: String,
+    },
+    Join {
+        req_id: String,
+        socket: String,
+        room: String,
+    },
+}
+
+/// A front end whose sockets are names, each in some rooms.
+struct Front {
+    bus: Arc<NamespaceBus<Memory>>,
+    sockets: Mutex<HashMap<String, HashSet<Room>>>,
+    /// (socket, broadcast id) for every delivery.
+    received: Mutex<Vec<(String, u32)>>,
+}
+
+impl Inbound for Front {
+    fn on_request(self: Arc<Self>, origin: Id, body: &[u8]) {
+        match serde_json::from_slice(body).unwrap() {
+            Request::Broadcast { id, rooms, except } => {
+                let sockets = self.sockets.lock().unwrap();
+                for (socket, joined) in sockets.iter() {
+                    let wanted = rooms.iter().any(|room| joined.contains(room.as_str()));
+                    let excluded = except.iter().any(|room| joined.contains(room.as_str()));
+                    if wanted && !excluded {
+                        self.received.lock().unwrap().push((socket.clone(), id));
+                    }
+                }
+            }
+            Request::WhoAreYou { req_id } => {
+                let req_id = Id::parse(req_id.as_bytes()).unwrap();
+                let me = self.bus.node().to_string();
+                let answer = self
+                    .bus
+                    .response(origin, req_id, |buf| {
+                        buf.extend_from_slice(me.as_bytes());
+                        Ok::<_, Error>(())
+                    })
+                    .unwrap();
+                tokio::spawn(self.bus.publish(answer, Wait::Queued));
+            }
+            Request::Join {
+                req_id,
+                socket,
+                room,
+            } => {
+                let room = Room::Owned(room);
+                self.sockets
+                    .lock()
+                    .unwrap()
+                    .entry(socket)
+                    .or_default()
+                    .insert(room.clone());
+                let req_id = Id::parse(req_id.as_bytes()).unwrap();
+                self.bus
+                    .remote_change_applied(origin, req_id, true, vec![room]);
+            }
+        }
+    }
+
+    fn holds(&self, room: &str) -> bool {
+        self.sockets
+            .lock()
+            .unwrap()
+            .values()
+            .any(|rooms| rooms.contains(room))
+    }
+
+    fn held_rooms(&self) -> HashSet<Room> {
+        self.sockets
+            .lock()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+fn config() -> RedisAdapterConfig {
+    RedisAdapterConfig {
+        heartbeat_interval: Duration::from_secs(60),
+        heartbeat_timeout: Duration::from_secs(120),
+        request_timeout: Duration::from_millis(300),
+        unsubscribe_delay: Duration::from_millis(50),
+        reconcile_interval: Duration::from_secs(60),
+        ..RedisAdapterConfig::default()
+    }
+}
+
+/// `count` started instances of namespace "/" on one hub.
+async fn cluster(hub: &Hub, count: usize) -> Vec<Arc<Front>> {
+    let mut fronts = Vec::new();
+    for me in 0..count {
+        let bus = NamespaceBus::new(
+            hub.connect(me),
+            &config(),
+            Arc::new(Counters::default()),
+            "/",
+            Id::random(),
+        );
+        let front = Arc::new(Front {
+            bus: bus.clone(),
+            sockets: Mutex::default(),
+            received: Mutex::default(),
+        });
+        bus.start(Arc::downgrade(&front) as Weak<dyn Inbound>)
+            .await
+            .unwrap();
+        fronts.push(front);
+    }
+    fronts
+}
+
+async fn join(front: &Front, socket: &str, rooms: &[&str]) {
+    let rooms: Vec<Room> = rooms
+        .iter()
+        .map(|room| Room::Owned((*room).to_owned()))
+        .collect();
+    front
+        .sockets
+        .lock()
+        .unwrap()
+        .entry(socket.to_owned())
+        .or_default()
+        .extend(rooms.iter().cloned());
+    front.bus.join(&rooms).await.unwrap();
+}
+
+fn json(request: &Request) -> impl FnOnce(&mut Vec<u8>) -> Result<(), Error> + '_ {
+    |buf| {
+        buf.extend_from_slice(&serde_json::to_vec(request).unwrap());
+        Ok(())
+    }
+}
+
+fn received(front: &Front) -> Vec<(String, u32)> {
+    let mut received = front.received.lock().unwrap().clone();
+    received.sort();
+    received
+}
+
+#[tokio::test]
+async fn every_instance_counts_the_others_and_forgets_one_that_leaves() {
+    let hub = Hub::default();
+    let fronts = cluster(&hub, 3).await;
+    assert_eq!(fronts[0].bus.server_count(), 3, "hellos and their replies");
+    assert_eq!(fronts[2].bus.server_count(), 3);
+    fronts[1].bus.close().await.unwrap();
+    assert_eq!(fronts[0].bus.server_count(), 2);
+    assert_eq!(fronts[2].bus.expected_responses(None), 1);
+}
+
+#[tokio::test]
+async fn a_broadcast_to_several_rooms_reaches_each_socket_once() {
+    let hub = Hub::default();
+    let fronts = cluster(&hub, 3).await;
+    join(&fronts[1], "s1", &["a", "b"]).await;
+    join(&fronts[2], "s2", &["b"]).await;
+    join(&fronts[2], "s3", &["c"]).await;
+    join(&fronts[2], "s4", &["d"]).await;
+    let rooms: Vec<Room> = ["c", "b", "a", "b"].map(Room::Borrowed).to_vec();
+    let outgoing = fronts[0]
+        .bus
+        .room_requests(&rooms, |room, before, buf| {
+            let request = Request::Broadcast {
+                id: 7,
+                rooms: vec![room.to_string()],
+                except: before.iter().map(ToString::to_string).collect(),
+            };
+            json(&request)(buf)
+        })
+        .unwrap();
+    assert_eq!(outgoing.len(), 3, "one message per distinct room");
+    fronts[0].bus.send(outgoing, Wait::Queued).await.unwrap();
+    assert_eq!(received(&fronts[1]), [("s1".to_owned(), 7)]);
+    assert_eq!(
+        received(&fronts[2]),
+        [("s2".to_owned(), 7), ("s3".to_owned(), 7)]
+    );
+}
+
+#[tokio::test]
+async fn a_room_left_by_its_last_member_is_discarded_then_unsubscribed() {
+    let hub = Hub::default();
+    let fronts = cluster(&hub, 2).await;
+    join(&fronts[1], "s1", &["a"]).await;
+    fronts[1].sockets.lock().unwrap().clear();
+    fronts[1].bus.release([Room::Borrowed("a")]);
+    let request = Request::Broadcast {
+        id: 1,
+        rooms: vec!["a".to_owned()],
+        except: vec![],
+    };
+    let outgoing = fronts[0]
+        .bus
+        .room_requests(&[Room::Borrowed("a")], |_, _, buf| json(&request)(buf))
+        .unwrap();
+    fronts[0].bus.send(outgoing, Wait::Queued).await.unwrap();
+    assert!(received(&fronts[1]).is_empty());
+    let counters = &fronts[1].bus.counters;
+    assert_eq!(counters.snapshot().room_messages_discarded, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        counters.snapshot().room_subscriptions,
+        0,
+        "unsubscribed after the delay"
+    );
+    let channel = fronts[1].bus.channels.room("a");
+    assert!(hub.subscribers.lock().unwrap()[&channel].is_empty());
+}
+
+#[tokio::test]
+async fn a_query_gathers_one_answer_per_other_instance() {
+    let hub = Hub::default();
+    let fronts = cluster(&hub, 3).await;
+    let req_id = Id::random();
+    let request = Request::WhoAreYou {
+        req_id: req_id.to_string(),
+    };
+    let bus = &fronts[0].bus;
+    let outgoing = bus.request(None, json(&request)).unwrap();
+    let answers = tokio::time::timeout(
+        Duration::from_secs(5),
+        bus.query(outgoing, req_id, bus.expected_responses(None)),
+    )
+    .await
+    .expect("answered before the request timeout")
+    .unwrap();
+    let mut answers: Vec<String> = answers
+        .into_iter()
+        .map(|body| String::from_utf8(body).unwrap())
+        .collect();
+    answers.sort();
+    let mut expected = vec![
+        fronts[1].bus.node().to_string(),
+        fronts[2].bus.node().to_string(),
+    ];
+    expected.sort();
+    assert_eq!(answers, expected);
+    assert_eq!(bus.counters.snapshot().request_timeouts, 0);
+}
+
+#[tokio::test]
+async fn a_query_to_a_silent_instance_ends_at_the_request_timeout_with_what_arrived() {
+    let hub = Hub::default();
+    let fronts = cluster(&hub, 3).await;
+    hub.silence(2);
+    let bus = &fronts[0].bus;
+    let req_id = Id::random();
+    let request = Request::WhoAreYou {
+        req_id: req_id.to_string(),
+    };
+    let outgoing = bus.request(None, json(&request)).unwrap();
+    let started = tokio::time::Instant::now();
+    let answers = bus.query(outgoing, req_id, 2).await.unwrap();
+    assert!(started.elapsed() >= config().request_timeout);
+    assert_eq!(answers, [fronts[1].bus.node().to_string().into_bytes()]);
+    assert_eq!(bus.counters.snapshot().request_timeouts, 1);
+    bus.deliver_late_for_test(req_id);
+    assert_eq!(
+        bus.counters.snapshot().dropped_responses,
+        1,
+        "a late answer is dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_remote_join_returns_once_every_instance_applied_it() {
+    let hub = Hub::default();
+    let fronts = cluster(&hub, 3).await;
+    let bus = &fronts[0].bus;
+    for (target, socket) in [(1, "s1"), (2, "s2")] {
+        let req_id = Id::random();
+        let request = Request::Join {
+            req_id: req_id.to_string(),
+            socket: socket.to_owned(),
+            room: "r".to_owned(),
+        };
+        let node = fronts[target].bus.node();
+        let outgoing = bus.request(Some(node), json(&request)).unwrap();
+        let expected = bus.expected_responses(Some(node));
+        assert_eq!(expected, 1, "a targeted request expects one answer");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            bus.apply_remotely(outgoing, req_id, expected),
+        )
+        .await
+        .expect("applied before the request timeout")
+        .unwrap();
+    }
+    assert_eq!(bus.counters.snapshot().request_timeouts, 0);
+    // Both joins are in place: the room's channel is subscribed on both instances.
+    let channel = bus.channels.room("r");
+    assert_eq!(hub.subscribers.lock().unwrap()[&channel].len(), 2);
+}

@@ -1,0 +1,66 @@
+//! Every tunable of the Redis layer, with its default and the reason for it.
+
+use std::time::Duration;
+
+/// Configuration of a [`Redis`](super::Redis) connection set.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_adapter::RedisConfig;
+///
+/// let config = RedisConfig {
+///     command_timeout: Duration::from_millis(500),
+///     ..RedisConfig::default()
+/// };
+/// assert_eq!(config.max_pipeline, 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// How long one command, pipeline or publish may take before it counts as failed: a
+    /// Redis outage costs a caller at most this long. Default 1 s.
+    pub command_timeout: Duration,
+    /// How long opening a Redis connection may take. Default 2 s.
+    pub connect_timeout: Duration,
+    /// First delay before reconnecting a lost Redis connection. Default 100 ms.
+    pub reconnect_min_delay: Duration,
+    /// Upper bound of the exponential reconnect delay. Default 500 ms: once Redis is back,
+    /// subscriptions are restored within about half a second.
+    pub reconnect_max_delay: Duration,
+    /// How often a probe message goes through Redis to this process's own subscriber, to
+    /// catch a subscriber connection that looks alive but no longer delivers. Default 2 s.
+    pub probe_interval: Duration,
+    /// How long a probe may take to come back before the subscriber connection is rebuilt.
+    /// Default 2 s.
+    pub probe_timeout: Duration,
+    /// Publishes that may wait in the publish queue. When it is full, a publish fails at once
+    /// (and is counted) instead of growing an unbounded backlog. Default 65536.
+    pub publish_queue_capacity: usize,
+    /// The most publishes sent to Redis as one pipeline. Default 1024.
+    pub max_pipeline: usize,
+    /// First part of the probe's channel name, so that deployments sharing a Redis keep
+    /// their probes apart. Default `"socket.io"`.
+    pub probe_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            command_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(2),
+            reconnect_min_delay: Duration::from_millis(100),
+            reconnect_max_delay: Duration::from_millis(500),
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(2),
+            publish_queue_capacity: 65_536,
+            max_pipeline: 1024,
+            probe_prefix: "socket.io".to_owned(),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The first and the largest delay between reconnect attempts.
+    pub(crate) fn reconnect_bounds(&self) -> (Duration, Duration) {
+        (self.reconnect_min_delay, self.reconnect_max_delay)
+    }
+}

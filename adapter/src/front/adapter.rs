@@ -1,0 +1,431 @@
+//! The socketioxide front end of the cluster bus: socketioxide's `CoreAdapter` operations as
+//! requests on the bus, and the bus's requests carried out on the local sockets.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use serde::{Serialize, de::DeserializeOwned};
+use socketioxide_core::{
+    Sid, Uid,
+    adapter::{
+        BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
+        RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
+        errors::BroadcastError,
+        remote_packet::{RequestIn, RequestOut, RequestTypeIn, RequestTypeOut, Response},
+        request::RemoteRequestHandler,
+        stream::{AckStream, ChanStream},
+    },
+    packet::Packet,
+};
+
+use super::{
+    ids,
+    state::{NamespaceRooms, RedisAdapterState},
+};
+use crate::{
+    cluster::{Id, Inbound, NamespaceBus, Outgoing},
+    confirm,
+    connection::{Redis, Wait},
+    error::Error,
+};
+
+/// A socketioxide adapter that shares one namespace across instances through Redis Pub/Sub.
+///
+/// Install it with `SocketIo::builder().with_adapter::<RedisAdapter<_>>(state)`; see the
+/// crate documentation for a complete example.
+pub struct RedisAdapter<E> {
+    local: CoreLocalAdapter<E>,
+    bus: Arc<NamespaceBus<Redis>>,
+    state: RedisAdapterState,
+    uid: Uid,
+}
+
+/// The acknowledgement stream of [`RedisAdapter::broadcast_with_ack`]: local acks first
+/// as they come, then remote ones, until every expected ack arrived or the timeout.
+pub type RedisAckStream<E> = AckStream<E, ChanStream<Vec<u8>>, Vec<u8>>;
+
+impl<E: SocketEmitter> DefinedAdapter for RedisAdapter<E> {}
+
+impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
+    type Error = Error;
+    type State = RedisAdapterState;
+    type AckStream = RedisAckStream<E>;
+    type InitRes = InitRes;
+
+    fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
+        let uid = local.server_id();
+        let bus = state.namespace_bus(local.path(), ids::node(uid));
+        Self {
+            local,
+            bus,
+            state: state.clone(),
+            uid,
+        }
+    }
+
+    fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
+        InitRes(Box::pin(async move {
+            let inbound = Arc::downgrade(&self) as std::sync::Weak<dyn Inbound>;
+            self.bus.start(inbound).await?;
+            self.state
+                .register(self.local.path(), &self.bus, Arc::downgrade(&self) as _);
+            tracing::info!(node = %self.uid, ns = %self.local.path(), "redis adapter ready");
+            on_success();
+            Ok(())
+        }))
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        self.bus.close().await
+    }
+
+    async fn server_count(&self) -> Result<u16, Error> {
+        Ok(self.bus.server_count())
+    }
+
+    async fn broadcast(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+    ) -> Result<(), BroadcastError> {
+        let remote = self.outgoing_broadcast(&packet, &opts)?;
+        // Local sockets are served first, whatever happens to Redis.
+        let local = self.local.broadcast(packet, opts);
+        self.forward(remote).await?;
+        Ok(local?)
+    }
+
+    async fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Self::AckStream, Error> {
+        let remote_timeout = timeout.unwrap_or_else(|| self.local.ack_timeout())
+            + self.state.config().request_timeout;
+        if opts.is_local(self.uid) {
+            let (local, _) = self.local.broadcast_with_ack(packet, opts, timeout);
+            let (_, no_remote) = tokio::sync::mpsc::channel(1);
+            return Ok(self.ack_stream(local, no_remote, Sid::new(), 0, remote_timeout));
+        }
+        let request = RequestOut::new(self.uid, RequestTypeOut::BroadcastWithAck(&packet), &opts)
+            .with_ack_timeout(timeout);
+        let req_id = request.id;
+        let target = target(&opts);
+        let outgoing = self.bus.request(target, msgpack(&request))?;
+        let expected = self.bus.expected_responses(target);
+        let rx = self.bus.register(ids::request(req_id));
+        let (local, _) = self.local.broadcast_with_ack(packet, opts, timeout);
+        // A failed publish still yields the local acks: the remote part expects nothing.
+        let servers = match self
+            .bus
+            .publish_request(outgoing, ids::request(req_id))
+            .await
+        {
+            Ok(()) => expected,
+            Err(_) => 0,
+        };
+        Ok(self.ack_stream(local, rx, req_id, servers, remote_timeout))
+    }
+
+    async fn add_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        let remote = self.outgoing(RequestTypeOut::AddSockets(&rooms), &opts)?;
+        let expected = self.bus.expected_responses(target(&opts));
+        self.local.add_sockets(opts, rooms.clone());
+        let subscribed = self.bus.subscribe_held(&rooms).await;
+        self.apply_remotely(remote, expected).await.and(subscribed)
+    }
+
+    async fn del_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        let remote = self.outgoing(RequestTypeOut::DelSockets(&rooms), &opts)?;
+        let expected = self.bus.expected_responses(target(&opts));
+        self.local.del_sockets(opts, rooms.clone());
+        self.bus.release(rooms);
+        self.apply_remotely(remote, expected).await
+    }
+
+    async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
+        let remote = self.outgoing(RequestTypeOut::DisconnectSockets, &opts)?;
+        let local = self.local.disconnect_socket(opts);
+        self.forward(remote.map(|(outgoing, _)| outgoing)).await?;
+        local.map_err(BroadcastError::Socket)
+    }
+
+    async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
+        let mut rooms = self.local.rooms(opts.clone());
+        let responses = self.query::<()>(RequestTypeOut::AllRooms, &opts).await?;
+        rooms.extend(
+            responses
+                .into_iter()
+                .filter_map(Response::into_rooms)
+                .flatten(),
+        );
+        Ok(rooms.into_iter().collect())
+    }
+
+    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<RemoteSocketData>, Error> {
+        let mut sockets = self.local.fetch_sockets(opts.clone());
+        let responses = self
+            .query::<RemoteSocketData>(RequestTypeOut::FetchSockets, &opts)
+            .await?;
+        sockets.extend(
+            responses
+                .into_iter()
+                .filter_map(Response::into_fetch_sockets)
+                .flatten(),
+        );
+        Ok(sockets)
+    }
+
+    fn get_local(&self) -> &CoreLocalAdapter<E> {
+        &self.local
+    }
+}
+
+impl<E: SocketEmitter> RemoteRequestHandler<E> for RedisAdapter<E> {
+    type Error = Error;
+
+    fn local(&self) -> &CoreLocalAdapter<E> {
+        &self.local
+    }
+
+    fn send_res<T: Serialize + fmt::Debug + Send + 'static>(
+        &self,
+        req_id: Sid,
+        req_origin: Uid,
+        res: Response<T>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let publish = self
+            .bus
+            .response(ids::node(req_origin), ids::request(req_id), msgpack(&res))
+            .map(|response| self.bus.publish(response, Wait::Queued));
+        async move { publish?.await }
+    }
+}
+
+impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
+    /// Carries out a remote request. A remote join subscribes the rooms it filled, a remote
+    /// leave releases the rooms it may have emptied, and both answer the requester once done.
+    fn on_request(self: Arc<Self>, origin: Id, body: &[u8]) {
+        let request = match rmp_serde::from_slice::<RequestIn>(body) {
+            Ok(request) => request,
+            Err(err) => return self.bus.drop_malformed(origin, &err),
+        };
+        let change = match &request.r#type {
+            RequestTypeIn::AddSockets(rooms) => Some((true, rooms.clone())),
+            RequestTypeIn::DelSockets(rooms) => Some((false, rooms.clone())),
+            _ => None,
+        };
+        let req_id = ids::request(request.id);
+        self.recv_req(request);
+        if let Some((join, rooms)) = change {
+            self.bus.remote_change_applied(origin, req_id, join, rooms);
+        }
+    }
+
+    fn holds(&self, room: &str) -> bool {
+        let mut opts = BroadcastOptions::default();
+        opts.rooms.push(Room::Owned(room.to_owned()));
+        !self.local.sockets(opts).is_empty()
+    }
+
+    fn held_rooms(&self) -> HashSet<Room> {
+        let mut every_socket = BroadcastOptions::default();
+        every_socket.add_flag(BroadcastFlags::Broadcast);
+        self.local.rooms(every_socket)
+    }
+}
+
+impl<E: SocketEmitter> NamespaceRooms for RedisAdapter<E> {
+    fn join(
+        self: Arc<Self>,
+        sid: Sid,
+        rooms: Vec<Room>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
+        Box::pin(async move {
+            self.local.add_all(sid, rooms.clone());
+            let subscribed = self.bus.join(&rooms).await;
+            if subscribed.is_err() {
+                // Not joined after all: the bus released the rooms, unsubscribed if empty.
+                self.local.del(sid, rooms);
+            }
+            subscribed
+        })
+    }
+
+    fn leave(&self, sid: Sid, rooms: Vec<Room>) {
+        self.local.del(sid, rooms.clone());
+        self.bus.release(rooms);
+    }
+}
+
+impl<E: SocketEmitter> RedisAdapter<E> {
+    /// The messages that carry a broadcast to the other instances: to rooms, one on each
+    /// room's channel (see [`NamespaceBus::room_requests`]).
+    fn outgoing_broadcast(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+    ) -> Result<Vec<Outgoing>, Error> {
+        if opts.rooms.is_empty() || target(opts).is_some() {
+            return Ok(self
+                .outgoing(RequestTypeOut::Broadcast(packet), opts)?
+                .map(|(outgoing, _)| outgoing)
+                .into_iter()
+                .collect());
+        }
+        if opts.is_local(self.uid) {
+            return Ok(Vec::new());
+        }
+        let rooms: Vec<Room> = opts.rooms.iter().cloned().collect();
+        let mut room_opts = opts.clone();
+        let except = opts.except.len();
+        self.bus.room_requests(&rooms, |room, before, buf| {
+            room_opts.rooms = std::iter::once(room.clone()).collect();
+            room_opts.except.truncate(except);
+            room_opts.except.extend(before.iter().cloned());
+            let request = RequestOut::new(self.uid, RequestTypeOut::Broadcast(packet), &room_opts);
+            Ok(rmp_serde::encode::write(buf, &request)?)
+        })
+    }
+
+    /// The request that carries an operation to the other instances, and its id, encoded
+    /// before the local part of the operation consumes its inputs; `None` when `opts` stay
+    /// local.
+    fn outgoing(
+        &self,
+        kind: RequestTypeOut<'_>,
+        opts: &BroadcastOptions,
+    ) -> Result<Option<(Outgoing, Id)>, Error> {
+        if opts.is_local(self.uid) {
+            return Ok(None);
+        }
+        let request = RequestOut::new(self.uid, kind, opts);
+        let outgoing = self.bus.request(target(opts), msgpack(&request))?;
+        Ok(Some((outgoing, ids::request(request.id))))
+    }
+
+    /// Publishes what [`Self::outgoing`] prepared: queued in order, and confirmed by Redis
+    /// when the caller runs inside [`confirm::confirmed`].
+    async fn forward(&self, outgoing: impl IntoIterator<Item = Outgoing>) -> Result<(), Error> {
+        let wait = if confirm::wanted() {
+            Wait::Confirmed
+        } else {
+            Wait::Queued
+        };
+        self.bus.send(outgoing.into_iter().collect(), wait).await
+    }
+
+    async fn apply_remotely(
+        &self,
+        remote: Option<(Outgoing, Id)>,
+        expected: usize,
+    ) -> Result<(), Error> {
+        match remote {
+            Some((outgoing, req_id)) => self.bus.apply_remotely(outgoing, req_id, expected).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Asks the other instances and gathers their responses, bounded by the request timeout;
+    /// malformed responses are dropped and counted.
+    async fn query<D: DeserializeOwned>(
+        &self,
+        kind: RequestTypeOut<'_>,
+        opts: &BroadcastOptions,
+    ) -> Result<Vec<Response<D>>, Error> {
+        let expected = self.bus.expected_responses(target(opts));
+        let Some((outgoing, req_id)) = self.outgoing(kind, opts)? else {
+            return Ok(Vec::new());
+        };
+        let bodies = self.bus.query(outgoing, req_id, expected).await?;
+        Ok(bodies
+            .iter()
+            .filter_map(|body| match rmp_serde::from_slice(body) {
+                Ok(response) => Some(response),
+                Err(err) => {
+                    self.bus.drop_malformed(req_id, &err);
+                    None
+                }
+            })
+            .collect())
+    }
+
+    fn ack_stream(
+        &self,
+        local: E::AckStream,
+        rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        req_id: Sid,
+        servers: usize,
+        timeout: Duration,
+    ) -> RedisAckStream<E> {
+        // The bus forgets the request once its receiver is dropped; socketioxide's own map
+        // of response handlers is not used.
+        AckStream::new(
+            local,
+            ChanStream::new(rx),
+            decode_ack::<E::AckError>,
+            timeout,
+            u16::try_from(servers).unwrap_or(u16::MAX),
+            req_id,
+            Arc::default(),
+        )
+    }
+}
+
+/// Operations aimed at one remote socket go to its instance only.
+fn target(opts: &BroadcastOptions) -> Option<Id> {
+    let single_socket =
+        !opts.has_flag(BroadcastFlags::Broadcast) && opts.rooms.is_empty() && opts.sid.is_some();
+    opts.server_id.filter(|_| single_socket).map(ids::node)
+}
+
+/// A body writer that appends `value` as msgpack.
+fn msgpack<T: Serialize + ?Sized>(value: &T) -> impl FnOnce(&mut Vec<u8>) -> Result<(), Error> {
+    move |buf| Ok(rmp_serde::encode::write(buf, value)?)
+}
+
+fn decode_ack<D: DeserializeOwned>(
+    bytes: Vec<u8>,
+) -> Result<Response<D>, Box<dyn std::error::Error + Send>> {
+    rmp_serde::from_slice(&bytes).map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send>)
+}
+
+/// The future returned by `io.ns(..)` with this adapter: await it to know the namespace
+/// is subscribed and announced. Dynamic namespaces spawn it and log a failure.
+pub struct InitRes(Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>);
+
+impl Future for InitRes {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl Spawnable for InitRes {
+    fn spawn(self) {
+        tokio::spawn(async move {
+            if let Err(err) = self.await {
+                tracing::error!(%err, "redis adapter could not initialise a namespace");
+            }
+        });
+    }
+}
