@@ -228,3 +228,62 @@ async fn the_ttl_bounds_a_change_made_behind_the_gateways_back() {
         "invalid text: longer than this tenant's limit of 10 characters"
     );
 }
+
+/// The invalidation subscription lives on the process's one Redis layer, with the adapter's
+/// subscriptions and the sessions' commands: after Redis restarts (empty), logins, chat across
+/// instances and the invalidation all come back through it, and a change made on one
+/// instance is again enforced on the other at once.
+#[tokio::test]
+async fn after_a_redis_restart_sessions_chat_and_invalidations_recover_together() {
+    let mut redis = RedisServer::start().await;
+    let [a, b] = two_instances(&redis, 3600).await;
+    redis.restart().await;
+
+    for instance in [&a, &b] {
+        let mut ready = false;
+        for _ in 0..100 {
+            if support::readyz(instance.url()).await.0 == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "{} ready again after the restart", instance.url());
+    }
+    // Sessions: a login works again (the old sessions went with the empty Redis).
+    let admin = login(a.url(), "alice").await;
+    // The adapter: a message from A reaches a member on B.
+    let mut bob = connect_user(b.url(), "bob").await;
+    join(&bob, "general").await;
+    let mut carol = connect_user(a.url(), "carol").await;
+    join(&carol, "general").await;
+    assert!(send(&mut carol, "across").await["id"].is_string());
+    assert_eq!(next_named(&mut bob, "message").await.data["text"], "across");
+    let fifteen = "fifteen chars!!";
+    assert!(
+        send(&mut bob, fifteen).await["id"].is_string(),
+        "B caches the defaults"
+    );
+
+    // The invalidation: both subscriptions are back, and B enforces the change at once.
+    let mut written = Value::Null;
+    for _ in 0..100 {
+        written = put_settings(a.url(), &admin, "acme", &settings(10, 100))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if written["invalidation"] == json!({"expected": 2, "confirmed": 2}) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        written["invalidation"],
+        json!({"expected": 2, "confirmed": 2})
+    );
+    assert_eq!(
+        error_of(&send(&mut bob, fifteen).await),
+        "invalid text: longer than this tenant's limit of 10 characters"
+    );
+}
