@@ -111,4 +111,4 @@ pub use connection::{
 };
 pub use error::Error;
 pub use front::{InitRes, RedisAckStream, RedisAdapter, RedisAdapterState};
-pub use stats::{Counters, Stats};
+pub use stats::{Counters, MetricKind, Reading, Stats};

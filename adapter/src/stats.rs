@@ -1,27 +1,64 @@
-//! Counters of what the adapter did and dropped, readable at any time.
+//! Counters of what the Redis layer and the bus did and dropped, readable at any time. Each
+//! counter is named once, in the table at the bottom: its field, its doc and its metric.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Live counters shared by the Redis layer and every namespace on the bus; read them with
-/// [`Counters::snapshot`].
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub(crate) published: AtomicU64,
-    pub(crate) published_bytes: AtomicU64,
-    pub(crate) publish_failures: AtomicU64,
-    pub(crate) received: AtomicU64,
-    pub(crate) received_bytes: AtomicU64,
-    pub(crate) ignored_own: AtomicU64,
-    pub(crate) dropped_malformed: AtomicU64,
-    pub(crate) dropped_unknown_version: AtomicU64,
-    pub(crate) dropped_responses: AtomicU64,
-    pub(crate) request_timeouts: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) stale_subscriber: AtomicU64,
-    pub(crate) publish_queue_full: AtomicU64,
-    pub(crate) pipelines: AtomicU64,
-    pub(crate) room_messages_discarded: AtomicU64,
-    pub(crate) room_subscriptions: AtomicU64,
+/// What kind of metric a counter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only ever grows.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+/// One counter as a metric: its name, an optional label, its kind and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// The metric name, e.g. `redis_adapter_published_total`.
+    pub name: &'static str,
+    /// A `(label, value)` pair that tells this counter from others of the same name.
+    pub label: Option<(&'static str, &'static str)>,
+    /// Counter or gauge.
+    pub kind: MetricKind,
+    /// The value.
+    pub value: u64,
+}
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])+ $field:ident => $kind:ident $name:literal $(, $label:literal = $value:literal)?;)+) => {
+        /// Live counters shared by the Redis layer and every namespace on the bus; read them
+        /// with [`Counters::snapshot`].
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $(pub(crate) $field: AtomicU64,)+
+        }
+
+        /// A snapshot of the counters, for metrics and tests.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $($(#[doc = $doc])+ pub $field: u64,)+
+        }
+
+        impl Counters {
+            /// A consistent-enough copy for reporting.
+            pub fn snapshot(&self) -> Stats {
+                Stats { $($field: self.$field.load(Relaxed),)+ }
+            }
+        }
+
+        impl Stats {
+            /// Every counter as a metric, for whichever exporter the application runs.
+            pub fn readings(&self) -> Vec<Reading> {
+                vec![$(Reading {
+                    name: $name,
+                    label: None $(.or(Some(($label, $value))))?,
+                    kind: MetricKind::$kind,
+                    value: self.$field,
+                },)+]
+            }
+        }
+    };
 }
 
 impl Counters {
@@ -39,65 +76,70 @@ impl Counters {
     pub(crate) fn decr(counter: &AtomicU64) {
         counter.fetch_sub(1, Relaxed);
     }
-
-    /// A consistent-enough copy for reporting.
-    pub fn snapshot(&self) -> Stats {
-        Stats {
-            published: self.published.load(Relaxed),
-            published_bytes: self.published_bytes.load(Relaxed),
-            publish_failures: self.publish_failures.load(Relaxed),
-            received: self.received.load(Relaxed),
-            received_bytes: self.received_bytes.load(Relaxed),
-            ignored_own: self.ignored_own.load(Relaxed),
-            dropped_malformed: self.dropped_malformed.load(Relaxed),
-            dropped_unknown_version: self.dropped_unknown_version.load(Relaxed),
-            dropped_responses: self.dropped_responses.load(Relaxed),
-            request_timeouts: self.request_timeouts.load(Relaxed),
-            reconnects: self.reconnects.load(Relaxed),
-            stale_subscriber: self.stale_subscriber.load(Relaxed),
-            publish_queue_full: self.publish_queue_full.load(Relaxed),
-            pipelines: self.pipelines.load(Relaxed),
-            room_messages_discarded: self.room_messages_discarded.load(Relaxed),
-            room_subscriptions: self.room_subscriptions.load(Relaxed),
-        }
-    }
 }
 
-/// A snapshot of the adapter's counters, for metrics and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
+counters! {
     /// Messages published to Redis (heartbeats and probes included).
-    pub published: u64,
+    published => Counter "redis_adapter_published_total";
     /// Bytes published to Redis.
-    pub published_bytes: u64,
+    published_bytes => Counter "redis_adapter_published_bytes_total";
     /// Publishes that failed, timed out, or were refused at once because Redis is unreachable
     /// (local delivery still happened).
-    pub publish_failures: u64,
+    publish_failures => Counter "redis_adapter_publish_failures_total";
     /// Messages received from Redis, on every channel.
-    pub received: u64,
+    received => Counter "redis_adapter_received_total";
     /// Bytes received from Redis.
-    pub received_bytes: u64,
+    received_bytes => Counter "redis_adapter_received_bytes_total";
     /// Messages this instance published and received back, ignored.
-    pub ignored_own: u64,
+    ignored_own => Counter "redis_adapter_dropped_total", "reason" = "own";
     /// Messages dropped because they could not be decoded.
-    pub dropped_malformed: u64,
+    dropped_malformed => Counter "redis_adapter_dropped_total", "reason" = "malformed";
     /// Messages dropped because their envelope version is unknown.
-    pub dropped_unknown_version: u64,
+    dropped_unknown_version => Counter "redis_adapter_dropped_total", "reason" = "unknown_version";
     /// Remote responses dropped because their request was gone or its buffer full.
-    pub dropped_responses: u64,
+    dropped_responses => Counter "redis_adapter_dropped_total", "reason" = "late_response";
     /// Requests whose expected responses did not all arrive in time.
-    pub request_timeouts: u64,
+    request_timeouts => Counter "redis_adapter_request_timeouts_total";
     /// Redis subscriber reconnections.
-    pub reconnects: u64,
+    reconnects => Counter "redis_adapter_reconnects_total";
     /// Subscriber connections rebuilt because a probe did not come back through them.
-    pub stale_subscriber: u64,
+    stale_subscriber => Counter "redis_adapter_stale_subscribers_total";
     /// Publishes refused because the publish queue was full (also in `publish_failures`).
-    pub publish_queue_full: u64,
+    publish_queue_full => Counter "redis_adapter_publish_queue_full_total";
     /// Pipelines sent to Redis; `published / pipelines` is the mean batch size.
-    pub pipelines: u64,
+    pipelines => Counter "redis_adapter_pipelines_total";
     /// Messages received on a room's channel while this instance had no member in the room
     /// (within the unsubscribe delay after its last member left), dropped unread.
-    pub room_messages_discarded: u64,
+    room_messages_discarded => Counter "redis_adapter_room_messages_discarded_total";
     /// Room channels subscribed right now.
-    pub room_subscriptions: u64,
+    room_subscriptions => Gauge "redis_adapter_room_subscriptions";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_reads_as_one_metric() {
+        let counters = Counters::default();
+        Counters::incr(&counters.dropped_malformed);
+        Counters::add(&counters.published, 3);
+        let readings = counters.snapshot().readings();
+        assert_eq!(readings.len(), 16);
+        let malformed = readings
+            .iter()
+            .find(|reading| reading.label == Some(("reason", "malformed")));
+        assert_eq!(malformed.map(|reading| reading.value), Some(1));
+        assert!(
+            readings.iter().any(
+                |reading| reading.name == "redis_adapter_published_total" && reading.value == 3
+            )
+        );
+        let gauges: Vec<_> = readings
+            .iter()
+            .filter(|reading| reading.kind == MetricKind::Gauge)
+            .map(|reading| reading.name)
+            .collect();
+        assert_eq!(gauges, ["redis_adapter_room_subscriptions"]);
+    }
 }
