@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::{Error, ids, stats::Stats, store::Store};
+use crate::{Error, counters::Counters, ids, refusal::Refusal, store::Store};
 
 /// Default `max_message_length`: the protocol's own limit.
 pub(crate) const DEFAULT_MAX_MESSAGE_LENGTH: u32 = 2000;
@@ -70,14 +70,14 @@ impl Default for TenantSettings {
 
 impl TenantSettings {
     /// Refuses values outside their bounds.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Refusal> {
         if !(1..=DEFAULT_MAX_MESSAGE_LENGTH).contains(&self.max_message_length) {
-            return Err(Error::InvalidSettings(format!(
+            return Err(Refusal::InvalidSettings(format!(
                 "max_message_length must be 1 to {DEFAULT_MAX_MESSAGE_LENGTH}"
             )));
         }
         if !(1..=MAX_ROOM_MEMBERS_LIMIT).contains(&self.max_room_members) {
-            return Err(Error::InvalidSettings(format!(
+            return Err(Refusal::InvalidSettings(format!(
                 "max_room_members must be 1 to {MAX_ROOM_MEMBERS_LIMIT}"
             )));
         }
@@ -112,7 +112,7 @@ pub(crate) struct SettingsCache {
 struct Inner {
     store: Store,
     ttl: Duration,
-    stats: Arc<Stats>,
+    counters: Arc<Counters>,
     state: Mutex<State>,
 }
 
@@ -140,7 +140,7 @@ impl SettingsCache {
         url: &str,
         store: Store,
         ttl: Duration,
-        stats: Arc<Stats>,
+        counters: Arc<Counters>,
         reconnect: (Duration, Duration),
     ) -> Result<(Self, JoinHandle<()>), Error> {
         let nodes = Nodes::of(url)?;
@@ -149,7 +149,7 @@ impl SettingsCache {
         let inner = Arc::new(Inner {
             store,
             ttl,
-            stats,
+            counters,
             state: Mutex::default(),
         });
         let task = tokio::spawn(run_subscription(
@@ -176,7 +176,7 @@ impl SettingsCache {
             let state = inner.lock();
             if let Some(entry) = state.entries.get(tenant) {
                 if state.live && entry.fetched.elapsed() < inner.ttl {
-                    Stats::incr(&inner.stats.settings_cache_hits);
+                    inner.counters.settings_cache_hits.incr();
                     return entry.settings;
                 }
             }
@@ -187,7 +187,7 @@ impl SettingsCache {
         };
         let mut fetched = None;
         for _ in 0..FETCH_ATTEMPTS {
-            Stats::incr(&inner.stats.settings_cache_misses);
+            inner.counters.settings_cache_misses.incr();
             match inner.fetch(tenant).await {
                 Ok(settings) => {
                     let mut state = inner.lock();
@@ -208,7 +208,7 @@ impl SettingsCache {
                     fetched = Some(settings);
                 }
                 Err(err) => {
-                    Stats::incr(&inner.stats.settings_fetch_failures);
+                    inner.counters.settings_fetch_failures.incr();
                     tracing::warn!(%tenant, %err, "cannot read tenant settings; using the last known ones");
                     return fetched.or(stale).unwrap_or_default();
                 }
@@ -227,7 +227,8 @@ impl SettingsCache {
     ) -> Result<Invalidation, Error> {
         let store = &self.inner.store;
         let keys = store.keys();
-        let value = serde_json::to_string(settings).map_err(|_| Error::Internal)?;
+        let value = serde_json::to_string(settings)
+            .map_err(|_| Error::Internal("settings do not serialize"))?;
         let mut set = redis::cmd("SET");
         set.arg(keys.tenant_settings(tenant)).arg(value);
         let () = store.query(&set).await?;
@@ -239,7 +240,8 @@ impl SettingsCache {
             tenant: tenant.to_owned(),
             nonce: nonce.clone(),
         };
-        let payload = serde_json::to_string(&message).map_err(|_| Error::Internal)?;
+        let payload = serde_json::to_string(&message)
+            .map_err(|_| Error::Internal("settings do not serialize"))?;
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(keys.invalidate_channel()).arg(payload);
         let expected: u64 = store.query(&publish).await?;
@@ -317,7 +319,7 @@ impl Inner {
             state.generation += 1;
             state.entries.remove(&message.tenant);
         }
-        Stats::incr(&self.stats.settings_invalidations);
+        self.counters.settings_invalidations.incr();
         tracing::debug!(tenant = %message.tenant, "tenant settings invalidated");
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -364,7 +366,7 @@ impl Nodes {
 /// A Pub/Sub connection subscribed to `channel`, on the first node that accepts it.
 async fn subscribe(nodes: &Nodes, channel: &str) -> Result<PubSub, Error> {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut last_error = Error::Unavailable("no redis node to subscribe to");
+    let mut last_error = Error::NoRedis("no node to subscribe to");
     for _ in 0..nodes.clients.len() {
         let index = nodes.next.load(Relaxed) % nodes.clients.len();
         let connect = async {

@@ -1,7 +1,7 @@
 //! `GET /metrics`: every metric in the Prometheus text format (names in `crate::metrics`).
 //!
 //! Values kept elsewhere are copied in at scrape time: the socket and room gauges, the
-//! gateway's counters (`stats.rs`), the adapter's counters ([`redis_adapter::Stats`]), whether
+//! gateway's counters (`counters.rs`), the adapter's counters ([`redis_adapter::Stats`]), whether
 //! Redis answers, readiness, and Redis's memory (appended only when Redis answered in time,
 //! so a scrape during an outage has no stale or NaN value for it).
 
@@ -12,10 +12,11 @@ use axum::{
 };
 use socketioxide::adapter::Adapter;
 
-use super::{HttpState, Peers, ready};
+use super::{HttpState, ready};
 use crate::{
     metrics::{self, READY, REDIS_MEMORY, REDIS_UP, ROOMS, SCRAPE_REDIS_TIMEOUT, SOCKETS},
-    tenancy,
+    mode::Mode,
+    tenancy::{self, CHAT_NS},
 };
 
 /// The Prometheus text format's content type.
@@ -44,9 +45,9 @@ pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Re
 
 /// Copies the scrape-time values into the recorder; returns Redis's memory if it answered.
 async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<u64> {
-    let sockets = state.io.of("/").map_or(0, |chat| chat.sockets().len());
+    let sockets = state.io.of(CHAT_NS).map_or(0, |chat| chat.sockets().len());
     metrics::gauge(SOCKETS, sockets as f64);
-    let rooms = match state.io.of("/") {
+    let rooms = match state.io.of(CHAT_NS) {
         Some(chat) => chat
             .local()
             .rooms()
@@ -57,16 +58,18 @@ async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<u64> {
     };
     metrics::gauge(ROOMS, rooms as f64);
 
-    for (name, value) in state.stats.metrics() {
-        metrics::counter_at(name, value);
+    for reading in state.counters.read().readings() {
+        metrics::counter_at(reading.metric, reading.value);
     }
-    if let Peers::Redis(adapter) = &state.peers {
+    if let Mode::Clustered { adapter, .. } = &*state.mode {
         adapter_counters(&adapter.stats());
     }
     let ready = ready::readiness(state).await.ready;
     metrics::gauge(READY, if ready { 1.0 } else { 0.0 });
 
-    let accounts = state.accounts.as_ref()?;
+    let Mode::Clustered { accounts, .. } = &*state.mode else {
+        return None;
+    };
     let memory = accounts.store.used_memory(SCRAPE_REDIS_TIMEOUT).await;
     metrics::gauge(REDIS_UP, if memory.is_some() { 1.0 } else { 0.0 });
     memory

@@ -12,13 +12,11 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
 
-use super::{HttpState, Peers};
+use super::HttpState;
+use crate::{mode::Mode, tenancy::CHAT_NS};
 
 /// How long the Redis check waits for its PONG.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// The chat namespace, which the adapter must serve.
-const CHAT_NS: &str = "/";
 
 /// The body of `GET /readyz`.
 #[derive(Debug, Serialize)]
@@ -62,8 +60,8 @@ pub(super) async fn readyz<A: Adapter>(
 /// Runs the checks (at most [`PING_TIMEOUT`] long).
 pub(crate) async fn readiness<A: Adapter>(state: &HttpState<A>) -> Readiness {
     let mut checks = BTreeMap::new();
-    match (&state.peers, &state.accounts) {
-        (Peers::Redis(adapter), Some(accounts)) => {
+    match &*state.mode {
+        Mode::Clustered { adapter, accounts } => {
             let redis = match accounts.store.ping(PING_TIMEOUT).await {
                 Ok(()) => Check::new(true, "PONG"),
                 Err(err) => Check::new(false, err.to_string()),
@@ -84,7 +82,7 @@ pub(crate) async fn readiness<A: Adapter>(state: &HttpState<A>) -> Readiness {
             };
             checks.insert("adapter", cluster);
         }
-        _ => {
+        Mode::Standalone => {
             checks.insert("standalone", Check::new(true, "no Redis needed"));
         }
     }
