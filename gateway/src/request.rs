@@ -168,54 +168,55 @@ mod tests {
 
     #[test]
     fn the_header_counts_only_from_a_trusted_peer() {
-        let some = |s: &str| Some(s.to_owned());
-        assert_eq!(
-            client(&[], "127.0.0.1:1", &["127.0.0.7"]),
-            some("127.0.0.1")
-        );
-        assert_eq!(
-            client(&["127.0.0.2"], "127.0.0.1:1", &["127.0.0.7"]),
-            some("127.0.0.1")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.7"]),
-            some("127.0.0.7")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &[]),
-            some("127.0.0.1")
-        );
-        // Right to left, skipping trusted proxies; what the client wrote on the left is ignored.
-        assert_eq!(
-            client(
+        // (trusted proxies, TCP peer, X-Forwarded-For headers, the client).
+        let cases: [(&[&str], &str, &[&str], &str); 10] = [
+            (&[], "127.0.0.1:1", &["127.0.0.7"], "127.0.0.1"),
+            (&["127.0.0.2"], "127.0.0.1:1", &["127.0.0.7"], "127.0.0.1"),
+            (&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.7"], "127.0.0.7"),
+            (&["127.0.0.1"], "127.0.0.1:1", &[], "127.0.0.1"),
+            // Right to left, skipping trusted proxies; what the client wrote on the left is
+            // ignored.
+            (
                 &["127.0.0.0/24"],
                 "127.0.0.1:1",
-                &["127.9.9.9, 127.0.1.5, 127.0.0.3"]
+                &["127.9.9.9, 127.0.1.5, 127.0.0.3"],
+                "127.0.1.5",
             ),
-            some("127.0.1.5")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["127.9.9.9", "127.0.1.5"]),
-            some("127.0.1.5")
-        );
-        // Every hop trusted: the leftmost.
-        assert_eq!(
-            client(&["127.0.0.0/8"], "127.0.0.1:1", &["127.0.0.5, 127.0.0.6"]),
-            some("127.0.0.5")
-        );
-        // Garbage: the last trusted hop.
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["nonsense"]),
-            some("127.0.0.1")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.9:5000"]),
-            some("127.0.0.9")
-        );
-        assert_eq!(
-            client(&["::1"], "[::1]:1", &["[::1]:80, ::ffff:127.0.0.4"]),
-            some("127.0.0.4")
-        );
+            (
+                &["127.0.0.1"],
+                "127.0.0.1:1",
+                &["127.9.9.9", "127.0.1.5"],
+                "127.0.1.5",
+            ),
+            // Every hop trusted: the leftmost.
+            (
+                &["127.0.0.0/8"],
+                "127.0.0.1:1",
+                &["127.0.0.5, 127.0.0.6"],
+                "127.0.0.5",
+            ),
+            // Garbage: the last trusted hop.
+            (&["127.0.0.1"], "127.0.0.1:1", &["nonsense"], "127.0.0.1"),
+            (
+                &["127.0.0.1"],
+                "127.0.0.1:1",
+                &["127.0.0.9:5000"],
+                "127.0.0.9",
+            ),
+            (
+                &["::1"],
+                "[::1]:1",
+                &["[::1]:80, ::ffff:127.0.0.4"],
+                "127.0.0.4",
+            ),
+        ];
+        for (trusted, peer, xff, expected) in cases {
+            assert_eq!(
+                client(trusted, peer, xff).as_deref(),
+                Some(expected),
+                "{trusted:?} {peer} {xff:?}"
+            );
+        }
         assert_eq!(proxies(&[]).client_ip(None, &HeaderMap::new()), None);
     }
 

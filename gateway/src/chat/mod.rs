@@ -1,8 +1,10 @@
-//! The chat protocol on namespace `/` ([`CHAT_NS`]): connection setup and one handler per event.
+//! The chat protocol on namespace `/` ([`CHAT_NS`]): connection setup and one handler per
+//! event. Infrastructure is asked through the [`Mode`], never directly.
 //!
-//! A chat line flows: `handshake` (who, which tenant) -> `messages::message` (rate limit,
-//! validate, membership of the tenant's room, tenant settings) -> `socket.within(room).emit`
-//! -> the adapter (local members at once, then the other instances) -> their local members.
+//! A chat line flows: `handshake` (who, which tenant) -> `messages::message` (validate,
+//! membership of the tenant's room, then the rate limit and tenant settings) ->
+//! `socket.within(room).emit` -> the adapter (local members at once, then the other
+//! instances) -> their local members.
 
 mod dm;
 mod expiry;
@@ -62,8 +64,8 @@ struct Welcome<'a> {
     sid: String,
 }
 
-/// Registers the chat namespace ([`CHAT_NS`]) on `io`. With an adapter whose init is asynchronous (ours
-/// over Redis) the returned value is a future that must be awaited.
+/// Registers the chat namespace ([`CHAT_NS`]) on `io`. With an adapter whose init is
+/// asynchronous (ours over Redis) the returned value is a future that must be awaited.
 pub(crate) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> A::InitRes {
     io.ns(CHAT_NS, welcome::<A>.with(setup::<A>))
 }

@@ -1,6 +1,6 @@
-//! Plain HTTP next to Socket.IO: liveness, readiness, metrics, cluster status and counters; with accounts (Redis)
-//! also login, logout, the current user and tenant settings. The CORS policy here also
-//! covers Socket.IO's long-polling requests.
+//! Plain HTTP next to Socket.IO: liveness, readiness, metrics, cluster status and counters;
+//! clustered (accounts in Redis) also login, logout, the current user and tenant settings.
+//! The CORS policy here also covers Socket.IO's long-polling requests.
 
 mod admin;
 mod auth;
