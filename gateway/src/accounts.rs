@@ -10,14 +10,26 @@ use tokio::task::JoinHandle;
 use crate::{
     Config, Error,
     cache::SettingsCache,
-    http::TrustedProxies,
+    counters::Counters,
     keys::Keys,
     ratelimit::{RateLimiter, Rates},
-    sessions::SessionStore,
-    stats::Stats,
+    refusal::Refusal,
+    request::TrustedProxies,
+    sessions::{SessionId, SessionStore, Token},
     store::Store,
     users::{Directory, User},
 };
+
+/// The refusal of a token that opens no session (unknown, expired, deleted, or its user gone).
+const EXPIRED: Refusal = Refusal::Unauthorized("session expired");
+
+/// Who presented a valid session token.
+pub(crate) struct SignedIn<'a> {
+    /// The session's user, as the directory has it now.
+    pub(crate) user: &'a User,
+    /// The session itself.
+    pub(crate) session: SessionId,
+}
 
 /// Everything account mode needs, shared by the chat handlers and the HTTP routes.
 pub(crate) struct Accounts {
@@ -36,7 +48,7 @@ pub(crate) struct Accounts {
     /// How long an admin's settings write waits for every instance to drop the old value.
     pub(crate) invalidation_wait: Duration,
     /// The counters.
-    pub(crate) stats: Arc<Stats>,
+    pub(crate) counters: Arc<Counters>,
     /// The command connection itself, for `/readyz` and `/metrics` (PING, `INFO memory`).
     pub(crate) store: Store,
 }
@@ -66,7 +78,7 @@ impl Accounts {
     pub(crate) async fn start(
         config: &Config,
         redis: Redis,
-        stats: Arc<Stats>,
+        counters: Arc<Counters>,
         background: &mut Background,
     ) -> Result<Arc<Self>, Error> {
         let directory = Directory::load(config.users_file.as_deref())?;
@@ -82,7 +94,8 @@ impl Accounts {
         }
         let store = Store::new(redis, Keys::new(&config.key_prefix));
         let (settings, subscription) =
-            SettingsCache::start(store.clone(), config.settings_cache_ttl(), stats.clone()).await?;
+            SettingsCache::start(store.clone(), config.settings_cache_ttl, counters.clone())
+                .await?;
         background.push(subscription);
         let rates = Rates {
             login: config.rate_login,
@@ -92,13 +105,17 @@ impl Accounts {
         };
         Ok(Arc::new(Self {
             directory: Arc::new(directory),
-            sessions: SessionStore::new(store.clone(), config.session_ttl()),
-            limiter: RateLimiter::new(store.clone(), rates, stats.clone()),
+            // A session lives at least one second.
+            sessions: SessionStore::new(
+                store.clone(),
+                config.session_ttl.max(Duration::from_secs(1)),
+            ),
+            limiter: RateLimiter::new(store.clone(), rates, counters.clone()),
             settings,
             proxies: TrustedProxies::new(&config.trusted_proxies),
             secure_cookies: config.secure_cookies,
-            invalidation_wait: config.request_timeout(),
-            stats,
+            invalidation_wait: config.request_timeout,
+            counters,
             store,
         }))
     }
@@ -108,5 +125,27 @@ impl Accounts {
         self.directory
             .user(id)
             .filter(|user| &*user.tenant == tenant)
+    }
+
+    /// The user of the session that `token` opens, or why there is none: the one check of a
+    /// presented session, for the Socket.IO handshake and the HTTP routes alike.
+    pub(crate) async fn user_for_token(
+        &self,
+        token: Option<&str>,
+    ) -> Result<SignedIn<'_>, Refusal> {
+        let token = token.ok_or(Refusal::Unauthorized("no session"))?;
+        // Not shaped like a token: it cannot open a session, no need to ask Redis.
+        let token = Token::parse(token).ok_or(EXPIRED)?;
+        let session = self.sessions.get(&token).await.map_err(|err| {
+            tracing::warn!(%err, "cannot read a session: refused");
+            Refusal::Unavailable("session store unreachable, retry later")
+        })?;
+        let session = session.ok_or(EXPIRED)?;
+        // A user removed from the directory since login no longer gets in.
+        let user = self.member(&session.tenant, &session.user).ok_or(EXPIRED)?;
+        Ok(SignedIn {
+            user,
+            session: token.id(),
+        })
     }
 }

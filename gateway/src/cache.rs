@@ -26,7 +26,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::{Error, ids, stats::Stats, store::Store};
+use crate::{Error, counters::Counters, ids, refusal::Refusal, store::Store};
 
 /// Default `max_message_length`: the protocol's own limit.
 pub(crate) const DEFAULT_MAX_MESSAGE_LENGTH: u32 = 2000;
@@ -62,14 +62,14 @@ impl Default for TenantSettings {
 
 impl TenantSettings {
     /// Refuses values outside their bounds.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Refusal> {
         if !(1..=DEFAULT_MAX_MESSAGE_LENGTH).contains(&self.max_message_length) {
-            return Err(Error::InvalidSettings(format!(
+            return Err(Refusal::InvalidSettings(format!(
                 "max_message_length must be 1 to {DEFAULT_MAX_MESSAGE_LENGTH}"
             )));
         }
         if !(1..=MAX_ROOM_MEMBERS_LIMIT).contains(&self.max_room_members) {
-            return Err(Error::InvalidSettings(format!(
+            return Err(Refusal::InvalidSettings(format!(
                 "max_room_members must be 1 to {MAX_ROOM_MEMBERS_LIMIT}"
             )));
         }
@@ -104,7 +104,7 @@ pub(crate) struct SettingsCache {
 struct Inner {
     store: Store,
     ttl: Duration,
-    stats: Arc<Stats>,
+    counters: Arc<Counters>,
     state: Mutex<State>,
 }
 
@@ -132,12 +132,12 @@ impl SettingsCache {
     pub(crate) async fn start(
         store: Store,
         ttl: Duration,
-        stats: Arc<Stats>,
+        counters: Arc<Counters>,
     ) -> Result<(Self, JoinHandle<()>), Error> {
         let inner = Arc::new(Inner {
             store,
             ttl,
-            stats,
+            counters,
             state: Mutex::default(),
         });
         let redis = inner.store.redis();
@@ -172,7 +172,7 @@ impl SettingsCache {
             let state = inner.lock();
             if let Some(entry) = state.entries.get(tenant) {
                 if state.live && entry.fetched.elapsed() < inner.ttl {
-                    Stats::incr(&inner.stats.settings_cache_hits);
+                    inner.counters.settings_cache_hits.incr();
                     return entry.settings;
                 }
             }
@@ -183,7 +183,7 @@ impl SettingsCache {
         };
         let mut fetched = None;
         for _ in 0..FETCH_ATTEMPTS {
-            Stats::incr(&inner.stats.settings_cache_misses);
+            inner.counters.settings_cache_misses.incr();
             match inner.fetch(tenant).await {
                 Ok(settings) => {
                     let mut state = inner.lock();
@@ -204,7 +204,7 @@ impl SettingsCache {
                     fetched = Some(settings);
                 }
                 Err(err) => {
-                    Stats::incr(&inner.stats.settings_fetch_failures);
+                    inner.counters.settings_fetch_failures.incr();
                     tracing::warn!(%tenant, %err, "cannot read tenant settings; using the last known ones");
                     return fetched.or(stale).unwrap_or_default();
                 }
@@ -223,7 +223,8 @@ impl SettingsCache {
     ) -> Result<Invalidation, Error> {
         let store = &self.inner.store;
         let keys = store.keys();
-        let value = serde_json::to_string(settings).map_err(|_| Error::Internal)?;
+        let value = serde_json::to_string(settings)
+            .map_err(|_| Error::Internal("settings do not serialize"))?;
         let mut set = redis::cmd("SET");
         set.arg(keys.tenant_settings(tenant)).arg(value);
         let () = store.query(&set).await?;
@@ -235,7 +236,8 @@ impl SettingsCache {
             tenant: tenant.to_owned(),
             nonce: nonce.clone(),
         };
-        let payload = serde_json::to_string(&message).map_err(|_| Error::Internal)?;
+        let payload = serde_json::to_string(&message)
+            .map_err(|_| Error::Internal("settings do not serialize"))?;
         let channel = keys.invalidate_channel();
         let expected = store.publish_counted(&channel, payload.as_bytes()).await?;
 
@@ -312,7 +314,7 @@ impl Inner {
             state.generation += 1;
             state.entries.remove(&message.tenant);
         }
-        Stats::incr(&self.stats.settings_invalidations);
+        self.counters.settings_invalidations.incr();
         tracing::debug!(tenant = %message.tenant, "tenant settings invalidated");
         let store = self.store.clone();
         tokio::spawn(async move {

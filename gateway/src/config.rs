@@ -19,24 +19,25 @@ pub const DEFAULT_MAX_PAYLOAD: u64 = 100_000;
 /// default (128) drops packets of a healthy socket when a burst of broadcasts arrives from
 /// Redis faster than one event-loop turn writes them.
 pub const DEFAULT_SOCKET_BUFFER: usize = 1024;
-/// Default engine.io ping interval, in milliseconds (the Socket.IO default).
-pub const DEFAULT_PING_INTERVAL_MS: u64 = 25_000;
-/// Default engine.io ping timeout, in milliseconds (the Socket.IO default).
-pub const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
-/// Default interval between two cluster heartbeats, in milliseconds.
-pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 5_000;
-/// Default silence after which another instance is considered gone, in milliseconds.
-pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 15_000;
-/// Default deadline of a request to the other instances, in milliseconds.
-pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
-/// Default first delay before reconnecting to Redis, in milliseconds.
-pub const DEFAULT_REDIS_RECONNECT_MIN_MS: u64 = 100;
-/// Default longest delay between Redis reconnect attempts, in milliseconds.
-pub const DEFAULT_REDIS_RECONNECT_MAX_MS: u64 = 500;
-/// Default deadline of a graceful shutdown, in milliseconds.
-pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
-/// Default session lifetime from login, in seconds (one day).
-pub const DEFAULT_SESSION_TTL_SECS: u64 = 86_400;
+/// Default engine.io ping interval (the Socket.IO default). Durations are written the way the
+/// flags take them (humantime: `100ms`, `5s`, `2m`, `1day`).
+pub const DEFAULT_PING_INTERVAL: &str = "25s";
+/// Default engine.io ping timeout (the Socket.IO default).
+pub const DEFAULT_PING_TIMEOUT: &str = "20s";
+/// Default interval between two cluster heartbeats.
+pub const DEFAULT_HEARTBEAT_INTERVAL: &str = "5s";
+/// Default silence after which another instance is considered gone.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: &str = "15s";
+/// Default deadline of a request to the other instances.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "5s";
+/// Default first delay before reconnecting to Redis.
+pub const DEFAULT_REDIS_RECONNECT_MIN: &str = "100ms";
+/// Default longest delay between Redis reconnect attempts.
+pub const DEFAULT_REDIS_RECONNECT_MAX: &str = "500ms";
+/// Default deadline of a graceful shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+/// Default session lifetime from login (one day).
+pub const DEFAULT_SESSION_TTL: &str = "1day";
 /// Default logins per client IP.
 pub const DEFAULT_RATE_LOGIN: Rate = Rate::new(10, Duration::from_secs(60));
 /// Default Socket.IO handshakes per client IP (reconnects after a deploy come in bursts).
@@ -45,10 +46,10 @@ pub const DEFAULT_RATE_HANDSHAKE: Rate = Rate::new(60, Duration::from_secs(60));
 pub const DEFAULT_RATE_MESSAGE: Rate = Rate::new(30, Duration::from_secs(10));
 /// Default `dm` events per user.
 pub const DEFAULT_RATE_DM: Rate = Rate::new(20, Duration::from_secs(10));
-/// Default life of a cached tenant's settings, in seconds.
-pub const DEFAULT_SETTINGS_CACHE_TTL_SECS: u64 = 120;
-/// Default interval between two checks of the local sockets' sessions, in seconds.
-pub const DEFAULT_SESSION_CHECK_INTERVAL_SECS: u64 = 30;
+/// Default life of a cached tenant's settings.
+pub const DEFAULT_SETTINGS_CACHE_TTL: &str = "2m";
+/// Default interval between two checks of the local sockets' sessions.
+pub const DEFAULT_SESSION_CHECK_INTERVAL: &str = "30s";
 /// Default directory of the chat page's npm modules (`npm ci` in gateway/web), relative to the
 /// working directory.
 pub const DEFAULT_WEB_MODULES_DIR: &str = "gateway/web/node_modules";
@@ -105,53 +106,53 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_SOCKET_BUFFER", default_value_t = DEFAULT_SOCKET_BUFFER)]
     pub socket_buffer: usize,
 
-    /// Interval between two engine.io pings, in milliseconds.
-    #[arg(long, env = "GATEWAY_PING_INTERVAL_MS", default_value_t = DEFAULT_PING_INTERVAL_MS)]
-    pub ping_interval_ms: u64,
+    /// Interval between two engine.io pings (`25s`, `500ms`).
+    #[arg(long, env = "GATEWAY_PING_INTERVAL", default_value = DEFAULT_PING_INTERVAL, value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
 
-    /// How long a client has to answer a ping before it is dropped, in milliseconds.
-    #[arg(long, env = "GATEWAY_PING_TIMEOUT_MS", default_value_t = DEFAULT_PING_TIMEOUT_MS)]
-    pub ping_timeout_ms: u64,
+    /// How long a client has to answer a ping before it is dropped.
+    #[arg(long, env = "GATEWAY_PING_TIMEOUT", default_value = DEFAULT_PING_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub ping_timeout: Duration,
 
-    /// Interval between two heartbeats sent to the other instances, in milliseconds.
-    #[arg(long, env = "GATEWAY_HEARTBEAT_INTERVAL_MS", default_value_t = DEFAULT_HEARTBEAT_INTERVAL_MS)]
-    pub heartbeat_interval_ms: u64,
+    /// Interval between two heartbeats sent to the other instances.
+    #[arg(long, env = "GATEWAY_HEARTBEAT_INTERVAL", default_value = DEFAULT_HEARTBEAT_INTERVAL, value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
 
-    /// Silence after which another instance is considered gone, in milliseconds.
-    #[arg(long, env = "GATEWAY_HEARTBEAT_TIMEOUT_MS", default_value_t = DEFAULT_HEARTBEAT_TIMEOUT_MS)]
-    pub heartbeat_timeout_ms: u64,
+    /// Silence after which another instance is considered gone.
+    #[arg(long, env = "GATEWAY_HEARTBEAT_TIMEOUT", default_value = DEFAULT_HEARTBEAT_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub heartbeat_timeout: Duration,
 
-    /// Deadline of a request answered by the other instances, in milliseconds.
-    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS)]
-    pub request_timeout_ms: u64,
+    /// Deadline of a request answered by the other instances.
+    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
 
-    /// Deadline of a graceful shutdown, in milliseconds: past it the process exits anyway.
-    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT_MS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS)]
-    pub shutdown_timeout_ms: u64,
+    /// Deadline of a graceful shutdown: past it the process exits anyway.
+    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", default_value = DEFAULT_SHUTDOWN_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
 
     /// Tokio worker threads. Default: one per CPU. One per instance is the cheapest per
     /// delivery when several instances share a machine.
     #[arg(long, env = "GATEWAY_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
 
-    /// First delay before reconnecting a lost Redis connection, in milliseconds; it doubles
+    /// First delay before reconnecting a lost Redis connection (at least 1ms); it doubles
     /// (with jitter) on each failed attempt.
-    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MIN_MS", default_value_t = DEFAULT_REDIS_RECONNECT_MIN_MS)]
-    pub redis_reconnect_min_ms: u64,
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MIN", default_value = DEFAULT_REDIS_RECONNECT_MIN, value_parser = humantime::parse_duration)]
+    pub redis_reconnect_min: Duration,
 
-    /// Longest delay between two Redis reconnect attempts, in milliseconds: once Redis is back,
+    /// Longest delay between two Redis reconnect attempts: once Redis is back,
     /// every connection is restored within about this long.
-    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX_MS", default_value_t = DEFAULT_REDIS_RECONNECT_MAX_MS)]
-    pub redis_reconnect_max_ms: u64,
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX", default_value = DEFAULT_REDIS_RECONNECT_MAX, value_parser = humantime::parse_duration)]
+    pub redis_reconnect_max: Duration,
 
     /// The user directory (JSON; see `gateway add-user`). Default: the demo directory
     /// shipped in gateway/users.demo.json, embedded in the binary. Only used with Redis.
     #[arg(long, env = "GATEWAY_USERS_FILE")]
     pub users_file: Option<PathBuf>,
 
-    /// Lifetime of a session from login, in seconds.
-    #[arg(long, env = "GATEWAY_SESSION_TTL_SECS", default_value_t = DEFAULT_SESSION_TTL_SECS)]
-    pub session_ttl_secs: u64,
+    /// Lifetime of a session from login (at least 1s).
+    #[arg(long, env = "GATEWAY_SESSION_TTL", default_value = DEFAULT_SESSION_TTL, value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
 
     /// Mark the session cookie `Secure` (set it when clients reach the gateway over HTTPS).
     #[arg(long, env = "GATEWAY_SECURE_COOKIES")]
@@ -159,7 +160,7 @@ pub struct Config {
 
     /// Proxies whose X-Forwarded-For is believed: IP addresses or CIDR networks, comma
     /// separated. Empty: the header is ignored.
-    #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::parse_proxy)]
+    #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::request::parse_proxy)]
     pub trusted_proxies: Vec<IpNet>,
 
     /// Logins per client IP, as N/duration (10/60s; units ms, s, m, h).
@@ -178,15 +179,15 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_RATE_DM", default_value_t = DEFAULT_RATE_DM)]
     pub rate_dm: Rate,
 
-    /// How long an instance keeps a tenant's settings without asking Redis, in seconds
+    /// How long an instance keeps a tenant's settings without asking Redis
     /// (changes reach every instance at once anyway, through Pub/Sub).
-    #[arg(long, env = "GATEWAY_SETTINGS_CACHE_TTL_SECS", default_value_t = DEFAULT_SETTINGS_CACHE_TTL_SECS)]
-    pub settings_cache_ttl_secs: u64,
+    #[arg(long, env = "GATEWAY_SETTINGS_CACHE_TTL", default_value = DEFAULT_SETTINGS_CACHE_TTL, value_parser = humantime::parse_duration)]
+    pub settings_cache_ttl: Duration,
 
-    /// How often an instance checks that the sessions of its sockets still exist, in seconds:
+    /// How often an instance checks that the sessions of its sockets still exist (at least 1s):
     /// a socket whose session expired or was deleted is disconnected within this interval.
-    #[arg(long, env = "GATEWAY_SESSION_CHECK_INTERVAL_SECS", default_value_t = DEFAULT_SESSION_CHECK_INTERVAL_SECS)]
-    pub session_check_interval_secs: u64,
+    #[arg(long, env = "GATEWAY_SESSION_CHECK_INTERVAL", default_value = DEFAULT_SESSION_CHECK_INTERVAL, value_parser = humantime::parse_duration)]
+    pub session_check_interval: Duration,
 
     /// The chat page's npm modules (`npm ci` in gateway/web): the official socket.io-client
     /// browser build is read from here at run time and served at /assets/socket.io.min.js.
@@ -255,25 +256,25 @@ impl Default for Config {
             instance_id: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
-            ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
-            ping_timeout_ms: DEFAULT_PING_TIMEOUT_MS,
-            heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
-            heartbeat_timeout_ms: DEFAULT_HEARTBEAT_TIMEOUT_MS,
-            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
-            shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            ping_interval: duration(DEFAULT_PING_INTERVAL),
+            ping_timeout: duration(DEFAULT_PING_TIMEOUT),
+            heartbeat_interval: duration(DEFAULT_HEARTBEAT_INTERVAL),
+            heartbeat_timeout: duration(DEFAULT_HEARTBEAT_TIMEOUT),
+            request_timeout: duration(DEFAULT_REQUEST_TIMEOUT),
+            shutdown_timeout: duration(DEFAULT_SHUTDOWN_TIMEOUT),
             worker_threads: None,
-            redis_reconnect_min_ms: DEFAULT_REDIS_RECONNECT_MIN_MS,
-            redis_reconnect_max_ms: DEFAULT_REDIS_RECONNECT_MAX_MS,
+            redis_reconnect_min: duration(DEFAULT_REDIS_RECONNECT_MIN),
+            redis_reconnect_max: duration(DEFAULT_REDIS_RECONNECT_MAX),
             users_file: None,
-            session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
+            session_ttl: duration(DEFAULT_SESSION_TTL),
             secure_cookies: false,
             trusted_proxies: Vec::new(),
             rate_login: DEFAULT_RATE_LOGIN,
             rate_handshake: DEFAULT_RATE_HANDSHAKE,
             rate_message: DEFAULT_RATE_MESSAGE,
             rate_dm: DEFAULT_RATE_DM,
-            settings_cache_ttl_secs: DEFAULT_SETTINGS_CACHE_TTL_SECS,
-            session_check_interval_secs: DEFAULT_SESSION_CHECK_INTERVAL_SECS,
+            settings_cache_ttl: duration(DEFAULT_SETTINGS_CACHE_TTL),
+            session_check_interval: duration(DEFAULT_SESSION_CHECK_INTERVAL),
             web_modules_dir: PathBuf::from(DEFAULT_WEB_MODULES_DIR),
             bench_endpoints: false,
         }
@@ -289,59 +290,18 @@ impl Config {
             .clone()
     }
 
-    /// The first and the longest delay between Redis reconnect attempts.
+    /// The first and the longest delay between Redis reconnect attempts: at least 1ms, and
+    /// the longest never shorter than the first.
     pub fn redis_reconnect(&self) -> (Duration, Duration) {
-        let min = Duration::from_millis(self.redis_reconnect_min_ms.max(1));
-        (
-            min,
-            Duration::from_millis(self.redis_reconnect_max_ms).max(min),
-        )
+        let min = self.redis_reconnect_min.max(Duration::from_millis(1));
+        (min, self.redis_reconnect_max.max(min))
     }
+}
 
-    /// The engine.io ping interval.
-    pub fn ping_interval(&self) -> Duration {
-        Duration::from_millis(self.ping_interval_ms)
-    }
-
-    /// The engine.io ping timeout.
-    pub fn ping_timeout(&self) -> Duration {
-        Duration::from_millis(self.ping_timeout_ms)
-    }
-
-    /// The interval between two cluster heartbeats.
-    pub fn heartbeat_interval(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_interval_ms)
-    }
-
-    /// The silence after which another instance is considered gone.
-    pub fn heartbeat_timeout(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_timeout_ms)
-    }
-
-    /// The deadline of a request to the other instances.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-
-    /// The deadline of a graceful shutdown.
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_millis(self.shutdown_timeout_ms)
-    }
-
-    /// A session's lifetime (at least one second).
-    pub fn session_ttl(&self) -> Duration {
-        Duration::from_secs(self.session_ttl_secs.max(1))
-    }
-
-    /// The life of a cached tenant's settings.
-    pub fn settings_cache_ttl(&self) -> Duration {
-        Duration::from_secs(self.settings_cache_ttl_secs)
-    }
-
-    /// The interval between two checks of the local sockets' sessions (at least one second).
-    pub fn session_check_interval(&self) -> Duration {
-        Duration::from_secs(self.session_check_interval_secs.max(1))
-    }
+/// A default written as a flag value (the `DEFAULT_*` durations above; the tests check that
+/// each parses).
+fn duration(text: &str) -> Duration {
+    humantime::parse_duration(text).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -409,6 +369,38 @@ mod tests {
                 assert!(add.admin);
             }
             None => panic!("add-user not parsed"),
+        }
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let config = Config::parse_from([
+            "gateway",
+            "--heartbeat-interval",
+            "100ms",
+            "--session-ttl",
+            "2h",
+        ]);
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(100));
+        assert_eq!(config.session_ttl, Duration::from_secs(7200));
+        assert!(Config::try_parse_from(["gateway", "--request-timeout", "5"]).is_err());
+        let defaults = Config::default();
+        assert_eq!(defaults.session_ttl, Duration::from_secs(86_400));
+        assert_eq!(defaults.ping_interval, Duration::from_secs(25));
+        for text in [
+            DEFAULT_PING_INTERVAL,
+            DEFAULT_PING_TIMEOUT,
+            DEFAULT_HEARTBEAT_INTERVAL,
+            DEFAULT_HEARTBEAT_TIMEOUT,
+            DEFAULT_REQUEST_TIMEOUT,
+            DEFAULT_REDIS_RECONNECT_MIN,
+            DEFAULT_REDIS_RECONNECT_MAX,
+            DEFAULT_SHUTDOWN_TIMEOUT,
+            DEFAULT_SESSION_TTL,
+            DEFAULT_SETTINGS_CACHE_TTL,
+            DEFAULT_SESSION_CHECK_INTERVAL,
+        ] {
+            assert!(humantime::parse_duration(text).is_ok(), "{text}");
         }
     }
 

@@ -1,11 +1,13 @@
-//! The gateway's one error type: startup failures and the reasons a client request is refused.
-//! A refusal becomes the client-visible `{error: "<Display>"}` ack at the edge (`chat::reply`),
-//! the `connect_error` message of a refused handshake, or an HTTP status with a JSON body
-//! (`http::error`).
+//! The gateway's own failures: what stops it from starting or serving (bind, configuration,
+//! the users file, Redis at start) and what fails under a request it is answering (a Redis
+//! command, the OS random generator). A client never sees one as such: at the edge an
+//! [`Error`] becomes a [`Refusal`](crate::refusal::Refusal) (`unavailable` or `internal error`),
+//! the details go to the logs.
 
 use std::{io, time::Duration};
 
-/// Everything that can go wrong in the gateway.
+/// Everything that can go wrong inside the gateway (as opposed to a client's request being
+/// refused, see `refusal.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The listen address could not be resolved or bound.
@@ -39,129 +41,29 @@ pub enum Error {
     /// A new user (`gateway add-user`) or its password was refused.
     #[error("invalid user: {0}")]
     InvalidUser(String),
-    /// A Redis command of the sessions, rate limits or settings failed. Clients only ever see
-    /// it as "unavailable"; the details are logged.
+    /// A Redis command of the sessions, rate limits or settings failed.
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
     /// A Redis command of the sessions, rate limits or settings did not answer in time.
     #[error("Redis did not answer within {0:?}")]
     RedisTimeout(Duration),
+    /// No Redis node could be reached at all.
+    #[error("Redis unreachable: {0}")]
+    NoRedis(&'static str),
     /// The operating system's random generator failed (no session token can be drawn).
     #[error("OS random generator: {0}")]
     Random(String),
-
-    /// A client event did not have the expected shape (not an object, missing or mistyped field).
-    #[error("invalid payload: {0}")]
-    InvalidPayload(String),
-    /// A room name broke the naming rules.
-    #[error("invalid room: {0}")]
-    InvalidRoom(&'static str),
-    /// A message text broke the text rules.
-    #[error("invalid text: {0}")]
-    InvalidText(&'static str),
-    /// The handshake `auth.name` broke the display-name rules.
-    #[error("invalid name: {0}")]
-    InvalidName(&'static str),
-    /// The client addressed a room it has not joined.
-    #[error("not a member of this room")]
-    NotAMember,
-    /// The adapter could not hand the event to the other instances; local members were served.
-    #[error("cluster unavailable")]
-    ClusterUnavailable,
-    /// A message text is longer than its tenant's `max_message_length`.
-    #[error("invalid text: longer than this tenant's limit of {0} characters")]
-    TextTooLong(u32),
-    /// The client emitted an event the chat does not handle.
-    #[error("unknown event")]
-    UnknownEvent,
-    /// A `join` found the room already holding its tenant's `max_room_members`.
-    #[error("room_full")]
-    RoomFull,
-    /// A `dm` named a user that does not exist in the sender's tenant (whether it exists in
-    /// another tenant is not revealed).
-    #[error("unknown user")]
-    UnknownUser,
-    /// A login with an unknown username or a wrong password: one message for both.
-    #[error("invalid username or password")]
-    BadCredentials,
-    /// No valid session: `"no session"` when none was presented, `"session expired"` when the
-    /// one presented is unknown, expired or deleted.
-    #[error("unauthorized: {0}")]
-    Unauthorized(&'static str),
-    /// A valid session without the right to do this.
-    #[error("forbidden: {0}")]
-    Forbidden(&'static str),
-    /// Over a rate limit; the same request is allowed again after `retry_after`.
-    #[error("rate_limited: retry in {}s", whole_seconds(*.retry_after))]
-    RateLimited {
-        /// Time left in the current window.
-        retry_after: Duration,
-    },
-    /// A dependency needed to answer (the session store) cannot be reached; try again later.
-    #[error("unavailable: {0}")]
-    Unavailable(&'static str),
-    /// Tenant settings outside their bounds.
-    #[error("invalid settings: {0}")]
-    InvalidSettings(String),
-    /// A server-side bug (an outgoing payload failed to serialize); details are in the logs.
-    #[error("internal error")]
-    Internal,
-}
-
-/// A wait rounded up to whole seconds, at least 1 (as in `Retry-After`).
-pub(crate) fn whole_seconds(wait: Duration) -> u64 {
-    wait.as_millis()
-        .div_ceil(1000)
-        .max(1)
-        .try_into()
-        .unwrap_or(u64::MAX)
+    /// A server-side bug (a value failed to serialize, a fresh token was taken).
+    #[error("internal: {0}")]
+    Internal(&'static str),
 }
 
 impl Error {
-    /// A short, fixed label for why a client request was refused: the `reason` of the
-    /// `socketio_events_rejected_total` metric (never client-supplied text).
-    pub(crate) fn reason(&self) -> &'static str {
-        match self {
-            Self::InvalidPayload(_) => "invalid_payload",
-            Self::InvalidRoom(_) => "invalid_room",
-            Self::InvalidText(_) | Self::TextTooLong(_) => "invalid_text",
-            Self::InvalidName(_) => "invalid_name",
-            Self::NotAMember => "not_a_member",
-            Self::ClusterUnavailable => "cluster_unavailable",
-            Self::RoomFull => "room_full",
-            Self::UnknownUser => "unknown_user",
-            Self::UnknownEvent => "unknown_event",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unauthorized(_) | Self::BadCredentials | Self::Forbidden(_) => "unauthorized",
-            Self::Unavailable(_) | Self::Redis(_) | Self::RedisTimeout(_) => "unavailable",
-            _ => "internal",
-        }
-    }
-
-    /// Sorts the outcome of a room broadcast from the sender's point of view.
-    ///
-    /// Only an adapter failure concerns the sender: the other instances were not reached (the
-    /// adapter has still served the local members). A local member that could not take the
-    /// packet (closing, or its buffer full) is that member's problem and is only logged.
-    pub(crate) fn from_broadcast(
-        result: Result<(), socketioxide::BroadcastError>,
-    ) -> Result<(), Self> {
-        use socketioxide::BroadcastError;
-        match result {
-            Ok(()) => Ok(()),
-            Err(BroadcastError::Adapter(err)) => {
-                // The adapter already warns about each failed publish.
-                tracing::debug!(%err, "broadcast did not reach the other instances");
-                Err(Self::ClusterUnavailable)
-            }
-            Err(BroadcastError::Socket(errors)) => {
-                tracing::debug!(failed = errors.len(), "some local members were not served");
-                Ok(())
-            }
-            Err(BroadcastError::Serialize(err)) => {
-                tracing::error!(%err, "could not serialize a broadcast");
-                Err(Self::Internal)
-            }
-        }
+    /// Whether this is Redis failing (down, slow, unreachable): clients are told to retry.
+    pub(crate) fn is_redis(&self) -> bool {
+        matches!(
+            self,
+            Self::Redis(_) | Self::RedisTimeout(_) | Self::NoRedis(_)
+        )
     }
 }

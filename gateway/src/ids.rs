@@ -1,5 +1,7 @@
 //! Random ids: this instance's default id, the per-process prefix of message ids, and the OS
-//! generator for secrets.
+//! generator for secrets; and the wall-clock timestamp that messages and sessions carry.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A short random instance id: 8 lowercase hex digits (32 bits; a collision inside one cluster
 /// only makes two instances look alike in logs and `welcome`, the adapter keys on its own ids).
@@ -20,4 +22,12 @@ pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), crate::Error> {
     rand::rngs::OsRng
         .try_fill_bytes(buf)
         .map_err(|err| crate::Error::Random(err.to_string()))
+}
+
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }

@@ -19,21 +19,25 @@ mod accounts;
 mod cache;
 mod chat;
 pub mod config;
+mod counters;
 mod error;
 mod http;
 mod ids;
 mod keys;
 mod metrics;
+mod mode;
 mod ratelimit;
+mod refusal;
+mod request;
 mod sessions;
 pub mod shutdown;
-mod stats;
 mod store;
 pub mod telemetry;
 mod tenancy;
 pub mod users;
+mod validate;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, serve::ListenerExt};
 use redis_adapter::{Redis, RedisAdapter, RedisAdapterConfig, RedisAdapterState, RedisConfig};
@@ -45,9 +49,10 @@ pub use error::Error;
 pub use ratelimit::Rate;
 
 use accounts::{Accounts, Background};
-use http::{HttpState, Peers};
+use counters::Counters;
+use http::HttpState;
+use mode::Mode;
 use shutdown::Shutdown;
-use stats::Stats;
 
 /// Initial websocket read buffer per socket, allocated for each connection's whole life.
 const WS_READ_BUFFER_SIZE: usize = 256;
@@ -82,38 +87,16 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         tracing::warn!("metrics are not recorded: another recorder is installed");
     }
 
-    let stats = Arc::new(Stats::default());
+    let counters = Arc::new(Counters::default());
     let mut background = Background::default();
-    // The process's one Redis layer: the adapter, sessions, limits and settings share it.
-    let redis = match &config.redis_url {
-        None => None,
-        Some(url) => Some(Redis::connect(url, redis_config(&config)).await?),
-    };
-    let accounts = match &redis {
-        None => None,
-        Some(redis) => {
-            Some(Accounts::start(&config, redis.clone(), stats.clone(), &mut background).await?)
-        }
-    };
-    let adapter = redis.map(|redis| RedisAdapterState::new(redis, adapter_config(&config)));
     let builder = SocketIo::builder()
         .max_payload(config.max_payload)
         .max_buffer_size(config.socket_buffer)
-        .ping_interval(config.ping_interval())
-        .ping_timeout(config.ping_timeout())
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
         // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
-        .ws_read_buffer_size(WS_READ_BUFFER_SIZE)
-        .with_state(chat::ChatState::new(
-            &instance,
-            accounts.clone(),
-            adapter.clone(),
-        ));
-    let shared = Shared {
-        instance: &instance,
-        accounts,
-        stats,
-    };
-    let (app, shutdown) = match adapter {
+        .ws_read_buffer_size(WS_READ_BUFFER_SIZE);
+    let (app, shutdown) = match &config.redis_url {
         None => {
             tracing::warn!(
                 "no Redis URL: running standalone on the in-memory adapter, \
@@ -123,24 +106,36 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 "DEVELOPMENT MODE: no accounts, no sessions, no rate limits; every socket is an \
                  anonymous user of tenant `dev`"
             );
-            let (layer, io) = builder.build_layer();
-            chat::register(&io);
-            assemble(&config, shared, layer, io, Peers::Standalone)
-        }
-        Some(state) => {
+            let mode = Arc::new(Mode::Standalone);
             let (layer, io) = builder
-                .with_adapter::<RedisAdapter<_>>(state.clone())
+                .with_state(chat::ChatState::new(&instance, mode.clone()))
+                .build_layer();
+            chat::register(&io);
+            assemble(&config, &instance, mode, counters, layer, io)
+        }
+        Some(url) => {
+            // The process's one Redis layer: the adapter, sessions, limits and settings share it.
+            let redis = Redis::connect(url, redis_config(&config)).await?;
+            let accounts =
+                Accounts::start(&config, redis.clone(), counters.clone(), &mut background).await?;
+            let adapter = RedisAdapterState::new(redis, adapter_config(&config));
+            let mode = Arc::new(Mode::Clustered {
+                adapter: adapter.clone(),
+                accounts: accounts.clone(),
+            });
+            let (layer, io) = builder
+                .with_adapter::<RedisAdapter<_>>(adapter)
+                .with_state(chat::ChatState::new(&instance, mode.clone()))
                 .build_layer();
             chat::register(&io).await?;
-            if let Some(accounts) = &shared.accounts {
-                background.push(chat::spawn_session_check(
-                    io.clone(),
-                    accounts.clone(),
-                    config.session_check_interval(),
-                ));
-            }
+            background.push(chat::spawn_session_check(
+                io.clone(),
+                accounts,
+                // At least a second between two checks.
+                config.session_check_interval.max(Duration::from_secs(1)),
+            ));
             tracing::info!(prefix = %config.key_prefix, "joined the cluster over Redis");
-            assemble(&config, shared, layer, io, Peers::Redis(state))
+            assemble(&config, &instance, mode, counters, layer, io)
         }
     };
     let app = match cors {
@@ -208,27 +203,20 @@ impl Gateway {
     }
 }
 
-/// What the app shares whatever the adapter.
-struct Shared<'a> {
-    instance: &'a str,
-    accounts: Option<Arc<Accounts>>,
-    stats: Arc<Stats>,
-}
-
 /// The app for one adapter type: HTTP routes inside the Socket.IO layer, and its shutdown.
 fn assemble<A: Adapter>(
     config: &Config,
-    shared: Shared<'_>,
+    instance: &str,
+    mode: Arc<Mode>,
+    counters: Arc<Counters>,
     layer: SocketIoLayer<A>,
     io: SocketIo<A>,
-    peers: Peers,
 ) -> (Router, Shutdown) {
     let state = HttpState {
-        instance: Arc::from(shared.instance),
+        instance: Arc::from(instance),
         io: io.clone(),
-        peers,
-        accounts: shared.accounts,
-        stats: shared.stats,
+        mode,
+        counters,
         web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
         bench_endpoints: config.bench_endpoints,
     };
@@ -236,16 +224,16 @@ fn assemble<A: Adapter>(
     let app = http::router(state)
         .layer(layer)
         .layer(axum::middleware::map_request(http::detach_from_read_buffer));
-    (app, Shutdown::new(io, config.shutdown_timeout()))
+    (app, Shutdown::new(io, config.shutdown_timeout))
 }
 
 /// The Redis adapter's settings from the gateway's flags.
 fn adapter_config(config: &Config) -> RedisAdapterConfig {
     RedisAdapterConfig {
         prefix: config.key_prefix.clone(),
-        heartbeat_interval: config.heartbeat_interval(),
-        heartbeat_timeout: config.heartbeat_timeout(),
-        request_timeout: config.request_timeout(),
+        heartbeat_interval: config.heartbeat_interval,
+        heartbeat_timeout: config.heartbeat_timeout,
+        request_timeout: config.request_timeout,
         ..RedisAdapterConfig::default()
     }
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics: the process-wide recorder, every metric name the gateway exports, and
 //! the helpers the chat handlers call. `GET /metrics` (`http::metrics`) renders the recorder
 //! and first sets the values that are read at scrape time (gauges, and counters kept
-//! elsewhere: the adapter's [`redis_adapter::Stats`] and the gateway's `stats.rs`).
+//! elsewhere: the adapter's [`redis_adapter::Stats`] and the gateway's `counters.rs`).
 //!
 //! The recorder is installed once per process through the `metrics` facade, so the adapter's
 //! own recordings (its publish latency histogram) land in the same registry. There is no

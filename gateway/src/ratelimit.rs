@@ -10,7 +10,7 @@ use std::{fmt, net::IpAddr, str::FromStr, sync::Arc, time::Duration};
 
 use redis::Script;
 
-use crate::{Error, stats::Stats, store::Store};
+use crate::{counters::Counters, refusal::Refusal, store::Store};
 
 /// How long a check waits for Redis before allowing the request anyway.
 pub const FAIL_OPEN_AFTER: Duration = Duration::from_millis(250);
@@ -139,23 +139,23 @@ pub(crate) struct RateLimiter {
     store: Store,
     rates: Rates,
     script: Script,
-    stats: Arc<Stats>,
+    counters: Arc<Counters>,
 }
 
 impl RateLimiter {
     /// A limiter counting in `store`.
-    pub(crate) fn new(store: Store, rates: Rates, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(store: Store, rates: Rates, counters: Arc<Counters>) -> Self {
         Self {
             store,
             rates,
             script: Script::new(WINDOW_SCRIPT),
-            stats,
+            counters,
         }
     }
 
     /// Counts one hit of `id` in `scope`: `Err(RateLimited)` when over the limit, `Ok` when
     /// allowed, including when Redis could not be asked (fail open, counted).
-    pub(crate) async fn check(&self, scope: Scope, id: &str) -> Result<(), Error> {
+    pub(crate) async fn check(&self, scope: Scope, id: &str) -> Result<(), Refusal> {
         let rate = self.rates.of(scope);
         let key = self.store.keys().rate(scope.as_str(), id);
         let window_ms = u64::try_from(rate.window.as_millis()).unwrap_or(u64::MAX);
@@ -169,15 +169,15 @@ impl RateLimiter {
         .await;
         match hit {
             Ok((count, left_ms)) if count > u64::from(rate.max) => {
-                Stats::incr(&self.stats.rate_limited);
+                self.counters.rate_limited.incr();
                 let left = u64::try_from(left_ms).unwrap_or(window_ms).max(1);
-                Err(Error::RateLimited {
+                Err(Refusal::RateLimited {
                     retry_after: Duration::from_millis(left),
                 })
             }
             Ok(_) => Ok(()),
             Err(err) => {
-                Stats::incr(&self.stats.rate_limit_fail_open);
+                self.counters.rate_limit_fail_open.incr();
                 tracing::warn!(scope = scope.as_str(), %err, "rate limit not checked: allowing (fail open)");
                 Ok(())
             }

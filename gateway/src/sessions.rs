@@ -105,7 +105,7 @@ impl SessionStore {
         let token = Token::generate()?;
         let value = serde_json::to_string(session).map_err(|err| {
             tracing::error!(%err, "could not serialize a session");
-            Error::Internal
+            Error::Internal("a session does not serialize")
         })?;
         let ttl_ms = u64::try_from(self.ttl.as_millis())
             .unwrap_or(u64::MAX)
@@ -120,7 +120,7 @@ impl SessionStore {
         let created: Option<String> = self.store.query(&set).await?;
         match created {
             Some(_) => Ok(token),
-            None => Err(Error::Internal),
+            None => Err(Error::Internal("a fresh session token was taken")),
         }
     }
 

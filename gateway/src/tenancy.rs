@@ -1,4 +1,5 @@
-//! Tenant-scoped names: every Socket.IO room the gateway uses belongs to one tenant.
+//! Socket.IO names: the chat's namespace ([`CHAT_NS`]), and tenant-scoped rooms: every room
+//! the gateway uses belongs to one tenant.
 //!
 //! Clients name chat rooms (`general`); internally a socket joins `t:{tenant}:r:{room}`, and
 //! the gateway itself adds a per-user room `t:{tenant}:u:{user}` and a per-session room
@@ -11,6 +12,9 @@
 //! ([`parse`]) therefore gives back exactly the tenant, kind and name it was built from; two
 //! different triples can never produce the same room. A client room called
 //! `t:other:r:general` becomes `t:acme:r:t:other:r:general`: still a room of `acme`.
+
+/// The Socket.IO namespace of the chat, the only one the gateway serves.
+pub(crate) const CHAT_NS: &str = "/";
 
 /// The tenant of every socket in standalone (development) mode.
 pub(crate) const DEV_TENANT: &str = "dev";
@@ -101,7 +105,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::chat::validate_room;
+    use crate::validate::room as validate_room;
 
     #[test]
     fn chat_rooms_are_told_from_private_rooms() {

@@ -26,7 +26,7 @@ use argon2::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::{Error, chat::validate_name, ids, tenancy};
+use crate::{Error, ids, tenancy, validate};
 
 pub use argon2::Params;
 
@@ -290,7 +290,7 @@ fn check_identity(record: &UserRecord) -> Result<(), String> {
             record.tenant
         ));
     }
-    validate_name(&record.name).map_err(|err| format!("{who}: name: {err}"))
+    validate::name(&record.name).map_err(|err| format!("{who}: name: {err}"))
 }
 
 fn parse(text: &str, path: &Path) -> Result<UsersFile, Error> {

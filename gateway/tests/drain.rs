@@ -74,13 +74,13 @@ async fn sigterm_drains_an_instance_and_its_clients_move_to_the_others() {
     let redis = RedisServer::start().await;
     let args = with_flag(
         clustered_args(&redis.url()),
-        "--heartbeat-timeout-ms",
-        &HEARTBEAT_TIMEOUT.as_millis().to_string(),
+        "--heartbeat-timeout",
+        &format!("{}ms", HEARTBEAT_TIMEOUT.as_millis()),
     );
     let args = with_flag(
         args,
-        "--shutdown-timeout-ms",
-        &SHUTDOWN_TIMEOUT.as_millis().to_string(),
+        "--shutdown-timeout",
+        &format!("{}ms", SHUTDOWN_TIMEOUT.as_millis()),
     );
     let a = ChildGateway::start(&args).await;
     let b = ChildGateway::start(&args).await;

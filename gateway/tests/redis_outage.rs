@@ -27,8 +27,8 @@ const OUTAGE: Duration = Duration::from_secs(2);
 async fn three_gateways(redis: &RedisServer) -> [ChildGateway; 3] {
     let args = with_flag(
         clustered_args(&redis.url()),
-        "--session-check-interval-secs",
-        &SESSION_CHECK.as_secs().to_string(),
+        "--session-check-interval",
+        &format!("{}s", SESSION_CHECK.as_secs()),
     );
     let gateways = [
         ChildGateway::start(&args).await,

@@ -233,8 +233,8 @@ async fn an_expired_session_opens_nothing_and_its_sockets_are_disconnected() {
     let redis = RedisServer::start().await;
     let [a, b] = <[_; 2]>::try_from(
         cluster(2, &redis.url(), |config| {
-            config.session_ttl_secs = 1;
-            config.session_check_interval_secs = 1;
+            config.session_ttl = Duration::from_secs(1);
+            config.session_check_interval = Duration::from_secs(1);
         })
         .await,
     )
@@ -265,7 +265,7 @@ async fn an_expired_session_opens_nothing_and_its_sockets_are_disconnected() {
 async fn a_session_deleted_in_redis_loses_its_sockets_within_the_check_interval() {
     let redis = RedisServer::start().await;
     let gateway = TestGateway::start(gateway::Config {
-        session_check_interval_secs: 1,
+        session_check_interval: Duration::from_secs(1),
         ..clustered(&redis.url())
     })
     .await;

@@ -16,7 +16,7 @@ use test_support::RedisServer;
 async fn two_instances(redis: &RedisServer, ttl_secs: u64) -> [TestGateway; 2] {
     <[_; 2]>::try_from(
         cluster(2, &redis.url(), |config| {
-            config.settings_cache_ttl_secs = ttl_secs
+            config.settings_cache_ttl = Duration::from_secs(ttl_secs)
         })
         .await,
     )

@@ -9,10 +9,13 @@ use socketioxide::{
 };
 
 use super::{
-    ChatState, identity::Identity, messages::now_ms, order::Turn, payload::Object, reply::Reply,
-    validate,
+    ChatState,
+    identity::Identity,
+    order::Turn,
+    payload::Object,
+    reply::{Reply, answer},
 };
-use crate::{Error, metrics, ratelimit::Scope, tenancy};
+use crate::{ids::now_ms, metrics, ratelimit::Scope, refusal::Refusal, tenancy, validate};
 
 /// The payload of `dm`.
 #[derive(Debug, Deserialize)]
@@ -43,33 +46,33 @@ pub(crate) async fn dm<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<DmRequest>>,
 ) {
-    metrics::event_in("dm");
-    let reply = turn
-        .run(async {
-            let request = Object::parse(request)?;
-            chat.limit(Scope::Dm, &identity).await?;
-            validate::text(&request.text)?;
-            if !chat.knows(&identity.tenant, &request.to) {
-                return Err(Error::UnknownUser);
-            }
-            let settings = chat.settings(&identity.tenant).await;
-            validate::text_within(&request.text, settings.max_message_length)?;
+    answer("dm", turn, ack, async {
+        let request = Object::parse(request)?;
+        validate::text(&request.text)?;
+        // The limit before the directory: whether a user exists is not asked unthrottled.
+        chat.mode
+            .limit(Scope::Dm, &identity.tenant, &identity.user)
+            .await?;
+        if !chat.mode.knows(&identity.tenant, &request.to) {
+            return Err(Refusal::UnknownUser);
+        }
+        let settings = chat.mode.settings(&identity.tenant).await;
+        validate::text_within(&request.text, settings.max_message_length)?;
 
-            let id = chat.message_ids.next();
-            let ts = now_ms();
-            let message = DirectMessage {
-                id: &id,
-                from: identity.name.as_str(),
-                user: &identity.user,
-                text: &request.text,
-                ts,
-            };
-            let room = tenancy::user_room(&identity.tenant, &request.to);
-            let delivery = redis_adapter::confirmed(socket.within(room).emit("dm", &message)).await;
-            metrics::event_out("dm");
-            Error::from_broadcast(delivery)?;
-            Ok(Reply::Sent { id, ts })
-        })
-        .await;
-    Reply::to("dm", reply).send(ack);
+        let id = chat.message_ids.next();
+        let ts = now_ms();
+        let message = DirectMessage {
+            id: &id,
+            from: identity.name.as_str(),
+            user: &identity.user,
+            text: &request.text,
+            ts,
+        };
+        let room = tenancy::user_room(&identity.tenant, &request.to);
+        let delivery = redis_adapter::confirmed(socket.within(room).emit("dm", &message)).await;
+        metrics::event_out("dm");
+        Refusal::from_broadcast(delivery)?;
+        Ok(Reply::Sent { id, ts })
+    })
+    .await;
 }

@@ -1,4 +1,4 @@
-//! Sockets outliving their session: every `--session-check-interval-secs`, each instance asks
+//! Sockets outliving their session: every `--session-check-interval`, each instance asks
 //! Redis, in pipelined batches, whether the sessions of its local sockets still exist, and
 //! disconnects the sockets of sessions that expired or were deleted. So a socket outlives its
 //! session by at most one interval (plus one Redis round trip). Logout does not wait for this:
@@ -13,7 +13,7 @@ use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 use tokio::{task::JoinHandle, time::MissedTickBehavior};
 
 use super::identity::Identity;
-use crate::{accounts::Accounts, sessions::SessionId, stats::Stats};
+use crate::{accounts::Accounts, sessions::SessionId, tenancy::CHAT_NS};
 
 /// Sessions asked about in one pipeline.
 const BATCH: usize = 1000;
@@ -37,7 +37,9 @@ pub(crate) fn spawn<A: Adapter>(
 
 /// One check of every local socket.
 async fn sweep<A: Adapter>(io: &SocketIo<A>, accounts: &Accounts) {
-    let Some(chat) = io.of("/") else { return };
+    let Some(chat) = io.of(CHAT_NS) else {
+        return;
+    };
     let mut by_session: HashMap<SessionId, Vec<SocketRef<A>>> = HashMap::new();
     for socket in chat.sockets() {
         if let Some(session) = socket
@@ -62,7 +64,7 @@ async fn sweep<A: Adapter>(io: &SocketIo<A>, accounts: &Accounts) {
                 continue;
             }
             for socket in by_session.remove(session).unwrap_or_default() {
-                Stats::incr(&accounts.stats.sessions_expired_disconnects);
+                accounts.counters.sessions_expired_disconnects.incr();
                 tracing::debug!(sid = %socket.id, "session gone: disconnecting");
                 if let Err(err) = socket.disconnect() {
                     tracing::debug!(%err, "socket already gone");

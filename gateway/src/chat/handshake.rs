@@ -18,12 +18,11 @@ use super::{
     identity::{DisplayName, Identity},
 };
 use crate::{
-    Error,
     accounts::Accounts,
-    http::{Peer, presented_token},
+    mode::Mode,
     ratelimit::{self, Scope},
-    sessions::Token,
-    stats::Stats,
+    refusal::Refusal,
+    request::{Peer, presented_token},
     tenancy,
 };
 
@@ -32,13 +31,13 @@ pub(super) async fn identify<A: Adapter>(
     socket: &Socket<A>,
     chat: &ChatState,
     auth: Result<Value, ParserError>,
-) -> Result<Identity, Error> {
-    let Some(accounts) = &chat.accounts else {
+) -> Result<Identity, Refusal> {
+    let Mode::Clustered { accounts, .. } = &*chat.mode else {
         return anonymous(socket, auth);
     };
     let identity = authenticate(socket, accounts, auth).await;
     if let Err(err) = &identity {
-        Stats::incr(&accounts.stats.handshakes_refused);
+        accounts.counters.handshakes_refused.incr();
         tracing::debug!(sid = %socket.id, %err, "handshake refused");
     }
     identity
@@ -48,7 +47,7 @@ pub(super) async fn identify<A: Adapter>(
 fn anonymous<A: Adapter>(
     socket: &Socket<A>,
     auth: Result<Value, ParserError>,
-) -> Result<Identity, Error> {
+) -> Result<Identity, Refusal> {
     let sid: Arc<str> = socket.id.to_string().into();
     let name = DisplayName::from_auth(auth)?.unwrap_or_else(|| DisplayName::trusted(sid.clone()));
     Ok(Identity {
@@ -56,6 +55,7 @@ fn anonymous<A: Adapter>(
         user: sid,
         name,
         session: None,
+        joined: Default::default(),
     })
 }
 
@@ -64,7 +64,7 @@ async fn authenticate<A: Adapter>(
     socket: &Socket<A>,
     accounts: &Accounts,
     auth: Result<Value, ParserError>,
-) -> Result<Identity, Error> {
+) -> Result<Identity, Refusal> {
     let parts = socket.req_parts();
     let ip = accounts
         .proxies
@@ -74,25 +74,15 @@ async fn authenticate<A: Adapter>(
         .check(Scope::Handshake, &ratelimit::ip_id(ip))
         .await?;
 
-    let token = auth_token(&auth)
-        .or_else(|| presented_token(&parts.headers))
-        .ok_or(Error::Unauthorized("no session"))?;
-    // Not shaped like a token: it cannot open a session, no need to ask Redis.
-    let token = Token::parse(&token).ok_or(Error::Unauthorized("session expired"))?;
-    let session = accounts.sessions.get(&token).await.map_err(|err| {
-        tracing::warn!(%err, "cannot read a session: handshake refused");
-        Error::Unavailable("session store unreachable, retry later")
-    })?;
-    let session = session.ok_or(Error::Unauthorized("session expired"))?;
-    // A user removed from the directory since login no longer gets in.
-    let user = accounts
-        .member(&session.tenant, &session.user)
-        .ok_or(Error::Unauthorized("session expired"))?;
+    let token = auth_token(&auth).or_else(|| presented_token(&parts.headers));
+    let signed_in = accounts.user_for_token(token.as_deref()).await?;
+    let user = signed_in.user;
     Ok(Identity {
         tenant: user.tenant.clone(),
         user: user.id.clone(),
         name: DisplayName::trusted(user.name.clone()),
-        session: Some(token.id()),
+        session: Some(signed_in.session),
+        joined: Default::default(),
     })
 }
 

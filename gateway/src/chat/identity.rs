@@ -12,8 +12,8 @@ use socketioxide::{
     socket::Socket,
 };
 
-use super::validate;
-use crate::{Error, ratelimit, sessions::SessionId, tenancy};
+use super::rooms::Joined;
+use crate::{refusal::Refusal, sessions::SessionId, tenancy, validate};
 
 /// A connected socket's identity.
 #[derive(Clone, Debug)]
@@ -26,6 +26,8 @@ pub(crate) struct Identity {
     pub(crate) name: DisplayName,
     /// The session the socket was opened with (none in standalone mode).
     pub(crate) session: Option<SessionId>,
+    /// The chat rooms the socket has joined (shared by every clone of this identity).
+    pub(crate) joined: Joined,
 }
 
 impl Identity {
@@ -37,23 +39,18 @@ impl Identity {
         }
         rooms
     }
-
-    /// The id this socket's user is rate-limited under.
-    pub(crate) fn rate_id(&self) -> String {
-        ratelimit::user_id(&self.tenant, &self.user)
-    }
 }
 
 impl<A: Adapter> FromMessageParts<A> for Identity {
-    type Error = Error;
+    type Error = Refusal;
 
     fn from_message_parts(
         socket: &Arc<Socket<A>>,
         _: &mut PacketValue,
         _: &Option<i64>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, Refusal> {
         // The connect middleware inserts it before registering any handler.
-        socket.extensions.get::<Self>().ok_or(Error::Internal)
+        socket.extensions.get::<Self>().ok_or(Refusal::Internal)
     }
 }
 
@@ -66,7 +63,7 @@ impl DisplayName {
     ///
     /// A missing, non-object or unparsable auth payload and a `null` name mean "no name";
     /// a `name` that is present but not a valid string is refused.
-    pub(crate) fn from_auth(auth: Result<Value, ParserError>) -> Result<Option<Self>, Error> {
+    pub(crate) fn from_auth(auth: Result<Value, ParserError>) -> Result<Option<Self>, Refusal> {
         let Ok(Value::Object(auth)) = auth else {
             return Ok(None);
         };
@@ -76,7 +73,7 @@ impl DisplayName {
                 validate::name(name)?;
                 Ok(Some(Self(name.as_str().into())))
             }
-            Some(_) => Err(Error::InvalidName("must be a string")),
+            Some(_) => Err(Refusal::InvalidName("must be a string")),
         }
     }
 
@@ -97,7 +94,7 @@ mod tests {
 
     use super::*;
 
-    fn name(auth: Value) -> Result<Option<String>, Error> {
+    fn name(auth: Value) -> Result<Option<String>, Refusal> {
         DisplayName::from_auth(Ok(auth)).map(|n| n.map(|n| n.as_str().to_owned()))
     }
 

@@ -11,8 +11,15 @@ use socketioxide::{
     extract::{AckSender, SocketRef, State, TryData},
 };
 
-use super::{ChatState, identity::Identity, order::Turn, payload::Object, reply::Reply, rooms};
-use crate::{metrics, tenancy};
+use super::{
+    ChatState,
+    identity::Identity,
+    order::Turn,
+    payload::Object,
+    reply::{Reply, answer},
+    rooms,
+};
+use crate::tenancy;
 
 /// One member in the answer.
 #[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,37 +39,34 @@ pub(crate) async fn members<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<rooms::RoomRequest>>,
 ) {
-    metrics::event_in("members");
-    let reply = turn
-        .run(async {
-            let room = rooms::RoomRequest::parse(request)?;
-            let internal = tenancy::room(&identity.tenant, &room);
-            rooms::ensure_member(&socket, &internal)?;
-            let member_rooms = match socket.within(internal.clone()).rooms().await {
-                Ok(rooms) => rooms,
-                Err(err) => {
-                    tracing::debug!(%err, "members not known cluster-wide: listing local ones");
-                    socket
-                        .within(internal)
-                        .local()
-                        .rooms()
-                        .await
-                        .unwrap_or_default()
-                }
-            };
-            let users_prefix = tenancy::user_room(&identity.tenant, "");
-            let mut members: Vec<Member> = member_rooms
-                .iter()
-                .filter_map(|room| room.strip_prefix(users_prefix.as_str()))
-                .map(|user| Member {
-                    user: user.to_owned(),
-                    name: chat.display_name(&identity.tenant, user),
-                })
-                .collect();
-            members.sort();
-            members.dedup();
-            Ok(Reply::Members { members })
-        })
-        .await;
-    Reply::to("members", reply).send(ack);
+    answer("members", turn, ack, async {
+        let room = rooms::RoomRequest::parse(request)?;
+        let internal = tenancy::room(&identity.tenant, &room);
+        identity.joined.ensure_member(&internal)?;
+        let member_rooms = match socket.within(internal.clone()).rooms().await {
+            Ok(rooms) => rooms,
+            Err(err) => {
+                tracing::debug!(%err, "members not known cluster-wide: listing local ones");
+                socket
+                    .within(internal)
+                    .local()
+                    .rooms()
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        let users_prefix = tenancy::user_room(&identity.tenant, "");
+        let mut members: Vec<Member> = member_rooms
+            .iter()
+            .filter_map(|room| room.strip_prefix(users_prefix.as_str()))
+            .map(|user| Member {
+                user: user.to_owned(),
+                name: chat.mode.display_name(&identity.tenant, user),
+            })
+            .collect();
+        members.sort();
+        members.dedup();
+        Ok(Reply::Members { members })
+    })
+    .await;
 }

@@ -1,10 +1,7 @@
 //! `message {room, text}`: a chat line for every member of the room, on every instance,
 //! the sender included; the sender's ack returns the message's `{id, ts}`.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use socketioxide::{
@@ -13,9 +10,19 @@ use socketioxide::{
 };
 
 use super::{
-    ChatState, identity::Identity, order::Turn, payload::Object, reply::Reply, rooms, validate,
+    ChatState,
+    identity::Identity,
+    order::Turn,
+    payload::Object,
+    reply::{Reply, answer},
 };
-use crate::{Error, ids, metrics, ratelimit::Scope, tenancy};
+use crate::{
+    ids::{self, now_ms},
+    metrics,
+    ratelimit::Scope,
+    refusal::Refusal,
+    tenancy, validate,
+};
 
 /// The payload of `message`.
 #[derive(Debug, Deserialize)]
@@ -68,45 +75,38 @@ pub(crate) async fn message<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<MessageRequest>>,
 ) {
-    metrics::event_in("message");
-    let reply = turn
-        .run(async {
-            let request = Object::parse(request)?;
-            chat.limit(Scope::Message, &identity).await?;
-            validate::room(&request.room)?;
-            validate::text(&request.text)?;
-            let room = tenancy::room(&identity.tenant, &request.room);
-            rooms::ensure_member(&socket, &room)?;
-            let settings = chat.settings(&identity.tenant).await;
-            validate::text_within(&request.text, settings.max_message_length)?;
+    answer("message", turn, ack, async {
+        // Local checks first, then the ones that may ask Redis (the rate limit, and the
+        // settings on a cache miss): a refused line costs no round trip.
+        let request = Object::parse(request)?;
+        validate::room(&request.room)?;
+        validate::text(&request.text)?;
+        let room = tenancy::room(&identity.tenant, &request.room);
+        identity.joined.ensure_member(&room)?;
+        chat.mode
+            .limit(Scope::Message, &identity.tenant, &identity.user)
+            .await?;
+        let settings = chat.mode.settings(&identity.tenant).await;
+        validate::text_within(&request.text, settings.max_message_length)?;
 
-            let id = chat.message_ids.next();
-            let ts = now_ms();
-            let message = ChatMessage {
-                room: &request.room,
-                id: &id,
-                from: identity.name.as_str(),
-                text: &request.text,
-                ts,
-            };
-            // `within` keeps the sender among the recipients (`to` would exclude it).
-            // The ack tells the sender every instance can see the message: wait for Redis.
-            let delivery =
-                redis_adapter::confirmed(socket.within(room).emit("message", &message)).await;
-            metrics::event_out("message");
-            Error::from_broadcast(delivery)?;
-            Ok(Reply::Sent { id, ts })
-        })
-        .await;
-    Reply::to("message", reply).send(ack);
-}
-
-/// Now, in milliseconds since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
+        let id = chat.message_ids.next();
+        let ts = now_ms();
+        let message = ChatMessage {
+            room: &request.room,
+            id: &id,
+            from: identity.name.as_str(),
+            text: &request.text,
+            ts,
+        };
+        // `within` keeps the sender among the recipients (`to` would exclude it).
+        // The ack tells the sender every instance can see the message: wait for Redis.
+        let delivery =
+            redis_adapter::confirmed(socket.within(room).emit("message", &message)).await;
+        metrics::event_out("message");
+        Refusal::from_broadcast(delivery)?;
+        Ok(Reply::Sent { id, ts })
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::{
 };
 use socketioxide::ParserError;
 
-use crate::Error;
+use crate::refusal::Refusal;
 
 /// A payload that must be a JSON object with `T`'s fields.
 ///
@@ -19,10 +19,10 @@ pub(crate) struct Object<T>(T);
 
 impl<T> Object<T> {
     /// The payload as it came off the wire, or the reason it was refused.
-    pub(crate) fn parse(payload: Result<Self, ParserError>) -> Result<T, Error> {
+    pub(crate) fn parse(payload: Result<Self, ParserError>) -> Result<T, Refusal> {
         payload
             .map(|Object(inner)| inner)
-            .map_err(|err| Error::InvalidPayload(reason(&err)))
+            .map_err(|err| Refusal::InvalidPayload(reason(&err)))
     }
 }
 

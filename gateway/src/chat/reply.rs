@@ -1,11 +1,26 @@
 //! What an acknowledgement carries back to the client: `{ok: true}`, `{id, ts}` for a sent
 //! message, `{error: "rate_limited", retry_after_ms}` over a rate limit, or `{error: reason}`
-//! where the reason is the [`Error`]'s text.
+//! where the reason is the [`Refusal`]'s text; and [`answer`], the skeleton every event
+//! handler shares.
 
 use serde::Serialize;
 use socketioxide::{adapter::Adapter, extract::AckSender};
 
-use crate::{Error, metrics};
+use super::order::Turn;
+use crate::{metrics, refusal::Refusal};
+
+/// Handles one `event`: counts it in, runs `work` in the socket's event order, and acks the
+/// outcome (a refusal counted in `socketio_events_rejected_total`) if the client asked.
+pub(crate) async fn answer<A: Adapter>(
+    event: &'static str,
+    turn: Turn,
+    ack: AckSender<A>,
+    work: impl Future<Output = Result<Reply, Refusal>>,
+) {
+    metrics::event_in(event);
+    let reply = turn.run(work).await;
+    Reply::to(event, reply).send(ack);
+}
 
 /// The body of one acknowledgement.
 #[derive(Debug, Serialize)]
@@ -49,7 +64,7 @@ impl Reply {
     }
 
     /// Sends this reply if the client asked for an acknowledgement.
-    pub(crate) fn send<A: Adapter>(self, ack: AckSender<A>) {
+    fn send<A: Adapter>(self, ack: AckSender<A>) {
         if let Err(err) = ack.send(&self) {
             // The socket is closing or its buffer is full: nobody is left to tell.
             tracing::debug!(%err, "could not send an acknowledgement");
@@ -60,7 +75,7 @@ impl Reply {
 impl Reply {
     /// The reply to `event` for `result`, counting a refusal in the
     /// `socketio_events_rejected_total` metric.
-    pub(crate) fn to(event: &'static str, result: Result<Reply, Error>) -> Self {
+    fn to(event: &'static str, result: Result<Reply, Refusal>) -> Self {
         if let Err(err) = &result {
             metrics::rejected(event, err.reason());
         }
@@ -68,10 +83,10 @@ impl Reply {
     }
 }
 
-impl From<Result<Reply, Error>> for Reply {
-    fn from(result: Result<Reply, Error>) -> Self {
+impl From<Result<Reply, Refusal>> for Reply {
+    fn from(result: Result<Reply, Refusal>) -> Self {
         result.unwrap_or_else(|err| match err {
-            Error::RateLimited { retry_after } => Self::RateLimited {
+            Refusal::RateLimited { retry_after } => Self::RateLimited {
                 error: "rate_limited",
                 retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
             },
@@ -96,12 +111,12 @@ mod tests {
             ts: 5,
         };
         assert_eq!(to_value(sent).ok(), Some(json!({"id": "a-1", "ts": 5})));
-        let refused = Reply::from(Err(Error::NotAMember));
+        let refused = Reply::from(Err(Refusal::NotAMember));
         assert_eq!(
             to_value(refused).ok(),
             Some(json!({"error": "not a member of this room"}))
         );
-        let limited = Reply::from(Err(Error::RateLimited {
+        let limited = Reply::from(Err(Refusal::RateLimited {
             retry_after: std::time::Duration::from_millis(1500),
         }));
         assert_eq!(
@@ -109,7 +124,7 @@ mod tests {
             Some(json!({"error": "rate_limited", "retry_after_ms": 1500}))
         );
         assert_eq!(
-            Error::RateLimited {
+            Refusal::RateLimited {
                 retry_after: std::time::Duration::from_millis(1500)
             }
             .to_string(),

@@ -7,6 +7,11 @@
 //! is refused with `room_full` when the room already has the tenant's `max_room_members`
 //! across the cluster.
 
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError},
+};
+
 use serde::Deserialize;
 use socketioxide::{
     ParserError,
@@ -15,8 +20,14 @@ use socketioxide::{
     socket::Socket,
 };
 
-use super::{ChatState, identity::Identity, order::Turn, payload::Object, reply::Reply, validate};
-use crate::{Error, metrics, tenancy};
+use super::{
+    ChatState,
+    identity::Identity,
+    order::Turn,
+    payload::Object,
+    reply::{Reply, answer},
+};
+use crate::{refusal::Refusal, tenancy, validate};
 
 /// The payload of `join`, `leave` and `typing`.
 #[derive(Debug, Deserialize)]
@@ -27,10 +38,36 @@ pub(crate) struct RoomRequest {
 
 impl RoomRequest {
     /// The validated room name of a request as it came off the wire.
-    pub(crate) fn parse(request: Result<Object<Self>, ParserError>) -> Result<String, Error> {
+    pub(crate) fn parse(request: Result<Object<Self>, ParserError>) -> Result<String, Refusal> {
         let request = Object::parse(request)?;
         validate::room(&request.room)?;
         Ok(request.room)
+    }
+}
+
+/// The chat rooms (internal names) one socket has joined, kept with its identity: `message`
+/// asks this set rather than copying the socket's whole room set out of the adapter for every
+/// line. Only `join` and `leave` change a socket's chat rooms, and a socket's events run one
+/// at a time, so the set and the adapter agree whenever a handler looks.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Joined(Arc<Mutex<HashSet<String>>>);
+
+impl Joined {
+    fn contains(&self, room: &str) -> bool {
+        self.lock().contains(room)
+    }
+
+    /// Refuses a socket that addresses a room (internal name) it has not joined.
+    pub(crate) fn ensure_member(&self, room: &str) -> Result<(), Refusal> {
+        if self.contains(room) {
+            Ok(())
+        } else {
+            Err(Refusal::NotAMember)
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -43,24 +80,22 @@ pub(crate) async fn join<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<RoomRequest>>,
 ) {
-    metrics::event_in("join");
-    let reply = turn
-        .run(async {
-            let room = RoomRequest::parse(request)?;
-            let room = tenancy::room(&identity.tenant, &room);
-            if is_member(&socket, &room) {
-                return Ok(Reply::ok());
-            }
-            let settings = chat.settings(&identity.tenant).await;
-            let limit = usize::try_from(settings.max_room_members).unwrap_or(usize::MAX);
-            if members(&socket, &room).await >= limit {
-                return Err(Error::RoomFull);
-            }
-            chat.join_room(&socket, room).await?;
-            Ok(Reply::ok())
-        })
-        .await;
-    Reply::to("join", reply).send(ack);
+    answer("join", turn, ack, async {
+        let room = RoomRequest::parse(request)?;
+        let room = tenancy::room(&identity.tenant, &room);
+        if identity.joined.contains(&room) {
+            return Ok(Reply::ok());
+        }
+        let settings = chat.mode.settings(&identity.tenant).await;
+        let limit = usize::try_from(settings.max_room_members).unwrap_or(usize::MAX);
+        if members(&socket, &room).await >= limit {
+            return Err(Refusal::RoomFull);
+        }
+        chat.mode.join(&socket, room.clone()).await?;
+        identity.joined.lock().insert(room);
+        Ok(Reply::ok())
+    })
+    .await;
 }
 
 /// `leave {room}`: removes the socket from the room; leaving a room one is not in is not an
@@ -73,28 +108,14 @@ pub(crate) async fn leave<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<RoomRequest>>,
 ) {
-    metrics::event_in("leave");
-    let reply = turn
-        .run(async {
-            let room = RoomRequest::parse(request)?;
-            chat.leave_room(&socket, tenancy::room(&identity.tenant, &room));
-            Ok(Reply::ok())
-        })
-        .await;
-    Reply::to("leave", reply).send(ack);
-}
-
-/// Refuses a socket that addresses a room (internal name) it has not joined.
-pub(crate) fn ensure_member<A: Adapter>(socket: &Socket<A>, room: &str) -> Result<(), Error> {
-    if is_member(socket, room) {
-        Ok(())
-    } else {
-        Err(Error::NotAMember)
-    }
-}
-
-fn is_member<A: Adapter>(socket: &Socket<A>, room: &str) -> bool {
-    socket.rooms().iter().any(|joined| joined == room)
+    answer("leave", turn, ack, async {
+        let room = RoomRequest::parse(request)?;
+        let room = tenancy::room(&identity.tenant, &room);
+        identity.joined.lock().remove(&room);
+        chat.mode.leave(&socket, room);
+        Ok(Reply::ok())
+    })
+    .await;
 }
 
 /// Members of `room` on every live instance. When the other instances cannot be asked

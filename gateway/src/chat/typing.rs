@@ -7,8 +7,14 @@ use socketioxide::{
     extract::{AckSender, SocketRef, TryData},
 };
 
-use super::{identity::Identity, order::Turn, payload::Object, reply::Reply, rooms};
-use crate::{Error, metrics, tenancy};
+use super::{
+    identity::Identity,
+    order::Turn,
+    payload::Object,
+    reply::{Reply, answer},
+    rooms,
+};
+use crate::{metrics, refusal::Refusal, tenancy};
 
 /// The `typing` event the other members receive.
 #[derive(Debug, Serialize)]
@@ -25,25 +31,22 @@ pub(crate) async fn typing<A: Adapter>(
     ack: AckSender<A>,
     TryData(request): TryData<Object<rooms::RoomRequest>>,
 ) {
-    metrics::event_in("typing");
-    let reply = turn
-        .run(async {
-            let room = rooms::RoomRequest::parse(request)?;
-            let internal = tenancy::room(&identity.tenant, &room);
-            rooms::ensure_member(&socket, &internal)?;
-            let notice = TypingNotice {
-                room: &room,
-                from: identity.name.as_str(),
-            };
-            let delivery = socket.to(internal).volatile().emit("typing", &notice).await;
-            metrics::event_out("typing");
-            // Volatile: a notice the cluster could not carry is dropped, like one a busy
-            // member could not take; the sender is not told.
-            if let Err(err) = Error::from_broadcast(delivery) {
-                tracing::debug!(%err, "typing notice not delivered everywhere");
-            }
-            Ok(Reply::ok())
-        })
-        .await;
-    Reply::to("typing", reply).send(ack);
+    answer("typing", turn, ack, async {
+        let room = rooms::RoomRequest::parse(request)?;
+        let internal = tenancy::room(&identity.tenant, &room);
+        identity.joined.ensure_member(&internal)?;
+        let notice = TypingNotice {
+            room: &room,
+            from: identity.name.as_str(),
+        };
+        let delivery = socket.to(internal).volatile().emit("typing", &notice).await;
+        metrics::event_out("typing");
+        // Volatile: a notice the cluster could not carry is dropped, like one a busy
+        // member could not take; the sender is not told.
+        if let Err(err) = Refusal::from_broadcast(delivery) {
+            tracing::debug!(%err, "typing notice not delivered everywhere");
+        }
+        Ok(Reply::ok())
+    })
+    .await;
 }

@@ -4,15 +4,13 @@
 
 use socketioxide::{adapter::Adapter, extract::AckSender};
 
-use super::{order::Turn, reply::Reply};
-use crate::{Error, metrics};
+use super::{order::Turn, reply::answer};
+use crate::refusal::Refusal;
 
 /// The label of every unhandled event in the metrics.
 const UNKNOWN: &str = "unknown";
 
 /// The fallback handler: an error ack, in the socket's event order.
 pub(crate) async fn unknown<A: Adapter>(turn: Turn, ack: AckSender<A>) {
-    metrics::event_in(UNKNOWN);
-    let reply = turn.run(async { Err(Error::UnknownEvent) }).await;
-    Reply::to(UNKNOWN, reply).send(ack);
+    answer(UNKNOWN, turn, ack, async { Err(Refusal::UnknownEvent) }).await;
 }

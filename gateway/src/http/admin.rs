@@ -10,13 +10,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
-use super::{
-    HttpState,
-    auth::{accounts, current_user},
-};
+use super::{AccountRoutes, auth::current_user};
 use crate::{
-    Error,
     cache::{Invalidation, TenantSettings},
+    refusal::Refusal,
 };
 
 /// The body of the `PUT`: every setting, nothing else.
@@ -45,14 +42,14 @@ pub(super) struct SettingsWritten {
 
 /// `GET /api/admin/tenants/{id}/settings`: for users of that tenant.
 pub(super) async fn get_settings<A: Adapter>(
-    State(state): State<HttpState<A>>,
+    State(state): State<AccountRoutes<A>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<SettingsView>, Error> {
-    let accounts = accounts(&state)?;
+) -> Result<Json<SettingsView>, Refusal> {
+    let accounts = &state.accounts;
     let user = current_user(accounts, &headers).await?;
     if *user.tenant != *tenant {
-        return Err(Error::Forbidden("not a user of this tenant"));
+        return Err(Refusal::Forbidden("not a user of this tenant"));
     }
     let settings = accounts.settings.get(&tenant).await;
     Ok(Json(SettingsView { tenant, settings }))
@@ -61,17 +58,17 @@ pub(super) async fn get_settings<A: Adapter>(
 /// `PUT /api/admin/tenants/{id}/settings {max_message_length, max_room_members}`: for admins
 /// of that tenant.
 pub(super) async fn put_settings<A: Adapter>(
-    State(state): State<HttpState<A>>,
+    State(state): State<AccountRoutes<A>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Result<Json<SettingsBody>, JsonRejection>,
-) -> Result<Json<SettingsWritten>, Error> {
-    let accounts = accounts(&state)?;
+) -> Result<Json<SettingsWritten>, Refusal> {
+    let accounts = &state.accounts;
     let user = current_user(accounts, &headers).await?;
     if *user.tenant != *tenant || !user.admin {
-        return Err(Error::Forbidden("admin role of this tenant required"));
+        return Err(Refusal::Forbidden("admin role of this tenant required"));
     }
-    let Json(body) = body.map_err(|rejection| Error::InvalidPayload(rejection.body_text()))?;
+    let Json(body) = body.map_err(|rejection| Refusal::InvalidPayload(rejection.body_text()))?;
     let settings = TenantSettings {
         max_message_length: body.max_message_length,
         max_room_members: body.max_room_members,

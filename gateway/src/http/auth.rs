@@ -1,8 +1,6 @@
-//! `POST /api/login`, `POST /api/logout`, `GET /api/me`, and where a request presents its
-//! session token: `Authorization: Bearer <token>` (non-browser clients) or the `gw_session`
-//! cookie (HttpOnly, SameSite=Lax, Path=/, Secure with `--secure-cookies`).
-
-use std::sync::Arc;
+//! `POST /api/login`, `POST /api/logout`, `GET /api/me`, and the session cookie they set
+//! (HttpOnly, SameSite=Lax, Path=/, Secure with `--secure-cookies`; where a request presents
+//! its token is `request.rs`).
 
 use axum::{
     Json,
@@ -14,20 +12,17 @@ use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
-use super::{HttpState, Peer};
+use super::AccountRoutes;
 use crate::{
-    Error,
     accounts::Accounts,
-    chat::now_ms,
+    ids::now_ms,
     ratelimit::{self, Scope},
+    refusal::Refusal,
+    request::{COOKIE_NAME, Peer, presented_token},
     sessions::{Session, Token},
-    stats::Stats,
-    tenancy,
+    tenancy::{self, CHAT_NS},
     users::User,
 };
-
-/// The session cookie's name.
-pub(crate) const COOKIE_NAME: &str = "gw_session";
 
 /// The body of `POST /api/login`.
 #[derive(Debug, Deserialize)]
@@ -69,36 +64,28 @@ impl From<&User> for Me {
     }
 }
 
-/// The account-mode services, present whenever these routes are mounted.
-pub(super) fn accounts<A: Adapter>(state: &HttpState<A>) -> Result<&Arc<Accounts>, Error> {
-    state
-        .accounts
-        .as_ref()
-        .ok_or(Error::Unavailable("accounts need Redis"))
-}
-
 /// `POST /api/login {username, password}`: a new session, as a cookie and in the body.
 /// Counted against the per-IP login limit whatever the outcome.
 pub(super) async fn login<A: Adapter>(
-    State(state): State<HttpState<A>>,
+    State(state): State<AccountRoutes<A>>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
-) -> Result<Response, Error> {
-    let accounts = accounts(&state)?;
+) -> Result<Response, Refusal> {
+    let accounts = &state.accounts;
     let ip = accounts.proxies.client_ip(peer, &headers);
     accounts
         .limiter
         .check(Scope::Login, &ratelimit::ip_id(ip))
         .await?;
-    let Json(request) = body.map_err(|rejection| Error::InvalidPayload(rejection.body_text()))?;
+    let Json(request) = body.map_err(|rejection| Refusal::InvalidPayload(rejection.body_text()))?;
     let Some(user) = accounts
         .directory
         .authenticate(&request.username, &request.password)
         .await
     else {
-        Stats::incr(&accounts.stats.login_failures);
-        return Err(Error::BadCredentials);
+        accounts.counters.login_failures.incr();
+        return Err(Refusal::BadCredentials);
     };
     let session = Session {
         user: user.id.to_string(),
@@ -107,7 +94,7 @@ pub(super) async fn login<A: Adapter>(
         ip: ip.map(|ip| ip.to_string()),
     };
     let token = accounts.sessions.create(&session).await?;
-    Stats::incr(&accounts.stats.logins);
+    accounts.counters.logins.incr();
     tracing::info!(user = %user.id, tenant = %user.tenant, "logged in");
     let ttl = accounts.sessions.ttl().as_secs();
     let cookie = session_cookie(token.as_str(), ttl, accounts.secure_cookies);
@@ -122,16 +109,16 @@ pub(super) async fn login<A: Adapter>(
 /// `POST /api/logout`: deletes the presented session and disconnects its sockets on every
 /// instance. Answers 204 and clears the cookie even without a live session (idempotent).
 pub(super) async fn logout<A: Adapter>(
-    State(state): State<HttpState<A>>,
+    State(state): State<AccountRoutes<A>>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
-    let accounts = accounts(&state)?;
+) -> Result<Response, Refusal> {
+    let accounts = &state.accounts;
     if let Some(token) = presented_token(&headers).and_then(|token| Token::parse(&token)) {
         if let Some(session) = accounts.sessions.get(&token).await? {
             let id = token.id();
             accounts.sessions.delete(&id).await?;
             tracing::info!(user = %session.user, tenant = %session.tenant, "logged out");
-            if let Some(chat) = state.io.of("/") {
+            if let Some(chat) = state.io.of(CHAT_NS) {
                 let room = tenancy::session_room(&session.tenant, id.as_str());
                 // On failure the periodic session check disconnects them later.
                 if let Err(err) = chat.within(room).disconnect().await {
@@ -146,50 +133,20 @@ pub(super) async fn logout<A: Adapter>(
 
 /// `GET /api/me`: the session's user, or 401.
 pub(super) async fn me<A: Adapter>(
-    State(state): State<HttpState<A>>,
+    State(state): State<AccountRoutes<A>>,
     headers: HeaderMap,
-) -> Result<Json<Me>, Error> {
-    let user = current_user(accounts(&state)?, &headers).await?;
-    Ok(Json(Me::from(&user)))
+) -> Result<Json<Me>, Refusal> {
+    let user = current_user(&state.accounts, &headers).await?;
+    Ok(Json(Me::from(user)))
 }
 
 /// The user of the session `headers` present, or why there is none.
-pub(super) async fn current_user(accounts: &Accounts, headers: &HeaderMap) -> Result<User, Error> {
-    let token = presented_token(headers).ok_or(Error::Unauthorized("no session"))?;
-    let token = Token::parse(&token).ok_or(Error::Unauthorized("session expired"))?;
-    let session = accounts
-        .sessions
-        .get(&token)
-        .await?
-        .ok_or(Error::Unauthorized("session expired"))?;
-    accounts
-        .member(&session.tenant, &session.user)
-        .cloned()
-        .ok_or(Error::Unauthorized("session expired"))
-}
-
-/// The session token a request presents: `Authorization: Bearer`, else the session cookie.
-pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        });
-    bearer.or_else(|| {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .find(|cookie| cookie.name() == COOKIE_NAME)
-            .map(|cookie| cookie.value().to_owned())
-    })
+pub(super) async fn current_user<'a>(
+    accounts: &'a Accounts,
+    headers: &HeaderMap,
+) -> Result<&'a User, Refusal> {
+    let token = presented_token(headers);
+    Ok(accounts.user_for_token(token.as_deref()).await?.user)
 }
 
 /// The `Set-Cookie` value carrying `token` for `max_age` seconds (0 with an empty token: the
@@ -227,21 +184,5 @@ mod tests {
         assert!(!text.contains("Secure"));
         let secure = session_cookie("tok", 60, true);
         assert!(secure.to_str().unwrap_or_default().contains("Secure"));
-    }
-
-    #[test]
-    fn tokens_from_headers() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(presented_token(&headers), None);
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=b; gw_session=c00kie"),
-        );
-        assert_eq!(presented_token(&headers), Some("c00kie".into()));
-        headers.append(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer b3arer"),
-        );
-        assert_eq!(presented_token(&headers), Some("b3arer".into()));
     }
 }

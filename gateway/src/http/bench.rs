@@ -19,9 +19,10 @@ use socketioxide::adapter::Adapter;
 
 use super::HttpState;
 use crate::{
-    Error,
-    chat::{now_ms, validate_room},
-    tenancy,
+    ids::now_ms,
+    refusal::Refusal,
+    tenancy::{self, CHAT_NS},
+    validate,
 };
 
 /// Most broadcasts one request may ask for.
@@ -58,15 +59,15 @@ struct Message<'a> {
 pub(super) async fn burst<A: Adapter>(
     State(state): State<HttpState<A>>,
     body: Result<Json<BurstRequest>, JsonRejection>,
-) -> Result<Json<BurstAnswer>, Error> {
-    let Json(request) = body.map_err(|rejection| Error::InvalidPayload(rejection.body_text()))?;
+) -> Result<Json<BurstAnswer>, Refusal> {
+    let Json(request) = body.map_err(|rejection| Refusal::InvalidPayload(rejection.body_text()))?;
     let tenant = request.tenant.as_deref().unwrap_or(tenancy::DEV_TENANT);
     if !tenancy::valid_id(tenant) {
-        return Err(Error::InvalidPayload("invalid tenant".to_owned()));
+        return Err(Refusal::InvalidPayload("invalid tenant".to_owned()));
     }
-    validate_room(&request.room)?;
+    validate::room(&request.room)?;
     if !(1..=MAX_COUNT).contains(&request.count) {
-        return Err(Error::InvalidPayload(format!("count: 1 to {MAX_COUNT}")));
+        return Err(Refusal::InvalidPayload(format!("count: 1 to {MAX_COUNT}")));
     }
     let room = tenancy::room(tenant, &request.room);
     let started = Instant::now();
@@ -82,8 +83,8 @@ pub(super) async fn burst<A: Adapter>(
             text: &text,
             ts: now_ms(),
         };
-        let Some(chat) = state.io.of("/") else {
-            return Err(Error::Unavailable("the chat namespace is not registered"));
+        let Some(chat) = state.io.of(CHAT_NS) else {
+            return Err(Refusal::Unavailable("the chat namespace is not registered"));
         };
         match chat.to(room.clone()).emit("message", &message).await {
             Ok(()) => emitted += 1,

@@ -6,29 +6,7 @@ use serde::Serialize;
 use socketioxide::adapter::Adapter;
 
 use super::HttpState;
-
-/// The namespace the chat lives in.
-const CHAT_NS: &str = "/";
-
-/// Where the instance count comes from.
-#[derive(Clone)]
-pub(crate) enum Peers {
-    /// No cluster: this instance is alone.
-    Standalone,
-    /// The Redis adapter's live view of the cluster.
-    Redis(redis_adapter::RedisAdapterState),
-}
-
-impl Peers {
-    /// Live instances serving the chat, this one included.
-    fn servers(&self) -> u16 {
-        match self {
-            Self::Standalone => 1,
-            // `None` only before the namespace is registered; by then this instance serves it.
-            Self::Redis(state) => state.server_count(CHAT_NS).unwrap_or(1),
-        }
-    }
-}
+use crate::tenancy::CHAT_NS;
 
 /// The body of `GET /api/cluster`: cheap, answered from this instance's own view.
 #[derive(Debug, Serialize)]
@@ -53,7 +31,7 @@ pub(super) async fn cluster<A: Adapter>(State(state): State<HttpState<A>>) -> Js
     let sockets_local = state.io.of(CHAT_NS).map_or(0, |chat| chat.sockets().len());
     Json(ClusterInfo {
         instance: state.instance.to_string(),
-        servers: state.peers.servers(),
+        servers: state.mode.servers(),
         sockets_local,
     })
 }

@@ -1,5 +1,5 @@
-//! How an [`Error`] answers an HTTP request: a status, `{error: reason}`, and `Retry-After`
-//! when waiting helps. Redis failures are logged and answered as a bare 503.
+//! How a [`Refusal`] answers an HTTP request: a status, `{error: reason}`, and `Retry-After`
+//! when waiting helps.
 
 use axum::{
     Json,
@@ -8,18 +8,16 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{Error, error::whole_seconds};
+use crate::refusal::{Refusal, whole_seconds};
 
-impl IntoResponse for Error {
+impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::BadCredentials | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidPayload(_) | Self::InvalidSettings(_) => StatusCode::BAD_REQUEST,
-            Self::Unavailable(_) | Self::Redis(_) | Self::RedisTimeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = match &self {
@@ -27,16 +25,7 @@ impl IntoResponse for Error {
                 "error": "rate_limited",
                 "retry_after_ms": u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
             }),
-            Self::Redis(_) | Self::RedisTimeout(_) => {
-                tracing::warn!(err = %self, "request failed on Redis");
-                json!({"error": "unavailable: Redis unreachable, retry later"})
-            }
-            other => {
-                if status.is_server_error() {
-                    tracing::error!(err = %other, "request failed");
-                }
-                json!({"error": other.to_string()})
-            }
+            other => json!({"error": other.to_string()}),
         };
         let mut response = (status, Json(body)).into_response();
         let retry = match &self {

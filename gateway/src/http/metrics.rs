@@ -1,7 +1,7 @@
 //! `GET /metrics`: every metric in the Prometheus text format (names in `crate::metrics`).
 //!
 //! Values kept elsewhere are copied in at scrape time: the socket and room gauges, the
-//! gateway's counters (`stats.rs`), the adapter's counters ([`redis_adapter::Stats`]), whether
+//! gateway's counters (`counters.rs`), the adapter's counters ([`redis_adapter::Stats`]), whether
 //! Redis answers, readiness, and Redis's memory (appended only when Redis answered in time,
 //! so a scrape during an outage has no stale or NaN value for it).
 
@@ -10,12 +10,14 @@ use axum::{
     http::{StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
+use redis_adapter::MetricKind;
 use socketioxide::adapter::Adapter;
 
-use super::{HttpState, Peers, ready};
+use super::{HttpState, ready};
 use crate::{
     metrics::{self, READY, REDIS_MEMORY, REDIS_UP, ROOMS, SCRAPE_REDIS_TIMEOUT, SOCKETS},
-    tenancy,
+    mode::Mode,
+    tenancy::{self, CHAT_NS},
 };
 
 /// The Prometheus text format's content type.
@@ -44,9 +46,9 @@ pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Re
 
 /// Copies the scrape-time values into the recorder; returns Redis's memory if it answered.
 async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<u64> {
-    let sockets = state.io.of("/").map_or(0, |chat| chat.sockets().len());
+    let sockets = state.io.of(CHAT_NS).map_or(0, |chat| chat.sockets().len());
     metrics::gauge(SOCKETS, sockets as f64);
-    let rooms = match state.io.of("/") {
+    let rooms = match state.io.of(CHAT_NS) {
         Some(chat) => chat
             .local()
             .rooms()
@@ -57,65 +59,36 @@ async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<u64> {
     };
     metrics::gauge(ROOMS, rooms as f64);
 
-    for (name, value) in state.stats.metrics() {
-        metrics::counter_at(name, value);
+    for reading in state.counters.read().readings() {
+        metrics::counter_at(reading.metric, reading.value);
     }
-    if let Peers::Redis(adapter) = &state.peers {
+    if let Mode::Clustered { adapter, .. } = &*state.mode {
         adapter_counters(&adapter.stats());
     }
     let ready = ready::readiness(state).await.ready;
     metrics::gauge(READY, if ready { 1.0 } else { 0.0 });
 
-    let accounts = state.accounts.as_ref()?;
+    let Mode::Clustered { accounts, .. } = &*state.mode else {
+        return None;
+    };
     let memory = accounts.store.used_memory(SCRAPE_REDIS_TIMEOUT).await;
     metrics::gauge(REDIS_UP, if memory.is_some() { 1.0 } else { 0.0 });
     memory
 }
 
-/// The adapter's counters, as `redis_adapter_*_total`.
+/// The adapter's counters, under the names the adapter gives them.
 fn adapter_counters(stats: &redis_adapter::Stats) {
-    let counters = [
-        ("redis_adapter_published_total", stats.published),
-        ("redis_adapter_published_bytes_total", stats.published_bytes),
-        (
-            "redis_adapter_publish_failures_total",
-            stats.publish_failures,
-        ),
-        ("redis_adapter_received_total", stats.received),
-        ("redis_adapter_received_bytes_total", stats.received_bytes),
-        (
-            "redis_adapter_request_timeouts_total",
-            stats.request_timeouts,
-        ),
-        ("redis_adapter_reconnects_total", stats.reconnects),
-        (
-            "redis_adapter_stale_subscribers_total",
-            stats.stale_subscriber,
-        ),
-        ("redis_adapter_pipelines_total", stats.pipelines),
-        (
-            "redis_adapter_publish_queue_full_total",
-            stats.publish_queue_full,
-        ),
-        (
-            "redis_adapter_room_messages_discarded_total",
-            stats.room_messages_discarded,
-        ),
-    ];
-    for (name, value) in counters {
-        metrics::counter_at(name, value);
-    }
-    metrics::gauge(
-        "redis_adapter_room_subscriptions",
-        stats.room_subscriptions as f64,
-    );
-    let dropped = [
-        ("own", stats.ignored_own),
-        ("malformed", stats.dropped_malformed),
-        ("unknown_version", stats.dropped_unknown_version),
-        ("late_response", stats.dropped_responses),
-    ];
-    for (reason, value) in dropped {
-        ::metrics::counter!("redis_adapter_dropped_total", "reason" => reason).absolute(value);
+    for reading in stats.readings() {
+        let labels: Vec<::metrics::Label> = reading
+            .label
+            .iter()
+            .map(|(key, value)| ::metrics::Label::new(*key, *value))
+            .collect();
+        match reading.kind {
+            MetricKind::Counter => {
+                ::metrics::counter!(reading.name, labels).absolute(reading.value)
+            }
+            MetricKind::Gauge => ::metrics::gauge!(reading.name, labels).set(reading.value as f64),
+        }
     }
 }

@@ -1,11 +1,10 @@
-//! Plain HTTP next to Socket.IO: liveness, readiness, metrics, cluster status and counters; with accounts (Redis)
-//! also login, logout, the current user and tenant settings. The CORS policy here also
-//! covers Socket.IO's long-polling requests.
+//! Plain HTTP next to Socket.IO: liveness, readiness, metrics, cluster status and counters;
+//! clustered (accounts in Redis) also login, logout, the current user and tenant settings.
+//! The CORS policy here also covers Socket.IO's long-polling requests.
 
 mod admin;
 mod auth;
 mod bench;
-mod client_ip;
 mod cluster;
 mod cors;
 mod detach;
@@ -24,10 +23,7 @@ use axum::{
 };
 use socketioxide::{SocketIo, adapter::Adapter};
 
-use crate::{accounts::Accounts, stats::Stats};
-pub(crate) use auth::presented_token;
-pub(crate) use client_ip::{Peer, TrustedProxies, parse_proxy};
-pub(crate) use cluster::Peers;
+use crate::{accounts::Accounts, counters::Counters, mode::Mode};
 pub(crate) use cors::cors_layer;
 pub(crate) use detach::detach_from_read_buffer;
 
@@ -37,12 +33,10 @@ pub(crate) struct HttpState<A: Adapter> {
     pub(crate) instance: Arc<str>,
     /// The Socket.IO server: the local socket count, and logout's disconnections.
     pub(crate) io: SocketIo<A>,
-    /// How many instances serve the chat.
-    pub(crate) peers: Peers,
-    /// Sessions, limits and settings; `None` in standalone mode.
-    pub(crate) accounts: Option<Arc<Accounts>>,
+    /// Standalone or clustered: the instance count, readiness, Redis's memory.
+    pub(crate) mode: Arc<Mode>,
     /// The gateway's counters.
-    pub(crate) stats: Arc<Stats>,
+    pub(crate) counters: Arc<Counters>,
     /// The chat page's npm modules, where the socket.io-client browser build is read.
     pub(crate) web_modules_dir: Arc<Path>,
     /// Whether the benchmark-only routes (`POST /bench/burst`) are served.
@@ -54,17 +48,34 @@ impl<A: Adapter> Clone for HttpState<A> {
         Self {
             instance: self.instance.clone(),
             io: self.io.clone(),
-            peers: self.peers.clone(),
-            accounts: self.accounts.clone(),
-            stats: self.stats.clone(),
+            mode: self.mode.clone(),
+            counters: self.counters.clone(),
             web_modules_dir: self.web_modules_dir.clone(),
             bench_endpoints: self.bench_endpoints,
         }
     }
 }
 
+/// What the account routes (login, logout, me, tenant settings) read; they exist only in
+/// clustered mode, so the accounts are always there.
+pub(crate) struct AccountRoutes<A: Adapter> {
+    /// Sessions, limits and settings.
+    pub(crate) accounts: Arc<Accounts>,
+    /// The Socket.IO server: logout's disconnections.
+    pub(crate) io: SocketIo<A>,
+}
+
+impl<A: Adapter> Clone for AccountRoutes<A> {
+    fn clone(&self) -> Self {
+        Self {
+            accounts: self.accounts.clone(),
+            io: self.io.clone(),
+        }
+    }
+}
+
 /// The HTTP routes: the chat page (`GET /` and `GET /assets/...`), `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/cluster`, `GET /api/cluster/sockets` and
-/// `GET /api/stats`; with accounts also `POST /api/login`, `POST /api/logout`, `GET /api/me`
+/// `GET /api/stats`; clustered (with accounts) also `POST /api/login`, `POST /api/logout`, `GET /api/me`
 /// and `GET|PUT /api/admin/tenants/{id}/settings`; with `--bench-endpoints` also
 /// `POST /bench/burst`.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
@@ -79,15 +90,22 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
         .route("/api/cluster", get(cluster::cluster::<A>))
         .route("/api/cluster/sockets", get(cluster::sockets::<A>))
         .route("/api/stats", get(stats::stats::<A>));
-    if state.accounts.is_some() {
-        router = router
-            .route("/api/login", post(auth::login::<A>))
-            .route("/api/logout", post(auth::logout::<A>))
-            .route("/api/me", get(auth::me::<A>))
-            .route(
-                "/api/admin/tenants/{id}/settings",
-                get(admin::get_settings::<A>).put(admin::put_settings::<A>),
-            );
+    if let Mode::Clustered { accounts, .. } = &*state.mode {
+        let accounts = AccountRoutes {
+            accounts: accounts.clone(),
+            io: state.io.clone(),
+        };
+        router = router.merge(
+            Router::new()
+                .route("/api/login", post(auth::login::<A>))
+                .route("/api/logout", post(auth::logout::<A>))
+                .route("/api/me", get(auth::me::<A>))
+                .route(
+                    "/api/admin/tenants/{id}/settings",
+                    get(admin::get_settings::<A>).put(admin::put_settings::<A>),
+                )
+                .with_state(accounts),
+        );
     }
     if state.bench_endpoints {
         tracing::warn!("benchmark endpoints enabled (POST /bench/burst): never in production");

@@ -1,10 +1,11 @@
 //! `GET /readyz`: whether this instance can serve the cluster now, for a load balancer or an
 //! orchestrator's readiness probe. `/healthz` only says the process is alive.
 //!
-//! With Redis, ready means: Redis answers `PING` within [`PING_TIMEOUT`] on the command
-//! connection (sessions, rate limits, settings), this instance's own Pub/Sub subscription (the
-//! settings invalidations, probed with PING every few seconds) is in place, and the adapter
-//! serves the chat namespace. Standalone, an instance is always ready.
+//! With Redis, ready means: Redis answers `PING` within [`PING_TIMEOUT`] on the process's one
+//! command connection (adapter, sessions, rate limits, settings), its one subscriber (the
+//! adapter's channels and the settings invalidations, probed through Redis every few
+//! seconds) is in place, and the adapter serves the chat namespace. Standalone, an instance
+//! is always ready.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,13 +13,11 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
 
-use super::{HttpState, Peers};
+use super::HttpState;
+use crate::{mode::Mode, tenancy::CHAT_NS};
 
 /// How long the Redis check waits for its PONG.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// The chat namespace, which the adapter must serve.
-const CHAT_NS: &str = "/";
 
 /// The body of `GET /readyz`.
 #[derive(Debug, Serialize)]
@@ -62,29 +61,27 @@ pub(super) async fn readyz<A: Adapter>(
 /// Runs the checks (at most [`PING_TIMEOUT`] long).
 pub(crate) async fn readiness<A: Adapter>(state: &HttpState<A>) -> Readiness {
     let mut checks = BTreeMap::new();
-    match (&state.peers, &state.accounts) {
-        (Peers::Redis(adapter), Some(accounts)) => {
+    match &*state.mode {
+        Mode::Clustered { adapter, accounts } => {
             let redis = match accounts.store.ping(PING_TIMEOUT).await {
                 Ok(()) => Check::new(true, "PONG"),
                 Err(err) => Check::new(false, err.to_string()),
             };
             checks.insert("redis", redis);
-            let pubsub = if accounts.settings.is_live() {
+            // One subscriber serves the adapter and the settings invalidations.
+            let pubsub = if adapter.is_connected() && accounts.settings.is_live() {
                 Check::new(true, "subscribed")
             } else {
-                Check::new(false, "Pub/Sub subscription lost, reconnecting")
+                Check::new(false, "Pub/Sub subscriber reconnecting")
             };
             checks.insert("pubsub", pubsub);
             let cluster = match adapter.server_count(CHAT_NS) {
-                Some(_) if !adapter.is_connected() => {
-                    Check::new(false, "adapter subscriber reconnecting")
-                }
                 Some(servers) => Check::new(true, format!("{servers} live instances")),
                 None => Check::new(false, "the adapter does not serve the chat namespace"),
             };
             checks.insert("adapter", cluster);
         }
-        _ => {
+        Mode::Standalone => {
             checks.insert("standalone", Check::new(true, "no Redis needed"));
         }
     }

@@ -5,9 +5,9 @@ use axum::{Json, extract::State};
 use socketioxide::adapter::Adapter;
 
 use super::HttpState;
-use crate::stats::StatsSnapshot;
+use crate::counters::Snapshot;
 
 /// `GET /api/stats`.
-pub(super) async fn stats<A: Adapter>(State(state): State<HttpState<A>>) -> Json<StatsSnapshot> {
-    Json(state.stats.snapshot())
+pub(super) async fn stats<A: Adapter>(State(state): State<HttpState<A>>) -> Json<Snapshot> {
+    Json(state.counters.read())
 }

@@ -42,7 +42,7 @@ pub const QUIET: Duration = Duration::from_millis(300);
 pub fn standalone() -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
-        shutdown_timeout_ms: 3_000,
+        shutdown_timeout: Duration::from_secs(3),
         ..Config::default()
     }
 }
@@ -185,9 +185,9 @@ pub fn error_of(reply: &Value) -> &str {
 pub fn clustered(redis_url: &str) -> Config {
     Config {
         redis_url: Some(redis_url.to_owned()),
-        heartbeat_interval_ms: 100,
-        heartbeat_timeout_ms: 600,
-        request_timeout_ms: 1_000,
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(600),
+        request_timeout: Duration::from_secs(1),
         users_file: Some(test_users_file()),
         rate_login: UNLIMITED,
         rate_handshake: UNLIMITED,
@@ -204,12 +204,12 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "--redis-url",
         redis_url,
-        "--heartbeat-interval-ms",
-        "100",
-        "--heartbeat-timeout-ms",
-        "600",
-        "--request-timeout-ms",
-        "1000",
+        "--heartbeat-interval",
+        "100ms",
+        "--heartbeat-timeout",
+        "600ms",
+        "--request-timeout",
+        "1s",
         "--users-file",
         &users,
     ]

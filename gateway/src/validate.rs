@@ -1,7 +1,8 @@
-//! The rules client input must follow: room names, message texts, display names.
+//! The rules client input must follow: room names, message texts, display names (the chat
+//! checks them on every event, `bench` its room, `users` the directory's names).
 //! Each check returns the client-visible reason of a refusal.
 
-use crate::Error;
+use crate::refusal::Refusal;
 
 /// Longest room name, in characters.
 pub(crate) const ROOM_MAX: usize = 64;
@@ -11,13 +12,13 @@ pub(crate) const TEXT_MAX: usize = 2000;
 pub(crate) const NAME_MAX: usize = 32;
 
 /// A room name: 1 to 64 characters from `A-Z a-z 0-9 _ . : -`.
-pub(crate) fn room(room: &str) -> Result<(), Error> {
+pub(crate) fn room(room: &str) -> Result<(), Refusal> {
     if room.is_empty() || room.len() > ROOM_MAX {
-        return Err(Error::InvalidRoom("must be 1 to 64 characters long"));
+        return Err(Refusal::InvalidRoom("must be 1 to 64 characters long"));
     }
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-');
     if !room.bytes().all(allowed) {
-        return Err(Error::InvalidRoom(
+        return Err(Refusal::InvalidRoom(
             "may only contain letters A-Z a-z, digits and _ . : -",
         ));
     }
@@ -25,16 +26,16 @@ pub(crate) fn room(room: &str) -> Result<(), Error> {
 }
 
 /// A message text: 1 to 2000 characters, no control characters except newline and tab.
-pub(crate) fn text(text: &str) -> Result<(), Error> {
+pub(crate) fn text(text: &str) -> Result<(), Refusal> {
     // Byte length bounds the character count from above: only count when it may matter.
     if text.is_empty() || (text.len() > TEXT_MAX && text.chars().count() > TEXT_MAX) {
-        return Err(Error::InvalidText("must be 1 to 2000 characters long"));
+        return Err(Refusal::InvalidText("must be 1 to 2000 characters long"));
     }
     if text
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        return Err(Error::InvalidText(
+        return Err(Refusal::InvalidText(
             "must not contain control characters other than newline and tab",
         ));
     }
@@ -42,21 +43,21 @@ pub(crate) fn text(text: &str) -> Result<(), Error> {
 }
 
 /// A valid text (see [`text`]) within its tenant's `max_message_length`.
-pub(crate) fn text_within(text: &str, max: u32) -> Result<(), Error> {
+pub(crate) fn text_within(text: &str, max: u32) -> Result<(), Refusal> {
     let max_chars = usize::try_from(max).unwrap_or(usize::MAX);
     if text.len() > max_chars && text.chars().count() > max_chars {
-        return Err(Error::TextTooLong(max));
+        return Err(Refusal::TextTooLong(max));
     }
     Ok(())
 }
 
 /// A display name: 1 to 32 characters, no control characters.
-pub(crate) fn name(name: &str) -> Result<(), Error> {
+pub(crate) fn name(name: &str) -> Result<(), Refusal> {
     if name.is_empty() || (name.len() > NAME_MAX && name.chars().count() > NAME_MAX) {
-        return Err(Error::InvalidName("must be 1 to 32 characters long"));
+        return Err(Refusal::InvalidName("must be 1 to 32 characters long"));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::InvalidName("must not contain control characters"));
+        return Err(Refusal::InvalidName("must not contain control characters"));
     }
     Ok(())
 }

@@ -1,9 +1,13 @@
-//! The client's IP address, for per-IP rate limits and the session record.
+//! What every request and every Socket.IO handshake presents, read the same way for both: the
+//! client's IP address and the session token.
 //!
-//! It is the TCP peer's address, unless the peer is one of the configured trusted proxies
+//! The client's IP address (per-IP rate limits, the session record) is the TCP peer's address, unless the peer is one of the configured trusted proxies
 //! (`--trusted-proxies`, e.g. the nginx in front): then `X-Forwarded-For` is read from right
 //! to left, skipping trusted proxies, and the first address that is not one is the client. A
 //! header sent by anyone else is ignored, so a client cannot pick its own rate-limit bucket.
+//!
+//! The session token is `Authorization: Bearer <token>` (non-browser clients), else the
+//! [`COOKIE_NAME`] cookie.
 
 use std::{
     convert::Infallible,
@@ -13,9 +17,13 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{HeaderMap, request::Parts},
+    http::{HeaderMap, header, request::Parts},
 };
+use cookie::Cookie;
 use ipnet::IpNet;
+
+/// The session cookie's name.
+pub(crate) const COOKIE_NAME: &str = "gw_session";
 
 /// The `X-Forwarded-For` header.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -109,6 +117,30 @@ pub(crate) fn parse_proxy(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
 }
 
+/// The session token a request presents: `Authorization: Bearer`, else the session cookie.
+pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    bearer.or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|cookie| cookie.name() == COOKIE_NAME)
+            .map(|cookie| cookie.value().to_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -136,54 +168,55 @@ mod tests {
 
     #[test]
     fn the_header_counts_only_from_a_trusted_peer() {
-        let some = |s: &str| Some(s.to_owned());
-        assert_eq!(
-            client(&[], "127.0.0.1:1", &["127.0.0.7"]),
-            some("127.0.0.1")
-        );
-        assert_eq!(
-            client(&["127.0.0.2"], "127.0.0.1:1", &["127.0.0.7"]),
-            some("127.0.0.1")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.7"]),
-            some("127.0.0.7")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &[]),
-            some("127.0.0.1")
-        );
-        // Right to left, skipping trusted proxies; what the client wrote on the left is ignored.
-        assert_eq!(
-            client(
+        // (trusted proxies, TCP peer, X-Forwarded-For headers, the client).
+        let cases: [(&[&str], &str, &[&str], &str); 10] = [
+            (&[], "127.0.0.1:1", &["127.0.0.7"], "127.0.0.1"),
+            (&["127.0.0.2"], "127.0.0.1:1", &["127.0.0.7"], "127.0.0.1"),
+            (&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.7"], "127.0.0.7"),
+            (&["127.0.0.1"], "127.0.0.1:1", &[], "127.0.0.1"),
+            // Right to left, skipping trusted proxies; what the client wrote on the left is
+            // ignored.
+            (
                 &["127.0.0.0/24"],
                 "127.0.0.1:1",
-                &["127.9.9.9, 127.0.1.5, 127.0.0.3"]
+                &["127.9.9.9, 127.0.1.5, 127.0.0.3"],
+                "127.0.1.5",
             ),
-            some("127.0.1.5")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["127.9.9.9", "127.0.1.5"]),
-            some("127.0.1.5")
-        );
-        // Every hop trusted: the leftmost.
-        assert_eq!(
-            client(&["127.0.0.0/8"], "127.0.0.1:1", &["127.0.0.5, 127.0.0.6"]),
-            some("127.0.0.5")
-        );
-        // Garbage: the last trusted hop.
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["nonsense"]),
-            some("127.0.0.1")
-        );
-        assert_eq!(
-            client(&["127.0.0.1"], "127.0.0.1:1", &["127.0.0.9:5000"]),
-            some("127.0.0.9")
-        );
-        assert_eq!(
-            client(&["::1"], "[::1]:1", &["[::1]:80, ::ffff:127.0.0.4"]),
-            some("127.0.0.4")
-        );
+            (
+                &["127.0.0.1"],
+                "127.0.0.1:1",
+                &["127.9.9.9", "127.0.1.5"],
+                "127.0.1.5",
+            ),
+            // Every hop trusted: the leftmost.
+            (
+                &["127.0.0.0/8"],
+                "127.0.0.1:1",
+                &["127.0.0.5, 127.0.0.6"],
+                "127.0.0.5",
+            ),
+            // Garbage: the last trusted hop.
+            (&["127.0.0.1"], "127.0.0.1:1", &["nonsense"], "127.0.0.1"),
+            (
+                &["127.0.0.1"],
+                "127.0.0.1:1",
+                &["127.0.0.9:5000"],
+                "127.0.0.9",
+            ),
+            (
+                &["::1"],
+                "[::1]:1",
+                &["[::1]:80, ::ffff:127.0.0.4"],
+                "127.0.0.4",
+            ),
+        ];
+        for (trusted, peer, xff, expected) in cases {
+            assert_eq!(
+                client(trusted, peer, xff).as_deref(),
+                Some(expected),
+                "{trusted:?} {peer} {xff:?}"
+            );
+        }
         assert_eq!(proxies(&[]).client_ip(None, &HeaderMap::new()), None);
     }
 
@@ -195,5 +228,21 @@ mod tests {
         assert!(parse_proxy("fd00::/8").is_ok());
         assert!(parse_proxy("nginx").is_err());
         assert!(parse_proxy("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn tokens_from_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_token(&headers), None);
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; gw_session=c00kie"),
+        );
+        assert_eq!(presented_token(&headers), Some("c00kie".into()));
+        headers.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer b3arer"),
+        );
+        assert_eq!(presented_token(&headers), Some("b3arer".into()));
     }
 }

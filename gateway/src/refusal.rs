@@ -1,0 +1,141 @@
+//! Why a client's request is refused: the one type every handler returns. At the edge a
+//! [`Refusal`] becomes the `{error: "<Display>"}` ack (`chat::reply`), the `connect_error`
+//! message of a refused handshake, or an HTTP status with a JSON body (`http::error`).
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// A refusal, with the reason the client is told.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// A client event did not have the expected shape (not an object, missing or mistyped field).
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+    /// A room name broke the naming rules.
+    #[error("invalid room: {0}")]
+    InvalidRoom(&'static str),
+    /// A message text broke the text rules.
+    #[error("invalid text: {0}")]
+    InvalidText(&'static str),
+    /// The handshake `auth.name` broke the display-name rules.
+    #[error("invalid name: {0}")]
+    InvalidName(&'static str),
+    /// The client addressed a room it has not joined.
+    #[error("not a member of this room")]
+    NotAMember,
+    /// The adapter could not hand the event to the other instances; local members were served.
+    #[error("cluster unavailable")]
+    ClusterUnavailable,
+    /// A message text is longer than its tenant's `max_message_length`.
+    #[error("invalid text: longer than this tenant's limit of {0} characters")]
+    TextTooLong(u32),
+    /// The client emitted an event the chat does not handle.
+    #[error("unknown event")]
+    UnknownEvent,
+    /// A `join` found the room already holding its tenant's `max_room_members`.
+    #[error("room_full")]
+    RoomFull,
+    /// A `dm` named a user that does not exist in the sender's tenant (whether it exists in
+    /// another tenant is not revealed).
+    #[error("unknown user")]
+    UnknownUser,
+    /// A login with an unknown username or a wrong password: one message for both.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// No valid session: `"no session"` when none was presented, `"session expired"` when the
+    /// one presented is unknown, expired or deleted.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// A valid session without the right to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// Over a rate limit; the same request is allowed again after `retry_after`.
+    #[error("rate_limited: retry in {}s", whole_seconds(*.retry_after))]
+    RateLimited {
+        /// Time left in the current window.
+        retry_after: Duration,
+    },
+    /// A dependency needed to answer (Redis, the session store) cannot be reached; try again
+    /// later.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    /// Tenant settings outside their bounds.
+    #[error("invalid settings: {0}")]
+    InvalidSettings(String),
+    /// A server-side bug; details are in the logs.
+    #[error("internal error")]
+    Internal,
+}
+
+/// A wait rounded up to whole seconds, at least 1 (as in `Retry-After`).
+pub(crate) fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_millis()
+        .div_ceil(1000)
+        .max(1)
+        .try_into()
+        .unwrap_or(u64::MAX)
+}
+
+/// A failure of the gateway while answering: logged here, told as `unavailable` (Redis) or
+/// `internal error` (anything else).
+impl From<Error> for Refusal {
+    fn from(err: Error) -> Self {
+        if err.is_redis() {
+            tracing::warn!(%err, "request failed on Redis");
+            Self::Unavailable("Redis unreachable, retry later")
+        } else {
+            tracing::error!(%err, "request failed");
+            Self::Internal
+        }
+    }
+}
+
+impl Refusal {
+    /// A short, fixed label for the refusal: the `reason` of the
+    /// `socketio_events_rejected_total` metric (never client-supplied text).
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidPayload(_) => "invalid_payload",
+            Self::InvalidRoom(_) => "invalid_room",
+            Self::InvalidText(_) | Self::TextTooLong(_) => "invalid_text",
+            Self::InvalidName(_) => "invalid_name",
+            Self::NotAMember => "not_a_member",
+            Self::ClusterUnavailable => "cluster_unavailable",
+            Self::RoomFull => "room_full",
+            Self::UnknownUser => "unknown_user",
+            Self::UnknownEvent => "unknown_event",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unauthorized(_) | Self::BadCredentials | Self::Forbidden(_) => "unauthorized",
+            Self::Unavailable(_) => "unavailable",
+            Self::InvalidSettings(_) | Self::Internal => "internal",
+        }
+    }
+
+    /// Sorts the outcome of a room broadcast from the sender's point of view.
+    ///
+    /// Only an adapter failure concerns the sender: the other instances were not reached (the
+    /// adapter has still served the local members). A local member that could not take the
+    /// packet (closing, or its buffer full) is that member's problem and is only logged.
+    pub(crate) fn from_broadcast(
+        result: Result<(), socketioxide::BroadcastError>,
+    ) -> Result<(), Self> {
+        use socketioxide::BroadcastError;
+        match result {
+            Ok(()) => Ok(()),
+            Err(BroadcastError::Adapter(err)) => {
+                // The adapter already warns about each failed publish.
+                tracing::debug!(%err, "broadcast did not reach the other instances");
+                Err(Self::ClusterUnavailable)
+            }
+            Err(BroadcastError::Socket(errors)) => {
+                tracing::debug!(failed = errors.len(), "some local members were not served");
+                Ok(())
+            }
+            Err(BroadcastError::Serialize(err)) => {
+                tracing::error!(%err, "could not serialize a broadcast");
+                Err(Self::Internal)
+            }
+        }
+    }
+}
