@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::cluster::ClusterSecret;
+
 /// Configuration of the cluster bus and of [`RedisAdapterState`](crate::RedisAdapterState);
 /// the Redis connections have their own, [`RedisConfig`](crate::RedisConfig).
 ///
@@ -42,6 +44,10 @@ pub struct RedisAdapterConfig {
     /// in: rooms joined around [`RedisAdapterState::join`](crate::RedisAdapterState::join)
     /// get subscribed (and logged), emptied rooms released. Default 1 s.
     pub reconcile_interval: Duration,
+    /// The deployment's shared secret: when set, every message is sealed with a MAC and
+    /// messages that do not verify (from anyone with Redis access but not the secret) are
+    /// dropped and counted. Every instance must have the same one. Default: none.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl Default for RedisAdapterConfig {
@@ -54,6 +60,7 @@ impl Default for RedisAdapterConfig {
             response_buffer: 8192,
             unsubscribe_delay: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(1),
+            cluster_secret: None,
         }
     }
 }

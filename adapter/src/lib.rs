@@ -102,7 +102,7 @@ mod error;
 mod front;
 mod stats;
 
-pub use cluster::{Id, Inbound, NamespaceBus, Outgoing, PubSub, Room};
+pub use cluster::{ClusterSecret, Id, Inbound, NamespaceBus, Outgoing, PubSub, Room};
 pub use config::RedisAdapterConfig;
 pub use confirm::confirmed;
 pub use connection::{

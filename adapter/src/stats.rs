@@ -96,6 +96,9 @@ counters! {
     dropped_malformed => Counter "redis_adapter_dropped_total", "reason" = "malformed";
     /// Messages dropped because their envelope version is unknown.
     dropped_unknown_version => Counter "redis_adapter_dropped_total", "reason" = "unknown_version";
+    /// Messages dropped because they did not carry a valid MAC of the cluster secret (or
+    /// carried one this instance, without a secret, cannot check).
+    dropped_unverified => Counter "redis_adapter_dropped_total", "reason" = "unverified";
     /// Remote responses dropped because their request was gone or its buffer full.
     dropped_responses => Counter "redis_adapter_dropped_total", "reason" = "late_response";
     /// Requests whose expected responses did not all arrive in time.
@@ -125,7 +128,7 @@ mod tests {
         Counters::incr(&counters.dropped_malformed);
         Counters::add(&counters.published, 3);
         let readings = counters.snapshot().readings();
-        assert_eq!(readings.len(), 16);
+        assert_eq!(readings.len(), 17);
         let malformed = readings
             .iter()
             .find(|reading| reading.label == Some(("reason", "malformed")));

@@ -1,7 +1,7 @@
 //! The versioned wire format shared by every instance: encode, decode, nothing else.
 //!
 //! ```text
-//! byte 0       version (currently 1)
+//! byte 0       version: 1, or 2 for a sealed envelope (followed by its MAC, see `seal`)
 //! byte 1       kind: 1 request, 2 response, 3 heartbeat, 4 hello, 5 leave, 6 applied
 //! bytes 2..18  origin instance id (16 ASCII bytes)
 //! bytes 18..   body: a request as its front end encoded it (socketioxide's: msgpack); for a
@@ -113,7 +113,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let (&version, rest) = bytes
         .split_first()
         .ok_or(DecodeError::Malformed("empty message"))?;
-    if version != VERSION {
+    if version != VERSION && version != super::seal::SEALED_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
     let (&kind, rest) = rest

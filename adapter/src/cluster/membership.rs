@@ -9,6 +9,7 @@ use std::{
 use super::{
     Id, PubSub,
     envelope::{self, Kind},
+    seal::{self, ClusterSecret},
 };
 use crate::connection::Wait;
 
@@ -69,6 +70,7 @@ pub(crate) async fn heartbeat<P: PubSub>(
     pubsub: Arc<P>,
     channel: String,
     node: Id,
+    secret: Option<ClusterSecret>,
     interval: Duration,
 ) {
     let mut link = pubsub.link();
@@ -88,7 +90,11 @@ pub(crate) async fn heartbeat<P: PubSub>(
                 Kind::Hello
             }
         };
-        let signal = envelope::encode_signal(kind, node);
+        let signal = seal::seal(
+            secret.as_ref(),
+            &channel,
+            envelope::encode_signal(kind, node),
+        );
         let _counted_by_publisher = pubsub.publish(channel.clone(), signal, Wait::Queued).await;
     }
 }

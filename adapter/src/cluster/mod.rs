@@ -3,6 +3,7 @@
 //!
 //! - [`channels`]: channel names from prefix, namespace, room and instance;
 //! - [`envelope`]: the versioned wire format (header with kind and origin, opaque body);
+//! - [`seal`]: with a cluster secret, a MAC on every envelope; unverifiable ones are dropped;
 //! - [`membership`]: heartbeats and the live-instance view;
 //! - [`rooms`]: per-room subscriptions, held while a local socket is in the room;
 //! - [`pending`]: requests waiting for responses, with their timeouts;
@@ -18,6 +19,7 @@ mod namespace;
 mod pending;
 mod pubsub;
 mod rooms;
+mod seal;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +28,7 @@ use std::borrow::Cow;
 pub use id::Id;
 pub use namespace::{Inbound, NamespaceBus, Outgoing};
 pub use pubsub::PubSub;
+pub use seal::ClusterSecret;
 
 /// A room name; the same type as socketioxide's `Room`.
 pub type Room = Cow<'static, str>;

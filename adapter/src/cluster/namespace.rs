@@ -17,6 +17,7 @@ use super::{
     membership::{self, Membership},
     pending::PendingRequests,
     rooms::{self, RoomOwner, RoomSubscriptions},
+    seal::{self, ClusterSecret},
 };
 use crate::{
     config::RedisAdapterConfig,
@@ -29,7 +30,9 @@ use crate::{
 pub trait Inbound: Send + Sync + 'static {
     /// A request another instance sent to this namespace, as its front end encoded it:
     /// carry it out (and answer through [`NamespaceBus::response`] if it asks for answers).
-    fn on_request(self: Arc<Self>, origin: Id, body: &[u8]);
+    /// `room` is the room whose channel carried it: such a request may only be a broadcast
+    /// to that room, and anything else is to be dropped ([`NamespaceBus::drop_malformed`]).
+    fn on_request(self: Arc<Self>, origin: Id, body: &[u8], room: Option<&Room>);
     /// Whether a local socket is in `room`; asked off the hot path only.
     fn holds(&self, room: &str) -> bool;
     /// Every room a local socket is in.
@@ -53,6 +56,8 @@ pub struct NamespaceBus<P: PubSub> {
     pub(super) counters: Arc<Counters>,
     pub(super) channels: Channels,
     node: Id,
+    /// Seals what this instance sends, and keeps out what does not verify.
+    secret: Option<ClusterSecret>,
     members: Membership,
     pending: PendingRequests,
     rooms: RoomSubscriptions,
@@ -77,6 +82,7 @@ impl<P: PubSub> NamespaceBus<P> {
             members: Membership::new(config.heartbeat_timeout),
             pending: PendingRequests::new(config.response_buffer, counters.clone()),
             rooms: RoomSubscriptions::new(config.unsubscribe_delay, counters.clone()),
+            secret: config.cluster_secret.clone(),
             config: config.clone(),
             counters,
             pubsub,
@@ -94,23 +100,24 @@ impl<P: PubSub> NamespaceBus<P> {
         let _first_front_end = self.inbound.set(inbound);
         let [broadcast, own_requests, own_responses] = self.own_channels();
         let pubsub = &self.pubsub;
-        pubsub
-            .subscribe(broadcast.clone(), self.route(Self::on_request_message))
-            .await?;
-        pubsub
-            .subscribe(own_requests, self.route(Self::on_request_message))
-            .await?;
-        pubsub
-            .subscribe(own_responses, self.route(Self::on_response_message))
-            .await?;
-        let hello = envelope::encode_signal(Kind::Hello, self.node);
-        pubsub
-            .publish(broadcast.clone(), hello, Wait::Confirmed)
+        for (channel, on_message) in [
+            (
+                broadcast.clone(),
+                Self::on_request_message as fn(&Self, &[u8]),
+            ),
+            (own_requests, Self::on_request_message),
+            (own_responses, Self::on_response_message),
+        ] {
+            let handler = self.route(channel.clone(), on_message);
+            pubsub.subscribe(channel, handler).await?;
+        }
+        self.signal(Kind::Hello, broadcast.clone(), Wait::Confirmed)
             .await?;
         let heartbeat = membership::heartbeat(
             pubsub.clone(),
             broadcast,
             self.node,
+            self.secret.clone(),
             self.config.heartbeat_interval,
         );
         let keeper = rooms::keep(
@@ -126,10 +133,12 @@ impl<P: PubSub> NamespaceBus<P> {
     /// Says goodbye (the others stop counting this instance at once) and unsubscribes.
     pub async fn close(&self) -> Result<(), Error> {
         self.stop_tasks();
-        let leave = envelope::encode_signal(Kind::Leave, self.node);
         let result = self
-            .pubsub
-            .publish(self.channels.broadcast.clone(), leave, Wait::Confirmed)
+            .signal(
+                Kind::Leave,
+                self.channels.broadcast.clone(),
+                Wait::Confirmed,
+            )
             .await;
         let rooms = self.rooms.subscribed();
         let room_channels = rooms.iter().map(|room| self.channels.room(room));
@@ -170,7 +179,7 @@ impl<P: PubSub> NamespaceBus<P> {
             None => self.channels.broadcast.clone(),
         };
         let payload = envelope::encode_with(Kind::Request, self.node, write)?;
-        Ok(Outgoing { channel, payload })
+        Ok(self.outgoing(channel, payload))
     }
 
     /// The messages of a broadcast to `rooms`: one on each room's channel, so that only the
@@ -192,10 +201,7 @@ impl<P: PubSub> NamespaceBus<P> {
                 let payload = envelope::encode_with(Kind::Request, self.node, |buf| {
                     write(room, &rooms[..index], buf)
                 })?;
-                Ok(Outgoing {
-                    channel: self.channels.room(room),
-                    payload,
-                })
+                Ok(self.outgoing(self.channels.room(room), payload))
             })
             .collect()
     }
@@ -222,9 +228,10 @@ impl<P: PubSub> NamespaceBus<P> {
         }
     }
 
-    /// Starts routing the responses to request `req_id`; drop the receiver to stop.
+    /// Starts routing the responses to request `req_id` (any number from each instance, as
+    /// acknowledgements come); drop the receiver to stop.
     pub fn register(&self, req_id: Id) -> mpsc::Receiver<Vec<u8>> {
-        self.pending.register(req_id)
+        self.pending.register(req_id, false)
     }
 
     /// Stops routing the responses to `req_id`.
@@ -256,7 +263,7 @@ impl<P: PubSub> NamespaceBus<P> {
         if expected == 0 {
             return Ok(Vec::new());
         }
-        let rx = self.pending.register(req_id);
+        let rx = self.pending.register(req_id, true);
         self.publish_request(outgoing, req_id).await?;
         Ok(self
             .pending
@@ -273,7 +280,7 @@ impl<P: PubSub> NamespaceBus<P> {
         req_id: Id,
         expected: usize,
     ) -> Result<(), Error> {
-        let rx = self.pending.register(req_id);
+        let rx = self.pending.register(req_id, true);
         self.publish_request(outgoing, req_id).await?;
         self.pending
             .collect(rx, req_id, expected, self.config.request_timeout)
@@ -293,8 +300,7 @@ impl<P: PubSub> NamespaceBus<P> {
             envelope::response_header(buf, req_id);
             write(buf)
         })?;
-        let channel = self.channels.responses_of(origin);
-        Ok(Outgoing { channel, payload })
+        Ok(self.outgoing(self.channels.responses_of(origin), payload))
     }
 
     /// Publishes one message now, in order with every other; resolves as `wait` says.
@@ -356,8 +362,8 @@ impl<P: PubSub> NamespaceBus<P> {
                 me.rooms.release(rooms);
             }
             let applied = envelope::encode_applied(me.node, req_id);
-            let channel = me.channels.responses_of(origin);
-            let _counted_by_the_queue = me.pubsub.publish(channel, applied, Wait::Queued).await;
+            let applied = me.outgoing(me.channels.responses_of(origin), applied);
+            let _counted_by_the_queue = me.publish(applied, Wait::Queued).await;
         });
     }
 
@@ -369,11 +375,41 @@ impl<P: PubSub> NamespaceBus<P> {
         ]
     }
 
-    /// A subscriber handler that reaches this bus for as long as it exists.
-    fn route(self: &Arc<Self>, on_message: fn(&Self, &[u8])) -> Handler {
+    /// `payload` sealed for `channel` (when the bus has a secret), ready to publish.
+    fn outgoing(&self, channel: String, payload: Vec<u8>) -> Outgoing {
+        let payload = seal::seal(self.secret.as_ref(), &channel, payload);
+        Outgoing { channel, payload }
+    }
+
+    /// Publishes a message without a body (hello, heartbeat, leave) on `channel`.
+    fn signal(
+        &self,
+        kind: Kind,
+        channel: String,
+        wait: Wait,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let signal = self.outgoing(channel, envelope::encode_signal(kind, self.node));
+        self.publish(signal, wait)
+    }
+
+    /// What this instance believes of a message received on `channel`: the whole of it
+    /// without a secret, a verified envelope with one; anything else is dropped and counted.
+    fn unseal<'a>(&self, channel: &str, received: &'a [u8]) -> Option<&'a [u8]> {
+        let opened = seal::open(self.secret.as_ref(), channel, received);
+        if opened.is_none() {
+            Counters::incr(&self.counters.dropped_unverified);
+            tracing::debug!(%channel, "unverifiable message dropped");
+        }
+        opened
+    }
+
+    /// A subscriber handler of `channel` that reaches this bus for as long as it exists.
+    fn route(self: &Arc<Self>, channel: String, on_message: fn(&Self, &[u8])) -> Handler {
         let bus = Arc::downgrade(self);
-        Arc::new(move |payload| {
-            if let Some(bus) = bus.upgrade() {
+        Arc::new(move |received| {
+            if let Some(bus) = bus.upgrade()
+                && let Some(payload) = bus.unseal(&channel, received)
+            {
                 on_message(&bus, payload);
             }
         })
@@ -381,19 +417,23 @@ impl<P: PubSub> NamespaceBus<P> {
 
     /// Handles a message of the namespace channel or of this instance's request channel.
     fn on_request_message(&self, payload: &[u8]) {
+        self.on_message(payload, None);
+    }
+
+    /// Handles a message of a request channel, or of `room`'s channel.
+    fn on_message(&self, payload: &[u8], room: Option<&Room>) {
         let Some(env) = self.open(payload) else {
             return;
         };
         match env.kind {
             Kind::Request => {
-                if let Some(inbound) = self.inbound.get().and_then(Weak::upgrade) {
-                    inbound.on_request(env.origin, env.body);
+                if let Some(inbound) = self.inbound() {
+                    inbound.on_request(env.origin, env.body, room);
                 }
             }
             Kind::Hello => {
-                let reply = envelope::encode_signal(Kind::Heartbeat, self.node);
                 let channel = self.channels.requests_of(env.origin);
-                tokio::spawn(self.pubsub.publish(channel, reply, Wait::Queued));
+                tokio::spawn(self.signal(Kind::Heartbeat, channel, Wait::Queued));
             }
             Kind::Leave => {
                 self.members.left(env.origin);
@@ -414,7 +454,7 @@ impl<P: PubSub> NamespaceBus<P> {
             None => self.me().is_some_and(|me| me.has_members(room)),
         };
         if held {
-            self.on_request_message(payload);
+            self.on_message(payload, Some(room));
         } else {
             Counters::incr(&self.counters.room_messages_discarded);
         }
@@ -427,7 +467,7 @@ impl<P: PubSub> NamespaceBus<P> {
         };
         match (env.kind, envelope::split_response(env.body)) {
             (Kind::Response | Kind::Applied, Ok((req_id, body))) => {
-                self.pending.deliver(req_id, body)
+                self.pending.deliver(req_id, env.origin, body)
             }
             (Kind::Response | Kind::Applied, Err(err)) => self.drop_malformed(env.origin, &err),
             (kind, _) => {
@@ -495,7 +535,7 @@ impl<P: PubSub> NamespaceBus<P> {
 impl<P: PubSub> NamespaceBus<P> {
     /// Hands `req_id` a response after its request ended, as a slow instance would.
     pub(crate) fn deliver_late_for_test(&self, req_id: Id) {
-        self.pending.deliver(req_id, b"late");
+        self.pending.deliver(req_id, Id::random(), b"late");
     }
 }
 
@@ -522,8 +562,11 @@ impl<P: PubSub> RoomOwner for NamespaceBus<P> {
 
     fn handler(self: &Arc<Self>, room: &Room) -> Handler {
         let (bus, room) = (Arc::downgrade(self), room.clone());
-        Arc::new(move |payload| {
-            if let Some(bus) = bus.upgrade() {
+        let channel = self.channels.room(&room);
+        Arc::new(move |received| {
+            if let Some(bus) = bus.upgrade()
+                && let Some(payload) = bus.unseal(&channel, received)
+            {
                 bus.on_room_message(&room, payload);
             }
         })

@@ -12,7 +12,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::{Id, Inbound, NamespaceBus, PubSub, Room};
+use super::{ClusterSecret, Id, Inbound, NamespaceBus, PubSub, Room};
 use crate::{
     config::RedisAdapterConfig,
     connection::{Handler, Link, LinkRx, Wait},
@@ -131,7 +131,7 @@ struct Front {
 }
 
 impl Inbound for Front {
-    fn on_request(self: Arc<Self>, origin: Id, body: &[u8]) {
+    fn on_request(self: Arc<Self>, origin: Id, body: &[u8], _room: Option<&Room>) {
         match serde_json::from_slice(body).unwrap() {
             Request::Broadcast { id, rooms, except } => {
                 let sockets = self.sockets.lock().unwrap();
@@ -206,11 +206,24 @@ fn config() -> RedisAdapterConfig {
 
 /// `count` started instances of namespace "/" on one hub.
 async fn cluster(hub: &Hub, count: usize) -> Vec<Arc<Front>> {
+    cluster_with(hub, 0..count, None).await
+}
+
+/// The instances numbered `instances` on `hub`, all with `secret`.
+async fn cluster_with(
+    hub: &Hub,
+    instances: std::ops::Range<usize>,
+    secret: Option<ClusterSecret>,
+) -> Vec<Arc<Front>> {
     let mut fronts = Vec::new();
-    for me in 0..count {
+    for me in instances {
+        let config = RedisAdapterConfig {
+            cluster_secret: secret.clone(),
+            ..config()
+        };
         let bus = NamespaceBus::new(
             hub.connect(me),
-            &config(),
+            &config,
             Arc::new(Counters::default()),
             "/",
             Id::random(),
@@ -409,4 +422,62 @@ async fn a_remote_join_returns_once_every_instance_applied_it() {
     // Both joins are in place: the room's channel is subscribed on both instances.
     let channel = bus.channels.room("r");
     assert_eq!(hub.subscribers.lock().unwrap()[&channel].len(), 2);
+}
+
+#[tokio::test]
+async fn with_a_secret_only_the_instances_holding_it_are_heard() {
+    let hub = Hub::default();
+    let secret = ClusterSecret::new(b"the deployment's secret, 32 byte");
+    let fronts = cluster_with(&hub, 0..2, secret).await;
+    join(&fronts[1], "s1", &["a"]).await;
+    // Strangers with Redis access: one with another secret, one with none.
+    let other = cluster_with(
+        &hub,
+        2..3,
+        ClusterSecret::new(b"a guess at the secret, 32 bytes!"),
+    )
+    .await;
+    let plain = cluster_with(&hub, 3..4, None).await;
+    assert_eq!(
+        fronts[0].bus.server_count(),
+        2,
+        "their hellos are not counted"
+    );
+    assert_eq!(fronts[1].bus.server_count(), 2);
+    for stranger in other.iter().chain(&plain) {
+        let request = Request::Broadcast {
+            id: 9,
+            rooms: vec!["a".to_owned()],
+            except: vec![],
+        };
+        let on_room = stranger
+            .bus
+            .room_requests(&[Room::Borrowed("a")], |_, _, buf| json(&request)(buf))
+            .unwrap();
+        let on_namespace = stranger.bus.request(None, json(&request)).unwrap();
+        let to_node = stranger
+            .bus
+            .request(Some(fronts[1].bus.node()), json(&request))
+            .unwrap();
+        let mut forged = on_room;
+        forged.extend([on_namespace, to_node]);
+        stranger.bus.send(forged, Wait::Queued).await.unwrap();
+    }
+    assert!(
+        received(&fronts[1]).is_empty(),
+        "no forged request carried out"
+    );
+    assert!(fronts[1].bus.counters.snapshot().dropped_unverified >= 6);
+    // The instances holding the secret still hear each other.
+    let request = Request::Broadcast {
+        id: 1,
+        rooms: vec!["a".to_owned()],
+        except: vec![],
+    };
+    let outgoing = fronts[0]
+        .bus
+        .room_requests(&[Room::Borrowed("a")], |_, _, buf| json(&request)(buf))
+        .unwrap();
+    fronts[0].bus.send(outgoing, Wait::Queued).await.unwrap();
+    assert_eq!(received(&fronts[1]), [("s1".to_owned(), 1)]);
 }

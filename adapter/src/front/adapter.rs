@@ -223,11 +223,19 @@ impl<E: SocketEmitter> RemoteRequestHandler<E> for RedisAdapter<E> {
 impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
     /// Carries out a remote request. A remote join subscribes the rooms it filled, a remote
     /// leave releases the rooms it may have emptied, and both answer the requester once done.
-    fn on_request(self: Arc<Self>, origin: Id, body: &[u8]) {
+    fn on_request(self: Arc<Self>, origin: Id, body: &[u8], room: Option<&Room>) {
         let request = match rmp_serde::from_slice::<RequestIn>(body) {
             Ok(request) => request,
             Err(err) => return self.bus.drop_malformed(origin, &err),
         };
+        if let Some(room) = room
+            && !is_broadcast_to(&request, room)
+        {
+            return self.bus.drop_malformed(
+                origin,
+                &"a room's channel carried something else than a broadcast to it",
+            );
+        }
         let change = match &request.r#type {
             RequestTypeIn::AddSockets(rooms) => Some((true, rooms.clone())),
             RequestTypeIn::DelSockets(rooms) => Some((false, rooms.clone())),
@@ -395,6 +403,15 @@ fn target(opts: &BroadcastOptions) -> Option<Id> {
     let single_socket =
         !opts.has_flag(BroadcastFlags::Broadcast) && opts.rooms.is_empty() && opts.sid.is_some();
     opts.server_id.filter(|_| single_socket).map(ids::node)
+}
+
+/// Whether `request` is a broadcast to `room` alone, the only thing a room's channel carries.
+fn is_broadcast_to(request: &RequestIn, room: &Room) -> bool {
+    matches!(request.r#type, RequestTypeIn::Broadcast(_))
+        && request
+            .opts
+            .as_ref()
+            .is_some_and(|opts| opts.rooms.len() == 1 && opts.rooms[0] == *room)
 }
 
 /// A body writer that appends `value` as msgpack.
