@@ -106,8 +106,8 @@ pub use cluster::{ClusterSecret, Id, Inbound, NamespaceBus, Outgoing, PubSub, Ro
 pub use config::RedisAdapterConfig;
 pub use confirm::confirmed;
 pub use connection::{
-    Commands, Handler, Link, LinkRx, PUBLISH_DURATION, Redis, RedisConfig, Wait, cluster_nodes,
-    within,
+    Commands, Credentials, Handler, Link, LinkRx, PUBLISH_DURATION, Redis, RedisConfig, Wait,
+    cluster_nodes, within,
 };
 pub use error::Error;
 pub use front::{InitRes, RedisAckStream, RedisAdapter, RedisAdapterState};

@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use super::{
-    RedisConfig,
+    Credentials, RedisConfig,
     backoff::until_connected,
     deadline::within,
     link::{self, Link, LinkRx, LinkTx},
@@ -73,6 +73,8 @@ impl ClusterSubscriber {
             nodes,
             connect_timeout: config.connect_timeout,
             response_timeout: config.command_timeout,
+            credentials: config.credentials.clone(),
+            tls: config.tls_certificates(),
         };
         let (conn, pushes) = connector.connect().await?;
         let handle = ClusterHandle(Arc::new(RwLock::new(conn)));
@@ -200,6 +202,8 @@ struct Connector {
     nodes: Vec<String>,
     connect_timeout: Duration,
     response_timeout: Duration,
+    credentials: Option<Credentials>,
+    tls: Option<redis::TlsCertificates>,
 }
 
 impl Connector {
@@ -209,12 +213,22 @@ impl Connector {
         &self,
     ) -> Result<(ClusterConnection, mpsc::UnboundedReceiver<PushInfo>), Error> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let client: ClusterClient = ClusterClientBuilder::new(self.nodes.clone())
+        let mut builder = ClusterClientBuilder::new(self.nodes.clone())
             .use_protocol(ProtocolVersion::RESP3)
             .push_sender(tx)
             .connection_timeout(self.connect_timeout)
-            .response_timeout(self.response_timeout)
-            .build()?;
+            .response_timeout(self.response_timeout);
+        if let Some(credentials) = &self.credentials {
+            builder = builder.password(&credentials.password);
+            if let Some(username) = &credentials.username {
+                builder = builder.username(username);
+            }
+        }
+        if let Some(certificates) = &self.tls {
+            super::install_crypto_provider();
+            builder = builder.certs(certificates.clone());
+        }
+        let client: ClusterClient = builder.build()?;
         let conn = within(self.connect_timeout, client.get_async_connection()).await?;
         Ok((conn, rx))
     }

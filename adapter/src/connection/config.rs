@@ -40,6 +40,30 @@ pub struct RedisConfig {
     /// First part of the probe's channel name, so that deployments sharing a Redis keep
     /// their probes apart. Default `"socket.io"`.
     pub probe_prefix: String,
+    /// The ACL user and password to authenticate with, overriding any in the URL (read them
+    /// from a file rather than putting them on a command line). Default: those of the URL.
+    pub credentials: Option<Credentials>,
+    /// The PEM certificate of the authority that signed the Redis servers' certificates, for
+    /// `rediss://` with a private CA. Default: the system's trust store.
+    pub tls_root_cert: Option<Vec<u8>>,
+}
+
+/// An ACL user (or `default` when `None`) and its password; never printed.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The ACL user; `None` for `requirepass`'s `default` user.
+    pub username: Option<String>,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"..")
+            .finish()
+    }
 }
 
 impl Default for RedisConfig {
@@ -54,11 +78,23 @@ impl Default for RedisConfig {
             publish_queue_capacity: 65_536,
             max_pipeline: 1024,
             probe_prefix: "socket.io".to_owned(),
+            credentials: None,
+            tls_root_cert: None,
         }
     }
 }
 
 impl RedisConfig {
+    /// The TLS certificates to trust, when a private CA is configured.
+    pub(crate) fn tls_certificates(&self) -> Option<redis::TlsCertificates> {
+        self.tls_root_cert
+            .clone()
+            .map(|root_cert| redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            })
+    }
+
     /// The first and the largest delay between reconnect attempts.
     pub(crate) fn reconnect_bounds(&self) -> (Duration, Duration) {
         (self.reconnect_min_delay, self.reconnect_max_delay)

@@ -35,7 +35,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 
 use crate::{error::Error, stats::Counters};
 pub use command::Commands;
-pub use config::RedisConfig;
+pub use config::{Credentials, RedisConfig};
 pub use deadline::within;
 pub use link::{Link, LinkRx};
 pub use queue::{PUBLISH_DURATION, Wait};
@@ -82,7 +82,7 @@ impl Redis {
                 (Subscriptions::Cluster(subscriber), transport)
             }
             RedisUrl::Standalone(url) => {
-                let client = redis::Client::open(url)?;
+                let client = standalone_client(&url, &config)?;
                 let subscriber =
                     Subscriber::start(client.clone(), &config, counters.clone()).await?;
                 let transport = Transport::Standalone(commanding(client, &config).await?);
@@ -242,6 +242,35 @@ impl Subscriptions {
             Self::Cluster(subscriber) => subscriber.subscribe(channel, handler).await,
         }
     }
+}
+
+/// The client of a standalone Redis at `url`, with the configured credentials and CA.
+fn standalone_client(url: &str, config: &RedisConfig) -> Result<redis::Client, Error> {
+    use redis::IntoConnectionInfo;
+    let mut info = url.into_connection_info()?;
+    if let Some(credentials) = &config.credentials {
+        let mut settings = info
+            .redis_settings()
+            .clone()
+            .set_password(&credentials.password);
+        if let Some(username) = &credentials.username {
+            settings = settings.set_username(username);
+        }
+        info = info.set_redis_settings(settings);
+    }
+    Ok(match config.tls_certificates() {
+        Some(certificates) => {
+            install_crypto_provider();
+            redis::Client::build_with_tls(info, certificates)?
+        }
+        None => redis::Client::open(info)?,
+    })
+}
+
+/// Makes rustls use ring for `rediss://` (redis-rs leaves the choice to the application);
+/// a provider installed earlier by the application is kept.
+pub(crate) fn install_crypto_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The command (and publishing) connection of a standalone Redis: multiplexed,

@@ -1,5 +1,5 @@
 //! Which Redis a URL names: one Redis (`redis://`, `rediss://`, `unix://`) or a Redis Cluster
-//! (`redis+cluster://host:port,host:port`).
+//! (`redis+cluster://host:port,host:port`, or `rediss+cluster://` over TLS).
 
 /// A parsed Redis URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,10 @@ impl RedisUrl {
 /// assert_eq!(redis_adapter::cluster_nodes("redis://10.0.0.1:6379"), None);
 /// ```
 pub fn seed_nodes(url: &str) -> Option<Vec<String>> {
-    let rest = url.strip_prefix("redis+cluster://")?;
+    let (scheme, rest) = match url.strip_prefix("rediss+cluster://") {
+        Some(rest) => ("rediss", rest),
+        None => ("redis", url.strip_prefix("redis+cluster://")?),
+    };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let (credentials, hosts) = match authority.rsplit_once('@') {
         Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
@@ -44,7 +47,7 @@ pub fn seed_nodes(url: &str) -> Option<Vec<String>> {
         hosts
             .split(',')
             .filter(|host| !host.is_empty())
-            .map(|host| format!("redis://{credentials}{host}"))
+            .map(|host| format!("{scheme}://{credentials}{host}"))
             .collect(),
     )
 }
@@ -71,5 +74,12 @@ mod tests {
             ])
         );
         assert_eq!(seed_nodes("redis+cluster://"), Some(vec![]));
+        assert_eq!(
+            seed_nodes("rediss+cluster://u:p@h1:7000,h2:7000"),
+            Some(vec![
+                "rediss://u:p@h1:7000".to_owned(),
+                "rediss://u:p@h2:7000".to_owned()
+            ])
+        );
     }
 }

@@ -12,7 +12,9 @@ use std::{
 };
 
 mod cluster;
+mod secure;
 pub use cluster::RedisCluster;
+pub use secure::{SECURE_PASSWORD, SECURE_USER, SecureRedis};
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
