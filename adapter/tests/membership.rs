@@ -62,7 +62,7 @@ async fn a_killed_instance_stops_being_counted_and_waited_for() {
         .await
     );
     let _live_client = client(&cluster[1], &["r"]).await;
-    let _doomed_client = loadtest::client::SocketClient::connect(&doomed.url)
+    let _doomed_client = socketio_client::SocketClient::connect(&doomed.url)
         .await
         .unwrap();
 

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Instance, client, fast_config, recv, start};
-use loadtest::client::{ClientError, SocketClient};
 use serde_json::json;
+use socketio_client::{ClientError, SocketClient};
 use test_support::{RedisServer, SilencingProxy, eventually};
 
 /// Emits from `sender` every 20 ms until `member` receives one of these emits (earlier ones

@@ -13,7 +13,7 @@ use support::{
 #[tokio::test]
 async fn welcome_names_the_instance_and_the_socket() {
     let gateway = TestGateway::start(standalone()).await;
-    let mut client = loadtest::SocketClient::connect(gateway.url())
+    let mut client = socketio_client::SocketClient::connect(gateway.url())
         .await
         .unwrap();
     let welcome = next_named(&mut client, "welcome").await;
@@ -235,11 +235,11 @@ async fn an_invalid_display_name_refuses_the_connection() {
         json!("bad\u{7}"),
         json!(12),
     ] {
-        let options = loadtest::ConnectOptions::new(gateway.url())
+        let options = socketio_client::ConnectOptions::new(gateway.url())
             .timeout(TIMEOUT)
             .auth(json!({ "name": name }));
-        match loadtest::SocketClient::connect_with(options).await {
-            Err(loadtest::ClientError::ConnectRefused(reason)) => {
+        match socketio_client::SocketClient::connect_with(options).await {
+            Err(socketio_client::ClientError::ConnectRefused(reason)) => {
                 assert!(reason.starts_with("invalid name: "), "{name} -> {reason}");
             }
             other => panic!("{name} was not refused: {other:?}"),
@@ -247,8 +247,10 @@ async fn an_invalid_display_name_refuses_the_connection() {
     }
     // The longest valid name, and auth without a name, are accepted.
     connect_as(gateway.url(), Some(&"ü".repeat(32))).await;
-    let options = loadtest::ConnectOptions::new(gateway.url()).auth(json!({"token": "x"}));
-    loadtest::SocketClient::connect_with(options).await.unwrap();
+    let options = socketio_client::ConnectOptions::new(gateway.url()).auth(json!({"token": "x"}));
+    socketio_client::SocketClient::connect_with(options)
+        .await
+        .unwrap();
 }
 
 // Multi-threaded: socketioxide spawns a task per event, and only there can they run out of order.

@@ -13,8 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use loadtest::{ClientError, SocketClient};
 use serde_json::{Value, json};
+use socketio_client::{ClientError, SocketClient};
 use support::{
     ChildGateway, TIMEOUT, assert_disconnected, cluster_info, clustered_args, connect_token, join,
     login, with_flag,

@@ -4,8 +4,8 @@
 
 mod support;
 
-use loadtest::{ConnectOptions, SocketClient};
 use serde_json::json;
+use socketio_client::{ConnectOptions, SocketClient};
 use support::{TIMEOUT, TestGateway, standalone};
 use tokio::task::JoinSet;
 

@@ -15,9 +15,9 @@ use std::{
     net::{IpAddr, Ipv4Addr},
 };
 
-use loadtest::{ConnectOptions, SocketClient, client::Transport};
 use nginx_support::{Nginx, nginx_binary, port_of};
 use serde_json::{Value, json};
+use socketio_client::{ConnectOptions, SocketClient, Transport};
 use support::{ChildGateway, TIMEOUT, clustered_args, join, next_named, password};
 use test_support::RedisServer;
 

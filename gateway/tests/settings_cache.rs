@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use loadtest::SocketClient;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
+use socketio_client::SocketClient;
 use support::{TestGateway, ack, cluster, connect_user, error_of, join, login, next_named, stats};
 use test_support::RedisServer;
 

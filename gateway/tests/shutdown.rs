@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use loadtest::{ClientError, SocketClient};
+use socketio_client::{ClientError, SocketClient};
 use support::{TIMEOUT, TestGateway, connect, join, standalone};
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 
 mod support;
 
-use loadtest::SocketClient;
 use serde_json::{Value, json};
+use socketio_client::SocketClient;
 use support::{
     TestGateway, ack, assert_quiet, cluster, connect_user, error_of, join, next_named, standalone,
 };

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use loadtest::client::{ConnectOptions, Event, SocketClient};
 use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
 use serde_json::{Value, json};
+use socketio_client::{ConnectOptions, Event, SocketClient};
 use socketioxide::{
     SocketIo,
     adapter::Emitter,

@@ -168,7 +168,7 @@ pub async fn remote_disconnect_closes_a_socket_on_another_instance(url: &str) {
     a.io.to("doomed").disconnect().await.unwrap();
     assert!(matches!(
         target.next_event(WAIT).await,
-        Err(loadtest::client::ClientError::Disconnected(_))
+        Err(socketio_client::ClientError::Disconnected(_))
     ));
 
     // One socket by id, through the handle fetch_sockets returns.
@@ -182,7 +182,7 @@ pub async fn remote_disconnect_closes_a_socket_on_another_instance(url: &str) {
     remote.disconnect().await.unwrap();
     assert!(matches!(
         bystander.next_event(WAIT).await,
-        Err(loadtest::client::ClientError::Disconnected(_))
+        Err(socketio_client::ClientError::Disconnected(_))
     ));
 }
 

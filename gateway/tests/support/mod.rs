@@ -11,8 +11,8 @@ mod raw;
 use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use gateway::{Config, Error, Rate};
-use loadtest::{ClientError, ConnectOptions, Event, SocketClient};
 use serde_json::{Value, json};
+use socketio_client::{ClientError, ConnectOptions, Event, SocketClient};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 #[allow(unused_imports)]

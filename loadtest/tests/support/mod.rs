@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use gateway::{Config, Rate};
-use loadtest::client::Credentials;
 use loadtest::config::Common;
+use socketio_client::Credentials;
 use tokio::sync::oneshot;
 
 /// The account every simulated user logs in with on a clustered gateway.

@@ -7,7 +7,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::ClientError;
 
 /// `host:port` of an `http://` or `ws://` url.
-pub(crate) fn host_port(url: &str) -> Result<&str, ClientError> {
+pub fn host_port(url: &str) -> Result<&str, ClientError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("ws://"))

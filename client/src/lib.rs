@@ -1,4 +1,23 @@
-//! A lean engine.io v4 / Socket.IO v5 client, over websocket or HTTP long-polling.
+//! A lean engine.io v4 / Socket.IO v5 client, over websocket or HTTP long-polling: real
+//! clients in the integration tests of the gateway and the Redis adapter, and tens of thousands
+//! of sockets from one process in the load tester.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), socketio_client::ClientError> {
+//! use std::time::Duration;
+//! use socketio_client::SocketClient;
+//!
+//! let mut client = SocketClient::connect("http://127.0.0.1:3000").await?;
+//! let echoed = client
+//!     .emit_with_ack("echo", serde_json::json!({"hello": "world"}), Duration::from_secs(1))
+//!     .await?;
+//! println!("{} got {echoed}", client.sid());
+//! let event = client.next_event(Duration::from_secs(1)).await?;
+//! println!("server sent {} {}", event.name, event.data);
+//! client.close().await;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Scope: the main namespace `/` only, text packets only (binary packets end the connection
 //! with [`ClientError::Protocol`]), no transport upgrade (a connection keeps the transport it
@@ -36,4 +55,4 @@ pub use login::{Credentials, login};
 pub use options::{ConnectOptions, Transport};
 pub use shared::PendingAck;
 pub use socket::SocketClient;
-pub(crate) use tcp::host_port;
+pub use tcp::host_port;

@@ -34,8 +34,9 @@ pub struct RawEvent<'a> {
 }
 
 impl<'a> RawEvent<'a> {
-    /// A raw event from the JSON array text and the optional ack id the server asked for.
-    pub(crate) fn new(ack_id: Option<u64>, json: &'a str) -> Self {
+    /// A raw event from the JSON array text and the optional ack id the server asked for
+    /// (public so that handlers can be tested on events of their own making).
+    pub fn new(ack_id: Option<u64>, json: &'a str) -> Self {
         Self { ack_id, json }
     }
 

@@ -195,7 +195,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::client::Event;
+    use crate::Event;
 
     fn event(name: &str, args: Vec<Value>, ack_id: Option<u64>) -> Event {
         Event {

@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use loadtest::client::Transport;
-use loadtest::{ClientError, ConnectOptions, SocketClient};
 use serde_json::{Value, json};
+use socketio_client::Transport;
+use socketio_client::{ClientError, ConnectOptions, SocketClient};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
