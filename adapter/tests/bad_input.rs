@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{WAIT, client, recv, start_cluster};
+use common::{TIMEOUT, client, recv, start_cluster};
 use serde_json::json;
 use test_support::{RedisServer, eventually};
 
@@ -44,7 +44,7 @@ async fn malformed_and_unknown_version_messages_are_dropped_and_counted() {
         (stats.dropped_malformed, stats.dropped_unknown_version)
     };
     assert!(
-        eventually(WAIT, || dropped()
+        eventually(TIMEOUT, || dropped()
             == (malformed.len() as u64, unknown_version.len() as u64))
         .await,
         "dropped counts {:?}",
@@ -68,9 +68,9 @@ async fn an_instance_ignores_its_own_messages() {
     a.io.to("chat").emit("msg", "once").await.unwrap();
 
     assert_eq!(recv(&mut member).await.data, json!("once"));
-    assert!(eventually(WAIT, || a.state.stats().ignored_own > before).await);
+    assert!(eventually(TIMEOUT, || a.state.stats().ignored_own > before).await);
     assert!(
-        member.next_event(common::QUIET).await.is_err(),
+        member.next_event(test_support::QUIET).await.is_err(),
         "delivered twice"
     );
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{WAIT, client, recv, start_cluster};
+use common::{TIMEOUT, client, recv, start_cluster};
 use serde_json::json;
 use test_support::{RedisServer, eventually};
 
@@ -27,5 +27,9 @@ async fn local_members_are_served_when_the_publish_fails() {
     // ...one that does not is served locally all the same, and the failure is counted.
     let _queued_or_refused = a.io.to("chat").emit("msg", "still local").await;
     assert_eq!(recv(&mut member).await.data, json!("still local"));
-    assert!(eventually(WAIT, || a.state.stats().publish_failures > failures_before).await);
+    assert!(
+        eventually(TIMEOUT, || a.state.stats().publish_failures
+            > failures_before)
+        .await
+    );
 }

@@ -5,64 +5,33 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{WAIT, client, fast_config, start, start_cluster};
-use test_support::{RedisServer, eventually};
+use common::{TIMEOUT, client, fast_config, start, start_cluster};
+use test_support::{Killable, RedisServer, eventually};
 
-/// Runs an instance on its own runtime and thread, so that it can be killed: dropping the
-/// runtime stops its heartbeats and connections without the goodbye of a clean close.
-struct Killable {
-    url: String,
-    kill: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Killable {
-    async fn start(redis_url: String, prefix: &'static str) -> Self {
-        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
-        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let instance = start(&redis_url, fast_config(prefix)).await;
-                url_tx.send(instance.url.clone()).unwrap();
-                let _ = killed.await;
-                std::mem::forget(instance);
-            });
-            runtime.shutdown_background();
-        });
-        Self {
-            url: url_rx.await.unwrap(),
-            kill: Some(kill),
-            thread: Some(thread),
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.kill.take().map(|kill| kill.send(()));
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
+/// An instance on its own runtime and thread, so that it can be killed: dropping the runtime
+/// stops its heartbeats and connections without the goodbye of a clean close.
+async fn killable(redis_url: String, prefix: &'static str) -> Killable {
+    Killable::start(move || async move {
+        let instance = start(&redis_url, fast_config(prefix)).await;
+        (instance.url.clone(), instance)
+    })
+    .await
 }
 
 #[tokio::test]
 async fn a_killed_instance_stops_being_counted_and_waited_for() {
     let redis = RedisServer::start().await;
     let cluster = start_cluster(&redis.url(), "kill", 2).await;
-    let mut doomed = Killable::start(redis.url(), "kill").await;
+    let mut doomed = killable(redis.url(), "kill").await;
     let survivors = &cluster;
     assert!(
-        eventually(WAIT, || survivors
+        eventually(TIMEOUT, || survivors
             .iter()
             .all(|i| i.state.server_count("/") == Some(3)))
         .await
     );
     let _live_client = client(&cluster[1], &["r"]).await;
-    let _doomed_client = socketio_client::SocketClient::connect(&doomed.url)
+    let _doomed_client = socketio_client::SocketClient::connect(doomed.url())
         .await
         .unwrap();
 
@@ -123,7 +92,7 @@ async fn a_new_instance_is_known_before_its_first_heartbeat() {
 
     // Hello and its reply introduce both sides without waiting a minute for heartbeats.
     assert!(
-        eventually(WAIT, || first.state.server_count("/") == Some(2)
+        eventually(TIMEOUT, || first.state.server_count("/") == Some(2)
             && second.state.server_count("/") == Some(2))
         .await
     );

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Instance, WAIT, assert_quiet, client, fast_config, recv, start};
+use common::{Instance, TIMEOUT, assert_quiet, client, fast_config, recv, start};
 use serde_json::json;
 use test_support::{RedisServer, eventually_async};
 
@@ -19,7 +19,7 @@ async fn pair(redis: &RedisServer, prefix: &str) -> (Instance, Instance) {
     config.reconcile_interval = Duration::from_millis(200);
     let a = start(&redis.url(), config.clone()).await;
     let b = start(&redis.url(), config).await;
-    let both = test_support::eventually(WAIT, || {
+    let both = test_support::eventually(TIMEOUT, || {
         [&a, &b]
             .iter()
             .all(|i| i.state.server_count("/") == Some(2))
@@ -42,7 +42,7 @@ async fn subscribers(redis: &RedisServer, channel: &str) -> i64 {
 }
 
 async fn subscribers_become(redis: &RedisServer, channel: &str, expected: i64) -> bool {
-    eventually_async(WAIT, || async {
+    eventually_async(TIMEOUT, || async {
         subscribers(redis, channel).await == expected
     })
     .await
@@ -145,7 +145,7 @@ async fn after_a_reconnect_only_the_rooms_still_held_are_subscribed() {
 
     assert!(subscribers_become(&redis, "again#/#r#kept#", 1).await);
     assert_eq!(subscribers(&redis, "again#/#r#emptied#").await, 0);
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -31,6 +31,7 @@ mod stats;
 mod store;
 pub mod telemetry;
 mod tenancy;
+pub mod testing;
 pub mod users;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};

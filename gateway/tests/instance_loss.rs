@@ -5,16 +5,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+// The heartbeat and request timeouts `clustered_args` gives.
+use gateway::testing::{HEARTBEAT_TIMEOUT, REQUEST_TIMEOUT};
 use serde_json::json;
 use support::{
     ChildGateway, ack, cluster_info, cluster_sockets, clustered_args, connect_user, join,
     next_named,
 };
 use test_support::{RedisServer, eventually_async};
-
-/// The heartbeat timeout and request timeout given by `clustered_args`.
-const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(600);
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
 
 #[tokio::test]
 async fn a_killed_instance_drops_out_and_requests_stop_waiting_for_it() {

@@ -7,10 +7,11 @@ mod support;
 
 use std::time::Duration;
 
+use gateway::testing::{TestGateway, clustered};
 use loadtest::Error;
 use loadtest::scenarios::burst::{self, BurstConfig};
 use serde_json::Value;
-use support::{ACCOUNT, Gateway, bounded, config, logged_in};
+use support::{bounded, logged_in, login_flag};
 use test_support::RedisServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -24,13 +25,13 @@ const COUNT: u32 = 100;
 const MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// Three clustered gateways; the first one serves the bench endpoint.
-async fn cluster(redis: &RedisServer) -> Vec<Gateway> {
-    let mut emitting = config(Some(&redis.url()));
+async fn cluster(redis: &RedisServer) -> Vec<TestGateway> {
+    let mut emitting = clustered(&redis.url());
     emitting.bench_endpoints = true;
     let gateways = vec![
-        Gateway::start(emitting).await,
-        Gateway::start(config(Some(&redis.url()))).await,
-        Gateway::start(config(Some(&redis.url()))).await,
+        TestGateway::start(emitting).await,
+        TestGateway::start(clustered(&redis.url())).await,
+        TestGateway::start(clustered(&redis.url())).await,
     ];
     // Let the instances see each other before the room spans them.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -41,8 +42,8 @@ async fn cluster(redis: &RedisServer) -> Vec<Gateway> {
 async fn every_member_on_the_other_instances_gets_every_broadcast_in_order() {
     let redis = RedisServer::start().await;
     let gateways = cluster(&redis).await;
-    let members = [gateways[1].url.as_str(), gateways[2].url.as_str()];
-    let mut config = BurstConfig::new(logged_in(&members), &gateways[0].url, COUNT, 4);
+    let members = [gateways[1].url(), gateways[2].url()];
+    let mut config = BurstConfig::new(logged_in(&members), gateways[0].url(), COUNT, 4);
     config.tenant = Some(TENANT.to_owned());
     config.max_wait = MAX_WAIT;
     config.common.polling_share = 0.25;
@@ -79,7 +80,7 @@ async fn every_member_on_the_other_instances_gets_every_broadcast_in_order() {
 async fn a_room_of_another_tenant_receives_nothing() {
     let redis = RedisServer::start().await;
     let gateways = cluster(&redis).await;
-    let mut config = BurstConfig::new(logged_in(&[&gateways[1].url]), &gateways[0].url, 50, 2);
+    let mut config = BurstConfig::new(logged_in(&[gateways[1].url()]), gateways[0].url(), 50, 2);
     config.tenant = Some("other".to_owned());
     config.max_wait = Duration::from_secs(1);
     let report = bounded(LIMIT, burst::run(&config)).await.unwrap();
@@ -95,13 +96,13 @@ async fn a_trigger_without_bench_endpoints_stops_the_run() {
     let redis = RedisServer::start().await;
     let gateways = cluster(&redis).await;
     // Instance 1 was started without --bench-endpoints: no such route.
-    let config = BurstConfig::new(logged_in(&[&gateways[2].url]), &gateways[1].url, 10, 1);
+    let config = BurstConfig::new(logged_in(&[gateways[2].url()]), gateways[1].url(), 10, 1);
     let error = bounded(LIMIT, burst::run(&config)).await.unwrap_err();
     assert!(
         matches!(&error, Error::Setup(why) if why.contains("404") && why.contains("bench endpoints")),
         "{error}"
     );
-    let mut config = BurstConfig::new(logged_in(&[&gateways[2].url]), &gateways[0].url, 0, 1);
+    let mut config = BurstConfig::new(logged_in(&[gateways[2].url()]), gateways[0].url(), 0, 1);
     assert!(matches!(burst::run(&config).await, Err(Error::Config(_))));
     config.count = 10;
     config.trigger = "http://192.0.2.1:3000".to_owned();
@@ -113,16 +114,16 @@ async fn the_binary_writes_the_burst_figures() {
     let redis = RedisServer::start().await;
     let gateways = cluster(&redis).await;
     let json = std::env::temp_dir().join(format!("loadtest-{}-burst.json", std::process::id()));
-    let members = format!("{},{}", gateways[1].url, gateways[2].url);
+    let members = format!("{},{}", gateways[1].url(), gateways[2].url());
     let pid = std::process::id().to_string();
-    let login = format!("{}:{}", ACCOUNT.0, ACCOUNT.1);
+    let login = login_flag();
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args([
             "burst",
             "--url",
             &members,
             "--trigger",
-            &gateways[0].url,
+            gateways[0].url(),
             "--count",
             &COUNT.to_string(),
             "--members",

@@ -6,10 +6,11 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gateway::testing::{TestGateway, standalone};
 use loadtest::scenarios::chat;
 use loadtest::{Report, Thresholds};
 use serde_json::Value;
-use support::{Gateway, bounded, common, config};
+use support::{bounded, common};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -22,8 +23,8 @@ async fn short_chat(url: &str) -> Report {
 
 #[tokio::test]
 async fn a_p99_below_any_real_latency_misses_the_threshold() {
-    let gateway = Gateway::start(config(None)).await;
-    let mut report = short_chat(&gateway.url).await;
+    let gateway = TestGateway::start(standalone()).await;
+    let mut report = short_chat(gateway.url()).await;
     assert_eq!(report.loss, 0, "{report}");
     assert!(report.judge(&Thresholds::default()).passed);
     let verdict = report.judge(&Thresholds {
@@ -56,14 +57,14 @@ async fn loadtest(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_exits_1_on_a_missed_threshold_and_writes_the_json_contract() {
-    let gateway = Gateway::start(config(None)).await;
+    let gateway = TestGateway::start(standalone()).await;
     let json = json_path("threshold");
     // The gateway runs in this process: measure it as the server.
     let pid = std::process::id().to_string();
     let output = loadtest(&[
         "chat",
         "--url",
-        &gateway.url,
+        gateway.url(),
         "--users",
         "6",
         "--room-size",
@@ -127,13 +128,13 @@ async fn the_binary_exits_1_on_a_missed_threshold_and_writes_the_json_contract()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_exits_0_when_thresholds_hold_and_reports_idle_memory() {
-    let gateway = Gateway::start(config(None)).await;
+    let gateway = TestGateway::start(standalone()).await;
     let json = json_path("idle");
     let pid = std::process::id().to_string();
     let output = loadtest(&[
         "idle",
         "--url",
-        &gateway.url,
+        gateway.url(),
         "--connections",
         "50",
         "--polling-share",

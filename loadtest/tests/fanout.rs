@@ -6,25 +6,26 @@ mod support;
 
 use std::time::Duration;
 
+use gateway::testing::{TestGateway, clustered};
 use loadtest::scenarios::{broadcast, chat};
 use loadtest::{Error, Report};
-use support::{Gateway, Killable, bounded, config, logged_in};
+use support::{bounded, killable, logged_in};
 use test_support::RedisServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-async fn cluster(redis: &RedisServer) -> Vec<Gateway> {
+async fn cluster(redis: &RedisServer) -> Vec<TestGateway> {
     let mut gateways = Vec::new();
     for _ in 0..3 {
-        gateways.push(Gateway::start(config(Some(&redis.url()))).await);
+        gateways.push(TestGateway::start(clustered(&redis.url())).await);
     }
     // Let the instances see each other before rooms span them.
     tokio::time::sleep(Duration::from_millis(300)).await;
     gateways
 }
 
-fn urls(gateways: &[Gateway]) -> Vec<&str> {
-    gateways.iter().map(|g| g.url.as_str()).collect()
+fn urls(gateways: &[TestGateway]) -> Vec<&str> {
+    gateways.iter().map(|g| g.url()).collect()
 }
 
 /// Nothing lost, duplicated or reordered, and no error of any kind.
@@ -120,12 +121,12 @@ async fn broadcast_reaches_every_member_from_every_sender() {
 async fn a_killed_instance_shows_as_loss_and_disconnections() {
     let redis = RedisServer::start().await;
     let survivors = [
-        Gateway::start(config(Some(&redis.url()))).await,
-        Gateway::start(config(Some(&redis.url()))).await,
+        TestGateway::start(clustered(&redis.url())).await,
+        TestGateway::start(clustered(&redis.url())).await,
     ];
-    let mut doomed = Killable::start(config(Some(&redis.url()))).await;
+    let mut doomed = killable(clustered(&redis.url())).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut common = logged_in(&[&survivors[0].url, &survivors[1].url, &doomed.url]);
+    let mut common = logged_in(&[survivors[0].url(), survivors[1].url(), doomed.url()]);
     common.polling_share = 0.3;
     let config = chat::ChatConfig::new(common, 60, 6, 5.0, Duration::from_secs(4));
 

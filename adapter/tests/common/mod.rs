@@ -19,10 +19,8 @@ pub type Adapter = RedisAdapter<Emitter>;
 /// A server handle using the adapter.
 pub type Io = SocketIo<Adapter>;
 
-/// How long a test waits for something that should happen.
-pub const WAIT: Duration = Duration::from_secs(3);
-/// How long a test waits to be sure something does not happen.
-pub const QUIET: Duration = Duration::from_millis(300);
+#[allow(unused_imports)]
+pub use test_support::{TIMEOUT, assert_quiet};
 
 /// Short heartbeats so membership tests run in about a second.
 pub fn fast_config(prefix: &str) -> RedisAdapterConfig {
@@ -78,7 +76,7 @@ pub async fn start_cluster(redis_url: &str, prefix: &str, n: usize) -> Vec<Insta
     for _ in 0..n {
         instances.push(start(redis_url, fast_config(prefix)).await);
     }
-    let all_see_all = test_support::eventually(WAIT, || {
+    let all_see_all = test_support::eventually(TIMEOUT, || {
         instances
             .iter()
             .all(|i| i.state.server_count("/") == Some(n as u16))
@@ -109,14 +107,7 @@ pub async fn client(instance: &Instance, rooms: &[&str]) -> SocketClient {
         .unwrap()
 }
 
-/// The next event the client receives, which must arrive within [`WAIT`].
+/// The next event the client receives, which must arrive within [`TIMEOUT`].
 pub async fn recv(client: &mut SocketClient) -> Event {
-    client.next_event(WAIT).await.expect("expected an event")
-}
-
-/// Asserts that the client receives nothing for [`QUIET`].
-pub async fn assert_quiet(client: &mut SocketClient) {
-    if let Ok(event) = client.next_event(QUIET).await {
-        panic!("unexpected event {event:?}");
-    }
+    client.next_event(TIMEOUT).await.expect("expected an event")
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::common::{WAIT, assert_quiet, client, recv, start_cluster};
+use crate::common::{TIMEOUT, assert_quiet, client, recv, start_cluster};
 
 /// See the test of the same name.
 pub async fn room_broadcast_reaches_members_on_every_instance(url: &str) {
@@ -106,7 +106,7 @@ pub async fn acks_from_sockets_on_all_instances_are_collected(url: &str) {
 
     let asking =
         b.io.to("poll")
-            .timeout(WAIT)
+            .timeout(TIMEOUT)
             .emit_with_ack::<_, Value>("question", "sid?");
     let answering = async {
         for client in &mut clients {
@@ -167,7 +167,7 @@ pub async fn remote_disconnect_closes_a_socket_on_another_instance(url: &str) {
 
     a.io.to("doomed").disconnect().await.unwrap();
     assert!(matches!(
-        target.next_event(WAIT).await,
+        target.next_event(TIMEOUT).await,
         Err(socketio_client::ClientError::Disconnected(_))
     ));
 
@@ -181,7 +181,7 @@ pub async fn remote_disconnect_closes_a_socket_on_another_instance(url: &str) {
             .expect("bystander is visible from A");
     remote.disconnect().await.unwrap();
     assert!(matches!(
-        bystander.next_event(WAIT).await,
+        bystander.next_event(TIMEOUT).await,
         Err(socketio_client::ClientError::Disconnected(_))
     ));
 }
