@@ -1,17 +1,15 @@
 //! A gateway killed with SIGKILL stops being counted, and waited for, by the others.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 // The heartbeat and request timeouts `clustered_args` gives.
-use gateway::testing::{HEARTBEAT_TIMEOUT, REQUEST_TIMEOUT};
-use serde_json::json;
-use support::{
+use crate::support::{
     ChildGateway, ack, cluster_info, cluster_sockets, clustered_args, connect_user, join,
     next_named,
 };
+use gateway::testing::{HEARTBEAT_TIMEOUT, REQUEST_TIMEOUT};
+use serde_json::json;
 use test_support::{RedisServer, eventually_async};
 
 #[tokio::test]
@@ -21,7 +19,7 @@ async fn a_killed_instance_drops_out_and_requests_stop_waiting_for_it() {
     let a = ChildGateway::start(&args).await;
     let b = ChildGateway::start(&args).await;
     let mut doomed = ChildGateway::start(&args).await;
-    let three = eventually_async(support::TIMEOUT, || async {
+    let three = eventually_async(crate::support::TIMEOUT, || async {
         cluster_info(a.url()).await["servers"] == 3 && cluster_info(b.url()).await["servers"] == 3
     })
     .await;

@@ -2,11 +2,9 @@
 //! `--web-modules-dir` (503 with what to do when it is missing).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use support::{TestGateway, standalone};
+use crate::support::{TestGateway, standalone};
 
 /// A node_modules holding socket.io-client 4.8.4: tests/node's (which CI installs), else
 /// gateway/web's.

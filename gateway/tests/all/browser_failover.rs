@@ -9,14 +9,13 @@
 //! Needs the Debian packages `chromium`, `nginx`, `redis-server`, `nodejs` and `npm`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod nginx_support;
-mod support;
-
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
-use nginx_support::{Nginx, nginx_binary, port_of};
+use crate::nginx_support::{Nginx, nginx_binary, port_of};
+use crate::support::{
+    ChildGateway, clustered_args, connect_user, join, npm_ci, password, with_flag,
+};
 use serde_json::{Value, json};
-use support::{ChildGateway, clustered_args, connect_user, join, npm_ci, password, with_flag};
 use test_support::RedisServer;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
@@ -70,8 +69,8 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
         gateways.push(ChildGateway::start(&with_flag(args.clone(), "--instance-id", id)).await);
     }
     for gateway in &gateways {
-        let all_seen = test_support::eventually_async(support::TIMEOUT, || async {
-            support::cluster_info(gateway.url()).await["servers"] == 3
+        let all_seen = test_support::eventually_async(crate::support::TIMEOUT, || async {
+            crate::support::cluster_info(gateway.url()).await["servers"] == 3
         })
         .await;
         assert!(all_seen, "{} does not see 3 servers", gateway.url());
@@ -127,7 +126,7 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
     // Bob, through nginx (from 127.0.0.1 as well, so now on a live instance), sends to the room.
     let mut bob = connect_user(&url, "bob").await;
     join(&bob, room).await;
-    let sent = support::ack(&bob, "message", json!({"room": room, "text": text})).await;
+    let sent = crate::support::ack(&bob, "message", json!({"room": room, "text": text})).await;
     assert!(
         !sent["id"].is_null(),
         "the message was not accepted: {sent}"

@@ -1,14 +1,12 @@
 //! The chat protocol on one standalone gateway: rooms, messages, typing, validation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-use futures_util::future::join_all;
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     TIMEOUT, TestGateway, ack, assert_quiet, connect, connect_as, error_of, join, next_named,
     standalone,
 };
+use futures_util::future::join_all;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn welcome_names_the_instance_and_the_socket() {

@@ -3,9 +3,7 @@
 //! logged in as a user of the same tenant (`auth: {token}`, or the session cookie).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-use support::{ChildGateway, clustered_args, login};
+use crate::support::{ChildGateway, clustered_args, login};
 use test_support::RedisServer;
 
 /// How the Node clients present their session.
@@ -41,7 +39,7 @@ async fn chat_across_two_instances(transport: &str, session: Session) {
     if matches!(session, Session::Cookie) {
         args.push("--cookie".to_owned());
     }
-    let summary = support::run_chat_mjs(transport, &args).await;
+    let summary = crate::support::run_chat_mjs(transport, &args).await;
     assert_eq!(summary["transport"], transport);
 }
 

@@ -1,11 +1,9 @@
 //! Membership by heartbeats: instances that leave or die stop being counted and waited for.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{TIMEOUT, client, fast_config, start, start_cluster};
+use crate::common::{TIMEOUT, client, fast_config, start, start_cluster};
 use test_support::{Killable, RedisServer, eventually};
 
 /// An instance on its own runtime and thread, so that it can be killed: dropping the runtime

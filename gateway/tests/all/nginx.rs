@@ -7,18 +7,15 @@
 //! Needs the Debian package `nginx` (besides `redis-server`, `nodejs` and `npm`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod nginx_support;
-mod support;
-
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr},
 };
 
-use nginx_support::{Nginx, nginx_binary, port_of};
+use crate::nginx_support::{Nginx, nginx_binary, port_of};
+use crate::support::{ChildGateway, TIMEOUT, clustered_args, join, next_named, password};
 use serde_json::{Value, json};
 use socketio_client::{ConnectOptions, SocketClient, Transport};
-use support::{ChildGateway, TIMEOUT, clustered_args, join, next_named, password};
 use test_support::RedisServer;
 
 /// Redis, three clustered gateway processes trusting nginx's `X-Forwarded-For`, and nginx.
@@ -47,7 +44,7 @@ impl Stack {
         }
         for gateway in &gateways {
             let all_seen = test_support::eventually_async(TIMEOUT, || async {
-                support::cluster_info(gateway.url()).await["servers"] == 3
+                crate::support::cluster_info(gateway.url()).await["servers"] == 3
             })
             .await;
             assert!(all_seen, "{} does not see 3 servers", gateway.url());
@@ -233,12 +230,12 @@ async fn nginx_pins_clients_to_instances_and_they_chat_across_them() {
     // Several rounds both ways: many long-polling requests, all to A's instance.
     for round in 0..5 {
         let text = format!("from A over polling, round {round}");
-        let sent = support::ack(&a, "message", json!({"room": "lobby", "text": text})).await;
+        let sent = crate::support::ack(&a, "message", json!({"room": "lobby", "text": text})).await;
         expect_message(&mut b, "lobby", &sent["id"], &text).await;
         expect_message(&mut a, "lobby", &sent["id"], &text).await;
 
         let text = format!("from B over websocket, round {round}");
-        let sent = support::ack(&b, "message", json!({"room": "lobby", "text": text})).await;
+        let sent = crate::support::ack(&b, "message", json!({"room": "lobby", "text": text})).await;
         expect_message(&mut a, "lobby", &sent["id"], &text).await;
         expect_message(&mut b, "lobby", &sent["id"], &text).await;
     }
@@ -265,8 +262,8 @@ async fn nginx_pins_clients_to_instances_and_they_chat_across_them() {
 /// 127.0.0.1 and land on one instance; the pinning itself is tested above.
 async fn official_client_through_nginx(stack: &Stack, transport: &str) {
     let url = stack.url();
-    let token_a = support::login(url, "alice").await;
-    let token_b = support::login(url, "bob").await;
+    let token_a = crate::support::login(url, "alice").await;
+    let token_b = crate::support::login(url, "bob").await;
     let args = [
         "--a",
         url,
@@ -278,7 +275,7 @@ async fn official_client_through_nginx(stack: &Stack, transport: &str) {
         &format!("--token-b={token_b}"),
     ]
     .map(str::to_owned);
-    let summary = support::run_chat_mjs(&format!("through nginx, {transport}"), &args).await;
+    let summary = crate::support::run_chat_mjs(&format!("through nginx, {transport}"), &args).await;
     assert_eq!(summary["transport"], transport);
 }
 
@@ -309,7 +306,7 @@ async fn official_clients_pinned_to_different_instances_chat_through_nginx() {
         &format!("--token-b={token_b}"),
     ]
     .map(str::to_owned);
-    let summary = support::run_chat_mjs("pinned through nginx", &args).await;
+    let summary = crate::support::run_chat_mjs("pinned through nginx", &args).await;
     assert_eq!(summary["transport"], "polling");
     assert_eq!(summary["transport_b"], "websocket");
     assert_eq!(summary["a_instance"], instance_a.as_str(), "{summary}");

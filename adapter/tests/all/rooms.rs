@@ -2,11 +2,9 @@
 //! room, a join is in place before it returns, and emptied rooms are let go after a delay.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Instance, TIMEOUT, assert_quiet, client, fast_config, recv, start};
+use crate::common::{Instance, TIMEOUT, assert_quiet, client, fast_config, recv, start};
 use serde_json::json;
 use test_support::{RedisServer, eventually_async};
 

@@ -2,14 +2,12 @@
 //! exact accounting over websocket and long-polling, and losses counted when an instance dies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{bounded, killable, logged_in};
 use gateway::testing::{TestGateway, clustered};
 use loadtest::scenarios::{broadcast, chat};
 use loadtest::{Error, Report};
-use support::{bounded, killable, logged_in};
 use test_support::RedisServer;
 
 const LIMIT: Duration = Duration::from_secs(60);

@@ -3,8 +3,6 @@
 //! instances with the same session and keep chatting, while the others never stop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -13,12 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
-use socketio_client::{ClientError, SocketClient};
-use support::{
+use crate::support::{
     ChildGateway, TIMEOUT, assert_disconnected, cluster_info, clustered_args, connect_token, join,
     login, with_flag,
 };
+use serde_json::{Value, json};
+use socketio_client::{ClientError, SocketClient};
 use test_support::{RedisServer, eventually_async};
 
 /// Long, so that a drop "at once" cannot be the heartbeat timeout at work.

@@ -3,19 +3,17 @@
 //! the other instances, and the binary writes the figures `bench/compare.sh` reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{bounded, logged_in, login_flag};
 use gateway::testing::{TestGateway, clustered};
 use loadtest::Error;
 use loadtest::scenarios::burst::{self, BurstConfig};
 use serde_json::Value;
-use support::{bounded, logged_in, login_flag};
 use test_support::RedisServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
-/// The tenant of the test account (support::users_file).
+/// The tenant of the test account (crate::support::users_file).
 const TENANT: &str = "bench";
 /// Broadcasts per burst: fewer than socketioxide's per-socket buffer (128 packets), so that
 /// no member can fall behind far enough for its instance to drop one, however fast the

@@ -3,20 +3,19 @@
 //! the room chats.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{ack, connect_user, join, next_named};
 use serde_json::json;
-use support::{ack, connect_user, join, next_named};
 use test_support::RedisCluster;
 
 #[tokio::test]
 async fn chat_and_direct_messages_cross_instances_on_a_cluster() {
     let cluster = RedisCluster::start(3, 1).await;
-    let [a, b] = <[_; 2]>::try_from(support::cluster(2, &cluster.cluster_url(), |_| {}).await)
-        .ok()
-        .unwrap();
+    let [a, b] =
+        <[_; 2]>::try_from(crate::support::cluster(2, &cluster.cluster_url(), |_| {}).await)
+            .ok()
+            .unwrap();
     let mut alice = connect_user(a.url(), "alice").await;
     let mut bob = connect_user(b.url(), "bob").await;
     for room in ["lobby", "news", "random"] {
@@ -48,9 +47,10 @@ async fn chat_and_direct_messages_cross_instances_on_a_cluster() {
 #[tokio::test]
 async fn chat_resumes_by_itself_after_the_rooms_master_fails_over() {
     let mut cluster = RedisCluster::start(3, 1).await;
-    let [a, b] = <[_; 2]>::try_from(support::cluster(2, &cluster.cluster_url(), |_| {}).await)
-        .ok()
-        .unwrap();
+    let [a, b] =
+        <[_; 2]>::try_from(crate::support::cluster(2, &cluster.cluster_url(), |_| {}).await)
+            .ok()
+            .unwrap();
     let alice = connect_user(a.url(), "alice").await;
     let mut bob = connect_user(b.url(), "bob").await;
     join(&alice, "lobby").await;

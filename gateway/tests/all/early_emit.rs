@@ -2,11 +2,9 @@
 //! server has not finished setting up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{TIMEOUT, TestGateway, standalone};
 use serde_json::json;
 use socketio_client::{ConnectOptions, SocketClient};
-use support::{TIMEOUT, TestGateway, standalone};
 use tokio::task::JoinSet;
 
 const CLIENTS: usize = 300;

@@ -4,17 +4,15 @@
 //! Redis is down.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
-use gateway::{Config, Rate};
-use redis::AsyncCommands;
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     RawSocket, TestGateway, ack, cluster, clustered, connect_token, connect_user, join, login,
     login_response, next_named, password, refusal, stats,
 };
+use gateway::{Config, Rate};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
 use test_support::{RedisServer, eventually_async};
 
 /// N per second: windows short enough to wait for.
@@ -90,7 +88,7 @@ async fn handshakes_over_the_limit_get_a_connect_error_then_recover() {
 
     wait_out(Duration::from_secs(1).saturating_sub(started.elapsed())).await;
     let recovered = eventually_async(Duration::from_secs(2), || async {
-        support::try_connect(b.url(), Some(auth.clone()))
+        crate::support::try_connect(b.url(), Some(auth.clone()))
             .await
             .is_ok()
     })

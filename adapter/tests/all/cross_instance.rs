@@ -1,9 +1,6 @@
 //! Every adapter operation, across three instances sharing one real Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod suite;
-
 use test_support::RedisServer;
 
 /// A test per case of the suite, each on its own Redis.
@@ -12,7 +9,7 @@ macro_rules! on_standalone_redis {
         #[tokio::test]
         async fn $case() {
             let redis = RedisServer::start().await;
-            suite::$case(&redis.url()).await;
+            crate::suite::$case(&redis.url()).await;
         }
     )*};
 }

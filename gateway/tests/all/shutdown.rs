@@ -1,12 +1,10 @@
 //! Graceful shutdown: connected clients are closed, new ones refused, within the deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{TIMEOUT, TestGateway, connect, join, standalone};
 use socketio_client::{ClientError, SocketClient};
-use support::{TIMEOUT, TestGateway, connect, join, standalone};
 
 #[tokio::test]
 async fn stop_closes_the_sockets_and_the_listener_within_the_deadline() {

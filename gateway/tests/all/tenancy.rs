@@ -2,13 +2,11 @@
 //! room names crafted to look like another tenant's internal rooms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-use serde_json::{Value, json};
-use socketio_client::SocketClient;
-use support::{
+use crate::support::{
     TestGateway, ack, assert_quiet, cluster, connect_user, error_of, join, next_named, standalone,
 };
+use serde_json::{Value, json};
+use socketio_client::SocketClient;
 use test_support::RedisServer;
 
 async fn two_instances(redis: &RedisServer) -> [TestGateway; 2] {
@@ -185,8 +183,8 @@ async fn a_dm_reaches_every_socket_of_the_user_in_the_same_tenant_only() {
 #[tokio::test]
 async fn standalone_sockets_are_anonymous_users_of_the_dev_tenant() {
     let gateway = TestGateway::start(standalone()).await;
-    let alice = support::connect_as(gateway.url(), Some("alice")).await;
-    let mut other = support::connect(gateway.url()).await;
+    let alice = crate::support::connect_as(gateway.url(), Some("alice")).await;
+    let mut other = crate::support::connect(gateway.url()).await;
 
     let sent = ack(&alice, "dm", json!({"to": other.sid(), "text": "hi"})).await;
 

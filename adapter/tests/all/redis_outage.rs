@@ -2,11 +2,9 @@
 //! connected, and cross-instance delivery resumes on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Instance, client, fast_config, recv, start};
+use crate::common::{Instance, client, fast_config, recv, start};
 use serde_json::json;
 use socketio_client::{ClientError, SocketClient};
 use test_support::{RedisServer, SilencingProxy, eventually};

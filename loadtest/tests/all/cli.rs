@@ -1,16 +1,14 @@
 //! Thresholds, and the `loadtest` binary end to end: exit codes and the `--json` contract.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::{bounded, common};
 use gateway::testing::{TestGateway, standalone};
 use loadtest::scenarios::chat;
 use loadtest::{Report, Thresholds};
 use serde_json::Value;
-use support::{bounded, common};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -2,27 +2,24 @@
 //! whole cross-instance suite, then a master killed while clients chat.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod suite;
-
 use std::time::{Duration, Instant};
 
-use common::{client, start_cluster};
+use crate::common::{client, start_cluster};
 use test_support::RedisCluster;
 
 #[tokio::test]
 async fn the_cross_instance_suite_passes_on_a_cluster() {
     let cluster = RedisCluster::start(3, 1).await;
     let url = cluster.cluster_url();
-    suite::room_broadcast_reaches_members_on_every_instance(&url).await;
-    suite::namespace_broadcast_and_several_rooms_reach_each_socket_once(&url).await;
-    suite::except_excludes_sockets_on_other_instances(&url).await;
-    suite::local_flag_stays_on_this_instance_and_volatile_crosses(&url).await;
-    suite::acks_from_sockets_on_all_instances_are_collected(&url).await;
-    suite::fetch_sockets_and_rooms_see_every_instance(&url).await;
-    suite::remote_disconnect_closes_a_socket_on_another_instance(&url).await;
-    suite::remote_join_and_leave_take_effect_on_another_instance(&url).await;
-    suite::server_count_counts_every_instance(&url).await;
+    crate::suite::room_broadcast_reaches_members_on_every_instance(&url).await;
+    crate::suite::namespace_broadcast_and_several_rooms_reach_each_socket_once(&url).await;
+    crate::suite::except_excludes_sockets_on_other_instances(&url).await;
+    crate::suite::local_flag_stays_on_this_instance_and_volatile_crosses(&url).await;
+    crate::suite::acks_from_sockets_on_all_instances_are_collected(&url).await;
+    crate::suite::fetch_sockets_and_rooms_see_every_instance(&url).await;
+    crate::suite::remote_disconnect_closes_a_socket_on_another_instance(&url).await;
+    crate::suite::remote_join_and_leave_take_effect_on_another_instance(&url).await;
+    crate::suite::server_count_counts_every_instance(&url).await;
 }
 
 #[tokio::test]

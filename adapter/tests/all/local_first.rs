@@ -1,9 +1,7 @@
 //! Local delivery does not depend on Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{TIMEOUT, client, recv, start_cluster};
+use crate::common::{TIMEOUT, client, recv, start_cluster};
 use serde_json::json;
 use test_support::{RedisServer, eventually};
 

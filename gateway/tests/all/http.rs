@@ -1,12 +1,10 @@
 //! The HTTP routes next to Socket.IO: health, cluster status, CORS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{TestGateway, connect, standalone};
 use serde_json::{Value, json};
-use support::{TestGateway, connect, standalone};
 
 async fn cluster(gateway: &TestGateway) -> Value {
     let url = format!("{}/api/cluster", gateway.url());

@@ -3,14 +3,14 @@
 //! the cluster and per tenant.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{
+    TestGateway, ack, cluster, connect_user, error_of, join, login, next_named, stats,
+};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use socketio_client::SocketClient;
-use support::{TestGateway, ack, cluster, connect_user, error_of, join, login, next_named, stats};
 use test_support::RedisServer;
 
 async fn two_instances(redis: &RedisServer, ttl_secs: u64) -> [TestGateway; 2] {

@@ -5,11 +5,9 @@
 //! two-instance one is copied to docs/chat-screenshot.png.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use support::{ChildGateway, clustered_args, login, npm_ci, password, with_flag};
+use crate::support::{ChildGateway, clustered_args, login, npm_ci, password, with_flag};
 use test_support::RedisServer;
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -1,17 +1,15 @@
 //! Chat across three gateways sharing one real Redis (users of one tenant, logged in).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-use serde_json::json;
-use support::{
+use crate::support::{
     TestGateway, ack, assert_quiet, cluster_info, cluster_sockets, connect_user, error_of, join,
     next_named,
 };
+use serde_json::json;
 use test_support::RedisServer;
 
 async fn cluster_of_three(redis: &RedisServer) -> Vec<TestGateway> {
-    support::cluster(3, &redis.url(), |_| {}).await
+    crate::support::cluster(3, &redis.url(), |_| {}).await
 }
 
 #[tokio::test]
@@ -62,7 +60,7 @@ async fn one_senders_messages_arrive_in_order_on_other_instances() {
             sender.emit_with_ack(
                 "message",
                 json!({"room": "ordered", "text": i.to_string()}),
-                support::TIMEOUT,
+                crate::support::TIMEOUT,
             )
         })
         .collect();

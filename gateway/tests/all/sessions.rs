@@ -2,16 +2,14 @@
 //! refusal without a live session, expiry, deletion and logout across instances.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{io::Write, process::Stdio, time::Duration};
 
-use redis::AsyncCommands;
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     QUIET, RawSocket, TestGateway, ack, assert_disconnected, cluster, cluster_sockets, clustered,
     connect_token, join, login, login_response, password, refusal, standalone, stats,
 };
+use redis::AsyncCommands;
+use serde_json::{Value, json};
 use test_support::RedisServer;
 
 /// The session keys in Redis.
@@ -305,7 +303,7 @@ async fn logout_deletes_the_session_and_disconnects_its_sockets_on_every_instanc
     let mut on_b = connect_token(b.url(), &token).await;
     join(&on_b, "lobby").await;
     // Another session of the same user is not affected.
-    let other = connect_token(b.url(), &support::login(b.url(), "dave").await).await;
+    let other = connect_token(b.url(), &crate::support::login(b.url(), "dave").await).await;
 
     let logout = browser
         .post(format!("{}/api/logout", a.url()))
@@ -402,7 +400,7 @@ async fn standalone_mode_has_no_accounts() {
     let response = login_response(gateway.url(), "alice", &password("alice")).await;
     assert_eq!(response.status(), 404);
     // Anonymous sockets of tenant `dev` connect as before.
-    support::connect(gateway.url()).await;
+    crate::support::connect(gateway.url()).await;
 }
 
 fn now_ms() -> u64 {
