@@ -156,14 +156,19 @@ pub async fn assert_disconnected(client: &mut SocketClient, within: Duration) {
     }
 }
 
-/// `GET /api/stats` of the gateway at `url`.
-pub async fn stats(url: &str) -> Value {
-    reqwest::get(format!("{url}/api/stats"))
+/// `GET {path}` of the gateway at `url`, as JSON.
+pub async fn get_json(url: &str, path: &str) -> Value {
+    reqwest::get(format!("{url}{path}"))
         .await
-        .expect("GET /api/stats")
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"))
         .json()
         .await
-        .expect("a JSON body")
+        .unwrap_or_else(|err| panic!("GET {path}: not JSON: {err}"))
+}
+
+/// `GET /api/stats` of the gateway at `url`.
+pub async fn stats(url: &str) -> Value {
+    get_json(url, "/api/stats").await
 }
 
 /// Starts `n` clustered gateways on `redis_url` with `config` applied to each, and waits
@@ -187,23 +192,12 @@ pub async fn cluster(n: usize, redis_url: &str, config: impl Fn(&mut Config)) ->
 
 /// `GET /api/cluster` of the gateway at `url`.
 pub async fn cluster_info(url: &str) -> Value {
-    reqwest::get(format!("{url}/api/cluster"))
-        .await
-        .expect("GET /api/cluster")
-        .json()
-        .await
-        .expect("a JSON body")
+    get_json(url, "/api/cluster").await
 }
 
 /// `GET /api/cluster/sockets` of the gateway at `url`: the cluster-wide socket count.
 pub async fn cluster_sockets(url: &str) -> Value {
-    reqwest::get(format!("{url}/api/cluster/sockets"))
-        .await
-        .expect("GET /api/cluster/sockets")
-        .json::<Value>()
-        .await
-        .expect("a JSON body")["sockets"]
-        .clone()
+    get_json(url, "/api/cluster/sockets").await["sockets"].clone()
 }
 
 /// The `gateway` binary run as a child process, as an operator would run it; killed with
