@@ -34,6 +34,7 @@ pub mod shutdown;
 mod store;
 pub mod telemetry;
 mod tenancy;
+pub mod testing;
 pub mod users;
 mod validate;
 

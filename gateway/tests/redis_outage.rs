@@ -11,8 +11,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use loadtest::SocketClient;
 use serde_json::{Value, json};
+use socketio_client::SocketClient;
 use support::{
     ChildGateway, TIMEOUT, assert_disconnected, cluster_info, clustered_args, connect_user,
     healthz, join, metric, metrics, readyz, with_flag,

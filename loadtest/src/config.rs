@@ -9,12 +9,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
-use crate::client::Credentials;
 use crate::report::Thresholds;
 use crate::scenarios::{
     broadcast::BroadcastConfig, burst::BurstConfig, chat::ChatConfig, connect::ConnectConfig,
     idle::IdleConfig,
 };
+use socketio_client::Credentials;
 
 /// Default of `--connect-concurrency`.
 pub const DEFAULT_CONNECT_CONCURRENCY: u32 = 100;
@@ -162,7 +162,7 @@ impl Common {
             ));
         }
         for url in &self.urls {
-            let host = crate::client::host_port(url).map_err(|e| Error::Config(e.to_string()))?;
+            let host = socketio_client::host_port(url).map_err(|e| Error::Config(e.to_string()))?;
             if !self.allow_remote && !is_loopback_host(host) {
                 return Err(Error::Config(format!(
                     "--url {url}: not a loopback address (127.x.x.x, localhost, [::1]); \

@@ -9,10 +9,10 @@ use serde_json::json;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
-use crate::client::{ConnectOptions, Connection, EventHandler, login};
 use crate::config::Common;
 use crate::placement::Placement;
 use crate::stats::{Counters, Stats};
+use socketio_client::{ConnectOptions, Connection, EventHandler, login};
 
 /// How the users of one run connect.
 pub struct Fleet {
@@ -99,7 +99,7 @@ impl Fleet {
     /// logs in. The login happens once, through the first user's URL and source address, and
     /// every user shares the session, as the tabs of one browser do: password hashing is
     /// deliberately slow and must not dominate the server's work during a load test.
-    async fn log_in(&self, user: u32) -> Result<ConnectOptions, crate::client::ClientError> {
+    async fn log_in(&self, user: u32) -> Result<ConnectOptions, socketio_client::ClientError> {
         let options = self.options(user);
         let Some(credentials) = &self.common.login else {
             return Ok(options);
@@ -157,8 +157,8 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Transport;
     use crate::config::SourceIps;
+    use socketio_client::Transport;
 
     #[test]
     fn users_are_spread_over_urls_addresses_and_transports() {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use crate::client::RawEvent;
+use socketio_client::RawEvent;
 
 /// A process-wide monotonic clock in microseconds since the run started.
 #[derive(Debug, Clone, Copy)]

@@ -196,7 +196,7 @@ impl Stats {
     }
 
     /// Counts a connection that ended during the measured window, with why.
-    pub fn disconnected(&self, user: u32, end: &crate::ClientError) {
+    pub fn disconnected(&self, user: u32, end: &socketio_client::ClientError) {
         if self.counting() {
             Counters::bump(&self.counters.disconnected);
             self.disconnects

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::support::TIMEOUT;
+use crate::support::becomes_healthy;
 
 /// The deployment directory of the repository.
 pub fn deploy_dir() -> PathBuf {
@@ -110,15 +110,8 @@ impl Nginx {
             String::from_utf8_lossy(&output.stderr),
             nginx.error_log()
         );
-        let healthz = format!("{}/healthz", nginx.url);
-        let ready = test_support::eventually_async(TIMEOUT, || async {
-            reqwest::get(&healthz)
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
         assert!(
-            ready,
+            becomes_healthy(&nginx.url).await,
             "nginx does not proxy /healthz: {}",
             nginx.error_log()
         );

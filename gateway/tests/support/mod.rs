@@ -1,113 +1,28 @@
 //! Test harness: in-process gateways on 127.0.0.1:0 and Socket.IO clients talking to them.
 //!
-//! Each integration test file includes this module (`mod support;`) and uses a different
-//! subset of it. Clustered gateways (Redis) need a session for every socket: they load a test
-//! user directory ([`TEST_USERS`], written once per process with cheap argon2 parameters) and
-//! [`connect_user`] logs in before connecting.
+//! Each integration test binary includes this module (`mod support;`) and uses a different
+//! subset of it. The in-process runner, its fast-timing configurations and the test user
+//! directory are `gateway::testing`'s (re-exported here); what is here needs a client or HTTP.
+//! Clustered gateways (Redis) need a session for every socket: [`connect_user`] logs in before
+//! connecting.
 #![allow(dead_code)]
 
 mod raw;
 
-use std::{path::PathBuf, sync::OnceLock, time::Duration};
+use std::time::Duration;
 
-use gateway::{Config, Error, Rate};
-use loadtest::{ClientError, ConnectOptions, Event, SocketClient};
+use gateway::Config;
 use serde_json::{Value, json};
-use tokio::{sync::oneshot, task::JoinHandle};
+use socketio_client::{ClientError, ConnectOptions, Event, SocketClient};
 
 #[allow(unused_imports)]
+pub use gateway::testing::{
+    TestGateway, UNLIMITED, clustered, clustered_args, password, standalone,
+};
+#[allow(unused_imports)]
 pub use raw::RawSocket;
-
-/// The test directory: `(username, tenant, admin)`. Display names are the usernames, and
-/// passwords [`password`].
-pub const TEST_USERS: [(&str, &str, bool); 6] = [
-    ("alice", "acme", true),
-    ("bob", "acme", false),
-    ("carol", "acme", false),
-    ("dave", "acme", false),
-    ("grace", "globex", true),
-    ("heidi", "globex", false),
-];
-
-/// A rate high enough never to be reached by a test that is not about rate limits.
-pub const UNLIMITED: Rate = Rate::new(1_000_000, Duration::from_secs(60));
-
-/// How long a test waits for something that should happen.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a test waits before concluding that something did not happen.
-pub const QUIET: Duration = Duration::from_millis(300);
-
-/// A standalone configuration for tests: any free loopback port, a short shutdown deadline,
-/// nothing read from the environment.
-pub fn standalone() -> Config {
-    Config {
-        listen: "127.0.0.1:0".into(),
-        shutdown_timeout: Duration::from_secs(3),
-        ..Config::default()
-    }
-}
-
-/// One gateway running in this process. Dropping it starts its graceful shutdown.
-pub struct TestGateway {
-    url: String,
-    instance: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
-impl TestGateway {
-    /// Binds and serves `config` (its `listen` should be `127.0.0.1:0`).
-    pub async fn start(config: Config) -> Self {
-        let gateway = gateway::bind(config).await.expect("gateway binds");
-        let url = format!("http://{}", gateway.local_addr());
-        let instance = gateway.instance_id().to_owned();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway.serve(async {
-            let _ = stopped.await;
-        }));
-        Self {
-            url,
-            instance,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    /// Starts `n` gateways, the i-th with `config(i)`.
-    pub async fn start_many(n: usize, config: impl Fn(usize) -> Config) -> Vec<Self> {
-        let mut gateways = Vec::with_capacity(n);
-        for i in 0..n {
-            gateways.push(Self::start(config(i)).await);
-        }
-        gateways
-    }
-
-    /// The base URL, `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The instance id clients see in `welcome`.
-    pub fn instance(&self) -> &str {
-        &self.instance
-    }
-
-    /// Asks for a graceful shutdown and waits for `serve` to return.
-    pub async fn stop(mut self) -> Result<(), Error> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await.expect("gateway task did not panic")
-    }
-}
-
-impl Drop for TestGateway {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use test_support::{QUIET, TIMEOUT, assert_quiet};
 
 /// Connects to `url` with an optional display name and consumes the `welcome` event,
 /// checking it names this socket.
@@ -165,113 +80,11 @@ pub async fn next_named(client: &mut SocketClient, name: &str) -> Event {
     event
 }
 
-/// Asserts that no event arrives for a little while.
-pub async fn assert_quiet(client: &mut SocketClient) {
-    match client.next_event(QUIET).await {
-        Err(ClientError::Timeout) => {}
-        other => panic!("expected no event, got {other:?}"),
-    }
-}
-
 /// The `error` field of an error ack, which must be one.
 pub fn error_of(reply: &Value) -> &str {
     reply["error"]
         .as_str()
         .unwrap_or_else(|| panic!("expected an error ack, got {reply}"))
-}
-
-/// A configuration joining the cluster on `redis_url`, with heartbeats fast enough for tests,
-/// the test directory, and rate limits out of the way.
-pub fn clustered(redis_url: &str) -> Config {
-    Config {
-        redis_url: Some(redis_url.to_owned()),
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(600),
-        request_timeout: Duration::from_secs(1),
-        users_file: Some(test_users_file()),
-        rate_login: UNLIMITED,
-        rate_handshake: UNLIMITED,
-        rate_message: UNLIMITED,
-        rate_dm: UNLIMITED,
-        ..standalone()
-    }
-}
-
-/// Command-line flags equivalent to [`clustered`], for gateways run as child processes.
-pub fn clustered_args(redis_url: &str) -> Vec<String> {
-    let users = test_users_file().display().to_string();
-    let unlimited = UNLIMITED.to_string();
-    let mut args: Vec<String> = [
-        "--redis-url",
-        redis_url,
-        "--heartbeat-interval",
-        "100ms",
-        "--heartbeat-timeout",
-        "600ms",
-        "--request-timeout",
-        "1s",
-        "--users-file",
-        &users,
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    for flag in [
-        "--rate-login",
-        "--rate-handshake",
-        "--rate-message",
-        "--rate-dm",
-    ] {
-        args.extend([flag.to_owned(), unlimited.clone()]);
-    }
-    args
-}
-
-/// The password of a test user.
-pub fn password(user: &str) -> String {
-    format!("{user}-password")
-}
-
-/// The test directory, written once per process (argon2id at its cheapest: a debug build
-/// verifies it in microseconds; the PHC strings carry the parameters).
-pub fn test_users_file() -> PathBuf {
-    static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let cheap = argon2_params();
-        let users = TEST_USERS
-            .iter()
-            .map(|(user, tenant, admin)| gateway::users::UserRecord {
-                username: (*user).to_owned(),
-                tenant: (*tenant).to_owned(),
-                name: (*user).to_owned(),
-                roles: if *admin {
-                    vec!["admin".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                password_hash: gateway::users::hash_password(&password(user), cheap.clone())
-                    .expect("hashing a test password"),
-            })
-            .collect();
-        let file = gateway::users::UsersFile { users };
-        // One file for every test process, replaced atomically: a gateway never reads half
-        // of it, and each version holds the same users and passwords.
-        let dir = std::env::temp_dir();
-        let path = dir.join("gateway-test-users.json");
-        let partial = dir.join(format!("gateway-test-users.json.{}", std::process::id()));
-        std::fs::write(
-            &partial,
-            serde_json::to_vec_pretty(&file).expect("users JSON"),
-        )
-        .expect("writing the test users file");
-        std::fs::rename(&partial, &path).expect("installing the test users file");
-        path
-    })
-    .clone()
-}
-
-/// argon2id's cheapest parameters (8 KiB, 1 pass, 1 lane).
-fn argon2_params() -> gateway::users::Params {
-    gateway::users::Params::new(8, 1, 1, None).expect("valid argon2 parameters")
 }
 
 /// `POST /api/login` with `username` and `password`.
@@ -343,14 +156,19 @@ pub async fn assert_disconnected(client: &mut SocketClient, within: Duration) {
     }
 }
 
-/// `GET /api/stats` of the gateway at `url`.
-pub async fn stats(url: &str) -> Value {
-    reqwest::get(format!("{url}/api/stats"))
+/// `GET {path}` of the gateway at `url`, as JSON.
+pub async fn get_json(url: &str, path: &str) -> Value {
+    reqwest::get(format!("{url}{path}"))
         .await
-        .expect("GET /api/stats")
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"))
         .json()
         .await
-        .expect("a JSON body")
+        .unwrap_or_else(|err| panic!("GET {path}: not JSON: {err}"))
+}
+
+/// `GET /api/stats` of the gateway at `url`.
+pub async fn stats(url: &str) -> Value {
+    get_json(url, "/api/stats").await
 }
 
 /// Starts `n` clustered gateways on `redis_url` with `config` applied to each, and waits
@@ -374,23 +192,12 @@ pub async fn cluster(n: usize, redis_url: &str, config: impl Fn(&mut Config)) ->
 
 /// `GET /api/cluster` of the gateway at `url`.
 pub async fn cluster_info(url: &str) -> Value {
-    reqwest::get(format!("{url}/api/cluster"))
-        .await
-        .expect("GET /api/cluster")
-        .json()
-        .await
-        .expect("a JSON body")
+    get_json(url, "/api/cluster").await
 }
 
 /// `GET /api/cluster/sockets` of the gateway at `url`: the cluster-wide socket count.
 pub async fn cluster_sockets(url: &str) -> Value {
-    reqwest::get(format!("{url}/api/cluster/sockets"))
-        .await
-        .expect("GET /api/cluster/sockets")
-        .json::<Value>()
-        .await
-        .expect("a JSON body")["sockets"]
-        .clone()
+    get_json(url, "/api/cluster/sockets").await["sockets"].clone()
 }
 
 /// The `gateway` binary run as a child process, as an operator would run it; killed with
@@ -416,14 +223,10 @@ impl ChildGateway {
             url: format!("http://127.0.0.1:{port}"),
             child,
         };
-        let healthz = format!("{}/healthz", gateway.url);
-        let ready = test_support::eventually_async(TIMEOUT, || async {
-            reqwest::get(&healthz)
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        assert!(ready, "gateway child on port {port} did not become healthy");
+        assert!(
+            becomes_healthy(&gateway.url).await,
+            "gateway child on port {port} did not become healthy"
+        );
         gateway
     }
 
@@ -479,6 +282,17 @@ pub fn with_flag(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> 
     args
 }
 
+/// Whether `GET /healthz` at `url` answers 200 within [`TIMEOUT`].
+pub async fn becomes_healthy(url: &str) -> bool {
+    let healthz = format!("{url}/healthz");
+    test_support::eventually_async(TIMEOUT, || async {
+        reqwest::get(&healthz)
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await
+}
+
 /// `GET /healthz` of the gateway at `url`: its status, or `None` if it did not answer.
 pub async fn healthz(url: &str) -> Option<u16> {
     reqwest::get(format!("{url}/healthz"))
@@ -518,16 +332,7 @@ pub fn metric(body: &str, series: &str) -> Option<f64> {
 /// (`npm ci`) when they are missing.
 pub fn node_client_dir() -> &'static std::path::Path {
     let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node"));
-    if !dir.join("node_modules/socket.io-client").is_dir() {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir)
-            .status()
-            .unwrap_or_else(|err| {
-                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
-            });
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
+    npm_ci(dir, "socket.io-client");
     dir
 }
 

@@ -1,4 +1,4 @@
-//! A bare Socket.IO client over one websocket, for what the loadtest client does not do:
+//! A bare Socket.IO client over one websocket, for what `socketio_client` does not do:
 //! sending request headers (a session cookie, `X-Forwarded-For`) with the handshake.
 
 use futures_util::{SinkExt, StreamExt};

@@ -24,7 +24,6 @@ use tokio::time::Instant;
 
 use super::join;
 use crate::Error;
-use crate::client::{ClientError, EventHandler, RawEvent, post_json};
 use crate::config::Common;
 use crate::fleet::Fleet;
 use crate::probe::{Clock, Probe, Received};
@@ -33,6 +32,7 @@ use crate::report::{BurstFigures, Report};
 use crate::sequence::{Delivery, SeqTrack};
 use crate::stats::{Counters, Stats};
 use crate::window::Window;
+use socketio_client::{ClientError, EventHandler, RawEvent, post_json};
 
 /// Most broadcasts one burst may ask for (the servers refuse more too).
 pub const MAX_COUNT: u32 = 1_000_000;

@@ -19,7 +19,6 @@ use tokio::time::{Instant, sleep_until};
 
 use super::join;
 use crate::Error;
-use crate::client::{ClientError, Connection, EventHandler, RawEvent};
 use crate::config::Common;
 use crate::fleet::Fleet;
 use crate::placement::Placement;
@@ -30,6 +29,7 @@ use crate::sequence::{Delivery, Peers};
 use crate::stats::{Counters, Stats};
 use crate::sysinfo;
 use crate::window::{Window, bytes_per};
+use socketio_client::{ClientError, Connection, EventHandler, RawEvent};
 
 /// Between the schedule's publication and the first send, so every user has it in time.
 const START_DELAY: Duration = Duration::from_millis(100);

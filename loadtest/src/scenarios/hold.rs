@@ -9,7 +9,6 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
 use crate::Error;
-use crate::client::{ClientError, EventHandler, RawEvent};
 use crate::config::Common;
 use crate::fleet::Fleet;
 use crate::progress::Progress;
@@ -17,6 +16,7 @@ use crate::report::Report;
 use crate::stats::Stats;
 use crate::sysinfo;
 use crate::window::{Window, bytes_per};
+use socketio_client::{ClientError, EventHandler, RawEvent};
 
 /// How long connections settle before memory is sampled (idle).
 const RSS_SETTLE: Duration = Duration::from_secs(2);

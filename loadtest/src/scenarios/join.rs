@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::client::{ClientError, Connection};
 use crate::stats::{Counters, Stats};
+use socketio_client::{ClientError, Connection};
 
 /// How long a `join` ack may take before the join is sent again.
 const ACK_TIMEOUT: Duration = Duration::from_secs(1);

@@ -2,7 +2,8 @@
 //!
 //! Every test that needs Redis starts its own `redis-server` on a free loopback port with
 //! [`RedisServer::start`]; nothing talks to a Redis the machine happens to run. A missing
-//! prerequisite fails the test with the name of the package to install.
+//! prerequisite fails the test with the name of the package to install. Nothing here knows the
+//! gateway: its in-process runner is `gateway::testing`.
 
 use std::{
     net::{Ipv4Addr, TcpListener},
@@ -11,10 +12,27 @@ use std::{
     time::{Duration, Instant},
 };
 
+use socketio_client::{ClientError, SocketClient};
+
 mod cluster;
+mod killable;
 mod secure;
 pub use cluster::RedisCluster;
+pub use killable::Killable;
 pub use secure::{SECURE_PASSWORD, SECURE_USER, SecureRedis};
+
+/// How long a test waits for something that should happen.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a test waits before concluding that something did not happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// Asserts that `client` receives no event for [`QUIET`] (and stays connected).
+pub async fn assert_quiet(client: &mut SocketClient) {
+    match client.next_event(QUIET).await {
+        Err(ClientError::Timeout) => {}
+        other => panic!("expected no event, got {other:?}"),
+    }
+}
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {

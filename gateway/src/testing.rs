@@ -1,0 +1,218 @@
+//! Helpers for tests that run gateways in process: the fast-timing [`Config`] every test starts
+//! from, a test user directory hashed at argon2id's cheapest cost, and [`TestGateway`], a
+//! gateway served on the test's own runtime.
+//!
+//! Built on the crate's public API only ([`crate::bind`], [`crate::users`]), so that the load
+//! tester's tests start gateways exactly as the gateway's own tests do. Failures panic with the
+//! reason: these helpers exist for tests, where a panic is the failure report.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use gateway::testing::{TestGateway, clustered, password};
+//!
+//! let gateway = TestGateway::start(clustered("redis://127.0.0.1:6379")).await;
+//! println!("{} serves alice (password {})", gateway.url(), password("alice"));
+//! gateway.stop().await.ok();
+//! # }
+//! ```
+
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
+
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use crate::{Config, Error, Rate, users};
+
+/// The test directory: `(username, tenant, admin)`. Display names are the usernames, and
+/// passwords [`password`]. `loadtest` is the account of the load tester's simulated users.
+pub const TEST_USERS: [(&str, &str, bool); 7] = [
+    ("alice", "acme", true),
+    ("bob", "acme", false),
+    ("carol", "acme", false),
+    ("dave", "acme", false),
+    ("grace", "globex", true),
+    ("heidi", "globex", false),
+    ("loadtest", "bench", false),
+];
+
+/// A rate high enough never to be reached by a test that is not about rate limits.
+pub const UNLIMITED: Rate = Rate::new(1_000_000, Duration::from_secs(60));
+
+/// Heartbeat interval of test gateways: instances see each other within a few hundred ms.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// Heartbeat timeout of test gateways: how soon a killed instance stops being counted.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(600);
+/// Request timeout of test gateways: the longest a cluster-wide request waits for a dead one.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// Graceful shutdown deadline of test gateways.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(3_000);
+
+/// The password of test user `user`.
+pub fn password(user: &str) -> String {
+    format!("{user}-password")
+}
+
+/// A standalone configuration: any free loopback port, [`SHUTDOWN_TIMEOUT`], nothing read from
+/// the environment.
+pub fn standalone() -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        shutdown_timeout: SHUTDOWN_TIMEOUT,
+        ..Config::default()
+    }
+}
+
+/// [`standalone`] joining the cluster on `redis_url`, with the fast timings above, the test
+/// directory ([`users_file`]) and rate limits out of the way ([`UNLIMITED`]).
+pub fn clustered(redis_url: &str) -> Config {
+    Config {
+        redis_url: Some(redis_url.to_owned()),
+        heartbeat_interval: HEARTBEAT_INTERVAL,
+        heartbeat_timeout: HEARTBEAT_TIMEOUT,
+        request_timeout: REQUEST_TIMEOUT,
+        users_file: Some(users_file()),
+        rate_login: UNLIMITED,
+        rate_handshake: UNLIMITED,
+        rate_message: UNLIMITED,
+        rate_dm: UNLIMITED,
+        ..standalone()
+    }
+}
+
+/// Command-line flags equivalent to [`clustered`], for gateways run as child processes.
+pub fn clustered_args(redis_url: &str) -> Vec<String> {
+    let mut args = vec!["--redis-url".to_owned(), redis_url.to_owned()];
+    for (flag, value) in [
+        ("--heartbeat-interval", HEARTBEAT_INTERVAL),
+        ("--heartbeat-timeout", HEARTBEAT_TIMEOUT),
+        ("--request-timeout", REQUEST_TIMEOUT),
+    ] {
+        args.extend([
+            flag.to_owned(),
+            humantime::format_duration(value).to_string(),
+        ]);
+    }
+    args.extend([
+        "--users-file".to_owned(),
+        users_file().display().to_string(),
+    ]);
+    for flag in [
+        "--rate-login",
+        "--rate-handshake",
+        "--rate-message",
+        "--rate-dm",
+    ] {
+        args.extend([flag.to_owned(), UNLIMITED.to_string()]);
+    }
+    args
+}
+
+/// The test directory ([`TEST_USERS`]), written once per process (argon2id at its cheapest:
+/// a debug build verifies it in microseconds; the PHC strings carry the parameters).
+///
+/// # Panics
+/// When the file cannot be written to the temporary directory.
+pub fn users_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| write_users_file().unwrap_or_else(|err| panic!("test users file: {err}")))
+        .clone()
+}
+
+/// Writes [`TEST_USERS`] to a file of this process's own (tests of other checkouts may run at
+/// the same time with other users).
+fn write_users_file() -> Result<PathBuf, Error> {
+    let cheap =
+        users::Params::new(8, 1, 1, None).map_err(|err| Error::InvalidUser(err.to_string()))?;
+    let users = TEST_USERS
+        .iter()
+        .map(|(user, tenant, admin)| {
+            Ok(users::UserRecord {
+                username: (*user).to_owned(),
+                tenant: (*tenant).to_owned(),
+                name: (*user).to_owned(),
+                roles: if *admin {
+                    vec![users::ADMIN_ROLE.to_owned()]
+                } else {
+                    Vec::new()
+                },
+                password_hash: users::hash_password(&password(user), cheap.clone())?,
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    let path = std::env::temp_dir().join(format!("gateway-test-users-{}.json", std::process::id()));
+    let failed = |reason: String| Error::UsersFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let json = serde_json::to_vec_pretty(&users::UsersFile { users })
+        .map_err(|err| failed(err.to_string()))?;
+    std::fs::write(&path, json).map_err(|err| failed(err.to_string()))?;
+    Ok(path)
+}
+
+/// One gateway served on the test's runtime. Dropping it starts its graceful shutdown.
+pub struct TestGateway {
+    url: String,
+    instance: String,
+    /// Ends `serve` gracefully when sent or dropped.
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl TestGateway {
+    /// Binds and serves `config` (its `listen` should be `127.0.0.1:0`).
+    ///
+    /// # Panics
+    /// When the gateway does not bind (the reason is in the message).
+    pub async fn start(config: Config) -> Self {
+        let gateway = crate::bind(config)
+            .await
+            .unwrap_or_else(|err| panic!("the test gateway does not bind: {err}"));
+        let url = format!("http://{}", gateway.local_addr());
+        let instance = gateway.instance_id().to_owned();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            url,
+            instance,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Starts `n` gateways, the i-th with `config(i)`.
+    pub async fn start_many(n: usize, config: impl Fn(usize) -> Config) -> Vec<Self> {
+        let mut gateways = Vec::with_capacity(n);
+        for i in 0..n {
+            gateways.push(Self::start(config(i)).await);
+        }
+        gateways
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The instance id clients see in `welcome`.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Asks for a graceful shutdown and waits for `serve` to return.
+    pub async fn stop(mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

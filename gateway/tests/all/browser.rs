@@ -1,0 +1,75 @@
+//! The chat page in a real browser: headless Debian `chromium` driven by playwright-core
+//! (pinned in tests/browser). Two pages as two users of one tenant, on two gateway processes
+//! sharing one Redis, log in, join one room, and each sees the other's typing notice and
+//! message. Screenshots go to target/browser-artifacts/; with UPDATE_SCREENSHOT=1 the
+//! two-instance one is copied to docs/chat-screenshot.png.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{ChildGateway, clustered_args, login, npm_ci, password, with_flag};
+use test_support::RedisServer;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn two_users_on_two_instances_chat_in_real_browsers() {
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
+    );
+    let browser_dir = manifest_dir().join("tests/browser");
+    npm_ci(&browser_dir, "playwright-core");
+    let web_dir = manifest_dir().join("web");
+    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
+
+    let redis = RedisServer::start().await;
+    let modules = web_dir.join("node_modules").display().to_string();
+    let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
+    let a = ChildGateway::start(&with_flag(args.clone(), "--instance-id", "gw-a")).await;
+    let b = ChildGateway::start(&with_flag(args, "--instance-id", "gw-b")).await;
+    // Both gateways answer logins (the pages log in through their form).
+    login(a.url(), "alice").await;
+    login(b.url(), "bob").await;
+
+    let workspace = manifest_dir().parent().unwrap().to_path_buf();
+    let artifacts = workspace.join("target/browser-artifacts");
+    let output = tokio::process::Command::new("node")
+        .arg("chat.mjs")
+        .args(["--a", a.url(), "--b", b.url()])
+        .args(["--user-a", "alice", "--user-b", "bob"])
+        .arg(format!("--password-a={}", password("alice")))
+        .arg(format!("--password-b={}", password("bob")))
+        .args(["--room", "browser-test"])
+        .arg("--artifacts")
+        .arg(&artifacts)
+        .args(["--timeout-ms", "20000"])
+        .current_dir(&browser_dir)
+        .output()
+        .await
+        .unwrap_or_else(|err| {
+            panic!("cannot run node ({err}): install the Debian package `nodejs`")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("node chat.mjs: {stdout}");
+    assert!(
+        output.status.success(),
+        "browser test failed (screenshots in {}): {stdout}\n{stderr}",
+        artifacts.display()
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["instances"], serde_json::json!(["gw-a", "gw-b"]));
+    assert_eq!(summary["escaped"], true);
+
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        let docs = workspace.join("docs/chat-screenshot.png");
+        std::fs::copy(artifacts.join("chat-two-instances.png"), &docs).unwrap();
+        println!("updated {}", docs.display());
+    }
+}

@@ -1,0 +1,153 @@
+//! Failover seen from a real browser: the chat page in headless Debian `chromium`
+//! (playwright-core, `tests/browser/failover.mjs`) is opened through the deployment's nginx
+//! (`deploy/nginx.conf.template`) in front of three clustered gateway processes. Alice logs in
+//! and joins a room; the instance serving her (nginx hashes 127.0.0.1 to one) is SIGKILLed. The
+//! page must show that it lost the connection, reconnect through nginx to another instance,
+//! re-join the room by itself, and show a message Bob then sends there. Screenshots go to
+//! target/browser-artifacts/.
+//!
+//! Needs the Debian packages `chromium`, `nginx`, `redis-server`, `nodejs` and `npm`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use crate::nginx_support::{Nginx, nginx_binary, port_of};
+use crate::support::{
+    ChildGateway, clustered_args, connect_user, join, npm_ci, password, with_flag,
+};
+use serde_json::{Value, json};
+use test_support::RedisServer;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
+    process::{ChildStdout, Command},
+};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
+/// How long one step of the page may take (the script's own waits are shorter).
+const STEP: Duration = Duration::from_secs(15);
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The next JSON line of the script, within [`STEP`].
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, waiting_for: &str) -> Value {
+    let line = tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("no line from failover.mjs within {STEP:?} ({waiting_for})"))
+        .expect("reading failover.mjs's output")
+        .unwrap_or_else(|| panic!("failover.mjs ended early ({waiting_for})"));
+    println!("failover.mjs: {line}");
+    serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+}
+
+/// Asserts that `line` is the script's `step`, not its failure summary; returns the instance.
+fn step_instance(line: &Value, step: &str) -> String {
+    assert_eq!(line["step"], step, "failover.mjs failed: {line}");
+    line["instance"].as_str().expect("an instance").to_owned()
+}
+
+#[tokio::test]
+async fn the_page_fails_over_to_another_instance_through_nginx() {
+    assert!(
+        std::path::Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
+    );
+    let browser_dir = manifest_dir().join("tests/browser");
+    npm_ci(&browser_dir, "playwright-core");
+    let web_dir = manifest_dir().join("web");
+    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
+    let nginx_binary = nginx_binary();
+
+    let redis = RedisServer::start().await;
+    let modules = web_dir.join("node_modules").display().to_string();
+    let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
+    let args = with_flag(args, "--trusted-proxies", "127.0.0.1");
+    let mut gateways = Vec::new();
+    for id in INSTANCES {
+        gateways.push(ChildGateway::start(&with_flag(args.clone(), "--instance-id", id)).await);
+    }
+    for gateway in &gateways {
+        let all_seen = test_support::eventually_async(crate::support::TIMEOUT, || async {
+            crate::support::cluster_info(gateway.url()).await["servers"] == 3
+        })
+        .await;
+        assert!(all_seen, "{} does not see 3 servers", gateway.url());
+    }
+    let ports: Vec<u16> = gateways.iter().map(|g| port_of(g.url())).collect();
+    let nginx = Nginx::start(nginx_binary, &ports).await;
+    let url = nginx.url().to_owned();
+
+    let room = "failover";
+    let text = "still here after the failover?";
+    let workspace = manifest_dir().parent().unwrap().to_path_buf();
+    let artifacts = workspace.join("target/browser-artifacts");
+    let mut script = Command::new("node")
+        .arg("failover.mjs")
+        .args(["--url", &url, "--user", "alice", "--from", "bob"])
+        .arg(format!("--password={}", password("alice")))
+        .args(["--room", room])
+        .arg(format!("--expect-text={text}"))
+        .arg("--artifacts")
+        .arg(&artifacts)
+        .args(["--timeout-ms", "10000"])
+        .current_dir(&browser_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("cannot run node ({err}): install the Debian package `nodejs`")
+        });
+    let mut to_page = script.stdin.take().unwrap();
+    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
+
+    // Alice is in the room, served by the instance nginx pins 127.0.0.1 to.
+    let before = step_instance(&next_line(&mut lines, "joined").await, "joined");
+    let victim = INSTANCES
+        .iter()
+        .position(|id| *id == before)
+        .unwrap_or_else(|| panic!("the page shows an unknown instance {before:?}"));
+    println!("alice's page is served by {before}: killing it");
+    gateways[victim].kill();
+    to_page.write_all(b"killed\n").await.unwrap();
+
+    // It showed the loss, reconnected elsewhere, and re-joined the room.
+    let rejoined = next_line(&mut lines, "rejoined").await;
+    let after = step_instance(&rejoined, "rejoined");
+    assert_ne!(after, before, "the page still shows the killed instance");
+    assert!(
+        INSTANCES.contains(&after.as_str()),
+        "the page shows an unknown instance {after:?}"
+    );
+    println!("alice's page failed over from {before} to {after}");
+
+    // Bob, through nginx (from 127.0.0.1 as well, so now on a live instance), sends to the room.
+    let mut bob = connect_user(&url, "bob").await;
+    join(&bob, room).await;
+    let sent = crate::support::ack(&bob, "message", json!({"room": room, "text": text})).await;
+    assert!(
+        !sent["id"].is_null(),
+        "the message was not accepted: {sent}"
+    );
+    to_page.write_all(b"sent\n").await.unwrap();
+
+    let summary = next_line(&mut lines, "the message").await;
+    let status = tokio::time::timeout(STEP, script.wait())
+        .await
+        .expect("failover.mjs did not exit")
+        .expect("waiting for failover.mjs");
+    assert_eq!(
+        summary["ok"],
+        true,
+        "failover.mjs failed (screenshots in {}): {summary}",
+        artifacts.display()
+    );
+    assert!(status.success(), "failover.mjs exited with {status}");
+    assert_eq!(summary["before"], before.as_str());
+    assert_eq!(summary["after"], after.as_str());
+    // Drain Bob's own echo so his close is clean.
+    let _echo = bob.next_event(Duration::from_millis(100)).await;
+    bob.close().await;
+}

@@ -1,0 +1,86 @@
+//! Gateways on a real Redis Cluster (3 masters, 1 replica each): logins, sessions, chat and
+//! direct messages across instances, then the master of a chat room's shard killed while
+//! the room chats.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use crate::support::{ack, connect_user, join, next_named};
+use serde_json::json;
+use test_support::RedisCluster;
+
+#[tokio::test]
+async fn chat_and_direct_messages_cross_instances_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 1).await;
+    let [a, b] =
+        <[_; 2]>::try_from(crate::support::cluster(2, &cluster.cluster_url(), |_| {}).await)
+            .ok()
+            .unwrap();
+    let mut alice = connect_user(a.url(), "alice").await;
+    let mut bob = connect_user(b.url(), "bob").await;
+    for room in ["lobby", "news", "random"] {
+        join(&alice, room).await;
+        join(&bob, room).await;
+    }
+
+    for room in ["lobby", "news", "random"] {
+        let reply = ack(&alice, "message", json!({"room": room, "text": room})).await;
+        assert!(reply["id"].is_string(), "{reply}");
+        assert_eq!(next_named(&mut bob, "message").await.data["text"], room);
+        assert_eq!(next_named(&mut alice, "message").await.data["text"], room);
+    }
+    let reply = ack(&bob, "dm", json!({"to": "alice", "text": "psst"})).await;
+    assert!(reply["id"].is_string(), "{reply}");
+    assert_eq!(next_named(&mut alice, "dm").await.data["text"], "psst");
+
+    let members = ack(&alice, "members", json!({"room": "lobby"})).await;
+    let mut names: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|member| member["user"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["alice", "bob"], "{members}");
+}
+
+#[tokio::test]
+async fn chat_resumes_by_itself_after_the_rooms_master_fails_over() {
+    let mut cluster = RedisCluster::start(3, 1).await;
+    let [a, b] =
+        <[_; 2]>::try_from(crate::support::cluster(2, &cluster.cluster_url(), |_| {}).await)
+            .ok()
+            .unwrap();
+    let alice = connect_user(a.url(), "alice").await;
+    let mut bob = connect_user(b.url(), "bob").await;
+    join(&alice, "lobby").await;
+    join(&bob, "lobby").await;
+    let slot = cluster.slot_of("socket.io#/#r#t:acme:r:lobby#").await;
+    let old_master = cluster.master_for_slot(slot).await;
+
+    let killed_at = Instant::now();
+    cluster.kill_node(old_master);
+    cluster.wait_for_failover(slot, old_master).await;
+    let failed_over = killed_at.elapsed();
+
+    // Alice keeps chatting; until the subscriptions have moved her messages may be refused
+    // or miss Bob. Within a few seconds one must get through, acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let resumed = loop {
+        assert!(
+            Instant::now() < deadline,
+            "chat did not resume after the failover"
+        );
+        let text = format!("after {:?}", killed_at.elapsed());
+        let reply = ack(&alice, "message", json!({"room": "lobby", "text": text})).await;
+        if reply["id"].is_string() {
+            if let Ok(event) = bob.next_event(Duration::from_millis(300)).await {
+                if event.name == "message" && event.data["text"] == text.as_str() {
+                    break killed_at.elapsed();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("failover took {failed_over:?}; chat resumed {resumed:?} after the kill");
+}
