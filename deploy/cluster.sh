@@ -5,6 +5,7 @@
 #   deploy/cluster.sh [up]   build what is missing, start what is not running, print the URL
 #   deploy/cluster.sh status each process and its health; exits non-zero if any is down
 #   deploy/cluster.sh down   stop what `up` started (by recorded pid) and remove the pid files
+#   deploy/cluster.sh secrets  make deploy/secrets/ only (docker-compose.yml needs it too)
 #
 # Environment (defaults in brackets):
 #   NGINX_PORT [8080]  GATEWAY_PORTS [3001,3002,3003]  REDIS_PORT [6380]
@@ -31,7 +32,7 @@ die() {
 }
 
 usage() {
-    say "usage: deploy/cluster.sh [up|status|down]"
+    say "usage: deploy/cluster.sh [up|status|down|secrets]"
 }
 
 # --- prerequisites -------------------------------------------------------------------------
@@ -159,7 +160,10 @@ wait_for() {
 }
 
 healthy() { curl -fsS --max-time 2 "http://$1/healthz" >/dev/null 2>&1; }
-redis_ready() { redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+redis_ready() {
+    REDISCLI_AUTH=$(cat "$SECRETS_DIR/redis-password") \
+        redis-cli -h "$HOST" -p "$REDIS_PORT" --user gateway ping 2>/dev/null | grep -q PONG
+}
 port_busy() { (: >"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 fail_with_log() {
@@ -167,6 +171,26 @@ fail_with_log() {
     say "--- last lines of $(log_file "$name"):" >&2
     tail -n 20 "$(log_file "$name")" >&2 || true
     die "$name did not start"
+}
+
+# The deployment's secrets, made once (mode 600) in deploy/secrets/ and shared by cluster.sh
+# and docker-compose.yml: the password of Redis's only user `gateway` (the `default` user is
+# off) and the cluster secret that seals every message between gateways.
+# SECRETS_MODE (600: only this user, who runs Redis and the gateways here) is 644 for Docker,
+# whose containers read them as their own users.
+SECRETS_DIR=$DEPLOY_DIR/secrets
+make_secrets() {
+    local mode=${SECRETS_MODE:-600}
+    mkdir -p "$SECRETS_DIR"
+    local name
+    for name in redis-password cluster-secret; do
+        [ -s "$SECRETS_DIR/$name" ] && continue
+        (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '=+/\n' >"$SECRETS_DIR/$name")
+        report secrets "made $SECRETS_DIR/$name"
+    done
+    (umask 077 && printf 'user default off\nuser gateway on >%s ~* &* +@all\n' \
+        "$(cat "$SECRETS_DIR/redis-password")" >"$SECRETS_DIR/redis.acl")
+    chmod "$mode" "$SECRETS_DIR"/redis-password "$SECRETS_DIR"/cluster-secret "$SECRETS_DIR"/redis.acl
 }
 
 start_redis() {
@@ -178,6 +202,7 @@ start_redis() {
     port_busy "$REDIS_PORT" && die "port $HOST:$REDIS_PORT is taken (set REDIS_PORT)"
     mkdir -p "$RUN_DIR/redis"
     redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
+        --aclfile "$SECRETS_DIR/redis.acl" \
         --dir "$RUN_DIR/redis" --appendonly yes --save "" \
         --daemonize yes --pidfile "$(pid_file redis)" --logfile "$(log_file redis)"
     wait_for 10 redis_ready || fail_with_log redis
@@ -196,6 +221,8 @@ start_gateway() {
     # setsid: its own session, so the terminal's hangup or Ctrl-C does not reach it.
     setsid "$(gateway_bin)" --listen "$HOST:$port" --instance-id "$name" \
         --redis-url "redis://$HOST:$REDIS_PORT" --trusted-proxies "$HOST" \
+        --redis-user gateway --redis-password-file "$SECRETS_DIR/redis-password" \
+        --cluster-secret-file "$SECRETS_DIR/cluster-secret" \
         --web-modules-dir "$WEB_MODULES_DIR" </dev/null >>"$(log_file "$name")" 2>&1 &
     echo $! >"$(pid_file "$name")"
     wait_for 15 healthy "$HOST:$port" || fail_with_log "$name"
@@ -290,6 +317,7 @@ cmd_up() {
     ensure_web_modules
     mkdir -p "$RUN_DIR"
     check_ports
+    make_secrets
     start_redis
     local i
     for i in "${!PORTS[@]}"; do
@@ -360,6 +388,7 @@ main() {
     up) cmd_up ;;
     status) cmd_status ;;
     down) cmd_down ;;
+    secrets) make_secrets ;;
     -h | --help | help) usage ;;
     *)
         usage >&2

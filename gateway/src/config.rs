@@ -145,6 +145,27 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX", default_value = DEFAULT_REDIS_RECONNECT_MAX, value_parser = humantime::parse_duration)]
     pub redis_reconnect_max: Duration,
 
+    /// The Redis ACL user to authenticate as (with `--redis-password-file`). Default: the
+    /// URL's user, or Redis's `default` user.
+    #[arg(long, env = "GATEWAY_REDIS_USER")]
+    pub redis_user: Option<String>,
+
+    /// A file whose first line is the Redis password, so that it is neither on the command
+    /// line nor in the URL. Default: the URL's password, if any.
+    #[arg(long, env = "GATEWAY_REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// The PEM certificate of the authority that signed Redis's TLS certificate, for
+    /// `rediss://` (or `rediss+cluster://`) with a private CA. Default: the system's roots.
+    #[arg(long, env = "GATEWAY_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
+    /// A file whose first line is the cluster secret (at least 16 bytes, the same on every
+    /// instance): every message between instances then carries a MAC, and messages without
+    /// a valid one (anyone else with Redis access) are dropped and counted.
+    #[arg(long, env = "GATEWAY_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
     /// The user directory (JSON; see `gateway add-user`). Default: the demo directory
     /// shipped in gateway/users.demo.json, embedded in the binary. Only used with Redis.
     #[arg(long, env = "GATEWAY_USERS_FILE")]
@@ -265,6 +286,10 @@ impl Default for Config {
             worker_threads: None,
             redis_reconnect_min: duration(DEFAULT_REDIS_RECONNECT_MIN),
             redis_reconnect_max: duration(DEFAULT_REDIS_RECONNECT_MAX),
+            redis_user: None,
+            redis_password_file: None,
+            redis_ca_file: None,
+            cluster_secret_file: None,
             users_file: None,
             session_ttl: duration(DEFAULT_SESSION_TTL),
             secure_cookies: false,

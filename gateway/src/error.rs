@@ -38,6 +38,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A secret or certificate file given by a flag could not be read, or is not usable.
+    #[error("{flag} {path}: {reason}")]
+    SecretFile {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A new user (`gateway add-user`) or its password was refused.
     #[error("invalid user: {0}")]
     InvalidUser(String),

@@ -29,6 +29,7 @@ mod mode;
 mod ratelimit;
 mod refusal;
 mod request;
+mod secrets;
 mod sessions;
 pub mod shutdown;
 mod store;
@@ -41,7 +42,10 @@ mod validate;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, serve::ListenerExt};
-use redis_adapter::{Redis, RedisAdapter, RedisAdapterConfig, RedisAdapterState, RedisConfig};
+use redis_adapter::{
+    ClusterSecret, Credentials, Redis, RedisAdapter, RedisAdapterConfig, RedisAdapterState,
+    RedisConfig,
+};
 use socketioxide::{SocketIo, adapter::Adapter, layer::SocketIoLayer};
 use tokio::{net::TcpListener, sync::oneshot};
 
@@ -116,10 +120,12 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         }
         Some(url) => {
             // The process's one Redis layer: the adapter, sessions, limits and settings share it.
-            let redis = Redis::connect(url, redis_config(&config)).await?;
+            // Every file a flag names is read before anything connects.
+            let (adapter_config, redis_config) = (adapter_config(&config)?, redis_config(&config)?);
+            let redis = Redis::connect(url, redis_config).await?;
             let accounts =
                 Accounts::start(&config, redis.clone(), counters.clone(), &mut background).await?;
-            let adapter = RedisAdapterState::new(redis, adapter_config(&config));
+            let adapter = RedisAdapterState::new(redis, adapter_config);
             let mode = Arc::new(Mode::Clustered {
                 adapter: adapter.clone(),
                 accounts: accounts.clone(),
@@ -229,24 +235,46 @@ fn assemble<A: Adapter>(
 }
 
 /// The Redis adapter's settings from the gateway's flags.
-fn adapter_config(config: &Config) -> RedisAdapterConfig {
-    RedisAdapterConfig {
+fn adapter_config(config: &Config) -> Result<RedisAdapterConfig, Error> {
+    const FLAG: &str = "--cluster-secret-file";
+    let cluster_secret = match &config.cluster_secret_file {
+        None => None,
+        Some(path) => Some(
+            ClusterSecret::new(secrets::first_line(FLAG, path)?)
+                .ok_or_else(|| secrets::refused(FLAG, path, "shorter than 16 bytes"))?,
+        ),
+    };
+    Ok(RedisAdapterConfig {
         prefix: config.key_prefix.clone(),
         heartbeat_interval: config.heartbeat_interval,
         heartbeat_timeout: config.heartbeat_timeout,
         request_timeout: config.request_timeout,
+        cluster_secret,
         ..RedisAdapterConfig::default()
-    }
+    })
 }
 
 /// The Redis layer's settings from the gateway's flags.
-fn redis_config(config: &Config) -> RedisConfig {
+fn redis_config(config: &Config) -> Result<RedisConfig, Error> {
     let (reconnect_min_delay, reconnect_max_delay) = config.redis_reconnect();
-    RedisConfig {
+    let credentials = match &config.redis_password_file {
+        None => None,
+        Some(path) => Some(Credentials {
+            username: config.redis_user.clone(),
+            password: secrets::first_line("--redis-password-file", path)?,
+        }),
+    };
+    let tls_root_cert = match &config.redis_ca_file {
+        None => None,
+        Some(path) => Some(secrets::read("--redis-ca-file", path)?),
+    };
+    Ok(RedisConfig {
         command_timeout: store::COMMAND_TIMEOUT,
         reconnect_min_delay,
         reconnect_max_delay,
         probe_prefix: config.key_prefix.clone(),
+        credentials,
+        tls_root_cert,
         ..RedisConfig::default()
-    }
+    })
 }

@@ -26,3 +26,4 @@ mod sessions;
 mod settings_cache;
 mod shutdown;
 mod tenancy;
+mod trusted_redis;
