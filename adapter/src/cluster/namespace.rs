@@ -192,8 +192,10 @@ impl<P: PubSub> NamespaceBus<P> {
         mut write: impl FnMut(&Room, &[Room], &mut Vec<u8>) -> Result<(), E>,
     ) -> Result<Vec<Outgoing>, E> {
         let mut rooms = rooms.to_vec();
-        rooms.sort_unstable();
-        rooms.dedup();
+        if rooms.len() > 1 {
+            rooms.sort_unstable();
+            rooms.dedup();
+        }
         rooms
             .iter()
             .enumerate()

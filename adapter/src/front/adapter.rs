@@ -302,10 +302,9 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         if opts.is_local(self.uid) {
             return Ok(Vec::new());
         }
-        let rooms: Vec<Room> = opts.rooms.iter().cloned().collect();
         let mut room_opts = opts.clone();
         let except = opts.except.len();
-        self.bus.room_requests(&rooms, |room, before, buf| {
+        self.bus.room_requests(&opts.rooms, |room, before, buf| {
             room_opts.rooms = std::iter::once(room.clone()).collect();
             room_opts.except.truncate(except);
             room_opts.except.extend(before.iter().cloned());
