@@ -166,9 +166,15 @@ pub async fn get_json(url: &str, path: &str) -> Value {
         .unwrap_or_else(|err| panic!("GET {path}: not JSON: {err}"))
 }
 
-/// `GET /api/stats` of the gateway at `url`.
+/// `GET {path}` of the admin listener of the gateway at `url` (registered by
+/// `TestGateway::start` and `ChildGateway::start`), as JSON.
+pub async fn admin_json(url: &str, path: &str) -> Value {
+    get_json(&gateway::testing::admin_url(url), path).await
+}
+
+/// `GET /api/stats` of the gateway at `url` (from its admin listener).
 pub async fn stats(url: &str) -> Value {
-    get_json(url, "/api/stats").await
+    admin_json(url, "/api/stats").await
 }
 
 /// Starts `n` clustered gateways on `redis_url` with `config` applied to each, and waits
@@ -190,14 +196,15 @@ pub async fn cluster(n: usize, redis_url: &str, config: impl Fn(&mut Config)) ->
     gateways
 }
 
-/// `GET /api/cluster` of the gateway at `url`.
+/// `GET /api/cluster` of the gateway at `url` (from its admin listener).
 pub async fn cluster_info(url: &str) -> Value {
-    get_json(url, "/api/cluster").await
+    admin_json(url, "/api/cluster").await
 }
 
-/// `GET /api/cluster/sockets` of the gateway at `url`: the cluster-wide socket count.
+/// `GET /api/cluster/sockets` of the gateway at `url` (from its admin listener): the
+/// cluster-wide socket count.
 pub async fn cluster_sockets(url: &str) -> Value {
-    get_json(url, "/api/cluster/sockets").await["sockets"].clone()
+    admin_json(url, "/api/cluster/sockets").await["sockets"].clone()
 }
 
 /// The `gateway` binary run as a child process, as an operator would run it; killed with
@@ -208,12 +215,14 @@ pub struct ChildGateway {
 }
 
 impl ChildGateway {
-    /// Starts the binary on a free loopback port with `args` and waits until `/healthz`
-    /// answers.
+    /// Starts the binary on a free loopback port (and its admin listener on another) with
+    /// `args` and waits until `/healthz` answers.
     pub async fn start(args: &[String]) -> Self {
         let port = test_support::free_port();
+        let admin_port = test_support::free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -223,6 +232,7 @@ impl ChildGateway {
             url: format!("http://127.0.0.1:{port}"),
             child,
         };
+        gateway::testing::register_admin(&gateway.url, &format!("http://127.0.0.1:{admin_port}"));
         assert!(
             becomes_healthy(&gateway.url).await,
             "gateway child on port {port} did not become healthy"
@@ -310,9 +320,10 @@ pub async fn readyz(url: &str) -> (u16, Value) {
     (status, response.json().await.expect("a JSON body"))
 }
 
-/// `GET /metrics` of the gateway at `url`: the Prometheus text.
+/// `GET /metrics` of the gateway at `url` (from its admin listener): the Prometheus text.
 pub async fn metrics(url: &str) -> String {
-    let response = reqwest::get(format!("{url}/metrics"))
+    let admin = gateway::testing::admin_url(url);
+    let response = reqwest::get(format!("{admin}/metrics"))
         .await
         .expect("GET /metrics");
     assert_eq!(response.status(), 200, "GET /metrics");
