@@ -19,6 +19,7 @@ mod http;
 mod instance_loss;
 mod nginx;
 mod node_client;
+mod origin;
 mod page;
 mod ratelimit;
 mod redis_cluster;
