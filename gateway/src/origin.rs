@@ -65,7 +65,13 @@ impl OriginPolicy {
 
     /// Whether the page that sent `headers` (from `peer`) may use the cookie.
     fn check(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Result<(), Refusal> {
-        let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        let mut origins = headers.get_all(axum::http::header::ORIGIN).iter();
+        let (origin, more) = (origins.next(), origins.next());
+        // A browser sends one; two are a client that could be believed either way.
+        if more.is_some() {
+            return Err(FORBIDDEN);
+        }
+        let Some(origin) = origin else {
             // No Origin: a same-origin GET or a non-browser client, unless the browser says
             // another page sent it.
             let site = headers

@@ -21,6 +21,7 @@ mod nginx;
 mod node_client;
 mod origin;
 mod page;
+mod python_client;
 mod ratelimit;
 mod redis_cluster;
 mod sessions;

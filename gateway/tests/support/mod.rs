@@ -385,3 +385,77 @@ pub async fn run_chat_mjs(label: &str, args: &[String]) -> Value {
     assert_eq!(summary["ok"], true, "{summary}");
     summary
 }
+
+/// The Python interpreter of `tests/python/.venv`, with `tests/python/requirements.txt`
+/// (python-socketio and its dependencies, pinned) installed: the venv is made with
+/// `python3 -m venv` and filled with `pip install -r` when missing or when the requirements
+/// changed since. Needs the Debian packages `python3` and `python3-venv`.
+pub fn python_venv() -> std::path::PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python"));
+    let venv = dir.join(".venv");
+    let python = venv.join("bin/python");
+    let requirements = std::fs::read_to_string(dir.join("requirements.txt"))
+        .expect("reading tests/python/requirements.txt");
+    let stamp = venv.join("installed-requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&requirements) {
+        return python;
+    }
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .status();
+    assert!(
+        made.is_ok_and(|status| status.success()),
+        "cannot make a venv with `python3 -m venv`: install the Debian packages `python3` and \
+         `python3-venv`"
+    );
+    let installed = std::process::Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(dir.join("requirements.txt"))
+        .status()
+        .expect("running pip in tests/python/.venv");
+    assert!(
+        installed.success(),
+        "pip install -r tests/python/requirements.txt failed"
+    );
+    std::fs::write(&stamp, requirements).expect("writing the venv's requirements stamp");
+    python
+}
+
+/// Runs `tests/python/chat.py` (python-socketio) with `args` and returns its JSON summary,
+/// which must say `ok`; a failure shows its output.
+pub async fn run_chat_py(label: &str, args: &[String]) -> Value {
+    let python = python_venv();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/chat.py");
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(python)
+            .arg(script)
+            .args(args)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("chat.py ({label}) did not finish within 30 s"))
+    .unwrap_or_else(|err| panic!("cannot run chat.py ({label}): {err}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("python chat.py ({label}): {stdout}");
+    assert!(
+        output.status.success(),
+        "python-socketio failed ({label}): {stdout}\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(summary["ok"], true, "{summary}");
+    summary
+}
