@@ -13,6 +13,7 @@ mod browser;
 mod browser_failover;
 mod chat;
 mod cross_instance;
+mod demo_users;
 mod drain;
 mod early_emit;
 mod http;
