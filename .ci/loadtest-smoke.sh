@@ -31,7 +31,8 @@ printf '%s\n' "$password" | "$gateway" add-user --users-file "$work/users.json" 
 urls=()
 for _ in 1 2 3; do
     port=$(free_port)
-    RUST_LOG=warn "$gateway" --listen "127.0.0.1:$port" --redis-url "redis://127.0.0.1:$redis_port" \
+    RUST_LOG=warn "$gateway" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$(free_port)" \
+        --redis-url "redis://127.0.0.1:$redis_port" \
         --users-file "$work/users.json" --rate-handshake 100000/60s --rate-message 100000/60s \
         >"$work/gateway-$port.log" 2>&1 &
     pids+=($!)

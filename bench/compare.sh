@@ -106,7 +106,9 @@ start_instance() {
     [ "$bench" = bench ] && flags=(--bench-endpoints)
     case $system in
         ours)
+            # The admin listener (/metrics, read by adapter_snapshot) on port + 1000.
             taskset -c $SUT_CPU "$ROOT/target/release/gateway" --listen "127.0.0.1:$port" \
+                --admin-listen "127.0.0.1:$((port + 1000))" \
                 --redis-url "$redis" --worker-threads 1 --log-format json \
                 --users-file "$WORK/users.json" --rate-login $UNLIMITED \
                 --rate-handshake $UNLIMITED --rate-message $UNLIMITED --rate-dm $UNLIMITED \
@@ -171,6 +173,9 @@ adapter_snapshot() {
         echo "publish $(rcli INFO commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p')"
         if [ "$system" = ours ]; then
             for url in "${urls[@]}"; do
+                # /metrics is on the admin listener: the instance's port + 1000 (start_instance).
+                local port=${url##*:}
+                url="http://127.0.0.1:$((port + 1000))"
                 curl -fsS --max-time 5 "$url/metrics" >"$WORK/metrics.txt" 2>/dev/null || : >"$WORK/metrics.txt"
                 echo "received_$i $(awk '$1 == "redis_adapter_received_total" {print $2; exit}' "$WORK/metrics.txt")"
                 echo "discarded_$i $(awk '$1 == "redis_adapter_room_messages_discarded_total" {print $2; exit}' "$WORK/metrics.txt")"

@@ -9,6 +9,10 @@
 #
 # Environment (defaults in brackets):
 #   NGINX_PORT [8080]  GATEWAY_PORTS [3001,3002,3003]  REDIS_PORT [6380]
+#   ADMIN_PORTS [9091,9092,9093]  each gateway's operational listener (--admin-listen: /metrics,
+#                   /api/stats, /api/cluster), on loopback and never behind nginx
+#   USERS_FILE [none]  a users file (gateway add-user); without it the gateways are started
+#                   with --demo-users: the DEMO directory, whose passwords are published
 #   CLUSTER_RUN_DIR [deploy/run]  pid files, logs, Redis data, the rendered nginx.conf
 #   GATEWAY_BIN [the release build]  a gateway binary to run instead of building one
 # Every process listens on 127.0.0.1 only.
@@ -19,10 +23,13 @@ REPO_DIR=$(dirname "$DEPLOY_DIR")
 WEB_MODULES_DIR=$REPO_DIR/gateway/web/node_modules # absolute: the gateways get it as a flag
 NGINX_PORT=${NGINX_PORT:-8080}
 GATEWAY_PORTS=${GATEWAY_PORTS:-3001,3002,3003}
+ADMIN_PORTS=${ADMIN_PORTS:-9091,9092,9093}
+USERS_FILE=${USERS_FILE:-}
 REDIS_PORT=${REDIS_PORT:-6380}
 RUN_DIR=${CLUSTER_RUN_DIR:-$DEPLOY_DIR/run}
 HOST=127.0.0.1
 IFS=, read -r -a PORTS <<<"$GATEWAY_PORTS"
+IFS=, read -r -a ADMIN <<<"$ADMIN_PORTS"
 
 say() { printf '%s\n' "$*"; }
 report() { printf '%-6s %s\n' "$1" "$2"; }
@@ -211,19 +218,25 @@ start_redis() {
 }
 
 start_gateway() {
-    local name=$1 port=$2 pid
+    local name=$1 port=$2 admin=$3 pid
     if pid=$(running_pid "$name"); then
         report "$name" "already running (pid $pid)"
         return 0
     fi
     forget_stale "$name"
     port_busy "$port" && die "port $HOST:$port is taken (set GATEWAY_PORTS)"
+    port_busy "$admin" && die "port $HOST:$admin is taken (set ADMIN_PORTS)"
+    # The user directory: USERS_FILE, else the demo directory (said so by `up`).
+    local users=(--demo-users)
+    [[ -z $USERS_FILE ]] || users=(--users-file "$USERS_FILE")
     # setsid: its own session, so the terminal's hangup or Ctrl-C does not reach it.
-    setsid "$(gateway_bin)" --listen "$HOST:$port" --instance-id "$name" \
-        --redis-url "redis://$HOST:$REDIS_PORT" --trusted-proxies "$HOST" \
+    # --trusted-proxies: nginx, whose X-Forwarded-For is the client's address (it overwrites
+    # what a client sent: deploy/nginx-proxy.conf).
+    setsid "$(gateway_bin)" --listen "$HOST:$port" --admin-listen "$HOST:$admin" \
+        --instance-id "$name" --redis-url "redis://$HOST:$REDIS_PORT" --trusted-proxies "$HOST" \
         --redis-user gateway --redis-password-file "$SECRETS_DIR/redis-password" \
         --cluster-secret-file "$SECRETS_DIR/cluster-secret" \
-        --web-modules-dir "$WEB_MODULES_DIR" </dev/null >>"$(log_file "$name")" 2>&1 &
+        "${users[@]}" --web-modules-dir "$WEB_MODULES_DIR" </dev/null >>"$(log_file "$name")" 2>&1 &
     echo $! >"$(pid_file "$name")"
     wait_for 15 healthy "$HOST:$port" || fail_with_log "$name"
     report "$name" "started on $HOST:$port (pid $(running_pid "$name"))"
@@ -299,6 +312,8 @@ check_ports() {
     for i in "${!PORTS[@]}"; do
         running_pid "gw$((i + 1))" >/dev/null || ! port_busy "${PORTS[$i]}" ||
             die "port $HOST:${PORTS[$i]} is taken (set GATEWAY_PORTS)"
+        running_pid "gw$((i + 1))" >/dev/null || ! port_busy "${ADMIN[$i]:-0}" ||
+            die "port $HOST:${ADMIN[$i]} is taken (set ADMIN_PORTS)"
     done
     running_pid nginx >/dev/null || ! port_busy "$NGINX_PORT" ||
         die "port $HOST:$NGINX_PORT is taken (set NGINX_PORT)"
@@ -321,15 +336,21 @@ cmd_up() {
     start_redis
     local i
     for i in "${!PORTS[@]}"; do
-        start_gateway "gw$((i + 1))" "${PORTS[$i]}"
+        start_gateway "gw$((i + 1))" "${PORTS[$i]}" "${ADMIN[$i]:?ADMIN_PORTS needs one port per gateway}"
     done
     start_nginx
     say ""
     say "Gateway cluster up: http://$HOST:$NGINX_PORT  (${#PORTS[@]} instances behind nginx)"
-    say "Demo logins (tenant acme): alice / alice-demo (admin), bob / bob-demo"
-    say "            (tenant globex): carol / carol-demo (admin), dave / dave-demo"
+    if [[ -n $USERS_FILE ]]; then
+        say "Users from $USERS_FILE"
+    else
+        say "DEMO users (--demo-users: published passwords, never in production; set USERS_FILE):"
+        say "  (tenant acme): alice / alice-demo (admin), bob / bob-demo"
+        say "  (tenant globex): carol / carol-demo (admin), dave / dave-demo"
+    fi
     say "  curl -s -X POST http://$HOST:$NGINX_PORT/api/login -H 'content-type: application/json' \\"
     say "       -d '{\"username\": \"alice\", \"password\": \"alice-demo\"}'"
+    say "Metrics and cluster status (loopback only): http://$HOST:${ADMIN[0]}/metrics, /api/cluster"
     say "Logs and data: $RUN_DIR    status: deploy/cluster.sh status    stop: deploy/cluster.sh down"
 }
 
@@ -351,12 +372,16 @@ status_line() {
 }
 
 check_redis() { redis_ready && echo "PONG from $HOST:$REDIS_PORT"; }
-check_http() {
+check_health() {
+    curl -fsS --max-time 2 "http://$1/healthz" >/dev/null && echo "healthz ok at $1"
+}
+# A gateway: its /healthz, and /api/cluster on its admin listener ($2).
+check_gateway() {
     local body servers
     curl -fsS --max-time 2 "http://$1/healthz" >/dev/null || return 1
-    body=$(curl -fsS --max-time 2 "http://$1/api/cluster") || return 1
+    body=$(curl -fsS --max-time 2 "http://$2/api/cluster") || return 1
     servers=$(grep -o '"servers":[0-9]*' <<<"$body" | cut -d: -f2)
-    echo "healthz ok at $1, /api/cluster: ${servers:-?} servers"
+    echo "healthz ok at $1, /api/cluster at $2: ${servers:-?} servers"
 }
 
 cmd_status() {
@@ -364,9 +389,9 @@ cmd_status() {
     printf '%-6s %-8s %s\n' NAME PID HEALTH
     status_line redis check_redis || bad=1
     for i in "${!PORTS[@]}"; do
-        status_line "gw$((i + 1))" check_http "$HOST:${PORTS[$i]}" || bad=1
+        status_line "gw$((i + 1))" check_gateway "$HOST:${PORTS[$i]}" "$HOST:${ADMIN[$i]:-}" || bad=1
     done
-    status_line nginx check_http "$HOST:$NGINX_PORT" || bad=1
+    status_line nginx check_health "$HOST:$NGINX_PORT" || bad=1
     if ((bad)); then
         say "some processes are down or unhealthy (logs in $RUN_DIR)"
         return 1

@@ -33,6 +33,9 @@ pub struct ConnectOptions {
     pub local_addr: Option<IpAddr>,
     /// The transport. Default websocket.
     pub transport: Transport,
+    /// Extra HTTP headers of the handshake request (websocket) or of every request
+    /// (polling), e.g. `Cookie` and `Origin` as a browser would send them.
+    pub headers: Vec<(String, String)>,
 }
 
 impl ConnectOptions {
@@ -45,7 +48,14 @@ impl ConnectOptions {
             timeout: Duration::from_secs(5),
             local_addr: None,
             transport: Transport::WebSocket,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds an HTTP header to the transport's requests (see [`ConnectOptions::headers`]).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 
     /// Sets the auth payload of the Socket.IO CONNECT packet.

@@ -49,6 +49,7 @@ pub(crate) async fn open(
         host: host.to_owned(),
         uri: format!("{}?EIO=4&transport=polling", opts.path),
         local: opts.local_addr,
+        headers: opts.headers.clone().into(),
     };
     let mut channel = Channel::new(Arc::new(endpoint.clone()));
     let body = channel.request(Method::GET, None).await?;
@@ -129,6 +130,8 @@ struct Endpoint {
     /// Path and query, with the engine.io sid once known.
     uri: String,
     local: Option<IpAddr>,
+    /// Extra headers of every request ([`ConnectOptions::headers`]).
+    headers: Arc<[(String, String)]>,
 }
 
 impl Endpoint {
@@ -154,10 +157,13 @@ impl Endpoint {
         method: Method,
         body: Option<String>,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
-        let builder = Request::builder()
+        let mut builder = Request::builder()
             .method(method)
             .uri(&self.uri)
             .header(HOST, &self.host);
+        for (name, value) in self.headers.iter() {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
         let request = match body {
             Some(body) => builder
                 .header(CONTENT_TYPE, "text/plain;charset=UTF-8")

@@ -5,7 +5,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes, protocol::WebSocketConfig};
+use tokio_tungstenite::tungstenite::{
+    Message, Utf8Bytes,
+    client::IntoClientRequest,
+    http::{HeaderName, HeaderValue},
+    protocol::WebSocketConfig,
+};
 
 use super::{ClientError, ConnectOptions, tcp};
 
@@ -27,8 +32,16 @@ pub(crate) async fn open(
 ) -> Result<(Reader, Writer), ClientError> {
     let tcp = tcp::connect(host, opts.local_addr).await?;
     let url = format!("ws://{host}{}?EIO=4&transport=websocket", opts.path);
+    let mut request = url.into_client_request()?;
+    for (name, value) in &opts.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ClientError::Http(format!("header name {name:?}: {e}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|e| ClientError::Http(format!("header value {value:?}: {e}")))?;
+        request.headers_mut().append(name, value);
+    }
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_SIZE);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await?;
     let (sink, stream) = ws.split();
     Ok((Reader(stream), Writer(Mutex::new(sink))))
 }

@@ -12,6 +12,7 @@ use crate::{
     cache::SettingsCache,
     counters::Counters,
     keys::Keys,
+    origin::OriginPolicy,
     ratelimit::{RateLimiter, Rates},
     refusal::Refusal,
     request::TrustedProxies,
@@ -43,6 +44,8 @@ pub(crate) struct Accounts {
     pub(crate) settings: SettingsCache,
     /// Whose `X-Forwarded-For` to believe.
     pub(crate) proxies: TrustedProxies,
+    /// Which pages may use the session cookie.
+    pub(crate) origins: OriginPolicy,
     /// Whether the session cookie is `Secure`.
     pub(crate) secure_cookies: bool,
     /// How long an admin's settings write waits for every instance to drop the old value.
@@ -81,6 +84,9 @@ impl Accounts {
         counters: Arc<Counters>,
         background: &mut Background,
     ) -> Result<Arc<Self>, Error> {
+        if config.users_file.is_none() && !config.demo_users {
+            return Err(Error::NoUserDirectory);
+        }
         let directory = Directory::load(config.users_file.as_deref())?;
         match &config.users_file {
             Some(path) => {
@@ -88,7 +94,7 @@ impl Accounts {
             }
             None => tracing::warn!(
                 users = directory.len(),
-                "no --users-file: using the DEMO user directory with its published passwords; \
+                "--demo-users: using the DEMO user directory with its published passwords; \
                  never do this in production"
             ),
         }
@@ -113,6 +119,10 @@ impl Accounts {
             limiter: RateLimiter::new(store.clone(), rates, counters.clone()),
             settings,
             proxies: TrustedProxies::new(&config.trusted_proxies),
+            origins: OriginPolicy::new(
+                &config.allowed_origins,
+                TrustedProxies::new(&config.trusted_proxies),
+            ),
             secure_cookies: config.secure_cookies,
             invalidation_wait: config.request_timeout,
             counters,

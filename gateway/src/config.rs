@@ -11,6 +11,8 @@ use crate::ratelimit::Rate;
 
 /// Default listen address: loopback only, so a bare `gateway` never exposes itself by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default `--admin-listen`: the operational routes (metrics, stats, cluster) on loopback only.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 /// Default Redis key and channel prefix, the one Node's adapter uses too.
 pub const DEFAULT_KEY_PREFIX: &str = "socket.io";
 /// Default largest HTTP long-polling body, in bytes (socketioxide's own default).
@@ -71,6 +73,17 @@ pub struct Config {
     /// Address to listen on, HOST:PORT (port 0 picks a free one).
     #[arg(long, env = "GATEWAY_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
+
+    /// Address of the operational listener, HOST:PORT: `/metrics`, `/api/stats`,
+    /// `/api/cluster` and `/api/cluster/sockets` are served here only, never on `--listen`.
+    #[arg(long, env = "GATEWAY_ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
+    pub admin_listen: String,
+
+    /// Origins whose pages may use the session cookie (handshakes, logout, admin writes),
+    /// comma separated, as http(s)://host[:port]. Empty: the gateway's own origin only (the
+    /// request's Host, or X-Forwarded-Host from a trusted proxy).
+    #[arg(long, env = "GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::origin::parse_origin)]
+    pub allowed_origins: Vec<String>,
 
     /// Redis URL: redis://host:port/db for one Redis, or
     /// redis+cluster://host:port,host:port,... (seed nodes) for a Redis Cluster, where rooms
@@ -166,10 +179,15 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
 
-    /// The user directory (JSON; see `gateway add-user`). Default: the demo directory
-    /// shipped in gateway/users.demo.json, embedded in the binary. Only used with Redis.
+    /// The user directory (JSON; see `gateway add-user`). Only used with Redis, where it (or
+    /// `--demo-users`) is required.
     #[arg(long, env = "GATEWAY_USERS_FILE")]
     pub users_file: Option<PathBuf>,
+
+    /// Load the demo directory (gateway/users.demo.json, embedded, with its published
+    /// passwords and two admins) instead of a users file. Never in production.
+    #[arg(long, env = "GATEWAY_DEMO_USERS", conflicts_with = "users_file")]
+    pub demo_users: bool,
 
     /// Lifetime of a session from login (at least 1s).
     #[arg(long, env = "GATEWAY_SESSION_TTL", default_value = DEFAULT_SESSION_TTL, value_parser = humantime::parse_duration)]
@@ -270,6 +288,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
+            admin_listen: DEFAULT_ADMIN_LISTEN.to_owned(),
+            allowed_origins: Vec::new(),
             redis_url: None,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             cors_origins: Vec::new(),
@@ -291,6 +311,7 @@ impl Default for Config {
             redis_ca_file: None,
             cluster_secret_file: None,
             users_file: None,
+            demo_users: false,
             session_ttl: duration(DEFAULT_SESSION_TTL),
             secure_cookies: false,
             trusted_proxies: Vec::new(),
@@ -366,6 +387,21 @@ mod tests {
         assert_eq!(config.rate_login, Rate::new(3, Duration::from_secs(1)));
         assert_eq!(config.rate_dm, DEFAULT_RATE_DM);
         assert!(config.secure_cookies);
+        let config = Config::parse_from([
+            "gateway",
+            "--allowed-origins",
+            "https://chat.test, http://127.0.0.1:8080",
+            "--demo-users",
+        ]);
+        assert_eq!(
+            config.allowed_origins,
+            ["https://chat.test:443", "http://127.0.0.1:8080"]
+        );
+        assert!(config.demo_users);
+        assert!(Config::try_parse_from(["gateway", "--allowed-origins", "chat.test"]).is_err());
+        assert!(
+            Config::try_parse_from(["gateway", "--demo-users", "--users-file", "u.json"]).is_err()
+        );
         assert!(Config::try_parse_from(["gateway", "--trusted-proxies", "nginx"]).is_err());
         assert!(Config::try_parse_from(["gateway", "--rate-dm", "10"]).is_err());
     }

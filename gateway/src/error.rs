@@ -48,6 +48,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Clustered without `--users-file` and without `--demo-users`: nobody could log in but
+    /// the demo users, whose passwords are published.
+    #[error(
+        "no user directory: pass --users-file FILE (create one with `gateway add-user`), or \
+         --demo-users to load the demo directory with its published passwords (never in production)"
+    )]
+    NoUserDirectory,
     /// A new user (`gateway add-user`) or its password was refused.
     #[error("invalid user: {0}")]
     InvalidUser(String),

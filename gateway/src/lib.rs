@@ -26,6 +26,7 @@ mod ids;
 mod keys;
 mod metrics;
 mod mode;
+mod origin;
 mod ratelimit;
 mod refusal;
 mod request;
@@ -69,6 +70,10 @@ pub struct Gateway {
     instance: String,
     /// HTTP routes wrapped in the Socket.IO layer and the CORS policy.
     app: Router,
+    /// The operational listener (`--admin-listen`) and its routes (metrics, stats, cluster).
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
+    admin_app: Router,
     shutdown: Shutdown,
     /// Session checks and the settings subscription, stopped when the gateway stops.
     background: Background,
@@ -86,6 +91,14 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         .await
         .map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
+    let admin_bind_error = |source| Error::Bind {
+        addr: config.admin_listen.clone(),
+        source,
+    };
+    let admin_listener = TcpListener::bind(&config.admin_listen)
+        .await
+        .map_err(admin_bind_error)?;
+    let admin_addr = admin_listener.local_addr().map_err(admin_bind_error)?;
     let cors = http::cors_layer(&config.cors_origins)?;
     // Before anything records: the adapter's publish latencies go to this recorder too.
     if metrics::handle().is_none() {
@@ -101,7 +114,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         .ping_timeout(config.ping_timeout)
         // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
         .ws_read_buffer_size(WS_READ_BUFFER_SIZE);
-    let (app, shutdown) = match &config.redis_url {
+    let (app, admin_app, shutdown) = match &config.redis_url {
         None => {
             tracing::warn!(
                 "no Redis URL: running standalone on the in-memory adapter, \
@@ -154,6 +167,9 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         local_addr,
         instance,
         app,
+        admin_listener,
+        admin_addr,
+        admin_app,
         shutdown,
         background,
     })
@@ -173,6 +189,11 @@ impl Gateway {
         self.local_addr
     }
 
+    /// The address the operational routes are served on (`--admin-listen`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
     /// This instance's id, as sent to clients in `welcome`.
     pub fn instance_id(&self) -> &str {
         &self.instance
@@ -184,7 +205,7 @@ impl Gateway {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        tracing::info!(addr = %self.local_addr, "listening");
+        tracing::info!(addr = %self.local_addr, admin = %self.admin_addr, "listening");
         let listener = self.listener.tap_io(|tcp| {
             // Chat frames are small: send them now rather than batching them (Nagle).
             if let Err(err) = tcp.set_nodelay(true) {
@@ -198,8 +219,15 @@ impl Gateway {
         let server = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stopped.await;
         });
-        // Dropped when serving ends: stops the background tasks.
-        let _background = self.background;
+        // Dropped when serving ends: stops the background tasks, the admin listener with them.
+        let mut background = self.background;
+        let admin = axum::serve(self.admin_listener, self.admin_app);
+        background.push(tokio::spawn(async move {
+            if let Err(err) = admin.await {
+                tracing::error!(%err, "the admin listener stopped");
+            }
+        }));
+        let _background = background;
         let mut server = tokio::spawn(server.into_future());
         tokio::select! {
             // The server only stops by itself on a fatal I/O error.
@@ -210,7 +238,8 @@ impl Gateway {
     }
 }
 
-/// The app for one adapter type: HTTP routes inside the Socket.IO layer, and its shutdown.
+/// The app for one adapter type: HTTP routes inside the Socket.IO layer, the admin routes,
+/// and its shutdown.
 fn assemble<A: Adapter>(
     config: &Config,
     instance: &str,
@@ -218,7 +247,7 @@ fn assemble<A: Adapter>(
     counters: Arc<Counters>,
     layer: SocketIoLayer<A>,
     io: SocketIo<A>,
-) -> (Router, Shutdown) {
+) -> (Router, Router, Shutdown) {
     let state = HttpState {
         instance: Arc::from(instance),
         io: io.clone(),
@@ -227,11 +256,12 @@ fn assemble<A: Adapter>(
         web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
         bench_endpoints: config.bench_endpoints,
     };
+    let admin = http::admin_router(state.clone());
     // The outermost layer runs first: request parts are copied before engineioxide keeps them.
     let app = http::router(state)
         .layer(layer)
         .layer(axum::middleware::map_request(http::detach_from_read_buffer));
-    (app, Shutdown::new(io, config.shutdown_timeout))
+    (app, admin, Shutdown::new(io, config.shutdown_timeout))
 }
 
 /// The Redis adapter's settings from the gateway's flags.

@@ -7,7 +7,8 @@
 //! header sent by anyone else is ignored, so a client cannot pick its own rate-limit bucket.
 //!
 //! The session token is `Authorization: Bearer <token>` (non-browser clients), else the
-//! [`COOKIE_NAME`] cookie.
+//! [`COOKIE_NAME`] cookie; [`Presented`] says which (a cookie request's origin is checked:
+//! `origin.rs`).
 
 use std::{
     convert::Infallible,
@@ -38,7 +39,8 @@ impl TrustedProxies {
         Self(nets.into())
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
@@ -117,8 +119,33 @@ pub(crate) fn parse_proxy(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
 }
 
+/// A session token as a request presents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Presented {
+    /// `Authorization: Bearer <token>`: sent deliberately by the client.
+    Bearer(String),
+    /// The [`COOKIE_NAME`] cookie: attached by the browser, whichever page sent the request
+    /// (see `origin.rs`).
+    Cookie(String),
+}
+
+impl Presented {
+    /// The token itself.
+    pub(crate) fn into_token(self) -> String {
+        match self {
+            Self::Bearer(token) | Self::Cookie(token) => token,
+        }
+    }
+}
+
 /// The session token a request presents: `Authorization: Bearer`, else the session cookie.
 pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
+    presented(headers).map(Presented::into_token)
+}
+
+/// The session token a request presents and where: `Authorization: Bearer`, else the
+/// session cookie.
+pub(crate) fn presented(headers: &HeaderMap) -> Option<Presented> {
     let bearer = headers
         .get_all(header::AUTHORIZATION)
         .iter()
@@ -127,7 +154,7 @@ pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
             let (scheme, token) = value.trim().split_once(' ')?;
             scheme
                 .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
+                .then(|| Presented::Bearer(token.trim().to_owned()))
         });
     bearer.or_else(|| {
         headers
@@ -137,7 +164,7 @@ pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
             .flat_map(Cookie::split_parse)
             .filter_map(Result::ok)
             .find(|cookie| cookie.name() == COOKIE_NAME)
-            .map(|cookie| cookie.value().to_owned())
+            .map(|cookie| Presented::Cookie(cookie.value().to_owned()))
     })
 }
 
@@ -239,10 +266,18 @@ mod tests {
             HeaderValue::from_static("a=b; gw_session=c00kie"),
         );
         assert_eq!(presented_token(&headers), Some("c00kie".into()));
+        assert_eq!(
+            presented(&headers),
+            Some(Presented::Cookie("c00kie".into()))
+        );
         headers.append(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer b3arer"),
         );
         assert_eq!(presented_token(&headers), Some("b3arer".into()));
+        assert_eq!(
+            presented(&headers),
+            Some(Presented::Bearer("b3arer".into()))
+        );
     }
 }

@@ -16,7 +16,12 @@
 //! # }
 //! ```
 
-use std::{path::PathBuf, sync::OnceLock, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Mutex, OnceLock, PoisonError},
+    time::Duration,
+};
 
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -51,11 +56,12 @@ pub fn password(user: &str) -> String {
     format!("{user}-password")
 }
 
-/// A standalone configuration: any free loopback port, [`SHUTDOWN_TIMEOUT`], nothing read from
-/// the environment.
+/// A standalone configuration: any free loopback port (for the admin listener too),
+/// [`SHUTDOWN_TIMEOUT`], nothing read from the environment.
 pub fn standalone() -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
         shutdown_timeout: SHUTDOWN_TIMEOUT,
         ..Config::default()
     }
@@ -149,6 +155,33 @@ fn write_users_file() -> Result<PathBuf, Error> {
     Ok(path)
 }
 
+/// The admin listeners of the gateways this process started, by base URL.
+fn admin_urls() -> std::sync::MutexGuard<'static, HashMap<String, String>> {
+    static ADMIN: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    ADMIN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records that the gateway at `url` serves its operational routes at `admin_url` (done by
+/// [`TestGateway::start`]; a test running the binary calls it for its child).
+pub fn register_admin(url: &str, admin_url: &str) {
+    admin_urls().insert(url.to_owned(), admin_url.to_owned());
+}
+
+/// The admin listener's base URL of the gateway whose base URL is `url`, so that tests reach
+/// `/metrics`, `/api/stats` and `/api/cluster` knowing only the gateway's URL.
+///
+/// # Panics
+/// When no gateway of this process was registered at `url`.
+pub fn admin_url(url: &str) -> String {
+    admin_urls()
+        .get(url)
+        .cloned()
+        .unwrap_or_else(|| panic!("no admin listener registered for {url}"))
+}
+
 /// One gateway served on the test's runtime. Dropping it starts its graceful shutdown.
 pub struct TestGateway {
     url: String,
@@ -168,6 +201,7 @@ impl TestGateway {
             .await
             .unwrap_or_else(|err| panic!("the test gateway does not bind: {err}"));
         let url = format!("http://{}", gateway.local_addr());
+        register_admin(&url, &format!("http://{}", gateway.admin_addr()));
         let instance = gateway.instance_id().to_owned();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(async {
@@ -193,6 +227,11 @@ impl TestGateway {
     /// The base URL, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The base URL of the admin listener (`/metrics`, `/api/stats`, `/api/cluster`).
+    pub fn admin_url(&self) -> String {
+        admin_url(&self.url)
     }
 
     /// The instance id clients see in `welcome`.

@@ -6,7 +6,7 @@
 //! .1, namespace side .2). nginx (`deploy/nginx.conf.template`) listens on loopback and on the
 //! host side of every pair, in front of three clustered gateway processes that trust its
 //! `X-Forwarded-For` from 127.0.0.1. Two namespaces that nginx sends to different instances are
-//! picked (from a bounded number of candidates, probed through `/api/cluster`); Alice's page
+//! picked (from a bounded number of candidates, probed through `/healthz`); Alice's page
 //! in one and Bob's in the other log in, show different instances, join one room, and each
 //! sees both messages. Namespaces and veths are deleted when the test ends (even on a panic),
 //! and stale ones of earlier runs at its start.
@@ -191,11 +191,12 @@ impl Drop for Namespaces {
     }
 }
 
-/// `GET url/api/cluster` from inside namespace `ns` (curl): the instance that answered.
+/// `GET url/healthz` from inside namespace `ns` (curl): the instance that answered, as its
+/// `x-gateway-instance` header names it (`/api/cluster` is not behind nginx).
 async fn probe_instance(ns: &str, url: &str) -> Option<String> {
     let output = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "5"])
-        .arg(format!("{url}/api/cluster"))
+        .args(["netns", "exec", ns, "curl", "-sS", "-i", "--max-time", "5"])
+        .arg(format!("{url}/healthz"))
         .stdin(Stdio::null())
         .output()
         .await
@@ -207,8 +208,13 @@ async fn probe_instance(ns: &str, url: &str) -> Option<String> {
         );
         return None;
     }
-    let body: Value = serde_json::from_slice(&output.stdout).ok()?;
-    body["instance"].as_str().map(str::to_owned)
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("x-gateway-instance")
+                .then(|| value.trim().to_owned())
+        })
 }
 
 /// One page's script, run inside its namespace.

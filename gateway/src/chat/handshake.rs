@@ -2,7 +2,8 @@
 //! socket joins any room or gets any handler.
 //!
 //! With accounts (Redis), in this order: the per-IP handshake rate limit, then a session
-//! token (`auth: {token}`, else `Authorization: Bearer`, else the session cookie), then the
+//! token (`auth: {token}`, else `Authorization: Bearer`, else the session cookie, whose page's
+//! `Origin` must be allowed: `forbidden: origin` otherwise, see `origin.rs`), then the
 //! session in Redis and its user in the directory. Any failure refuses the connection with a
 //! `connect_error` whose message says why (`unauthorized: no session`, `unauthorized: session
 //! expired`, `rate_limited: retry in 3s`, `unavailable: ...`). In standalone mode every socket
@@ -66,15 +67,22 @@ async fn authenticate<A: Adapter>(
     auth: Result<Value, ParserError>,
 ) -> Result<Identity, Refusal> {
     let parts = socket.req_parts();
-    let ip = accounts
-        .proxies
-        .client_ip(Peer::of(parts).0, &parts.headers);
+    let peer = Peer::of(parts).0;
+    let ip = accounts.proxies.client_ip(peer, &parts.headers);
     accounts
         .limiter
         .check(Scope::Handshake, &ratelimit::ip_id(ip))
         .await?;
 
-    let token = auth_token(&auth).or_else(|| presented_token(&parts.headers));
+    // `auth.token` is sent deliberately; a cookie is attached by the browser whichever page
+    // opened the socket, so its page must be allowed to use it.
+    let token = match auth_token(&auth) {
+        Some(token) => Some(token),
+        None => {
+            accounts.origins.guard_cookie(peer, &parts.headers)?;
+            presented_token(&parts.headers)
+        }
+    };
     let signed_in = accounts.user_for_token(token.as_deref()).await?;
     let user = signed_in.user;
     Ok(Identity {

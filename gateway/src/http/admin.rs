@@ -14,6 +14,7 @@ use super::{AccountRoutes, auth::current_user};
 use crate::{
     cache::{Invalidation, TenantSettings},
     refusal::Refusal,
+    request::Peer,
 };
 
 /// The body of the `PUT`: every setting, nothing else.
@@ -60,10 +61,13 @@ pub(super) async fn get_settings<A: Adapter>(
 pub(super) async fn put_settings<A: Adapter>(
     State(state): State<AccountRoutes<A>>,
     Path(tenant): Path<String>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Result<Json<SettingsBody>, JsonRejection>,
 ) -> Result<Json<SettingsWritten>, Refusal> {
     let accounts = &state.accounts;
+    // With the cookie, only from a page that may use it (403 `forbidden: origin`).
+    accounts.origins.guard_cookie(peer, &headers)?;
     let user = current_user(accounts, &headers).await?;
     if *user.tenant != *tenant || !user.admin {
         return Err(Refusal::Forbidden("admin role of this tenant required"));

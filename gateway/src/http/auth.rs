@@ -107,12 +107,16 @@ pub(super) async fn login<A: Adapter>(
 }
 
 /// `POST /api/logout`: deletes the presented session and disconnects its sockets on every
-/// instance. Answers 204 and clears the cookie even without a live session (idempotent).
+/// instance. Answers 204 and clears the cookie even without a live session (idempotent); 403
+/// `forbidden: origin` when the cookie comes from a page that may not use it.
 pub(super) async fn logout<A: Adapter>(
     State(state): State<AccountRoutes<A>>,
+    Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let accounts = &state.accounts;
+    // A page of another origin must not log the user out with their cookie.
+    accounts.origins.guard_cookie(peer, &headers)?;
     if let Some(token) = presented_token(&headers).and_then(|token| Token::parse(&token)) {
         if let Some(session) = accounts.sessions.get(&token).await? {
             let id = token.id();

@@ -1,6 +1,22 @@
 //! `GET /healthz`: the process is up and serving HTTP.
 
-/// Always `200 ok` while the server accepts requests.
-pub(super) async fn healthz() -> &'static str {
-    "ok"
+use axum::{
+    extract::State,
+    http::{HeaderName, HeaderValue},
+    response::{IntoResponse, Response},
+};
+use socketioxide::adapter::Adapter;
+
+use super::HttpState;
+
+/// The header naming the instance that answered (the id clients also see in `welcome`), so
+/// that a probe through a load balancer learns where it landed without the admin routes.
+const INSTANCE_HEADER: HeaderName = HeaderName::from_static("x-gateway-instance");
+
+/// Always `200 ok` while the server accepts requests, with [`INSTANCE_HEADER`].
+pub(super) async fn healthz<A: Adapter>(State(state): State<HttpState<A>>) -> Response {
+    match HeaderValue::from_str(&state.instance) {
+        Ok(instance) => ([(INSTANCE_HEADER, instance)], "ok").into_response(),
+        Err(_) => "ok".into_response(),
+    }
 }

@@ -1,5 +1,6 @@
-//! Plain HTTP next to Socket.IO: liveness, readiness, metrics, cluster status and counters;
-//! clustered (accounts in Redis) also login, logout, the current user and tenant settings.
+//! Plain HTTP next to Socket.IO: liveness, readiness, the chat page; clustered (accounts in
+//! Redis) also login, logout, the current user and tenant settings. Metrics, cluster status
+//! and counters are on a listener of their own (`admin_router`, `--admin-listen`).
 //! The CORS policy here also covers Socket.IO's long-polling requests.
 
 mod admin;
@@ -74,22 +75,19 @@ impl<A: Adapter> Clone for AccountRoutes<A> {
     }
 }
 
-/// The HTTP routes: the chat page (`GET /` and `GET /assets/...`), `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/cluster`, `GET /api/cluster/sockets` and
-/// `GET /api/stats`; clustered (with accounts) also `POST /api/login`, `POST /api/logout`, `GET /api/me`
-/// and `GET|PUT /api/admin/tenants/{id}/settings`; with `--bench-endpoints` also
-/// `POST /bench/burst`.
+/// The HTTP routes of `--listen`, what browsers and clients use: the chat page (`GET /` and
+/// `GET /assets/...`), `GET /healthz` and `GET /readyz`; clustered (with accounts) also
+/// `POST /api/login`, `POST /api/logout`, `GET /api/me` and
+/// `GET|PUT /api/admin/tenants/{id}/settings`; with `--bench-endpoints` also
+/// `POST /bench/burst`. The operational routes are on [`admin_router`] only.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let mut router = Router::new()
         .route("/", get(page::index))
         .route("/assets/app.js", get(page::app_js))
         .route("/assets/style.css", get(page::style_css))
         .route("/assets/socket.io.min.js", get(page::socket_io_js::<A>))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(ready::readyz::<A>))
-        .route("/metrics", get(metrics::metrics::<A>))
-        .route("/api/cluster", get(cluster::cluster::<A>))
-        .route("/api/cluster/sockets", get(cluster::sockets::<A>))
-        .route("/api/stats", get(stats::stats::<A>));
+        .route("/healthz", get(health::healthz::<A>))
+        .route("/readyz", get(ready::readyz::<A>));
     if let Mode::Clustered { accounts, .. } = &*state.mode {
         let accounts = AccountRoutes {
             accounts: accounts.clone(),
@@ -112,4 +110,18 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
         router = router.route("/bench/burst", post(bench::burst::<A>));
     }
     router.with_state(state)
+}
+
+/// The operational routes of `--admin-listen` (loopback by default): `GET /metrics`,
+/// `GET /api/stats`, `GET /api/cluster` and `GET /api/cluster/sockets` (a count, never a
+/// socket id), plus `GET /healthz` and `GET /readyz` for the operator's probes.
+pub(crate) fn admin_router<A: Adapter>(state: HttpState<A>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz::<A>))
+        .route("/readyz", get(ready::readyz::<A>))
+        .route("/metrics", get(metrics::metrics::<A>))
+        .route("/api/cluster", get(cluster::cluster::<A>))
+        .route("/api/cluster/sockets", get(cluster::sockets::<A>))
+        .route("/api/stats", get(stats::stats::<A>))
+        .with_state(state)
 }

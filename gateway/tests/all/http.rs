@@ -7,7 +7,7 @@ use crate::support::{TestGateway, connect, standalone};
 use serde_json::{Value, json};
 
 async fn cluster(gateway: &TestGateway) -> Value {
-    let url = format!("{}/api/cluster", gateway.url());
+    let url = format!("{}/api/cluster", gateway.admin_url());
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
@@ -21,6 +21,45 @@ async fn healthz_answers_ok() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "ok");
+}
+
+/// The operational routes are served on the admin listener only: the main listener (what
+/// nginx and browsers reach) answers 404, and no answer names a socket.
+#[tokio::test]
+async fn operational_routes_are_on_the_admin_listener_only() {
+    let gateway = TestGateway::start(standalone()).await;
+    let _socket = connect(gateway.url()).await;
+    for path in [
+        "/metrics",
+        "/api/stats",
+        "/api/cluster",
+        "/api/cluster/sockets",
+    ] {
+        let main = reqwest::get(format!("{}{path}", gateway.url()))
+            .await
+            .unwrap();
+        assert_eq!(main.status(), 404, "{path} on the main listener");
+        let admin = reqwest::get(format!("{}{path}", gateway.admin_url()))
+            .await
+            .unwrap();
+        assert_eq!(admin.status(), 200, "{path} on the admin listener");
+    }
+    let sockets: Value = reqwest::get(format!("{}/api/cluster/sockets", gateway.admin_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sockets, json!({"sockets": 1}), "a count, no socket id");
+    // The chat page and the probes stay on the main listener; /healthz names the instance.
+    let health = reqwest::get(format!("{}/healthz", gateway.url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.headers()["x-gateway-instance"].to_str().unwrap(),
+        gateway.instance()
+    );
 }
 
 #[tokio::test]

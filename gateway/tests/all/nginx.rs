@@ -13,7 +13,9 @@ use std::{
 };
 
 use crate::nginx_support::{Nginx, nginx_binary, port_of};
-use crate::support::{ChildGateway, TIMEOUT, clustered_args, join, next_named, password};
+use crate::support::{
+    ChildGateway, TIMEOUT, clustered_args, join, next_named, password, with_flag,
+};
 use serde_json::{Value, json};
 use socketio_client::{ConnectOptions, SocketClient, Transport};
 use test_support::RedisServer;
@@ -29,11 +31,16 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
+        Self::start_with(|args| args).await
+    }
+
+    /// A stack whose gateways' flags are `flags(clustered_args)`.
+    async fn start_with(flags: impl Fn(Vec<String>) -> Vec<String>) -> Self {
         let nginx_binary = nginx_binary();
         let redis = RedisServer::start().await;
         let mut gateways = Vec::new();
         for i in 1..=3 {
-            let mut args = clustered_args(&redis.url());
+            let mut args = flags(clustered_args(&redis.url()));
             args.extend(
                 ["--trusted-proxies", "127.0.0.1", "--instance-id"]
                     .map(str::to_owned)
@@ -72,18 +79,16 @@ fn http_from(ip: IpAddr) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// The instance nginx sends requests from `ip` to (`GET /api/cluster` names it).
+/// The instance nginx sends requests from `ip` to (`GET /healthz` names it in
+/// `x-gateway-instance`; `/api/cluster` is not behind nginx).
 async fn instance_for(url: &str, ip: IpAddr) -> String {
-    let body: Value = http_from(ip)
-        .get(format!("{url}/api/cluster"))
+    let response = http_from(ip)
+        .get(format!("{url}/healthz"))
         .send()
         .await
-        .expect("GET /api/cluster through nginx")
-        .json()
-        .await
-        .expect("a JSON body");
-    body["instance"]
-        .as_str()
+        .expect("GET /healthz through nginx");
+    response.headers()["x-gateway-instance"]
+        .to_str()
         .expect("an instance id")
         .to_owned()
 }
@@ -318,4 +323,74 @@ async fn official_client_chats_through_nginx_over_polling_and_websocket() {
     let stack = Stack::start().await;
     official_client_through_nginx(&stack, "polling").await;
     official_client_through_nginx(&stack, "websocket").await;
+}
+
+/// Through the shipped nginx, a client cannot pick its rate-limit bucket: nginx overwrites
+/// `X-Forwarded-For` with the client's address, so 11 wrong logins from one client, each with
+/// another forged address, share one bucket and the 11th is over the limit of 10 per minute.
+/// (With `$proxy_add_x_forwarded_for`, a client on the loopback that the gateways trust got 11
+/// buckets and no 429.)
+#[tokio::test]
+async fn forged_forwarded_for_through_nginx_does_not_escape_the_login_limit() {
+    let stack = Stack::start_with(|args| with_flag(args, "--rate-login", "10/60s")).await;
+    let client = http_from(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut statuses = Vec::new();
+    for i in 1..=11 {
+        let response = client
+            .post(format!("{}/api/login", stack.url()))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({"username": "alice", "password": "wrong"}))
+            .send()
+            .await
+            .expect("POST /api/login through nginx");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10], 429, "the 11th wrong login: {statuses:?}");
+}
+
+/// nginx passes only what browsers need: the operational routes are not reachable through
+/// it (they are on each gateway's admin listener), while the page, Socket.IO and the account
+/// routes are; the page's own origin (nginx's, through `X-Forwarded-Host`) may use the
+/// session cookie, another may not.
+#[tokio::test]
+async fn nginx_serves_only_browser_routes_and_the_cookie_only_to_its_origin() {
+    let stack = Stack::start().await;
+    let url = stack.url();
+    for path in [
+        "/metrics",
+        "/api/stats",
+        "/api/cluster",
+        "/api/cluster/sockets",
+        "/bench/burst",
+        "/readyz",
+    ] {
+        let status = reqwest::get(format!("{url}{path}")).await.unwrap().status();
+        assert_eq!(status, 404, "{path} through nginx");
+    }
+    for path in ["/", "/healthz", "/assets/app.js"] {
+        let status = reqwest::get(format!("{url}{path}")).await.unwrap().status();
+        assert_eq!(status, 200, "{path} through nginx");
+    }
+    let token = crate::support::login(url, "alice").await;
+    for polling in [false, true] {
+        let page = |origin: &str| {
+            ConnectOptions::new(url)
+                .timeout(TIMEOUT)
+                .polling(polling)
+                .header("cookie", format!("gw_session={token}"))
+                .header("origin", origin)
+        };
+        let mut own = SocketClient::connect_with(page(url))
+            .await
+            .unwrap_or_else(|err| panic!("the page's own origin through nginx: {err}"));
+        next_named(&mut own, "welcome").await;
+        own.close().await;
+        let foreign = SocketClient::connect_with(page("http://127.0.0.1:1")).await;
+        assert!(
+            matches!(&foreign, Err(socketio_client::ClientError::ConnectRefused(m)) if m == "forbidden: origin"),
+            "polling {polling}: {:?}",
+            foreign.err()
+        );
+    }
 }

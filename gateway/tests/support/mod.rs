@@ -166,9 +166,15 @@ pub async fn get_json(url: &str, path: &str) -> Value {
         .unwrap_or_else(|err| panic!("GET {path}: not JSON: {err}"))
 }
 
-/// `GET /api/stats` of the gateway at `url`.
+/// `GET {path}` of the admin listener of the gateway at `url` (registered by
+/// `TestGateway::start` and `ChildGateway::start`), as JSON.
+pub async fn admin_json(url: &str, path: &str) -> Value {
+    get_json(&gateway::testing::admin_url(url), path).await
+}
+
+/// `GET /api/stats` of the gateway at `url` (from its admin listener).
 pub async fn stats(url: &str) -> Value {
-    get_json(url, "/api/stats").await
+    admin_json(url, "/api/stats").await
 }
 
 /// Starts `n` clustered gateways on `redis_url` with `config` applied to each, and waits
@@ -190,14 +196,15 @@ pub async fn cluster(n: usize, redis_url: &str, config: impl Fn(&mut Config)) ->
     gateways
 }
 
-/// `GET /api/cluster` of the gateway at `url`.
+/// `GET /api/cluster` of the gateway at `url` (from its admin listener).
 pub async fn cluster_info(url: &str) -> Value {
-    get_json(url, "/api/cluster").await
+    admin_json(url, "/api/cluster").await
 }
 
-/// `GET /api/cluster/sockets` of the gateway at `url`: the cluster-wide socket count.
+/// `GET /api/cluster/sockets` of the gateway at `url` (from its admin listener): the
+/// cluster-wide socket count.
 pub async fn cluster_sockets(url: &str) -> Value {
-    get_json(url, "/api/cluster/sockets").await["sockets"].clone()
+    admin_json(url, "/api/cluster/sockets").await["sockets"].clone()
 }
 
 /// The `gateway` binary run as a child process, as an operator would run it; killed with
@@ -208,12 +215,14 @@ pub struct ChildGateway {
 }
 
 impl ChildGateway {
-    /// Starts the binary on a free loopback port with `args` and waits until `/healthz`
-    /// answers.
+    /// Starts the binary on a free loopback port (and its admin listener on another) with
+    /// `args` and waits until `/healthz` answers.
     pub async fn start(args: &[String]) -> Self {
         let port = test_support::free_port();
+        let admin_port = test_support::free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -223,6 +232,7 @@ impl ChildGateway {
             url: format!("http://127.0.0.1:{port}"),
             child,
         };
+        gateway::testing::register_admin(&gateway.url, &format!("http://127.0.0.1:{admin_port}"));
         assert!(
             becomes_healthy(&gateway.url).await,
             "gateway child on port {port} did not become healthy"
@@ -310,9 +320,10 @@ pub async fn readyz(url: &str) -> (u16, Value) {
     (status, response.json().await.expect("a JSON body"))
 }
 
-/// `GET /metrics` of the gateway at `url`: the Prometheus text.
+/// `GET /metrics` of the gateway at `url` (from its admin listener): the Prometheus text.
 pub async fn metrics(url: &str) -> String {
-    let response = reqwest::get(format!("{url}/metrics"))
+    let admin = gateway::testing::admin_url(url);
+    let response = reqwest::get(format!("{admin}/metrics"))
         .await
         .expect("GET /metrics");
     assert_eq!(response.status(), 200, "GET /metrics");
@@ -369,6 +380,80 @@ pub async fn run_chat_mjs(label: &str, args: &[String]) -> Value {
     assert!(
         output.status.success(),
         "the official client failed ({label}): {stdout}\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(summary["ok"], true, "{summary}");
+    summary
+}
+
+/// The Python interpreter of `tests/python/.venv`, with `tests/python/requirements.txt`
+/// (python-socketio and its dependencies, pinned) installed: the venv is made with
+/// `python3 -m venv` and filled with `pip install -r` when missing or when the requirements
+/// changed since. Needs the Debian packages `python3` and `python3-venv`.
+pub fn python_venv() -> std::path::PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python"));
+    let venv = dir.join(".venv");
+    let python = venv.join("bin/python");
+    let requirements = std::fs::read_to_string(dir.join("requirements.txt"))
+        .expect("reading tests/python/requirements.txt");
+    let stamp = venv.join("installed-requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&requirements) {
+        return python;
+    }
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .status();
+    assert!(
+        made.is_ok_and(|status| status.success()),
+        "cannot make a venv with `python3 -m venv`: install the Debian packages `python3` and \
+         `python3-venv`"
+    );
+    let installed = std::process::Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(dir.join("requirements.txt"))
+        .status()
+        .expect("running pip in tests/python/.venv");
+    assert!(
+        installed.success(),
+        "pip install -r tests/python/requirements.txt failed"
+    );
+    std::fs::write(&stamp, requirements).expect("writing the venv's requirements stamp");
+    python
+}
+
+/// Runs `tests/python/chat.py` (python-socketio) with `args` and returns its JSON summary,
+/// which must say `ok`; a failure shows its output.
+pub async fn run_chat_py(label: &str, args: &[String]) -> Value {
+    let python = python_venv();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/chat.py");
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(python)
+            .arg(script)
+            .args(args)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("chat.py ({label}) did not finish within 30 s"))
+    .unwrap_or_else(|err| panic!("cannot run chat.py ({label}): {err}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("python chat.py ({label}): {stdout}");
+    assert!(
+        output.status.success(),
+        "python-socketio failed ({label}): {stdout}\n{stderr}"
     );
     let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(summary["ok"], true, "{summary}");
