@@ -8,6 +8,8 @@
 #
 # Environment (defaults in brackets):
 #   NGINX_PORT [8080]  GATEWAY_PORTS [3001,3002,3003]  REDIS_PORT [6380]
+#   REDIS_MAXMEMORY [256mb]  Redis's memory limit (policy volatile-lru: see the README's
+#                    "Memory pressure": only keys that expire are evicted)
 #   CLUSTER_RUN_DIR [deploy/run]  pid files, logs, Redis data, the rendered nginx.conf
 #   GATEWAY_BIN [the release build]  a gateway binary to run instead of building one
 # Every process listens on 127.0.0.1 only.
@@ -19,6 +21,7 @@ WEB_MODULES_DIR=$REPO_DIR/gateway/web/node_modules # absolute: the gateways get 
 NGINX_PORT=${NGINX_PORT:-8080}
 GATEWAY_PORTS=${GATEWAY_PORTS:-3001,3002,3003}
 REDIS_PORT=${REDIS_PORT:-6380}
+REDIS_MAXMEMORY=${REDIS_MAXMEMORY:-256mb}
 RUN_DIR=${CLUSTER_RUN_DIR:-$DEPLOY_DIR/run}
 HOST=127.0.0.1
 IFS=, read -r -a PORTS <<<"$GATEWAY_PORTS"
@@ -179,6 +182,7 @@ start_redis() {
     mkdir -p "$RUN_DIR/redis"
     redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
         --dir "$RUN_DIR/redis" --appendonly yes --save "" \
+        --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy volatile-lru \
         --daemonize yes --pidfile "$(pid_file redis)" --logfile "$(log_file redis)"
     wait_for 10 redis_ready || fail_with_log redis
     wait_for 5 running_pid redis >/dev/null || fail_with_log redis
