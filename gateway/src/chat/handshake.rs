@@ -20,7 +20,7 @@ use super::{
 use crate::{
     accounts::Accounts,
     mode::Mode,
-    ratelimit::{self, Scope},
+    ratelimit::Scope,
     refusal::Refusal,
     request::{Peer, presented_token},
     tenancy,
@@ -69,9 +69,11 @@ async fn authenticate<A: Adapter>(
     let ip = accounts
         .proxies
         .client_ip(Peer::of(parts).0, &parts.headers);
+    // Counted by this instance alone while Redis cannot be asked: the token is then checked
+    // within that limit (and its session read most likely fails the same way: 503).
     accounts
         .limiter
-        .check(Scope::Handshake, &ratelimit::ip_id(ip))
+        .check(Scope::Handshake, &accounts.limiter.ip_id(ip))
         .await?;
 
     let token = auth_token(&auth).or_else(|| presented_token(&parts.headers));
