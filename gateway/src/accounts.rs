@@ -12,6 +12,7 @@ use crate::{
     cache::SettingsCache,
     counters::Counters,
     keys::Keys,
+    login_throttle::LoginThrottle,
     ratelimit::{RateLimiter, Rates},
     refusal::Refusal,
     request::TrustedProxies,
@@ -39,6 +40,8 @@ pub(crate) struct Accounts {
     pub(crate) sessions: SessionStore,
     /// Rate limits in Redis.
     pub(crate) limiter: RateLimiter,
+    /// Failed logins per username, in Redis.
+    pub(crate) throttle: LoginThrottle,
     /// Tenant settings, cached here.
     pub(crate) settings: SettingsCache,
     /// Whose `X-Forwarded-For` to believe.
@@ -81,7 +84,11 @@ impl Accounts {
         counters: Arc<Counters>,
         background: &mut Background,
     ) -> Result<Arc<Self>, Error> {
-        let directory = Directory::load(config.users_file.as_deref())?;
+        let permits = config
+            .login_verifications
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let directory =
+            Directory::load(config.users_file.as_deref())?.limited(permits, config.login_queue);
         match &config.users_file {
             Some(path) => {
                 tracing::info!(users = directory.len(), file = %path.display(), "user directory loaded")
@@ -110,7 +117,17 @@ impl Accounts {
                 store.clone(),
                 config.session_ttl.max(Duration::from_secs(1)),
             ),
-            limiter: RateLimiter::new(store.clone(), rates, counters.clone()),
+            limiter: RateLimiter::new(
+                store.clone(),
+                rates,
+                config.rate_ipv6_prefix,
+                counters.clone(),
+            ),
+            throttle: LoginThrottle::new(
+                store.clone(),
+                config.rate_login_failures,
+                config.rate_login_user_failures,
+            ),
             settings,
             proxies: TrustedProxies::new(&config.trusted_proxies),
             secure_cookies: config.secure_cookies,
