@@ -217,9 +217,11 @@ impl Directory {
     /// At most `permits` verifications at once (at least 1), and at most `queue` logins
     /// waiting for one.
     pub(crate) fn limited(mut self, permits: usize, queue: usize) -> Self {
-        let permits = permits.max(1);
+        // Semaphore::new panics beyond MAX_PERMITS: a configured number is clamped to it.
+        let permits = permits.clamp(1, Semaphore::MAX_PERMITS);
+        let admissions = permits.saturating_add(queue).min(Semaphore::MAX_PERMITS);
         self.verifications = Arc::new(Semaphore::new(permits));
-        self.admissions = Arc::new(Semaphore::new(permits.saturating_add(queue)));
+        self.admissions = Arc::new(Semaphore::new(admissions));
         self
     }
 
