@@ -13,6 +13,8 @@
 #                   /api/stats, /api/cluster), on loopback and never behind nginx
 #   USERS_FILE [none]  a users file (gateway add-user); without it the gateways are started
 #                   with --demo-users: the DEMO directory, whose passwords are published
+#   REDIS_MAXMEMORY [256mb]  Redis's memory limit (policy volatile-lru: see the README's
+#                    "Memory pressure": only keys that expire are evicted)
 #   CLUSTER_RUN_DIR [deploy/run]  pid files, logs, Redis data, the rendered nginx.conf
 #   GATEWAY_BIN [the release build]  a gateway binary to run instead of building one
 # Every process listens on 127.0.0.1 only.
@@ -26,6 +28,7 @@ GATEWAY_PORTS=${GATEWAY_PORTS:-3001,3002,3003}
 ADMIN_PORTS=${ADMIN_PORTS:-9091,9092,9093}
 USERS_FILE=${USERS_FILE:-}
 REDIS_PORT=${REDIS_PORT:-6380}
+REDIS_MAXMEMORY=${REDIS_MAXMEMORY:-256mb}
 RUN_DIR=${CLUSTER_RUN_DIR:-$DEPLOY_DIR/run}
 HOST=127.0.0.1
 IFS=, read -r -a PORTS <<<"$GATEWAY_PORTS"
@@ -211,6 +214,7 @@ start_redis() {
     redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
         --aclfile "$SECRETS_DIR/redis.acl" \
         --dir "$RUN_DIR/redis" --appendonly yes --save "" \
+        --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy volatile-lru \
         --daemonize yes --pidfile "$(pid_file redis)" --logfile "$(log_file redis)"
     wait_for 10 redis_ready || fail_with_log redis
     wait_for 5 running_pid redis >/dev/null || fail_with_log redis

@@ -13,6 +13,7 @@ use crate::{
     counters::Counters,
     keys::Keys,
     origin::OriginPolicy,
+    login_throttle::LoginThrottle,
     ratelimit::{RateLimiter, Rates},
     refusal::Refusal,
     request::TrustedProxies,
@@ -40,6 +41,8 @@ pub(crate) struct Accounts {
     pub(crate) sessions: SessionStore,
     /// Rate limits in Redis.
     pub(crate) limiter: RateLimiter,
+    /// Failed logins per username, in Redis.
+    pub(crate) throttle: LoginThrottle,
     /// Tenant settings, cached here.
     pub(crate) settings: SettingsCache,
     /// Whose `X-Forwarded-For` to believe.
@@ -87,7 +90,11 @@ impl Accounts {
         if config.users_file.is_none() && !config.demo_users {
             return Err(Error::NoUserDirectory);
         }
-        let directory = Directory::load(config.users_file.as_deref())?;
+        let permits = config
+            .login_verifications
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let directory =
+            Directory::load(config.users_file.as_deref())?.limited(permits, config.login_queue);
         match &config.users_file {
             Some(path) => {
                 tracing::info!(users = directory.len(), file = %path.display(), "user directory loaded")
@@ -116,7 +123,17 @@ impl Accounts {
                 store.clone(),
                 config.session_ttl.max(Duration::from_secs(1)),
             ),
-            limiter: RateLimiter::new(store.clone(), rates, counters.clone()),
+            limiter: RateLimiter::new(
+                store.clone(),
+                rates,
+                config.rate_ipv6_prefix,
+                counters.clone(),
+            ),
+            throttle: LoginThrottle::new(
+                store.clone(),
+                config.rate_login_failures,
+                config.rate_login_user_failures,
+            ),
             settings,
             proxies: TrustedProxies::new(&config.trusted_proxies),
             origins: OriginPolicy::new(

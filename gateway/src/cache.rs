@@ -16,6 +16,12 @@
 //!
 //! Without confirmations (an instance slower than the writer's deadline) the TTL still bounds
 //! how long an instance can act on an old value.
+//!
+//! A value that cannot be read (Redis down, out of memory, a key of the wrong type, JSON that
+//! does not parse) is never replaced by the defaults, which are the most permissive settings:
+//! the tenant keeps the last value this instance read, kept apart from the cache so that
+//! neither an invalidation nor a resubscription forgets it. Only a tenant never read since
+//! start falls back to the defaults.
 
 use std::{
     collections::HashMap,
@@ -118,6 +124,9 @@ struct State {
     generation: u64,
     /// The invalidation subscription is in place: only then may entries be used or kept.
     live: bool,
+    /// The last value read from Redis per tenant, whatever happened since: the fallback when
+    /// Redis cannot be read. One entry per tenant of a signed-in user (the directory's tenants).
+    last_known: HashMap<String, TenantSettings>,
 }
 
 struct Entry {
@@ -165,10 +174,11 @@ impl SettingsCache {
     }
 
     /// `tenant`'s settings: from the cache while fresh, else from Redis (the defaults when
-    /// none are stored). When Redis cannot be read, the last known value or the defaults.
+    /// none are stored). When they cannot be read, the last value read (the defaults only for
+    /// a tenant never read).
     pub(crate) async fn get(&self, tenant: &str) -> TenantSettings {
         let inner = &self.inner;
-        let (mut generation, stale) = {
+        let (mut generation, last_known) = {
             let state = inner.lock();
             if let Some(entry) = state.entries.get(tenant) {
                 if state.live && entry.fetched.elapsed() < inner.ttl {
@@ -176,10 +186,7 @@ impl SettingsCache {
                     return entry.settings;
                 }
             }
-            (
-                state.generation,
-                state.entries.get(tenant).map(|e| e.settings),
-            )
+            (state.generation, state.last_known.get(tenant).copied())
         };
         let mut fetched = None;
         for _ in 0..FETCH_ATTEMPTS {
@@ -188,6 +195,7 @@ impl SettingsCache {
                 Ok(settings) => {
                     let mut state = inner.lock();
                     if state.generation == generation {
+                        state.last_known.insert(tenant.to_owned(), settings);
                         if state.live {
                             state.entries.insert(
                                 tenant.to_owned(),
@@ -206,11 +214,11 @@ impl SettingsCache {
                 Err(err) => {
                     inner.counters.settings_fetch_failures.incr();
                     tracing::warn!(%tenant, %err, "cannot read tenant settings; using the last known ones");
-                    return fetched.or(stale).unwrap_or_default();
+                    return fetched.or(last_known).unwrap_or_default();
                 }
             }
         }
-        fetched.or(stale).unwrap_or_default()
+        fetched.or(last_known).unwrap_or_default()
     }
 
     /// Stores `settings` for `tenant`, then invalidates every instance's cache and waits up to
@@ -273,13 +281,11 @@ impl Inner {
         let mut get = redis::cmd("GET");
         get.arg(self.store.keys().tenant_settings(tenant));
         let value: Option<String> = self.store.query(&get).await?;
-        Ok(match value {
-            None => TenantSettings::default(),
-            Some(value) => serde_json::from_str(&value).unwrap_or_else(|err| {
-                tracing::warn!(%tenant, %err, "unreadable tenant settings in Redis: using the defaults");
-                TenantSettings::default()
-            }),
-        })
+        match value {
+            None => Ok(TenantSettings::default()),
+            Some(value) => serde_json::from_str(&value)
+                .map_err(|_| Error::Internal("unreadable tenant settings in Redis")),
+        }
     }
 
     /// The subscription is (again) in place: start from an empty cache, since invalidations
@@ -291,9 +297,8 @@ impl Inner {
         state.live = true;
     }
 
-    /// The subscription is lost: stop serving from the cache until it is back. Entries stay,
-    /// only as the fallback of a read that cannot reach Redis (a tenant keeps its last known
-    /// limits through an outage rather than falling back to the defaults).
+    /// The subscription is lost: stop serving from the cache until it is back (a read that
+    /// cannot reach Redis meanwhile falls back to the last known value).
     fn went_dark(&self) {
         let mut state = self.lock();
         state.generation += 1;

@@ -48,6 +48,13 @@ pub const DEFAULT_RATE_HANDSHAKE: Rate = Rate::new(60, Duration::from_secs(60));
 pub const DEFAULT_RATE_MESSAGE: Rate = Rate::new(30, Duration::from_secs(10));
 /// Default `dm` events per user.
 pub const DEFAULT_RATE_DM: Rate = Rate::new(20, Duration::from_secs(10));
+/// Default failed logins per (username, client address) before that address is throttled for
+/// that user.
+pub const DEFAULT_RATE_LOGIN_FAILURES: Rate = Rate::new(5, Duration::from_secs(15 * 60));
+/// Default failed logins per username from anywhere before only known addresses are verified.
+pub const DEFAULT_RATE_LOGIN_USER_FAILURES: Rate = Rate::new(50, Duration::from_secs(3600));
+/// Default IPv6 prefix length of a rate-limit key (one subscriber's /64 is one client).
+pub const DEFAULT_RATE_IPV6_PREFIX: u8 = 64;
 /// Default life of a cached tenant's settings.
 pub const DEFAULT_SETTINGS_CACHE_TTL: &str = "2m";
 /// Default interval between two checks of the local sockets' sessions.
@@ -218,6 +225,28 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_RATE_DM", default_value_t = DEFAULT_RATE_DM)]
     pub rate_dm: Rate,
 
+    /// Failed logins per (username, client address), as N/duration; beyond it that address is
+    /// refused (429) for that user without its password being verified.
+    #[arg(long, env = "GATEWAY_RATE_LOGIN_FAILURES", default_value_t = DEFAULT_RATE_LOGIN_FAILURES)]
+    pub rate_login_failures: Rate,
+
+    /// Failed logins per username from any address, as N/duration; beyond it only addresses
+    /// that logged in as that user recently are verified.
+    #[arg(long, env = "GATEWAY_RATE_LOGIN_USER_FAILURES", default_value_t = DEFAULT_RATE_LOGIN_USER_FAILURES)]
+    pub rate_login_user_failures: Rate,
+
+    /// IPv6 clients are keyed by their network of this many bits in every per-address limit.
+    #[arg(long, env = "GATEWAY_RATE_IPV6_PREFIX", default_value_t = DEFAULT_RATE_IPV6_PREFIX, value_parser = crate::ratelimit::parse_ipv6_prefix)]
+    pub rate_ipv6_prefix: u8,
+
+    /// Password verifications at once (argon2 is CPU- and memory-hungry). Default: one per CPU.
+    #[arg(long, env = "GATEWAY_LOGIN_VERIFICATIONS")]
+    pub login_verifications: Option<usize>,
+
+    /// Logins that may wait for a verification; beyond them a login is refused at once (503).
+    #[arg(long, env = "GATEWAY_LOGIN_QUEUE", default_value_t = crate::users::DEFAULT_LOGIN_QUEUE)]
+    pub login_queue: usize,
+
     /// How long an instance keeps a tenant's settings without asking Redis
     /// (changes reach every instance at once anyway, through Pub/Sub).
     #[arg(long, env = "GATEWAY_SETTINGS_CACHE_TTL", default_value = DEFAULT_SETTINGS_CACHE_TTL, value_parser = humantime::parse_duration)]
@@ -319,6 +348,11 @@ impl Default for Config {
             rate_handshake: DEFAULT_RATE_HANDSHAKE,
             rate_message: DEFAULT_RATE_MESSAGE,
             rate_dm: DEFAULT_RATE_DM,
+            rate_login_failures: DEFAULT_RATE_LOGIN_FAILURES,
+            rate_login_user_failures: DEFAULT_RATE_LOGIN_USER_FAILURES,
+            rate_ipv6_prefix: DEFAULT_RATE_IPV6_PREFIX,
+            login_verifications: None,
+            login_queue: crate::users::DEFAULT_LOGIN_QUEUE,
             settings_cache_ttl: duration(DEFAULT_SETTINGS_CACHE_TTL),
             session_check_interval: duration(DEFAULT_SESSION_CHECK_INTERVAL),
             web_modules_dir: PathBuf::from(DEFAULT_WEB_MODULES_DIR),

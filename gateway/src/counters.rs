@@ -1,4 +1,4 @@
-//! The gateway's own live counters (sessions, rate limits, settings cache), each named once in
+//! The gateway's own live counters (sessions, logins, rate limits, settings cache), each named once in
 //! the table below: its field, its doc, and so its `GET /api/stats` key (the field name) and
 //! its `GET /metrics` name (`gateway_<field>_total`). The adapter's counters are
 //! [`redis_adapter::Stats`], a snapshot read from the adapter.
@@ -66,8 +66,13 @@ counters! {
     sessions_expired_disconnects,
     /// Requests and events refused by a rate limit.
     rate_limited,
-    /// Rate-limit checks allowed because Redis could not be asked in time (fail open).
-    rate_limit_fail_open,
+    /// Rate-limit checks Redis could not answer in time, counted by this instance alone.
+    rate_limit_local,
+    /// Password verifications started (argon2; unknown usernames verify a dummy hash).
+    password_verifications,
+    /// Logins refused by the failed-login throttle (per username and address, or per username
+    /// from an address without a recent successful login).
+    login_throttled,
     /// Tenant settings served from the local cache.
     settings_cache_hits,
     /// Tenant settings read from Redis.

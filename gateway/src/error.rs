@@ -83,4 +83,10 @@ impl Error {
             Self::Redis(_) | Self::RedisTimeout(_) | Self::NoRedis(_)
         )
     }
+
+    /// Whether Redis refused a write for lack of memory (`OOM`, over its `maxmemory` with
+    /// nothing it may evict).
+    pub(crate) fn is_redis_oom(&self) -> bool {
+        matches!(self, Self::Redis(err) if err.code() == Some("OOM"))
+    }
 }

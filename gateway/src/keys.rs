@@ -28,6 +28,12 @@ impl Keys {
         format!("{}:rl:{scope}:{id}", self.prefix)
     }
 
+    /// `{prefix}:known:{{user}}`: the addresses `user` logged in from recently (a sorted set
+    /// scored by time; the username is the hash tag, the slot of its login-failure keys).
+    pub(crate) fn known_addresses(&self, user: &str) -> String {
+        format!("{}:known:{{{user}}}", self.prefix)
+    }
+
     /// `{prefix}:tenant:{id}:settings`: a tenant's settings (JSON), no expiry.
     pub(crate) fn tenant_settings(&self, tenant: &str) -> String {
         format!("{}:tenant:{tenant}:settings", self.prefix)
@@ -62,6 +68,7 @@ mod tests {
             keys.tenant_settings("acme"),
             "socket.io:tenant:acme:settings"
         );
+        assert_eq!(keys.known_addresses("bob"), "socket.io:known:{bob}");
         assert_eq!(keys.invalidate_channel(), "socket.io:invalidate");
         assert_eq!(keys.invalidate_ack("n1"), "socket.io:invalidate:ack:n1");
     }

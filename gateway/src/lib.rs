@@ -24,6 +24,8 @@ mod error;
 mod http;
 mod ids;
 mod keys;
+mod local_limit;
+mod login_throttle;
 mod metrics;
 mod mode;
 mod origin;

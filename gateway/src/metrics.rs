@@ -28,6 +28,11 @@ pub(crate) const ROOMS: &str = "socketio_rooms";
 pub(crate) const REDIS_UP: &str = "redis_up";
 /// `used_memory` of `INFO memory`, only present when Redis answered the scrape in time.
 pub(crate) const REDIS_MEMORY: &str = "redis_memory_used_bytes";
+/// `maxmemory` of `INFO memory` (0: no limit), present when `REDIS_MEMORY` is.
+pub(crate) const REDIS_MAXMEMORY: &str = "redis_maxmemory_bytes";
+/// `evicted_keys` of `INFO stats`: keys Redis evicted for `maxmemory`, present when
+/// `REDIS_MEMORY` is.
+pub(crate) const REDIS_EVICTED: &str = "redis_evicted_keys_total";
 /// 1 when `GET /readyz` would answer 200 (gauge).
 pub(crate) const READY: &str = "gateway_ready";
 

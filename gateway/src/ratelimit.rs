@@ -3,17 +3,28 @@
 //! One check is one atomic Redis operation, a Lua script that increments the window's counter,
 //! starts the window's expiry on the first hit, and returns the count and the time left. Keys
 //! (`{prefix}:rl:{scope}:{id}`) expire with their window. When Redis does not answer within
-//! [`FAIL_OPEN_AFTER`] the check allows the request and counts it in `rate_limit_fail_open`:
-//! an outage of the limiter must not become an outage of the chat.
+//! [`SHARED_DEADLINE`] (down, slow, out of memory) the same rate is counted by this instance
+//! alone ([`LocalLimiter`], bounded memory) and the check says so ([`Counted::Local`]): the
+//! caller decides what a check that only this instance counted may allow (login refuses,
+//! everything else goes on; see the README's failure modes). Counted in `rate_limit_local`.
+//!
+//! Client addresses are keyed whole for IPv4 and by their network prefix for IPv6
+//! (`--rate-ipv6-prefix`, /64 by default: one subscriber's whole /64 is one bucket).
 
-use std::{fmt, net::IpAddr, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv6Addr},
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
 
 use redis::Script;
 
-use crate::{counters::Counters, refusal::Refusal, store::Store};
+use crate::{Error, counters::Counters, local_limit::LocalLimiter, refusal::Refusal, store::Store};
 
-/// How long a check waits for Redis before allowing the request anyway.
-pub const FAIL_OPEN_AFTER: Duration = Duration::from_millis(250);
+/// How long a check waits for Redis before the in-process limiter decides instead.
+pub const SHARED_DEADLINE: Duration = Duration::from_millis(250);
 
 /// INCR the window's counter; start its expiry if it has none (first hit, or a key that lost
 /// its TTL); return `{count, milliseconds left}`.
@@ -134,28 +145,48 @@ impl Rates {
     }
 }
 
+/// Who counted an allowed hit.
+#[derive(Debug)]
+pub(crate) enum Counted {
+    /// Redis: every instance shares the count.
+    Shared,
+    /// This instance alone, because Redis could not be asked (the error says why).
+    Local(Error),
+}
+
 /// Checks and counts hits against the configured limits.
 pub(crate) struct RateLimiter {
     store: Store,
     rates: Rates,
     script: Script,
+    /// Takes over while Redis cannot be asked.
+    local: LocalLimiter,
+    /// IPv6 addresses are keyed by their first this many bits.
+    ipv6_prefix: u8,
     counters: Arc<Counters>,
 }
 
 impl RateLimiter {
-    /// A limiter counting in `store`.
-    pub(crate) fn new(store: Store, rates: Rates, counters: Arc<Counters>) -> Self {
+    /// A limiter counting in `store`, keying IPv6 clients by their `/ipv6_prefix` network.
+    pub(crate) fn new(
+        store: Store,
+        rates: Rates,
+        ipv6_prefix: u8,
+        counters: Arc<Counters>,
+    ) -> Self {
         Self {
             store,
             rates,
             script: Script::new(WINDOW_SCRIPT),
+            local: LocalLimiter::new(crate::local_limit::CAPACITY),
+            ipv6_prefix,
             counters,
         }
     }
 
-    /// Counts one hit of `id` in `scope`: `Err(RateLimited)` when over the limit, `Ok` when
-    /// allowed, including when Redis could not be asked (fail open, counted).
-    pub(crate) async fn check(&self, scope: Scope, id: &str) -> Result<(), Refusal> {
+    /// Counts one hit of `id` in `scope`: `Err(RateLimited)` when over the limit, else who
+    /// counted it (this instance alone when Redis could not be asked in time).
+    pub(crate) async fn check(&self, scope: Scope, id: &str) -> Result<Counted, Refusal> {
         let rate = self.rates.of(scope);
         let key = self.store.keys().rate(scope.as_str(), id);
         let window_ms = u64::try_from(rate.window.as_millis()).unwrap_or(u64::MAX);
@@ -163,31 +194,57 @@ impl RateLimiter {
         let mut invocation = self.script.key(&key);
         invocation.arg(window_ms);
         let hit = crate::store::deadline(
-            FAIL_OPEN_AFTER,
+            SHARED_DEADLINE,
             invocation.invoke_async::<(u64, i64)>(&mut conn),
         )
         .await;
         match hit {
             Ok((count, left_ms)) if count > u64::from(rate.max) => {
-                self.counters.rate_limited.incr();
                 let left = u64::try_from(left_ms).unwrap_or(window_ms).max(1);
-                Err(Refusal::RateLimited {
-                    retry_after: Duration::from_millis(left),
-                })
+                Err(self.limited(Duration::from_millis(left)))
             }
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Counted::Shared),
             Err(err) => {
-                self.counters.rate_limit_fail_open.incr();
-                tracing::warn!(scope = scope.as_str(), %err, "rate limit not checked: allowing (fail open)");
-                Ok(())
+                self.counters.rate_limit_local.incr();
+                tracing::warn!(scope = scope.as_str(), %err, "shared rate limit unavailable: counted by this instance alone");
+                self.local
+                    .hit(&key, rate.max, rate.window)
+                    .map_err(|left| self.limited(left.max(Duration::from_millis(1))))?;
+                Ok(Counted::Local(err))
             }
+        }
+    }
+
+    /// A refusal for a limit reached, counted.
+    fn limited(&self, retry_after: Duration) -> Refusal {
+        self.counters.rate_limited.incr();
+        Refusal::RateLimited { retry_after }
+    }
+
+    /// The rate-limit id of a client address: IPv4 whole, IPv6 as its network of the configured
+    /// prefix (`2001:db8:1:2::/64`), `unknown` when the peer address is not known.
+    pub(crate) fn ip_id(&self, ip: Option<IpAddr>) -> String {
+        match ip.map(|ip| ip.to_canonical()) {
+            None => "unknown".to_owned(),
+            Some(IpAddr::V4(ip)) => ip.to_string(),
+            Some(IpAddr::V6(ip)) => ipv6_network(ip, self.ipv6_prefix),
         }
     }
 }
 
-/// The rate-limit id of a client address (`unknown` when the peer address is not known).
-pub(crate) fn ip_id(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+/// `ip`'s network of `prefix` bits (1 to 128; larger is taken as 128), as `addr/prefix`.
+fn ipv6_network(ip: Ipv6Addr, prefix: u8) -> String {
+    let prefix = prefix.clamp(1, 128);
+    let mask = u128::MAX << (128 - u32::from(prefix));
+    format!("{}/{prefix}", Ipv6Addr::from(u128::from(ip) & mask))
+}
+
+/// Parses `--rate-ipv6-prefix`: 1 to 128 bits.
+pub(crate) fn parse_ipv6_prefix(text: &str) -> Result<u8, String> {
+    match text.trim().parse::<u8>() {
+        Ok(bits) if (1..=128).contains(&bits) => Ok(bits),
+        _ => Err(format!("{text:?} is not a prefix length from 1 to 128")),
+    }
 }
 
 /// The rate-limit id of a user: unique across tenants.
@@ -220,6 +277,23 @@ mod tests {
             "", "10", "10/", "x/1s", "10/1", "10/1d", "0/1s", "1/0s", "-1/1s",
         ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_is_keyed_by_its_network() {
+        let ip: Ipv6Addr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd"
+            .parse()
+            .unwrap_or(Ipv6Addr::LOCALHOST);
+        assert_eq!(ipv6_network(ip, 64), "2001:db8:1:2::/64");
+        assert_eq!(ipv6_network(ip, 48), "2001:db8:1::/48");
+        assert_eq!(
+            ipv6_network(ip, 128),
+            "2001:db8:1:2:aaaa:bbbb:cccc:dddd/128"
+        );
+        assert_eq!(parse_ipv6_prefix("64"), Ok(64));
+        for bad in ["0", "129", "x", ""] {
+            assert!(parse_ipv6_prefix(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -81,7 +81,10 @@ pub(crate) fn whole_seconds(wait: Duration) -> u64 {
 /// `internal error` (anything else).
 impl From<Error> for Refusal {
     fn from(err: Error) -> Self {
-        if err.is_redis() {
+        if err.is_redis_oom() {
+            tracing::warn!(%err, "request failed: Redis is out of memory");
+            Self::Unavailable("Redis out of memory, retry later")
+        } else if err.is_redis() {
             tracing::warn!(%err, "request failed on Redis");
             Self::Unavailable("Redis unreachable, retry later")
         } else {

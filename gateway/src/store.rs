@@ -78,20 +78,41 @@ impl Store {
             .map(drop)
     }
 
-    /// `used_memory` from `INFO memory` (on a cluster, summed over the nodes that answer), if
-    /// Redis answers within `limit` with a value.
-    pub(crate) async fn used_memory(&self, limit: Duration) -> Option<u64> {
+    /// `INFO memory` and `INFO stats` (on a cluster, summed over the nodes that answer), if
+    /// Redis answers within `limit` with a `used_memory`.
+    pub(crate) async fn memory(&self, limit: Duration) -> Option<Memory> {
         let mut conn = self.connection();
         let mut command = redis::cmd("INFO");
-        command.arg("memory");
+        command.arg("memory").arg("stats");
         let info = deadline(limit, command.query_async::<Value>(&mut conn))
             .await
             .ok()?;
         let mut texts = Vec::new();
         collect_texts(&info, &mut texts);
-        let values: Vec<u64> = texts.iter().filter_map(|text| used_memory(text)).collect();
-        (!values.is_empty()).then(|| values.iter().sum())
+        let sum = |field: &str| -> Option<u64> {
+            let values: Vec<u64> = texts
+                .iter()
+                .filter_map(|text| info_field(text, field))
+                .collect();
+            (!values.is_empty()).then(|| values.iter().sum())
+        };
+        Some(Memory {
+            used: sum("used_memory")?,
+            max: sum("maxmemory").unwrap_or(0),
+            evicted_keys: sum("evicted_keys").unwrap_or(0),
+        })
     }
+}
+
+/// Redis's memory as `INFO` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Memory {
+    /// `used_memory`, bytes.
+    pub(crate) used: u64,
+    /// `maxmemory`, bytes (0: no limit).
+    pub(crate) max: u64,
+    /// `evicted_keys`: keys evicted for `maxmemory` since Redis started.
+    pub(crate) evicted_keys: u64,
 }
 
 /// Every text in an answer: one for a single Redis, one per node (in a map) for a cluster.
@@ -109,10 +130,10 @@ fn collect_texts(value: &Value, texts: &mut Vec<String>) {
     }
 }
 
-/// The `used_memory:<bytes>` line of an `INFO` answer.
-fn used_memory(info: &str) -> Option<u64> {
+/// The integer value of the `field:<value>` line of an `INFO` answer.
+fn info_field(info: &str, field: &str) -> Option<u64> {
     info.lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.trim().parse().ok())
 }
 
@@ -140,9 +161,13 @@ fn layer_error(err: redis_adapter::Error) -> Error {
 mod tests {
     #[test]
     fn reads_used_memory() {
-        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n";
-        assert_eq!(super::used_memory(info), Some(1_048_576));
-        assert_eq!(super::used_memory("# Memory\r\n"), None);
-        assert_eq!(super::used_memory("used_memory:lots\r\n"), None);
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n\
+                    maxmemory:0\r\n# Stats\r\nevicted_keys:7\r\n";
+        let field = super::info_field;
+        assert_eq!(field(info, "used_memory"), Some(1_048_576));
+        assert_eq!(field(info, "maxmemory"), Some(0));
+        assert_eq!(field(info, "evicted_keys"), Some(7));
+        assert_eq!(field("# Memory\r\n", "used_memory"), None);
+        assert_eq!(field("used_memory:lots\r\n", "used_memory"), None);
     }
 }

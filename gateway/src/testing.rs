@@ -80,6 +80,8 @@ pub fn clustered(redis_url: &str) -> Config {
         rate_handshake: UNLIMITED,
         rate_message: UNLIMITED,
         rate_dm: UNLIMITED,
+        rate_login_failures: UNLIMITED,
+        rate_login_user_failures: UNLIMITED,
         ..standalone()
     }
 }
@@ -106,6 +108,8 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
         "--rate-handshake",
         "--rate-message",
         "--rate-dm",
+        "--rate-login-failures",
+        "--rate-login-user-failures",
     ] {
         args.extend([flag.to_owned(), UNLIMITED.to_string()]);
     }

@@ -26,7 +26,7 @@ use argon2::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::{Error, ids, tenancy, validate};
+use crate::{Error, counters::Counters, ids, refusal::Refusal, tenancy, validate};
 
 pub use argon2::Params;
 
@@ -131,13 +131,21 @@ pub(crate) struct User {
     pub(crate) admin: bool,
 }
 
+/// Default logins that may wait for a verification permit (`--login-queue`).
+pub const DEFAULT_LOGIN_QUEUE: usize = 64;
+
 /// The loaded directory: users by username, and what logins need to verify passwords.
 pub(crate) struct Directory {
     users: HashMap<String, (User, String)>,
     /// Verified instead of a real hash when the username is unknown.
     dummy_hash: String,
-    /// Password verifications are CPU- and memory-hungry: at most one per CPU at a time.
-    verifications: Semaphore,
+    /// Password verifications are CPU- and memory-hungry: at most this many at a time (one per
+    /// CPU by default). A permit is owned by the blocking verification itself, so a client
+    /// that goes away does not free it before the work ends.
+    verifications: Arc<Semaphore>,
+    /// Logins verifying or waiting to: the verification permits plus the queue. A login that
+    /// finds none left is refused at once (503) instead of queueing without bound.
+    admissions: Arc<Semaphore>,
 }
 
 impl Directory {
@@ -201,8 +209,20 @@ impl Directory {
         Ok(Self {
             users,
             dummy_hash,
-            verifications: Semaphore::new(cpus),
+            verifications: Arc::new(Semaphore::new(cpus)),
+            admissions: Arc::new(Semaphore::new(cpus + DEFAULT_LOGIN_QUEUE)),
         })
+    }
+
+    /// At most `permits` verifications at once (at least 1), and at most `queue` logins
+    /// waiting for one.
+    pub(crate) fn limited(mut self, permits: usize, queue: usize) -> Self {
+        // Semaphore::new panics beyond MAX_PERMITS: a configured number is clamped to it.
+        let permits = permits.clamp(1, Semaphore::MAX_PERMITS);
+        let admissions = permits.saturating_add(queue).min(Semaphore::MAX_PERMITS);
+        self.verifications = Arc::new(Semaphore::new(permits));
+        self.admissions = Arc::new(Semaphore::new(admissions));
+        self
     }
 
     /// The number of users.
@@ -215,19 +235,32 @@ impl Directory {
         self.users.get(id).map(|(user, _)| user)
     }
 
-    /// The user if `password` is theirs. An unknown username costs one verification too.
+    /// `Ok(Some(user))` if `password` is theirs, `Ok(None)` if not (an unknown username costs
+    /// one verification too), `Err(Unavailable)` at once when every verification permit is
+    /// taken and the queue is full. Each verification started is counted in `counters`.
     pub(crate) async fn authenticate(
         self: &Arc<Self>,
         username: &str,
         password: &str,
-    ) -> Option<User> {
+        counters: &Arc<Counters>,
+    ) -> Result<Option<User>, Refusal> {
         if username.len() > tenancy::ID_MAX || password.len() > PASSWORD_MAX {
-            return None;
+            return Ok(None);
         }
-        let _permit = self.verifications.acquire().await.ok()?;
+        let admission = Arc::clone(&self.admissions)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Unavailable("too many logins in progress, retry later"))?;
+        // Dropping this future while it waits here (the client went away) leaves the queue;
+        // once the permit is taken, it belongs to the blocking work below.
+        let Ok(permit) = Arc::clone(&self.verifications).acquire_owned().await else {
+            return Err(Refusal::Internal);
+        };
         let directory = Arc::clone(self);
+        let counters = Arc::clone(counters);
         let (username, password) = (username.to_owned(), password.to_owned());
         let verified = tokio::task::spawn_blocking(move || {
+            let _held = (admission, permit);
+            counters.password_verifications.incr();
             let (user, hash) = match directory.users.get(&username) {
                 Some((user, hash)) => (Some(user), hash),
                 None => (None, &directory.dummy_hash),
@@ -240,9 +273,9 @@ impl Directory {
             user.filter(|_| matches).cloned()
         })
         .await;
-        verified.unwrap_or_else(|err| {
+        verified.map_err(|err| {
             tracing::error!(%err, "password verification task failed");
-            None
+            Refusal::Internal
         })
     }
 }
@@ -331,15 +364,21 @@ mod tests {
     async fn verifies_passwords_and_refuses_the_rest_alike() {
         let dir =
             directory(vec![record("alice", "acme", "secret")]).unwrap_or_else(|e| panic!("{e}"));
-        let alice = dir.authenticate("alice", "secret").await;
+        let counters = Arc::new(Counters::default());
+        let check = |user: &'static str, password: String| {
+            let (dir, counters) = (dir.clone(), counters.clone());
+            async move {
+                dir.authenticate(user, &password, &counters)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
+        let alice = check("alice", "secret".into()).await;
         assert_eq!(alice.map(|u| u.tenant.to_string()), Some("acme".into()));
-        assert!(dir.authenticate("alice", "wrong").await.is_none());
-        assert!(dir.authenticate("nobody", "secret").await.is_none());
-        assert!(
-            dir.authenticate("alice", &"x".repeat(PASSWORD_MAX + 1))
-                .await
-                .is_none()
-        );
+        assert!(check("alice", "wrong".into()).await.is_none());
+        assert!(check("nobody", "secret".into()).await.is_none());
+        assert!(check("alice", "x".repeat(PASSWORD_MAX + 1)).await.is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     accounts::Accounts,
     mode::Mode,
-    ratelimit::{self, Scope},
+    ratelimit::Scope,
     refusal::Refusal,
     request::{Peer, presented_token},
     tenancy,
@@ -69,9 +69,11 @@ async fn authenticate<A: Adapter>(
     let parts = socket.req_parts();
     let peer = Peer::of(parts).0;
     let ip = accounts.proxies.client_ip(peer, &parts.headers);
+    // Counted by this instance alone while Redis cannot be asked: the token is then checked
+    // within that limit (and its session read most likely fails the same way: 503).
     accounts
         .limiter
-        .check(Scope::Handshake, &ratelimit::ip_id(ip))
+        .check(Scope::Handshake, &accounts.limiter.ip_id(ip))
         .await?;
 
     // `auth.token` is sent deliberately; a cookie is attached by the browser whichever page

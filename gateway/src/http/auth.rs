@@ -16,7 +16,8 @@ use super::AccountRoutes;
 use crate::{
     accounts::Accounts,
     ids::now_ms,
-    ratelimit::{self, Scope},
+    login_throttle::Admission,
+    ratelimit::{Counted, Scope},
     refusal::Refusal,
     request::{COOKIE_NAME, Peer, presented_token},
     sessions::{Session, Token},
@@ -65,7 +66,11 @@ impl From<&User> for Me {
 }
 
 /// `POST /api/login {username, password}`: a new session, as a cookie and in the body.
-/// Counted against the per-IP login limit whatever the outcome.
+///
+/// Counted against the per-address login limit whatever the outcome, then against the
+/// failed-login throttle of the username (`login_throttle.rs`), and only then is the password
+/// verified. A password is never verified unless both could be asked of Redis: while they
+/// cannot, every login gets the same 503, right password or wrong.
 pub(super) async fn login<A: Adapter>(
     State(state): State<AccountRoutes<A>>,
     Peer(peer): Peer,
@@ -74,19 +79,39 @@ pub(super) async fn login<A: Adapter>(
 ) -> Result<Response, Refusal> {
     let accounts = &state.accounts;
     let ip = accounts.proxies.client_ip(peer, &headers);
-    accounts
-        .limiter
-        .check(Scope::Login, &ratelimit::ip_id(ip))
-        .await?;
+    let address = accounts.limiter.ip_id(ip);
+    if let Counted::Local(err) = accounts.limiter.check(Scope::Login, &address).await? {
+        return Err(Refusal::from(err));
+    }
     let Json(request) = body.map_err(|rejection| Refusal::InvalidPayload(rejection.body_text()))?;
-    let Some(user) = accounts
+    let username = request.username.as_str();
+    // A name that cannot be a user gets no Redis key (it is verified against the dummy hash
+    // like any unknown name, and can never succeed).
+    let throttled = tenancy::valid_id(username);
+    if throttled {
+        if let Admission::Throttled(retry_after) =
+            accounts.throttle.admit(username, &address).await?
+        {
+            accounts.counters.login_throttled.incr();
+            accounts.counters.rate_limited.incr();
+            return Err(Refusal::RateLimited { retry_after });
+        }
+    }
+    let verified = accounts
         .directory
-        .authenticate(&request.username, &request.password)
-        .await
-    else {
+        .authenticate(username, &request.password, &accounts.counters)
+        .await?;
+    let Some(user) = verified else {
         accounts.counters.login_failures.incr();
+        if throttled {
+            // Not counted, the next guess could go unthrottled: answer as if Redis were down.
+            accounts.throttle.failed(username, &address).await?;
+        }
         return Err(Refusal::BadCredentials);
     };
+    if let Err(err) = accounts.throttle.succeeded(username, &address).await {
+        tracing::warn!(%err, "login: this address is not remembered as known");
+    }
     let session = Session {
         user: user.id.to_string(),
         tenant: user.tenant.to_string(),

@@ -2,8 +2,10 @@
 //!
 //! Values kept elsewhere are copied in at scrape time: the socket and room gauges, the
 //! gateway's counters (`counters.rs`), the adapter's counters ([`redis_adapter::Stats`]), whether
-//! Redis answers, readiness, and Redis's memory (appended only when Redis answered in time,
-//! so a scrape during an outage has no stale or NaN value for it).
+//! Redis answers, readiness, and Redis's memory, `maxmemory` and evicted keys (appended only
+//! when Redis answered in time, so a scrape during an outage has no stale or NaN value for
+//! them; appended to this gateway's text, not the process's recorder, so that gateways sharing
+//! a process in tests each report their own Redis).
 
 use axum::{
     extract::State,
@@ -15,8 +17,12 @@ use socketioxide::adapter::Adapter;
 
 use super::{HttpState, ready};
 use crate::{
-    metrics::{self, READY, REDIS_MEMORY, REDIS_UP, ROOMS, SCRAPE_REDIS_TIMEOUT, SOCKETS},
+    metrics::{
+        self, READY, REDIS_EVICTED, REDIS_MAXMEMORY, REDIS_MEMORY, REDIS_UP, ROOMS,
+        SCRAPE_REDIS_TIMEOUT, SOCKETS,
+    },
     mode::Mode,
+    store::Memory,
     tenancy::{self, CHAT_NS},
 };
 
@@ -35,17 +41,37 @@ pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Re
     let memory = scrape(&state).await;
     handle.run_upkeep();
     let mut body = handle.render();
-    if let Some(bytes) = memory {
-        body.push_str(&format!(
-            "# HELP {REDIS_MEMORY} used_memory of INFO memory\n\
-             # TYPE {REDIS_MEMORY} gauge\n{REDIS_MEMORY} {bytes}\n"
-        ));
+    if let Some(memory) = memory {
+        for (name, kind, help, value) in [
+            (
+                REDIS_MEMORY,
+                "gauge",
+                "used_memory of INFO memory",
+                memory.used,
+            ),
+            (
+                REDIS_MAXMEMORY,
+                "gauge",
+                "maxmemory of INFO memory (0: no limit)",
+                memory.max,
+            ),
+            (
+                REDIS_EVICTED,
+                "counter",
+                "evicted_keys of INFO stats",
+                memory.evicted_keys,
+            ),
+        ] {
+            body.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
     }
     ([(CONTENT_TYPE, TEXT_FORMAT)], body).into_response()
 }
 
 /// Copies the scrape-time values into the recorder; returns Redis's memory if it answered.
-async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<u64> {
+async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<Memory> {
     let sockets = state.io.of(CHAT_NS).map_or(0, |chat| chat.sockets().len());
     metrics::gauge(SOCKETS, sockets as f64);
     let rooms = match state.io.of(CHAT_NS) {
@@ -71,7 +97,7 @@ async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<u64> {
     let Mode::Clustered { accounts, .. } = &*state.mode else {
         return None;
     };
-    let memory = accounts.store.used_memory(SCRAPE_REDIS_TIMEOUT).await;
+    let memory = accounts.store.memory(SCRAPE_REDIS_TIMEOUT).await;
     metrics::gauge(REDIS_UP, if memory.is_some() { 1.0 } else { 0.0 });
     memory
 }

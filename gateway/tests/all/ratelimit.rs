@@ -1,7 +1,7 @@
 //! Rate limits counted in a real Redis and shared by two gateways: login and handshake per
 //! client IP (429 / `connect_error`), `message` and `dm` per user (`rate_limited` acks), each
-//! recovering after its window; `X-Forwarded-For` only from a trusted proxy; failing open while
-//! Redis is down.
+//! recovering after its window; `X-Forwarded-For` only from a trusted proxy; counted in
+//! process while Redis is down.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -235,7 +235,7 @@ async fn forwarded_for_is_ignored_from_anyone_else() {
 }
 
 #[tokio::test]
-async fn limits_fail_open_while_redis_is_down_and_apply_again_after() {
+async fn limits_are_counted_in_process_while_redis_is_down_and_shared_again_after() {
     let mut redis = RedisServer::start().await;
     let gateway = TestGateway::start(Config {
         rate_message: Rate::new(2, Duration::from_secs(60)),
@@ -258,29 +258,33 @@ async fn limits_fail_open_while_redis_is_down_and_apply_again_after() {
         ack(&alice, "message", json!({"room": "lobby", "text": "over"})).await["error"],
         "rate_limited"
     );
-    assert_eq!(stats(gateway.url()).await["rate_limit_fail_open"], 0);
+    assert_eq!(stats(gateway.url()).await["rate_limit_local"], 0);
 
     redis.kill();
 
-    // Over the limit, yet not refused for it: the limiter cannot count, so it allows. (The
-    // broadcast reaches this instance's members; the other instances cannot be reached.)
-    for n in 0..3 {
+    // The shared count is out of reach: this instance counts alone, from a window of its own.
+    // (The broadcast reaches this instance's members; the other instances cannot be reached.)
+    for n in 0..2 {
         let text = format!("during outage {n}");
         let reply = ack(&alice, "message", json!({"room": "lobby", "text": text})).await;
         assert_ne!(reply["error"], "rate_limited", "{reply}");
         assert_eq!(next_named(&mut alice, "message").await.data["text"], text);
     }
-    // Logins are not refused by their limit either (the session store is down: 503).
-    assert_eq!(
-        login_response(gateway.url(), "bob", &password("bob"))
-            .await
-            .status(),
-        503
-    );
-    let failed_open = stats(gateway.url()).await["rate_limit_fail_open"]
+    let over = ack(&alice, "message", json!({"room": "lobby", "text": "over"})).await;
+    assert_eq!(over["error"], "rate_limited", "{over}");
+    // Logins are counted too, and refused without a verification (503), then limited (429).
+    for expected in [503, 429] {
+        assert_eq!(
+            login_response(gateway.url(), "bob", &password("bob"))
+                .await
+                .status(),
+            expected
+        );
+    }
+    let local = stats(gateway.url()).await["rate_limit_local"]
         .as_u64()
         .unwrap();
-    assert!(failed_open >= 4, "rate_limit_fail_open {failed_open}");
+    assert!(local >= 5, "rate_limit_local {local}");
 
     redis.restart().await;
 

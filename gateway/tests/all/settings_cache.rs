@@ -287,3 +287,57 @@ async fn after_a_redis_restart_sessions_chat_and_invalidations_recover_together(
         "invalid text: longer than this tenant's limit of 10 characters"
     );
 }
+
+/// The counter `name` of `GET /api/stats` at `url`.
+async fn counter(url: &str, name: &str) -> u64 {
+    stats(url).await[name].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn settings_that_cannot_be_read_keep_the_last_known_value_never_the_defaults() {
+    let redis = RedisServer::start().await;
+    let [a, _b] = two_instances(&redis, 3600).await;
+    let admin = login(a.url(), "alice").await;
+    let mut bob = connect_user(a.url(), "bob").await;
+    join(&bob, "general").await;
+    let fifteen = "fifteen chars!!";
+    let put = put_settings(a.url(), &admin, "acme", &settings(10, 100)).await;
+    assert_eq!(put.status(), 200);
+    assert!(error_of(&send(&mut bob, fifteen).await).contains("limit of 10"));
+
+    // The stored value becomes unreadable (garbage, then a key of another type), and every
+    // instance is told to drop its copy: the next reads fail.
+    let mut conn = redis.connection().await;
+    let key = "socket.io:tenant:acme:settings";
+    for corrupt in ["garbage", "wrong type"] {
+        let _: () = conn.del(key).await.unwrap();
+        if corrupt == "garbage" {
+            let _: () = conn.set(key, "{not json").await.unwrap();
+        } else {
+            let _: () = conn.rpush(key, "x").await.unwrap();
+        }
+        let invalidations = counter(a.url(), "settings_invalidations").await;
+        let failures_before = counter(a.url(), "settings_fetch_failures").await;
+        let invalidation = json!({"tenant": "acme", "nonce": corrupt.replace(' ', "-")});
+        let _: () = conn
+            .publish("socket.io:invalidate", invalidation.to_string())
+            .await
+            .unwrap();
+        let dropped = test_support::eventually_async(Duration::from_secs(5), || async {
+            counter(a.url(), "settings_invalidations").await > invalidations
+        })
+        .await;
+        assert!(dropped, "the invalidation did not arrive");
+        // Still the last known limit, not the defaults' 2000.
+        assert_eq!(
+            error_of(&send(&mut bob, fifteen).await),
+            "invalid text: longer than this tenant's limit of 10 characters",
+            "{corrupt}"
+        );
+        let failures = counter(a.url(), "settings_fetch_failures").await;
+        assert!(
+            failures > failures_before,
+            "{corrupt}: the read did not fail"
+        );
+    }
+}
