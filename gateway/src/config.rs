@@ -46,6 +46,8 @@ pub const DEFAULT_RATE_HANDSHAKE: Rate = Rate::new(60, Duration::from_secs(60));
 pub const DEFAULT_RATE_MESSAGE: Rate = Rate::new(30, Duration::from_secs(10));
 /// Default `dm` events per user.
 pub const DEFAULT_RATE_DM: Rate = Rate::new(20, Duration::from_secs(10));
+/// Default `--connect-timeout`: an engine.io session must join the namespace this soon.
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
 /// Default life of a cached tenant's settings.
 pub const DEFAULT_SETTINGS_CACHE_TTL: &str = "2m";
 /// Default interval between two checks of the local sockets' sessions.
@@ -96,9 +98,15 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
-    /// Largest HTTP long-polling request body, in bytes.
+    /// Largest HTTP long-polling request body and largest websocket message and frame, in
+    /// bytes; a larger websocket message closes that connection.
     #[arg(long, env = "GATEWAY_MAX_PAYLOAD", default_value_t = DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
+
+    /// How long an engine.io session may stay without joining the chat namespace (sending an
+    /// accepted Socket.IO CONNECT) before it is closed.
+    #[arg(long, env = "GATEWAY_CONNECT_TIMEOUT", default_value = DEFAULT_CONNECT_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
 
     /// Packets that may wait for one socket's connection; beyond it packets to that socket
     /// are dropped (a slow client loses messages rather than the server growing without
@@ -255,6 +263,7 @@ impl Default for Config {
             log_format: LogFormat::default(),
             instance_id: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            connect_timeout: duration(DEFAULT_CONNECT_TIMEOUT),
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             ping_interval: duration(DEFAULT_PING_INTERVAL),
             ping_timeout: duration(DEFAULT_PING_TIMEOUT),
@@ -399,6 +408,7 @@ mod tests {
             DEFAULT_SESSION_TTL,
             DEFAULT_SETTINGS_CACHE_TTL,
             DEFAULT_SESSION_CHECK_INTERVAL,
+            DEFAULT_CONNECT_TIMEOUT,
         ] {
             assert!(humantime::parse_duration(text).is_ok(), "{text}");
         }

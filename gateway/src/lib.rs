@@ -90,8 +90,13 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
 
     let counters = Arc::new(Counters::default());
     let mut background = Background::default();
+    // One bound for every client-sent body: a polling POST, a websocket message or frame.
+    let max_message = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
     let builder = SocketIo::builder()
         .max_payload(config.max_payload)
+        .ws_max_message_size(max_message)
+        .ws_max_frame_size(max_message)
+        .connect_timeout(config.connect_timeout)
         .max_buffer_size(config.socket_buffer)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
