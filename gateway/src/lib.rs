@@ -114,7 +114,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             );
             let mode = Arc::new(Mode::Standalone);
             let (layer, io) = builder
-                .with_state(chat::ChatState::new(&instance, mode.clone()))
+                .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
                 .build_layer();
             chat::register(&io);
             assemble(&config, &instance, mode, counters, layer, io)
@@ -131,7 +131,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             });
             let (layer, io) = builder
                 .with_adapter::<RedisAdapter<_>>(adapter)
-                .with_state(chat::ChatState::new(&instance, mode.clone()))
+                .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
                 .build_layer();
             chat::register(&io).await?;
             background.push(chat::spawn_session_check(

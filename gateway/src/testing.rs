@@ -37,6 +37,9 @@ pub const TEST_USERS: [(&str, &str, bool); 7] = [
 /// A rate high enough never to be reached by a test that is not about rate limits.
 pub const UNLIMITED: Rate = Rate::new(1_000_000, Duration::from_secs(60));
 
+/// A socket count high enough never to be reached by a test that is not about socket caps.
+pub const MANY_SOCKETS: usize = 1_000_000;
+
 /// Heartbeat interval of test gateways: instances see each other within a few hundred ms.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 /// Heartbeat timeout of test gateways: how soon a killed instance stops being counted.
@@ -52,11 +55,14 @@ pub fn password(user: &str) -> String {
 }
 
 /// A standalone configuration: any free loopback port, [`SHUTDOWN_TIMEOUT`], nothing read from
-/// the environment.
+/// the environment, and the per-socket event budget and the sockets per user out of the way
+/// ([`UNLIMITED`], [`MANY_SOCKETS`]: the load tester's users share one account).
 pub fn standalone() -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
         shutdown_timeout: SHUTDOWN_TIMEOUT,
+        socket_event_rate: UNLIMITED,
+        max_sockets_per_user: MANY_SOCKETS,
         ..Config::default()
     }
 }
@@ -100,9 +106,14 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
         "--rate-handshake",
         "--rate-message",
         "--rate-dm",
+        "--socket-event-rate",
     ] {
         args.extend([flag.to_owned(), UNLIMITED.to_string()]);
     }
+    args.extend([
+        "--max-sockets-per-user".to_owned(),
+        MANY_SOCKETS.to_string(),
+    ]);
     args
 }
 
