@@ -59,6 +59,9 @@ pub const DEFAULT_MAX_SOCKETS_PER_USER: usize = 20;
 pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 10;
 /// Default `--connect-timeout`: an engine.io session must join the namespace this soon.
 pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
+/// Default `--max-opens-per-address`: new engine.io sessions per client address per connect
+/// timeout (a burst like the handshake limit's).
+pub const DEFAULT_MAX_OPENS_PER_ADDRESS: u32 = 50;
 /// Default life of a cached tenant's settings.
 pub const DEFAULT_SETTINGS_CACHE_TTL: &str = "2m";
 /// Default interval between two checks of the local sockets' sessions.
@@ -142,6 +145,12 @@ pub struct Config {
     /// accepted Socket.IO CONNECT) before it is closed.
     #[arg(long, env = "GATEWAY_CONNECT_TIMEOUT", default_value = DEFAULT_CONNECT_TIMEOUT, value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+
+    /// New engine.io sessions one client address may open per connect timeout, on this
+    /// instance (at least 1); beyond it the open gets 429. An unauthenticated session lives at
+    /// most one connect timeout, so this also bounds those an address holds at once.
+    #[arg(long, env = "GATEWAY_MAX_OPENS_PER_ADDRESS", default_value_t = DEFAULT_MAX_OPENS_PER_ADDRESS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_opens_per_address: u32,
 
     /// Packets that may wait for one socket's connection; beyond it packets to that socket
     /// are dropped (a slow client loses messages rather than the server growing without
@@ -304,6 +313,7 @@ impl Default for Config {
             max_sockets_per_user: DEFAULT_MAX_SOCKETS_PER_USER,
             max_sockets_per_session: DEFAULT_MAX_SOCKETS_PER_SESSION,
             connect_timeout: duration(DEFAULT_CONNECT_TIMEOUT),
+            max_opens_per_address: DEFAULT_MAX_OPENS_PER_ADDRESS,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             ping_interval: duration(DEFAULT_PING_INTERVAL),
             ping_timeout: duration(DEFAULT_PING_TIMEOUT),

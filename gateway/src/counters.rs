@@ -66,6 +66,9 @@ counters! {
     sessions_expired_disconnects,
     /// Requests and events refused by a rate limit.
     rate_limited,
+    /// New engine.io sessions refused: their client address had opened
+    /// `--max-opens-per-address` within one connect timeout.
+    engineio_opens_refused,
     /// Rate-limit checks allowed because Redis could not be asked in time (fail open).
     rate_limit_fail_open,
     /// Tenant settings served from the local cache.

@@ -222,14 +222,25 @@ fn assemble<A: Adapter>(
         instance: Arc::from(instance),
         io: io.clone(),
         mode,
-        counters,
+        counters: counters.clone(),
         web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
         bench_endpoints: config.bench_endpoints,
     };
-    // The outermost layer runs first: request parts are copied before engineioxide keeps them.
+    let opens = Arc::new(http::Opens::new(
+        config.connect_timeout,
+        config.max_opens_per_address,
+        request::TrustedProxies::new(&config.trusted_proxies),
+        counters,
+    ));
+    // The outermost layer runs first: request parts are copied before engineioxide keeps them,
+    // and an open beyond its address's cap never reaches engineioxide.
     let app = http::router(state)
         .layer(layer)
-        .layer(axum::middleware::map_request(http::detach_from_read_buffer));
+        .layer(axum::middleware::map_request(http::detach_from_read_buffer))
+        .layer(axum::middleware::from_fn_with_state(
+            opens,
+            http::limit_opens,
+        ));
     (app, Shutdown::new(io, config.shutdown_timeout))
 }
 

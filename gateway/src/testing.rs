@@ -39,6 +39,9 @@ pub const UNLIMITED: Rate = Rate::new(1_000_000, Duration::from_secs(60));
 
 /// A socket count high enough never to be reached by a test that is not about socket caps.
 pub const MANY_SOCKETS: usize = 1_000_000;
+/// Engine.io opens per address high enough never to be reached by a test that is not about
+/// them (every test client connects from loopback).
+pub const MANY_OPENS: u32 = 1_000_000;
 
 /// Heartbeat interval of test gateways: instances see each other within a few hundred ms.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
@@ -55,14 +58,16 @@ pub fn password(user: &str) -> String {
 }
 
 /// A standalone configuration: any free loopback port, [`SHUTDOWN_TIMEOUT`], nothing read from
-/// the environment, and the per-socket event budget and the sockets per user out of the way
-/// ([`UNLIMITED`], [`MANY_SOCKETS`]: the load tester's users share one account).
+/// the environment, and the per-socket event budget, the sockets per user and the opens per
+/// address out of the way ([`UNLIMITED`], [`MANY_SOCKETS`], [`MANY_OPENS`]: the load tester's
+/// users share one account and one address).
 pub fn standalone() -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
         shutdown_timeout: SHUTDOWN_TIMEOUT,
         socket_event_rate: UNLIMITED,
         max_sockets_per_user: MANY_SOCKETS,
+        max_opens_per_address: MANY_OPENS,
         ..Config::default()
     }
 }
@@ -113,6 +118,8 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
     args.extend([
         "--max-sockets-per-user".to_owned(),
         MANY_SOCKETS.to_string(),
+        "--max-opens-per-address".to_owned(),
+        MANY_OPENS.to_string(),
     ]);
     args
 }
