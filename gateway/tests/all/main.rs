@@ -17,6 +17,7 @@ mod drain;
 mod early_emit;
 mod http;
 mod instance_loss;
+mod limits;
 mod nginx;
 mod node_client;
 mod page;
