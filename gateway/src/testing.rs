@@ -58,15 +58,16 @@ pub fn password(user: &str) -> String {
 }
 
 /// A standalone configuration: any free loopback port, [`SHUTDOWN_TIMEOUT`], nothing read from
-/// the environment, and the per-socket event budget, the sockets per user and the opens per
-/// address out of the way ([`UNLIMITED`], [`MANY_SOCKETS`], [`MANY_OPENS`]: the load tester's
-/// users share one account and one address).
+/// the environment, and the per-socket event budget, the sockets per user and per session and
+/// the opens per address out of the way ([`UNLIMITED`], [`MANY_SOCKETS`], [`MANY_OPENS`]: the
+/// load tester's users share one session and one address).
 pub fn standalone() -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
         shutdown_timeout: SHUTDOWN_TIMEOUT,
         socket_event_rate: UNLIMITED,
         max_sockets_per_user: MANY_SOCKETS,
+        max_sockets_per_session: MANY_SOCKETS,
         max_opens_per_address: MANY_OPENS,
         ..Config::default()
     }
@@ -117,6 +118,8 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
     }
     args.extend([
         "--max-sockets-per-user".to_owned(),
+        MANY_SOCKETS.to_string(),
+        "--max-sockets-per-session".to_owned(),
         MANY_SOCKETS.to_string(),
         "--max-opens-per-address".to_owned(),
         MANY_OPENS.to_string(),
