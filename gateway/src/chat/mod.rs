@@ -73,7 +73,8 @@ impl ChatState {
         }
     }
 
-    /// The census claims of a socket of `identity`: its user's and its session's caps.
+    /// The census claims of a socket of `identity`: its user's and its session's caps
+    /// (`private_rooms` lists the user's room first, then the session's when there is one).
     fn claims(&self, identity: &identity::Identity) -> Vec<Claim> {
         let caps = [self.limits.per_user, self.limits.per_session];
         let whats = ["per user", "per session"];
