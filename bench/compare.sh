@@ -80,8 +80,13 @@ cargo build --release --quiet --manifest-path bench/peers/socketioxide-redis/Car
 LOADTEST=$ROOT/target/release/loadtest
 
 # Our gateway requires a login when clustered: one bench account, every simulated user logs
-# in with it (its own session each). Limits are raised so they never throttle the run, but
-# every message still costs its rate-limit check in Redis.
+# in with it (one session, shared as the tabs of one browser share theirs). Limits are raised
+# so they never throttle the run, but every message still costs its rate-limit check in Redis.
+# The per-socket event budget keeps
+# its default (every event still pays its in-process check); the caps on sockets per user and
+# per session and on engine.io opens per address are raised through their env names (a build
+# without the caps ignores them), as every simulated user shares the one session and the one
+# loopback address.
 BENCH_PASSWORD=bench-password
 printf '%s\n' "$BENCH_PASSWORD" | "$ROOT/target/release/gateway" add-user \
     --users-file "$WORK/users.json" --username bench --tenant bench --name bench >/dev/null
@@ -107,7 +112,9 @@ start_instance() {
     case $system in
         ours)
             # The admin listener (/metrics, read by adapter_snapshot) on port + 1000.
-            taskset -c $SUT_CPU "$ROOT/target/release/gateway" --listen "127.0.0.1:$port" \
+            GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
+                GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 \
+                taskset -c $SUT_CPU "$ROOT/target/release/gateway" --listen "127.0.0.1:$port" \
                 --admin-listen "127.0.0.1:$((port + 1000))" \
                 --redis-url "$redis" --worker-threads 1 --log-format json \
                 --users-file "$WORK/users.json" --rate-login $UNLIMITED \

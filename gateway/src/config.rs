@@ -55,6 +55,22 @@ pub const DEFAULT_RATE_LOGIN_FAILURES: Rate = Rate::new(5, Duration::from_secs(1
 pub const DEFAULT_RATE_LOGIN_USER_FAILURES: Rate = Rate::new(50, Duration::from_secs(3600));
 /// Default IPv6 prefix length of a rate-limit key (one subscriber's /64 is one client).
 pub const DEFAULT_RATE_IPV6_PREFIX: u8 = 64;
+/// Default `--socket-event-rate`: every event of one socket (a burst of 50, then 50 a second).
+pub const DEFAULT_SOCKET_EVENT_RATE: Rate = Rate::new(50, Duration::from_secs(1));
+/// Default `--socket-event-queue`: more than one full burst, so only a socket whose events
+/// are stuck (slow Redis) reaches it.
+pub const DEFAULT_SOCKET_EVENT_QUEUE: usize = 64;
+/// Default `--max-rooms-per-socket`.
+pub const DEFAULT_MAX_ROOMS_PER_SOCKET: usize = 100;
+/// Default `--max-sockets-per-user` (tabs and devices of one user, on one instance).
+pub const DEFAULT_MAX_SOCKETS_PER_USER: usize = 20;
+/// Default `--max-sockets-per-session` (tabs of one browser, on one instance).
+pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 10;
+/// Default `--connect-timeout`: an engine.io session must join the namespace this soon.
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
+/// Default `--max-opens-per-address`: new engine.io sessions per client address per connect
+/// timeout (a burst like the handshake limit's).
+pub const DEFAULT_MAX_OPENS_PER_ADDRESS: u32 = 50;
 /// Default life of a cached tenant's settings.
 pub const DEFAULT_SETTINGS_CACHE_TTL: &str = "2m";
 /// Default interval between two checks of the local sockets' sessions.
@@ -116,9 +132,45 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
-    /// Largest HTTP long-polling request body, in bytes.
+    /// Largest HTTP long-polling request body and largest websocket message and frame, in
+    /// bytes; a larger websocket message closes that connection.
     #[arg(long, env = "GATEWAY_MAX_PAYLOAD", default_value_t = DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
+
+    /// Every event of one socket, as N/duration (a burst of N, then N per duration), checked
+    /// in process before any Redis work; beyond it events are acked `rate_limited`.
+    #[arg(long, env = "GATEWAY_SOCKET_EVENT_RATE", default_value_t = DEFAULT_SOCKET_EVENT_RATE)]
+    pub socket_event_rate: Rate,
+
+    /// Events of one socket waiting for their turn (the running one included); beyond it
+    /// events are acked `queue_full` (the socket stays connected).
+    #[arg(long, env = "GATEWAY_SOCKET_EVENT_QUEUE", default_value_t = DEFAULT_SOCKET_EVENT_QUEUE, value_parser = at_least_one)]
+    pub socket_event_queue: usize,
+
+    /// Chat rooms one socket may be in; a `join` beyond it is acked `too_many_rooms`.
+    #[arg(long, env = "GATEWAY_MAX_ROOMS_PER_SOCKET", default_value_t = DEFAULT_MAX_ROOMS_PER_SOCKET, value_parser = at_least_one)]
+    pub max_rooms_per_socket: usize,
+
+    /// Sockets of one user on this instance (not cluster-wide); beyond it a handshake gets
+    /// `connect_error "too_many_sockets: per user"`.
+    #[arg(long, env = "GATEWAY_MAX_SOCKETS_PER_USER", default_value_t = DEFAULT_MAX_SOCKETS_PER_USER, value_parser = at_least_one)]
+    pub max_sockets_per_user: usize,
+
+    /// Sockets of one session on this instance (not cluster-wide); beyond it a handshake gets
+    /// `connect_error "too_many_sockets: per session"`.
+    #[arg(long, env = "GATEWAY_MAX_SOCKETS_PER_SESSION", default_value_t = DEFAULT_MAX_SOCKETS_PER_SESSION, value_parser = at_least_one)]
+    pub max_sockets_per_session: usize,
+
+    /// How long an engine.io session may stay without joining the chat namespace (sending an
+    /// accepted Socket.IO CONNECT) before it is closed.
+    #[arg(long, env = "GATEWAY_CONNECT_TIMEOUT", default_value = DEFAULT_CONNECT_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// New engine.io sessions one client address may open per connect timeout, on this
+    /// instance (at least 1); beyond it the open gets 429. An unauthenticated session lives at
+    /// most one connect timeout, so this also bounds those an address holds at once.
+    #[arg(long, env = "GATEWAY_MAX_OPENS_PER_ADDRESS", default_value_t = DEFAULT_MAX_OPENS_PER_ADDRESS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_opens_per_address: u32,
 
     /// Packets that may wait for one socket's connection; beyond it packets to that socket
     /// are dropped (a slow client loses messages rather than the server growing without
@@ -325,6 +377,13 @@ impl Default for Config {
             log_format: LogFormat::default(),
             instance_id: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            socket_event_rate: DEFAULT_SOCKET_EVENT_RATE,
+            socket_event_queue: DEFAULT_SOCKET_EVENT_QUEUE,
+            max_rooms_per_socket: DEFAULT_MAX_ROOMS_PER_SOCKET,
+            max_sockets_per_user: DEFAULT_MAX_SOCKETS_PER_USER,
+            max_sockets_per_session: DEFAULT_MAX_SOCKETS_PER_SESSION,
+            connect_timeout: duration(DEFAULT_CONNECT_TIMEOUT),
+            max_opens_per_address: DEFAULT_MAX_OPENS_PER_ADDRESS,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             ping_interval: duration(DEFAULT_PING_INTERVAL),
             ping_timeout: duration(DEFAULT_PING_TIMEOUT),
@@ -375,6 +434,14 @@ impl Config {
     pub fn redis_reconnect(&self) -> (Duration, Duration) {
         let min = self.redis_reconnect_min.max(Duration::from_millis(1));
         (min, self.redis_reconnect_max.max(min))
+    }
+}
+
+/// A count flag that must be at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number of at least 1")),
     }
 }
 
@@ -438,6 +505,13 @@ mod tests {
         );
         assert!(Config::try_parse_from(["gateway", "--trusted-proxies", "nginx"]).is_err());
         assert!(Config::try_parse_from(["gateway", "--rate-dm", "10"]).is_err());
+        let config = Config::parse_from(["gateway", "--socket-event-rate", "5/1s"]);
+        assert_eq!(
+            config.socket_event_rate,
+            Rate::new(5, Duration::from_secs(1))
+        );
+        assert_eq!(config.max_rooms_per_socket, DEFAULT_MAX_ROOMS_PER_SOCKET);
+        assert!(Config::try_parse_from(["gateway", "--max-rooms-per-socket", "0"]).is_err());
     }
 
     #[test]
@@ -494,6 +568,7 @@ mod tests {
             DEFAULT_SESSION_TTL,
             DEFAULT_SETTINGS_CACHE_TTL,
             DEFAULT_SESSION_CHECK_INTERVAL,
+            DEFAULT_CONNECT_TIMEOUT,
         ] {
             assert!(humantime::parse_duration(text).is_ok(), "{text}");
         }

@@ -73,6 +73,9 @@ counters! {
     /// Logins refused by the failed-login throttle (per username and address, or per username
     /// from an address without a recent successful login).
     login_throttled,
+    /// New engine.io sessions refused: their client address had opened
+    /// `--max-opens-per-address` within one connect timeout.
+    engineio_opens_refused,
     /// Tenant settings served from the local cache.
     settings_cache_hits,
     /// Tenant settings read from Redis.

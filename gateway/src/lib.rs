@@ -109,8 +109,13 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
 
     let counters = Arc::new(Counters::default());
     let mut background = Background::default();
+    // One bound for every client-sent body: a polling POST, a websocket message or frame.
+    let max_message = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
     let builder = SocketIo::builder()
         .max_payload(config.max_payload)
+        .ws_max_message_size(max_message)
+        .ws_max_frame_size(max_message)
+        .connect_timeout(config.connect_timeout)
         .max_buffer_size(config.socket_buffer)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
@@ -128,7 +133,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             );
             let mode = Arc::new(Mode::Standalone);
             let (layer, io) = builder
-                .with_state(chat::ChatState::new(&instance, mode.clone()))
+                .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
                 .build_layer();
             chat::register(&io);
             assemble(&config, &instance, mode, counters, layer, io)
@@ -147,7 +152,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             });
             let (layer, io) = builder
                 .with_adapter::<RedisAdapter<_>>(adapter)
-                .with_state(chat::ChatState::new(&instance, mode.clone()))
+                .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
                 .build_layer();
             chat::register(&io).await?;
             background.push(chat::spawn_session_check(
@@ -254,15 +259,26 @@ fn assemble<A: Adapter>(
         instance: Arc::from(instance),
         io: io.clone(),
         mode,
-        counters,
+        counters: counters.clone(),
         web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
         bench_endpoints: config.bench_endpoints,
     };
     let admin = http::admin_router(state.clone());
-    // The outermost layer runs first: request parts are copied before engineioxide keeps them.
+    let opens = Arc::new(http::Opens::new(
+        config.connect_timeout,
+        config.max_opens_per_address,
+        request::TrustedProxies::new(&config.trusted_proxies),
+        counters,
+    ));
+    // The outermost layer runs first: request parts are copied before engineioxide keeps them,
+    // and an open beyond its address's cap never reaches engineioxide.
     let app = http::router(state)
         .layer(layer)
-        .layer(axum::middleware::map_request(http::detach_from_read_buffer));
+        .layer(axum::middleware::map_request(http::detach_from_read_buffer))
+        .layer(axum::middleware::from_fn_with_state(
+            opens,
+            http::limit_opens,
+        ));
     (app, admin, Shutdown::new(io, config.shutdown_timeout))
 }
 

@@ -36,6 +36,16 @@ pub(crate) enum Refusal {
     /// A `join` found the room already holding its tenant's `max_room_members`.
     #[error("room_full")]
     RoomFull,
+    /// A `join` beyond the socket's `--max-rooms-per-socket` chat rooms.
+    #[error("too_many_rooms: at most {0} per socket")]
+    TooManyRooms(usize),
+    /// A handshake beyond `--max-sockets-per-user` or `--max-sockets-per-session` sockets on
+    /// this instance; says which (`per user`, `per session`).
+    #[error("too_many_sockets: {0}")]
+    TooManySockets(&'static str),
+    /// An event arrived while `--socket-event-queue` events of the same socket were waiting.
+    #[error("queue_full")]
+    QueueFull,
     /// A `dm` named a user that does not exist in the sender's tenant (whether it exists in
     /// another tenant is not revealed).
     #[error("unknown user")]
@@ -106,6 +116,9 @@ impl Refusal {
             Self::NotAMember => "not_a_member",
             Self::ClusterUnavailable => "cluster_unavailable",
             Self::RoomFull => "room_full",
+            Self::TooManyRooms(_) => "too_many_rooms",
+            Self::TooManySockets(_) => "too_many_sockets",
+            Self::QueueFull => "queue_full",
             Self::UnknownUser => "unknown_user",
             Self::UnknownEvent => "unknown_event",
             Self::RateLimited { .. } => "rate_limited",

@@ -42,6 +42,12 @@ pub const TEST_USERS: [(&str, &str, bool); 7] = [
 /// A rate high enough never to be reached by a test that is not about rate limits.
 pub const UNLIMITED: Rate = Rate::new(1_000_000, Duration::from_secs(60));
 
+/// A socket count high enough never to be reached by a test that is not about socket caps.
+pub const MANY_SOCKETS: usize = 1_000_000;
+/// Engine.io opens per address high enough never to be reached by a test that is not about
+/// them (every test client connects from loopback).
+pub const MANY_OPENS: u32 = 1_000_000;
+
 /// Heartbeat interval of test gateways: instances see each other within a few hundred ms.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 /// Heartbeat timeout of test gateways: how soon a killed instance stops being counted.
@@ -57,12 +63,19 @@ pub fn password(user: &str) -> String {
 }
 
 /// A standalone configuration: any free loopback port (for the admin listener too),
-/// [`SHUTDOWN_TIMEOUT`], nothing read from the environment.
+/// [`SHUTDOWN_TIMEOUT`], nothing read from the environment, and the per-socket event budget,
+/// the sockets per user and per session and the opens per address out of the way
+/// ([`UNLIMITED`], [`MANY_SOCKETS`], [`MANY_OPENS`]: the load tester's users share one
+/// session and one address).
 pub fn standalone() -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         shutdown_timeout: SHUTDOWN_TIMEOUT,
+        socket_event_rate: UNLIMITED,
+        max_sockets_per_user: MANY_SOCKETS,
+        max_sockets_per_session: MANY_SOCKETS,
+        max_opens_per_address: MANY_OPENS,
         ..Config::default()
     }
 }
@@ -110,9 +123,18 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
         "--rate-dm",
         "--rate-login-failures",
         "--rate-login-user-failures",
+        "--socket-event-rate",
     ] {
         args.extend([flag.to_owned(), UNLIMITED.to_string()]);
     }
+    args.extend([
+        "--max-sockets-per-user".to_owned(),
+        MANY_SOCKETS.to_string(),
+        "--max-sockets-per-session".to_owned(),
+        MANY_SOCKETS.to_string(),
+        "--max-opens-per-address".to_owned(),
+        MANY_OPENS.to_string(),
+    ]);
     args
 }
 

@@ -6,6 +6,8 @@
 //! `socket.within(room).emit` -> the adapter (local members at once, then the other
 //! instances) -> their local members.
 
+mod budget;
+mod census;
 mod dm;
 mod expiry;
 mod handshake;
@@ -30,7 +32,8 @@ use socketioxide::{
 };
 use socketioxide_core::adapter::DefinedAdapter;
 
-use crate::{metrics, mode::Mode, refusal::Refusal, tenancy::CHAT_NS};
+use crate::{config::Config, metrics, mode::Mode, refusal::Refusal, tenancy::CHAT_NS};
+use census::{Census, Claim, Seat};
 pub(crate) use expiry::spawn as spawn_session_check;
 use messages::MessageIds;
 use order::EventQueue;
@@ -44,17 +47,57 @@ pub(crate) struct ChatState {
     message_ids: Arc<MessageIds>,
     /// Standalone or clustered: joins, limits, settings and the directory go through it.
     mode: Arc<Mode>,
+    /// What one socket may cost.
+    limits: SocketLimits,
+    /// The sockets of each user and session on this instance.
+    census: Arc<Census>,
 }
 
 impl ChatState {
-    /// The chat state of instance `instance` in `mode`.
-    pub(crate) fn new(instance: &str, mode: Arc<Mode>) -> Self {
+    /// The chat state of instance `instance` in `mode`, with the per-socket limits of `config`.
+    pub(crate) fn new(instance: &str, mode: Arc<Mode>, config: &Config) -> Self {
         Self {
             instance: instance.into(),
             message_ids: Arc::new(MessageIds::new()),
             mode,
+            limits: SocketLimits {
+                events: order::Limits {
+                    rate: config.socket_event_rate,
+                    queue: config.socket_event_queue,
+                },
+                max_rooms: config.max_rooms_per_socket,
+                per_user: config.max_sockets_per_user,
+                per_session: config.max_sockets_per_session,
+            },
+            census: Arc::default(),
         }
     }
+
+    /// The census claims of a socket of `identity`: its user's and its session's caps
+    /// (`private_rooms` lists the user's room first, then the session's when there is one).
+    fn claims(&self, identity: &identity::Identity) -> Vec<Claim> {
+        let caps = [self.limits.per_user, self.limits.per_session];
+        let whats = ["per user", "per session"];
+        identity
+            .private_rooms()
+            .into_iter()
+            .zip(caps.into_iter().zip(whats))
+            .map(|(key, (cap, what))| Claim { key, cap, what })
+            .collect()
+    }
+}
+
+/// What one socket may cost, from the flags (see `Config`).
+#[derive(Debug, Clone, Copy)]
+struct SocketLimits {
+    /// The event budget and the bound of the socket's event queue.
+    events: order::Limits,
+    /// Chat rooms one socket may be in (its private rooms not counted).
+    max_rooms: usize,
+    /// Sockets of one user on this instance.
+    per_user: usize,
+    /// Sockets of one session on this instance.
+    per_session: usize,
 }
 
 /// The `welcome` event sent to each socket once connected.
@@ -80,19 +123,26 @@ pub(crate) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> A::Init
 /// the socket is connected), together with the identity and the event queue they use.
 ///
 /// Authentication comes first (`handshake`): a refused socket (CONNECT_ERROR with the reason)
-/// has joined no room and has no handler. An accepted one joins its user's and its session's
-/// rooms before anything else.
+/// has joined no room and has no handler. Then the socket takes its seat in the census (refused
+/// `too_many_sockets` beyond the caps, before any Redis subscription), and an accepted one joins
+/// its user's and its session's rooms before anything else. The seat is given back on
+/// disconnect.
 async fn setup<A: Adapter>(
     socket: SocketRef<A>,
     State(chat): State<ChatState>,
     TryData(auth): TryData<serde_json::Value>,
 ) -> Result<(), Refusal> {
     let identity = handshake::identify(&socket, &chat, auth).await?;
+    let seat = chat.census.admit(chat.claims(&identity))?;
     for room in identity.private_rooms() {
         chat.mode.join(&socket, room).await?;
     }
+    socket.extensions.insert(Arc::new(seat));
+    socket.on_disconnect(release_seat::<A>);
     socket.extensions.insert(identity);
-    socket.extensions.insert(EventQueue::default());
+    socket
+        .extensions
+        .insert(EventQueue::new(chat.limits.events));
     socket.on("join", rooms::join::<A>);
     socket.on("leave", rooms::leave::<A>);
     socket.on("message", messages::message::<A>);
@@ -101,6 +151,11 @@ async fn setup<A: Adapter>(
     socket.on("members", members::members::<A>);
     socket.on_fallback(unknown::unknown::<A>);
     Ok(())
+}
+
+/// Disconnect handler: gives the socket's seat in the census back.
+async fn release_seat<A: Adapter>(socket: SocketRef<A>) {
+    socket.extensions.remove::<Arc<Seat>>();
 }
 
 /// Connect handler: tells the client which instance serves it. Runs after CONNECT was sent,

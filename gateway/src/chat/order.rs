@@ -1,4 +1,5 @@
-//! One socket's events run one at a time, in the order they arrived.
+//! One socket's events run one at a time, in the order they arrived, within the socket's
+//! budget and queue bound.
 //!
 //! socketioxide spawns a task per incoming event, and tokio may run two tasks spawned back to
 //! back in either order (the newest task takes the worker's LIFO slot; other workers steal). So a
@@ -7,10 +8,20 @@
 //! swapped. Extractors, however, run synchronously on the socket's read path, in arrival order:
 //! the [`Turn`] extractor takes its place in the socket's queue there, and the handler body waits
 //! for the previous event's turn to end before it starts.
+//!
+//! The same extractor admits the event: an event beyond the socket's [`Budget`] is refused
+//! `rate_limited`, and one arriving while [`Limits::queue`] events of the socket are admitted
+//! and not yet finished is refused `queue_full`. A refused event never enters the queue: its
+//! handler acks the refusal at once (possibly before the acks of earlier events) and does no
+//! other work, so it costs no Redis round trip.
 
 use std::{
     convert::Infallible,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Instant,
 };
 
 use socketioxide::{
@@ -20,41 +31,115 @@ use socketioxide::{
 };
 use tokio::sync::oneshot;
 
-/// The tail of one socket's event queue: the signal that the latest event's turn has ended.
-/// Stored in the socket's extensions by the connect middleware.
-#[derive(Clone, Default)]
-pub(crate) struct EventQueue(Arc<Mutex<Option<oneshot::Receiver<()>>>>);
+use super::budget::Budget;
+use crate::{ratelimit::Rate, refusal::Refusal};
 
-/// An event's place in its socket's queue; see [`Turn::run`].
-pub(crate) struct Turn {
+/// What one socket may cost: its event budget and how many of its events may wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Events per socket (every event, handled or not).
+    pub(crate) rate: Rate,
+    /// Events of one socket admitted and not yet finished (the running one included).
+    pub(crate) queue: usize,
+}
+
+/// One socket's event queue, budget and count of waiting events. Stored in the socket's
+/// extensions by the connect middleware.
+#[derive(Clone)]
+pub(crate) struct EventQueue(Arc<Queue>);
+
+/// The shared part of an [`EventQueue`].
+struct Queue {
+    /// The queue's tail and the budget, locked together once per event (by this socket only).
+    state: Mutex<State>,
+    /// Events admitted whose turn has not ended.
+    waiting: AtomicUsize,
+    /// Bound of `waiting`.
+    bound: usize,
+}
+
+/// What an event's admission reads and changes.
+struct State {
+    /// The signal that the latest event's turn has ended.
+    tail: Option<oneshot::Receiver<()>>,
+    /// The socket's event budget.
+    budget: Budget,
+}
+
+/// An event's place in its socket's queue, or why it was refused; see [`Turn::run`].
+pub(crate) struct Turn(Result<Slot, Refusal>);
+
+/// An admitted event's place in the queue.
+struct Slot {
     /// Resolves (or errors, the same to us) once the previous event's turn has ended.
     previous: Option<oneshot::Receiver<()>>,
     /// Dropped when this turn ends, which lets the next event start.
     done: oneshot::Sender<()>,
+    /// Counts the event in `waiting` until this turn ends.
+    waiting: Waiting,
 }
 
+/// One event counted in its queue's `waiting`, until dropped.
+struct Waiting(Arc<Queue>);
+
 impl EventQueue {
-    /// Appends an event to the queue.
+    /// An empty queue with a full budget.
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self(Arc::new(Queue {
+            state: Mutex::new(State {
+                tail: None,
+                budget: Budget::new(limits.rate),
+            }),
+            waiting: AtomicUsize::new(0),
+            bound: limits.queue,
+        }))
+    }
+
+    /// Admits an event at the tail of the queue, or refuses it.
     fn push(&self) -> Turn {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.0.waiting.load(Ordering::Relaxed) >= self.0.bound {
+            return Turn(Err(Refusal::QueueFull));
+        }
+        if let Err(retry_after) = state.budget.take(Instant::now()) {
+            return Turn(Err(Refusal::RateLimited { retry_after }));
+        }
+        self.0.waiting.fetch_add(1, Ordering::Relaxed);
         let (done, ended) = oneshot::channel();
-        let previous = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .replace(ended);
-        Turn { previous, done }
+        let previous = state.tail.replace(ended);
+        Turn(Ok(Slot {
+            previous,
+            done,
+            waiting: Waiting(self.0.clone()),
+        }))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Turn {
-    /// Waits for the previous events of this socket to finish, then runs `work`.
-    pub(crate) async fn run<F: Future>(self, work: F) -> F::Output {
-        if let Some(previous) = self.previous {
+    /// Waits for the previous events of this socket to finish, then runs `work`; a refused
+    /// event returns its refusal at once without running `work`.
+    pub(crate) async fn run<T>(
+        self,
+        work: impl Future<Output = Result<T, Refusal>>,
+    ) -> Result<T, Refusal> {
+        let Slot {
+            previous,
+            done,
+            waiting,
+        } = self.0?;
+        if let Some(previous) = previous {
             // An error only means the previous turn's task is gone: its turn is over too.
             let _ = previous.await;
         }
         let output = work.await;
-        drop(self.done);
+        drop(done);
+        drop(waiting);
         output
     }
 }
@@ -67,10 +152,11 @@ impl<A: Adapter> FromMessageParts<A> for Turn {
         _: &mut Value,
         _: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        // The connect middleware installs the queue before any handler exists; a socket without
-        // one (impossible today) still gets a turn, just not an ordered one.
-        let queue = socket.extensions.get::<EventQueue>().unwrap_or_default();
-        Ok(queue.push())
+        // The connect middleware installs the queue before any handler exists.
+        Ok(match socket.extensions.get::<EventQueue>() {
+            Some(queue) => queue.push(),
+            None => Turn(Err(Refusal::Internal)),
+        })
     }
 }
 
@@ -80,9 +166,15 @@ mod tests {
 
     use super::*;
 
+    /// Limits out of the way of the ordering tests.
+    const ROOMY: Limits = Limits {
+        rate: Rate::new(1_000, Duration::from_secs(1)),
+        queue: 100,
+    };
+
     #[tokio::test]
     async fn turns_run_in_queue_order_whatever_the_spawn_order() {
-        let queue = EventQueue::default();
+        let queue = EventQueue::new(ROOMY);
         let log = Arc::new(Mutex::new(Vec::new()));
         let turns: Vec<Turn> = (0..5).map(|_| queue.push()).collect();
         let mut tasks = Vec::new();
@@ -92,10 +184,11 @@ mod tests {
             tasks.push(tokio::spawn(turn.run(async move {
                 tokio::time::sleep(Duration::from_millis(10 * (5 - i as u64))).await;
                 log.lock().unwrap_or_else(PoisonError::into_inner).push(i);
+                Ok(())
             })));
         }
         for task in tasks {
-            task.await.unwrap_or_default();
+            assert!(matches!(task.await, Ok(Ok(()))));
         }
         assert_eq!(
             *log.lock().unwrap_or_else(PoisonError::into_inner),
@@ -105,11 +198,43 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_turn_releases_the_next() {
-        let queue = EventQueue::default();
+        let queue = EventQueue::new(ROOMY);
         let first = queue.push();
         let second = queue.push();
         drop(first);
-        let done = tokio::time::timeout(Duration::from_secs(1), second.run(async { 7 })).await;
-        assert_eq!(done.ok(), Some(7));
+        let done = tokio::time::timeout(Duration::from_secs(1), second.run(async { Ok(7) })).await;
+        assert!(matches!(done, Ok(Ok(7))));
+    }
+
+    #[tokio::test]
+    async fn events_beyond_the_queue_bound_are_refused_until_one_ends() {
+        let queue = EventQueue::new(Limits { queue: 2, ..ROOMY });
+        let first = queue.push();
+        let _second = queue.push();
+        let refused = queue.push().run(async { Ok(()) }).await;
+        assert!(matches!(refused, Err(Refusal::QueueFull)));
+        assert!(matches!(first.run(async { Ok(()) }).await, Ok(())));
+        assert!(queue.push().0.is_ok());
+    }
+
+    #[tokio::test]
+    async fn events_beyond_the_budget_are_refused_without_running() {
+        let queue = EventQueue::new(Limits {
+            rate: Rate::new(3, Duration::from_secs(60)),
+            ..ROOMY
+        });
+        for _ in 0..3 {
+            assert!(queue.push().run(async { Ok(()) }).await.is_ok());
+        }
+        let ran = Arc::new(AtomicUsize::new(0));
+        let refused = queue
+            .push()
+            .run(async {
+                ran.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(refused, Err(Refusal::RateLimited { .. })));
+        assert_eq!(ran.load(Ordering::Relaxed), 0);
     }
 }

@@ -5,7 +5,8 @@
 //! reach exactly the instances holding members. A client names a
 //! room of its own tenant; the socket joins the tenant-scoped room (`tenancy::room`). A `join`
 //! is refused with `room_full` when the room already has the tenant's `max_room_members`
-//! across the cluster.
+//! across the cluster, and with `too_many_rooms` when the socket is already in
+//! `--max-rooms-per-socket` chat rooms (checked in process, before any Redis work).
 
 use std::{
     collections::HashSet,
@@ -57,6 +58,10 @@ impl Joined {
         self.lock().contains(room)
     }
 
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Refuses a socket that addresses a room (internal name) it has not joined.
     pub(crate) fn ensure_member(&self, room: &str) -> Result<(), Refusal> {
         if self.contains(room) {
@@ -85,6 +90,9 @@ pub(crate) async fn join<A: Adapter>(
         let room = tenancy::room(&identity.tenant, &room);
         if identity.joined.contains(&room) {
             return Ok(Reply::ok());
+        }
+        if identity.joined.len() >= chat.limits.max_rooms {
+            return Err(Refusal::TooManyRooms(chat.limits.max_rooms));
         }
         let settings = chat.mode.settings(&identity.tenant).await;
         let limit = usize::try_from(settings.max_room_members).unwrap_or(usize::MAX);

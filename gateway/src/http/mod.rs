@@ -12,6 +12,7 @@ mod detach;
 mod error;
 mod health;
 mod metrics;
+mod opens;
 mod page;
 mod ready;
 mod stats;
@@ -27,6 +28,7 @@ use socketioxide::{SocketIo, adapter::Adapter};
 use crate::{accounts::Accounts, counters::Counters, mode::Mode};
 pub(crate) use cors::cors_layer;
 pub(crate) use detach::detach_from_read_buffer;
+pub(crate) use opens::{Opens, limit_opens};
 
 /// What the HTTP routes read.
 pub(crate) struct HttpState<A: Adapter> {

@@ -18,6 +18,7 @@ mod drain;
 mod early_emit;
 mod http;
 mod instance_loss;
+mod limits;
 mod logins;
 mod nginx;
 mod node_client;

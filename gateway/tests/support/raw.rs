@@ -1,5 +1,6 @@
 //! A bare Socket.IO client over one websocket, for what `socketio_client` does not do:
-//! sending request headers (a session cookie, `X-Forwarded-For`) with the handshake.
+//! sending request headers (a session cookie, `X-Forwarded-For`) with the handshake, opening
+//! an engine.io session without ever sending CONNECT, sending an oversized message.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -29,6 +30,26 @@ impl RawSocket {
         headers: &[(&str, &str)],
         auth: Option<&Value>,
     ) -> Result<Self, String> {
+        let mut socket = Self::open(url, headers).await;
+        let connect = match auth {
+            Some(auth) => format!("40{auth}"),
+            None => "40".to_owned(),
+        };
+        socket.send(connect).await;
+        let answer = socket.next_packet().await;
+        if answer.starts_with("40") {
+            Ok(socket)
+        } else if let Some(error) = answer.strip_prefix("44") {
+            let error: Value = serde_json::from_str(error).expect("a CONNECT_ERROR payload");
+            Err(error["message"].as_str().unwrap_or_default().to_owned())
+        } else {
+            panic!("unexpected answer to CONNECT: {answer}")
+        }
+    }
+
+    /// Opens a websocket to `url` with `headers` and reads the engine.io OPEN, sending no
+    /// Socket.IO CONNECT.
+    pub async fn open(url: &str, headers: &[(&str, &str)]) -> Self {
         let ws_url = format!(
             "{}/socket.io/?EIO=4&transport=websocket",
             url.replacen("http://", "ws://", 1)
@@ -47,19 +68,30 @@ impl RawSocket {
         let mut socket = Self { ws, next_ack: 0 };
         let open = socket.next_packet().await;
         assert!(open.starts_with('0'), "engine.io OPEN expected, got {open}");
-        let connect = match auth {
-            Some(auth) => format!("40{auth}"),
-            None => "40".to_owned(),
-        };
-        socket.send(connect).await;
-        let answer = socket.next_packet().await;
-        if answer.starts_with("40") {
-            Ok(socket)
-        } else if let Some(error) = answer.strip_prefix("44") {
-            let error: Value = serde_json::from_str(error).expect("a CONNECT_ERROR payload");
-            Err(error["message"].as_str().unwrap_or_default().to_owned())
-        } else {
-            panic!("unexpected answer to CONNECT: {answer}")
+        socket
+    }
+
+    /// Sends `text` as one websocket text message, whatever it contains; `false` when the
+    /// connection would not take it.
+    pub async fn send_raw(&mut self, text: String) -> bool {
+        self.ws.send(Message::text(text)).await.is_ok()
+    }
+
+    /// Whether the server closes the connection within `within` (pings are answered,
+    /// packets skipped meanwhile).
+    pub async fn closed_within(&mut self, within: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(Message::Text(text)))) if text.as_str() == "2" => {
+                    if self.ws.send(Message::text("3")).await.is_err() {
+                        return true;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
         }
     }
 
