@@ -135,13 +135,7 @@ impl LoginThrottle {
             .key(&user_key)
             .arg(millis(self.pair.window))
             .arg(millis(self.user.window));
-        let mut conn = self.store.connection();
-        crate::store::deadline(
-            crate::store::COMMAND_TIMEOUT,
-            invocation.invoke_async::<i64>(&mut conn),
-        )
-        .await
-        .map(drop)
+        self.store.invoke::<i64>(&invocation).await.map(drop)
     }
 
     /// Records a successful login of `username` from `address`.
@@ -154,13 +148,7 @@ impl LoginThrottle {
             .arg(now_ms())
             .arg(KNOWN_ADDRESSES)
             .arg(millis(KNOWN_ADDRESS_TTL));
-        let mut conn = self.store.connection();
-        crate::store::deadline(
-            crate::store::COMMAND_TIMEOUT,
-            invocation.invoke_async::<i64>(&mut conn),
-        )
-        .await
-        .map(drop)
+        self.store.invoke::<i64>(&invocation).await.map(drop)
     }
 }
 

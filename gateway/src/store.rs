@@ -62,6 +62,16 @@ impl Store {
         Ok(u64::try_from(receivers).unwrap_or(u64::MAX))
     }
 
+    /// Runs a script `invocation` within [`COMMAND_TIMEOUT`] (EVALSHA, loading the script
+    /// once if Redis does not know it).
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        let mut conn = self.connection();
+        deadline(COMMAND_TIMEOUT, invocation.invoke_async(&mut conn)).await
+    }
+
     /// Runs `pipe` within [`COMMAND_TIMEOUT`]. On a cluster its keys must share a slot.
     pub(crate) async fn pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, Error> {
         let mut conn = self.connection();
