@@ -41,7 +41,7 @@ const CANDIDATES: u8 = 8;
 /// The prefix of this test's namespaces (`gwt-<pid>-<i>`) and host-side veths (`gwt<pid>h<i>`).
 const PREFIX: &str = "gwt";
 /// How long one step of a page may take (the script's own waits are shorter).
-const STEP: Duration = Duration::from_secs(25);
+const STEP: Duration = Duration::from_secs(75);
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -24,8 +24,9 @@ use tokio::{
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
-/// How long one step of the page may take (the script's own waits are shorter).
-const STEP: Duration = Duration::from_secs(15);
+/// How long one step of the page may take (the script's own waits are shorter); the first
+/// includes launching Chromium, which the script allows a minute (`common.mjs`).
+const STEP: Duration = Duration::from_secs(75);
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

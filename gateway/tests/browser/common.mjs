@@ -24,12 +24,14 @@ export function parseCommandLine() {
 
 /// Headless Debian chromium with the flags this closed network needs. No --user-data-dir:
 /// playwright refuses it, and launch() already gives chromium a fresh temporary profile of its
-/// own, deleted when the browser closes.
+/// own, deleted when the browser closes. Launching may take far longer than any step of a
+/// test: a first start after installation, with its caches cold, took over 20 s on a busy
+/// 2-core machine (8 s on a quiet one), so it gets at least a minute.
 export function launchChromium(timeout) {
   return chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
-    timeout,
+    timeout: Math.max(timeout, 60000),
     args: [
       "--headless",
       "--no-sandbox",
