@@ -133,25 +133,8 @@ impl RedisServer {
     }
 
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
         let client = redis::Client::open(self.url()).unwrap_or_else(|err| panic!("{err}"));
-        loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer within 10 s",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_ping(&client, &format!("redis-server on port {}", self.port)).await;
     }
 }
 
@@ -159,6 +142,29 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _best_effort = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until `client` answers PING, for at most 10 s.
+///
+/// # Panics
+/// When it does not, naming `what`.
+async fn wait_for_ping(client: &redis::Client, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+            && redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -4,7 +4,6 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command},
-    time::{Duration, Instant},
 };
 
 use super::{free_port, redis_server, spawn_redis};
@@ -82,24 +81,8 @@ impl SecureRedis {
     }
 
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = self.client();
-        loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "TLS redis-server on port {} did not answer within 10 s",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("TLS redis-server on port {}", self.port);
+        super::wait_for_ping(&self.client(), &what).await;
     }
 }
 
