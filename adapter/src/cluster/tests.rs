@@ -263,6 +263,19 @@ fn json(request: &Request) -> impl FnOnce(&mut Vec<u8>) -> Result<(), Error> + '
     }
 }
 
+/// Broadcast `id` to room "a" from `front`, as the messages its bus would publish.
+fn to_room_a(front: &Front, id: u32) -> Vec<super::Outgoing> {
+    let request = Request::Broadcast {
+        id,
+        rooms: vec!["a".to_owned()],
+        except: vec![],
+    };
+    front
+        .bus
+        .room_requests(&[Room::Borrowed("a")], |_, _, buf| json(&request)(buf))
+        .unwrap()
+}
+
 fn received(front: &Front) -> Vec<(String, u32)> {
     let mut received = front.received.lock().unwrap().clone();
     received.sort();
@@ -316,16 +329,11 @@ async fn a_room_left_by_its_last_member_is_discarded_then_unsubscribed() {
     join(&fronts[1], "s1", &["a"]).await;
     fronts[1].sockets.lock().unwrap().clear();
     fronts[1].bus.release([Room::Borrowed("a")]);
-    let request = Request::Broadcast {
-        id: 1,
-        rooms: vec!["a".to_owned()],
-        except: vec![],
-    };
-    let outgoing = fronts[0]
+    fronts[0]
         .bus
-        .room_requests(&[Room::Borrowed("a")], |_, _, buf| json(&request)(buf))
+        .send(to_room_a(&fronts[0], 1), Wait::Queued)
+        .await
         .unwrap();
-    fronts[0].bus.send(outgoing, Wait::Queued).await.unwrap();
     assert!(received(&fronts[1]).is_empty());
     let counters = &fronts[1].bus.counters;
     assert_eq!(counters.snapshot().room_messages_discarded, 1);
@@ -450,10 +458,7 @@ async fn with_a_secret_only_the_instances_holding_it_are_heard() {
             rooms: vec!["a".to_owned()],
             except: vec![],
         };
-        let on_room = stranger
-            .bus
-            .room_requests(&[Room::Borrowed("a")], |_, _, buf| json(&request)(buf))
-            .unwrap();
+        let on_room = to_room_a(stranger, 9);
         let on_namespace = stranger.bus.request(None, json(&request)).unwrap();
         let to_node = stranger
             .bus
@@ -469,15 +474,10 @@ async fn with_a_secret_only_the_instances_holding_it_are_heard() {
     );
     assert!(fronts[1].bus.counters.snapshot().dropped_unverified >= 6);
     // The instances holding the secret still hear each other.
-    let request = Request::Broadcast {
-        id: 1,
-        rooms: vec!["a".to_owned()],
-        except: vec![],
-    };
-    let outgoing = fronts[0]
+    fronts[0]
         .bus
-        .room_requests(&[Room::Borrowed("a")], |_, _, buf| json(&request)(buf))
+        .send(to_room_a(&fronts[0], 1), Wait::Queued)
+        .await
         .unwrap();
-    fronts[0].bus.send(outgoing, Wait::Queued).await.unwrap();
     assert_eq!(received(&fronts[1]), [("s1".to_owned(), 1)]);
 }
