@@ -236,11 +236,6 @@ impl<P: PubSub> NamespaceBus<P> {
         self.pending.register(req_id, false)
     }
 
-    /// Stops routing the responses to `req_id`.
-    pub fn forget(&self, req_id: Id) {
-        self.pending.forget(req_id);
-    }
-
     /// Publishes request `req_id` and waits for Redis to take it; on failure nothing waits
     /// for its responses.
     pub async fn publish_request(&self, outgoing: Outgoing, req_id: Id) -> Result<(), Error> {

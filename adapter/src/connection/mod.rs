@@ -209,13 +209,6 @@ impl Redis {
         self.link().borrow().connected
     }
 
-    /// Whether Redis answers a `PING` on the command connection now.
-    pub async fn ping(&self) -> Result<(), Error> {
-        self.query::<redis::Value>(&redis::cmd("PING"))
-            .await
-            .map(drop)
-    }
-
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.inner.counters
     }
