@@ -35,6 +35,7 @@ mod request;
 mod secrets;
 mod sessions;
 pub mod shutdown;
+mod spool;
 mod store;
 pub mod telemetry;
 mod tenancy;
