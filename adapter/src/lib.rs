@@ -96,19 +96,19 @@
 
 mod cluster;
 mod config;
-mod confirm;
 mod connection;
 mod error;
 mod front;
+mod scope;
 mod stats;
 
 pub use cluster::{ClusterSecret, Id, Inbound, NamespaceBus, Outgoing, PubSub, Room};
 pub use config::RedisAdapterConfig;
-pub use confirm::confirmed;
 pub use connection::{
     Commands, Credentials, Handler, Link, LinkRx, PUBLISH_DURATION, Redis, RedisConfig, Wait,
     cluster_nodes, within,
 };
 pub use error::Error;
-pub use front::{InitRes, RedisAckStream, RedisAdapter, RedisAdapterState};
+pub use front::{Hold, InitRes, MAX_HELD, RedisAckStream, RedisAdapter, RedisAdapterState};
+pub use scope::{confirmed, remote_only};
 pub use stats::{Counters, MetricKind, Reading, Stats};

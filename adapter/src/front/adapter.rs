@@ -26,14 +26,15 @@ use socketioxide_core::{
 };
 
 use super::{
+    gate::{Gates, Kept},
     ids,
     state::{NamespaceRooms, RedisAdapterState},
 };
 use crate::{
     cluster::{Id, Inbound, NamespaceBus, Outgoing},
-    confirm,
     connection::{Redis, Wait},
     error::Error,
+    scope,
 };
 
 /// A socketioxide adapter that shares one namespace across instances through Redis Pub/Sub.
@@ -45,6 +46,8 @@ pub struct RedisAdapter<E> {
     bus: Arc<NamespaceBus<Redis>>,
     state: RedisAdapterState,
     uid: Uid,
+    /// Sockets being caught up, whose broadcasts are held back ([`RedisAdapterState::hold`]).
+    gates: Gates,
 }
 
 /// The acknowledgement stream of [`RedisAdapter::broadcast_with_ack`]: local acks first
@@ -67,6 +70,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             bus,
             state: state.clone(),
             uid,
+            gates: Gates::default(),
         }
     }
 
@@ -96,8 +100,12 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
         let remote = self.outgoing_broadcast(&packet, &opts)?;
-        // Local sockets are served first, whatever happens to Redis.
-        let local = self.local.broadcast(packet, opts);
+        // Local sockets are served first, whatever happens to Redis (unless they already were).
+        let local = if scope::local_skipped() {
+            Ok(())
+        } else {
+            self.deliver_locally(packet, opts)
+        };
         self.forward(remote).await?;
         Ok(local?)
     }
@@ -206,6 +214,13 @@ impl<E: SocketEmitter> RemoteRequestHandler<E> for RedisAdapter<E> {
         &self.local
     }
 
+    /// A broadcast from another instance, delivered like a local one (held sockets included).
+    fn recv_broadcast(&self, opts: BroadcastOptions, packet: Packet) {
+        if let Err(errors) = self.deliver_locally(packet, opts) {
+            tracing::debug!(ns = %self.local.path(), ?errors, "remote broadcast: some sockets were not sent it");
+        }
+    }
+
     fn send_res<T: Serialize + fmt::Debug + Send + 'static>(
         &self,
         req_id: Sid,
@@ -249,6 +264,9 @@ impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
     }
 
     fn holds(&self, room: &str) -> bool {
+        if self.gates.holds(room) {
+            return true;
+        }
         let mut opts = BroadcastOptions::default();
         opts.rooms.push(Room::Owned(room.to_owned()));
         !self.local.sockets(opts).is_empty()
@@ -282,9 +300,70 @@ impl<E: SocketEmitter> NamespaceRooms for RedisAdapter<E> {
         self.local.del(sid, rooms.clone());
         self.bus.release(rooms);
     }
+
+    fn hold(
+        self: Arc<Self>,
+        sid: Sid,
+        room: Room,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
+        Box::pin(async move {
+            self.gates.open(sid, room.clone());
+            let subscribed = self.bus.join(std::slice::from_ref(&room)).await;
+            if subscribed.is_err() {
+                self.end_hold(sid, room, None);
+            }
+            subscribed
+        })
+    }
+
+    fn end_hold(
+        &self,
+        sid: Sid,
+        room: Room,
+        join: Option<&mut dyn FnMut(&Packet) -> bool>,
+    ) -> Option<usize> {
+        let released = room.clone();
+        let sent = self.gates.close(sid, &room, |kept: Kept| {
+            let keep = join?;
+            // Under the delivery lock: the kept packets first, then the socket is a member.
+            let mut sent = 0;
+            for packet in kept.packets.into_iter().filter(|packet| keep(packet)) {
+                sent += 1;
+                if let Err(errors) = self.local.broadcast(packet, BroadcastOptions::new(sid)) {
+                    tracing::debug!(%sid, ?errors, "a held broadcast could not be sent");
+                }
+            }
+            self.local.add_all(sid, vec![released.clone()]);
+            (!kept.overflowed).then_some(sent)
+        });
+        if !self.local.socket_rooms(sid).contains(&released) {
+            self.bus.release([released]);
+        }
+        sent.flatten()
+    }
 }
 
 impl<E: SocketEmitter> RedisAdapter<E> {
+    /// Delivers `packet` to the local sockets `opts` select, keeping a copy for the sockets
+    /// held for one of its rooms.
+    fn deliver_locally(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+    ) -> Result<(), Vec<socketioxide_core::adapter::errors::SocketError>> {
+        let reached_otherwise = |sid: Sid, opts: &BroadcastOptions| {
+            let rooms = self.local.socket_rooms(sid);
+            opts.rooms
+                .iter()
+                .chain(&opts.except)
+                .any(|room| rooms.contains(room))
+        };
+        self.gates
+            .deliver(packet, opts, reached_otherwise, |packet, opts| {
+                self.local.broadcast(packet, opts)
+            })
+    }
+
     /// The messages that carry a broadcast to the other instances: to rooms, one on each
     /// room's channel (see [`NamespaceBus::room_requests`]).
     fn outgoing_broadcast(
@@ -330,9 +409,9 @@ impl<E: SocketEmitter> RedisAdapter<E> {
     }
 
     /// Publishes what [`Self::outgoing`] prepared: queued in order, and confirmed by Redis
-    /// when the caller runs inside [`confirm::confirmed`].
+    /// when the caller runs inside [`scope::confirmed`].
     async fn forward(&self, outgoing: impl IntoIterator<Item = Outgoing>) -> Result<(), Error> {
-        let wait = if confirm::wanted() {
+        let wait = if scope::confirm_wanted() {
             Wait::Confirmed
         } else {
             Wait::Queued

@@ -2,11 +2,13 @@
 //! applications install, and the state they share.
 
 mod adapter;
+mod gate;
 mod ids;
 mod state;
 
 pub use adapter::{InitRes, RedisAckStream, RedisAdapter};
-pub use state::RedisAdapterState;
+pub use gate::MAX_HELD;
+pub use state::{Hold, RedisAdapterState};
 
 use socketioxide_core::adapter::errors::{AdapterError, BroadcastError};
 

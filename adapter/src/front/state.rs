@@ -10,6 +10,7 @@ use std::{
 use socketioxide_core::{
     Sid,
     adapter::{Room, RoomParam},
+    packet::Packet,
 };
 
 use crate::{
@@ -51,6 +52,50 @@ pub(crate) trait NamespaceRooms: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
     /// Removes the socket from `rooms` here; emptied rooms are unsubscribed after the delay.
     fn leave(&self, sid: Sid, rooms: Vec<Room>);
+    /// Holds back the broadcasts to `room` for `sid`, and resolves once the room's channel is
+    /// subscribed.
+    fn hold(
+        self: Arc<Self>,
+        sid: Sid,
+        room: Room,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+    /// Ends the hold of `sid` on `room`; with `join`, sends the kept packets it accepts and
+    /// puts the socket in the room, returning how many were sent (`None` when some were lost
+    /// to the bound, or without `join`).
+    fn end_hold(
+        &self,
+        sid: Sid,
+        room: Room,
+        join: Option<&mut dyn FnMut(&Packet) -> bool>,
+    ) -> Option<usize>;
+}
+
+/// A socket kept out of a room while the application sends it what it missed; see
+/// [`RedisAdapterState::hold`]. Dropped without [`Hold::join`], the socket stays out of the
+/// room and the held broadcasts are dropped.
+pub struct Hold {
+    rooms: Arc<dyn NamespaceRooms>,
+    sid: Sid,
+    room: Option<Room>,
+}
+
+impl Hold {
+    /// Ends the catch-up: the broadcasts to the room held back meanwhile that `keep` accepts
+    /// are sent to the socket in arrival order, and the socket joins the room, with no
+    /// delivery in between. Returns how many were sent, or `None` when more than
+    /// [`MAX_HELD`](super::MAX_HELD) arrived and some were lost (the socket joined anyway).
+    pub fn join(mut self, mut keep: impl FnMut(&Packet) -> bool) -> Option<usize> {
+        let room = self.room.take()?;
+        self.rooms.end_hold(self.sid, room, Some(&mut keep))
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(room) = self.room.take() {
+            self.rooms.end_hold(self.sid, room, None);
+        }
+    }
 }
 
 impl RedisAdapterState {
@@ -114,6 +159,27 @@ impl RedisAdapterState {
     pub async fn join(&self, ns: &str, sid: Sid, rooms: impl RoomParam) -> Result<(), Error> {
         let adapter = self.rooms_of(ns)?;
         adapter.join(sid, rooms.into_room_iter().collect()).await
+    }
+
+    /// Starts a catch-up join of socket `sid` of namespace `ns` to `room`: returns once this
+    /// instance is subscribed to the room's channel, and from then on keeps every broadcast
+    /// to the room that the socket would receive, instead of sending it. The application
+    /// then sends the socket what it missed from its own store (a message history) and ends
+    /// with [`Hold::join`], which sends the held broadcasts it still wants (those not in the
+    /// history it sent) and makes the socket a member: no gap, no duplicate at the seam.
+    ///
+    /// Broadcasts with acknowledgements are not held. While any socket of `ns` is held,
+    /// each local delivery of `ns` takes one mutex; at most [`MAX_HELD`](super::MAX_HELD)
+    /// broadcasts are kept per hold.
+    pub async fn hold(&self, ns: &str, sid: Sid, room: impl Into<Room>) -> Result<Hold, Error> {
+        let rooms = self.rooms_of(ns)?;
+        let room = room.into();
+        rooms.clone().hold(sid, room.clone()).await?;
+        Ok(Hold {
+            rooms,
+            sid,
+            room: Some(room),
+        })
     }
 
     /// Takes socket `sid` of namespace `ns` out of `rooms`. A room left without local member
