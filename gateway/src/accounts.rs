@@ -105,7 +105,7 @@ impl Accounts {
                  never do this in production"
             ),
         }
-        let store = Store::new(redis, Keys::new(&config.key_prefix));
+        let store = Store::new(redis, Keys::new(&config.redis.key_prefix));
         let (settings, subscription) =
             SettingsCache::start(store.clone(), config.settings_cache_ttl, counters.clone())
                 .await?;

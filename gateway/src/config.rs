@@ -108,16 +108,9 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::origin::parse_origin)]
     pub allowed_origins: Vec<String>,
 
-    /// Redis URL: redis://host:port/db for one Redis, or
-    /// redis+cluster://host:port,host:port,... (seed nodes) for a Redis Cluster, where rooms
-    /// use sharded Pub/Sub. Without it the gateway runs standalone: rooms are not shared
-    /// with other instances.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
-
-    /// Prefix of every Redis channel this cluster uses; instances only see peers with the same one.
-    #[arg(long, env = "GATEWAY_KEY_PREFIX", default_value = DEFAULT_KEY_PREFIX)]
-    pub key_prefix: String,
+    /// Where Redis is and how to reach it (shared with `gateway worker` and `gateway jobs`).
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     /// Browser origins allowed to poll cross-origin, comma separated ("*" allows any).
     /// Empty: same-origin only.
@@ -207,31 +200,6 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
 
-    /// First delay before reconnecting a lost Redis connection (at least 1ms); it doubles
-    /// (with jitter) on each failed attempt.
-    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MIN", default_value = DEFAULT_REDIS_RECONNECT_MIN, value_parser = humantime::parse_duration)]
-    pub redis_reconnect_min: Duration,
-
-    /// Longest delay between two Redis reconnect attempts: once Redis is back,
-    /// every connection is restored within about this long.
-    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX", default_value = DEFAULT_REDIS_RECONNECT_MAX, value_parser = humantime::parse_duration)]
-    pub redis_reconnect_max: Duration,
-
-    /// The Redis ACL user to authenticate as (with `--redis-password-file`). Default: the
-    /// URL's user, or Redis's `default` user.
-    #[arg(long, env = "GATEWAY_REDIS_USER")]
-    pub redis_user: Option<String>,
-
-    /// A file whose first line is the Redis password, so that it is neither on the command
-    /// line nor in the URL. Default: the URL's password, if any.
-    #[arg(long, env = "GATEWAY_REDIS_PASSWORD_FILE")]
-    pub redis_password_file: Option<PathBuf>,
-
-    /// The PEM certificate of the authority that signed Redis's TLS certificate, for
-    /// `rediss://` (or `rediss+cluster://`) with a private CA. Default: the system's roots.
-    #[arg(long, env = "GATEWAY_REDIS_CA_FILE")]
-    pub redis_ca_file: Option<PathBuf>,
-
     /// A file whose first line is the cluster secret (at least 16 bytes, the same on every
     /// instance): every message between instances then carries a MAC, and messages without
     /// a valid one (anyone else with Redis access) are dropped and counted.
@@ -320,6 +288,70 @@ pub struct Config {
     pub bench_endpoints: bool,
 }
 
+/// The Redis flags: the server, `gateway worker` and `gateway jobs` take the same ones.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis URL: redis://host:port/db for one Redis, or
+    /// redis+cluster://host:port,host:port,... (seed nodes) for a Redis Cluster, where rooms
+    /// use sharded Pub/Sub. Without it the gateway runs standalone: rooms are not shared
+    /// with other instances.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis channel this cluster uses; instances only see peers with the same one.
+    #[arg(long, env = "GATEWAY_KEY_PREFIX", default_value = DEFAULT_KEY_PREFIX)]
+    pub key_prefix: String,
+
+    /// First delay before reconnecting a lost Redis connection (at least 1ms); it doubles
+    /// (with jitter) on each failed attempt.
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MIN", default_value = DEFAULT_REDIS_RECONNECT_MIN, value_parser = humantime::parse_duration)]
+    pub redis_reconnect_min: Duration,
+
+    /// Longest delay between two Redis reconnect attempts: once Redis is back,
+    /// every connection is restored within about this long.
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX", default_value = DEFAULT_REDIS_RECONNECT_MAX, value_parser = humantime::parse_duration)]
+    pub redis_reconnect_max: Duration,
+
+    /// The Redis ACL user to authenticate as (with `--redis-password-file`). Default: the
+    /// URL's user, or Redis's `default` user.
+    #[arg(long, env = "GATEWAY_REDIS_USER")]
+    pub redis_user: Option<String>,
+
+    /// A file whose first line is the Redis password, so that it is neither on the command
+    /// line nor in the URL. Default: the URL's password, if any.
+    #[arg(long, env = "GATEWAY_REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// The PEM certificate of the authority that signed Redis's TLS certificate, for
+    /// `rediss://` (or `rediss+cluster://`) with a private CA. Default: the system's roots.
+    #[arg(long, env = "GATEWAY_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+}
+
+impl Default for RedisArgs {
+    /// No Redis URL, the default prefix and reconnect delays, no credentials.
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            redis_reconnect_min: duration(DEFAULT_REDIS_RECONNECT_MIN),
+            redis_reconnect_max: duration(DEFAULT_REDIS_RECONNECT_MAX),
+            redis_user: None,
+            redis_password_file: None,
+            redis_ca_file: None,
+        }
+    }
+}
+
+impl RedisArgs {
+    /// The first and the longest delay between Redis reconnect attempts: at least 1ms, and
+    /// the longest never shorter than the first.
+    pub fn redis_reconnect(&self) -> (Duration, Duration) {
+        let min = self.redis_reconnect_min.max(Duration::from_millis(1));
+        (min, self.redis_reconnect_max.max(min))
+    }
+}
+
 /// The `gateway` command line: the server's flags, or a subcommand.
 #[derive(Debug, Parser)]
 #[command(
@@ -371,8 +403,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.to_owned(),
             admin_listen: DEFAULT_ADMIN_LISTEN.to_owned(),
             allowed_origins: Vec::new(),
-            redis_url: None,
-            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            redis: RedisArgs::default(),
             cors_origins: Vec::new(),
             log_format: LogFormat::default(),
             instance_id: None,
@@ -392,11 +423,6 @@ impl Default for Config {
             request_timeout: duration(DEFAULT_REQUEST_TIMEOUT),
             shutdown_timeout: duration(DEFAULT_SHUTDOWN_TIMEOUT),
             worker_threads: None,
-            redis_reconnect_min: duration(DEFAULT_REDIS_RECONNECT_MIN),
-            redis_reconnect_max: duration(DEFAULT_REDIS_RECONNECT_MAX),
-            redis_user: None,
-            redis_password_file: None,
-            redis_ca_file: None,
             cluster_secret_file: None,
             users_file: None,
             demo_users: false,
@@ -427,13 +453,6 @@ impl Config {
         self.instance_id
             .get_or_insert_with(crate::ids::instance_id)
             .clone()
-    }
-
-    /// The first and the longest delay between Redis reconnect attempts: at least 1ms, and
-    /// the longest never shorter than the first.
-    pub fn redis_reconnect(&self) -> (Duration, Duration) {
-        let min = self.redis_reconnect_min.max(Duration::from_millis(1));
-        (min, self.redis_reconnect_max.max(min))
     }
 }
 

@@ -25,7 +25,7 @@ use std::{
 
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::{Config, Error, Rate, users};
+use crate::{Config, Error, Rate, RedisArgs, users};
 
 /// The test directory: `(username, tenant, admin)`. Display names are the usernames, and
 /// passwords [`password`]. `loadtest` is the account of the load tester's simulated users.
@@ -84,7 +84,10 @@ pub fn standalone() -> Config {
 /// directory ([`users_file`]) and rate limits out of the way ([`UNLIMITED`]).
 pub fn clustered(redis_url: &str) -> Config {
     Config {
-        redis_url: Some(redis_url.to_owned()),
+        redis: RedisArgs {
+            redis_url: Some(redis_url.to_owned()),
+            ..RedisArgs::default()
+        },
         heartbeat_interval: HEARTBEAT_INTERVAL,
         heartbeat_timeout: HEARTBEAT_TIMEOUT,
         request_timeout: REQUEST_TIMEOUT,
