@@ -374,6 +374,109 @@ pub struct Cli {
 pub enum Command {
     /// Add a user to a users file (created if missing), reading the password from stdin.
     AddUser(AddUser),
+    /// Run background jobs (audit log, DM notifications) from the Redis job queue until
+    /// SIGTERM, which lets the running jobs finish.
+    Worker(WorkerArgs),
+    /// Inspect and repair the job queue.
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+/// Default `--job-attempts`.
+pub const DEFAULT_JOB_ATTEMPTS: u32 = 5;
+/// Default `--job-visibility-timeout`.
+pub const DEFAULT_JOB_VISIBILITY_TIMEOUT: &str = "30s";
+/// Default `--job-backoff`.
+pub const DEFAULT_JOB_BACKOFF: &str = "1s";
+/// Default `--concurrency`.
+pub const DEFAULT_JOB_CONCURRENCY: usize = 4;
+
+/// `gateway worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Where Redis is (`--redis-url` is required).
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// The audit log: one JSON line per event appended to this file (created if missing).
+    /// Without it audit jobs fail and end in the dead letters.
+    #[arg(long, env = "GATEWAY_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
+    /// The outbox directory of DM notifications, one `<message id>.eml` file per message
+    /// (created if missing). Without it DM notifications fail and end in the dead letters.
+    #[arg(long, env = "GATEWAY_OUTBOX")]
+    pub outbox: Option<PathBuf>,
+
+    /// Attempts per job (at least 1); a job that failed this many times is a dead letter.
+    #[arg(long, env = "GATEWAY_JOB_ATTEMPTS", default_value_t = DEFAULT_JOB_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub job_attempts: u32,
+
+    /// Wait before the first retry of a failed job; it doubles with each failure (at most 10m).
+    #[arg(long, env = "GATEWAY_JOB_BACKOFF", default_value = DEFAULT_JOB_BACKOFF, value_parser = humantime::parse_duration)]
+    pub job_backoff: Duration,
+
+    /// How long a job may go without news from its worker before another worker takes it
+    /// over (a running job is kept alive by its worker; a dead worker's jobs wait this long).
+    #[arg(long, env = "GATEWAY_JOB_VISIBILITY_TIMEOUT", default_value = DEFAULT_JOB_VISIBILITY_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub job_visibility_timeout: Duration,
+
+    /// Jobs run at once by this worker.
+    #[arg(long, env = "GATEWAY_JOB_CONCURRENCY", default_value_t = DEFAULT_JOB_CONCURRENCY, value_parser = at_least_one)]
+    pub concurrency: usize,
+
+    /// Serve `GET /metrics` and `GET /healthz` on this address, HOST:PORT. Default: none.
+    #[arg(long, env = "GATEWAY_WORKER_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Tests only: run the failure-injection jobs that `gateway::testing` enqueues (without
+    /// it they are dead letters at once). Never in production.
+    #[arg(long, hide = true)]
+    pub test_faults: bool,
+}
+
+/// `gateway jobs ...`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// The dead letters: jobs that failed every attempt.
+    Dead {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
+}
+
+/// `gateway jobs dead ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// Print the dead letters, oldest first, one JSON object a line.
+    List {
+        /// Where Redis is.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put dead letters back in the queue, their attempts counted from zero again.
+    Requeue {
+        /// Where Redis is.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The dead letter: its job id or its dead-letter id (as `list` prints them).
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
 }
 
 /// `gateway add-user`.
@@ -556,8 +659,50 @@ mod tests {
                 assert_eq!(add.username, "zoe");
                 assert!(add.admin);
             }
-            None => panic!("add-user not parsed"),
+            other => panic!("add-user not parsed: {other:?}"),
         }
+    }
+
+    #[test]
+    fn worker_and_jobs_take_the_redis_flags() {
+        let cli = Cli::parse_from([
+            "gateway",
+            "worker",
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--redis-user",
+            "gw",
+            "--audit-log",
+            "audit.jsonl",
+            "--job-visibility-timeout",
+            "1s",
+        ]);
+        match cli.command {
+            Some(Command::Worker(worker)) => {
+                assert_eq!(
+                    worker.redis.redis_url.as_deref(),
+                    Some("redis://127.0.0.1:1")
+                );
+                assert_eq!(worker.redis.redis_user.as_deref(), Some("gw"));
+                assert_eq!(worker.job_visibility_timeout, Duration::from_secs(1));
+                assert_eq!(worker.job_attempts, DEFAULT_JOB_ATTEMPTS);
+                assert!(!worker.test_faults);
+            }
+            other => panic!("worker not parsed: {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["gateway", "worker", "--job-attempts", "0"]).is_err());
+        let cli = Cli::parse_from(["gateway", "jobs", "dead", "requeue", "--all"]);
+        match cli.command {
+            Some(Command::Jobs {
+                command:
+                    JobsCommand::Dead {
+                        command: DeadCommand::Requeue { id, all, .. },
+                    },
+            }) => assert!(all && id.is_none()),
+            other => panic!("requeue not parsed: {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["gateway", "jobs", "dead", "requeue"]).is_err());
+        assert!(Cli::try_parse_from(["gateway", "jobs", "dead", "requeue", "x", "--all"]).is_err());
     }
 
     #[test]

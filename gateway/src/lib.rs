@@ -23,6 +23,7 @@ mod counters;
 mod error;
 mod http;
 mod ids;
+mod jobs;
 mod keys;
 mod local_limit;
 mod login_throttle;
@@ -55,6 +56,7 @@ use tokio::{net::TcpListener, sync::oneshot};
 
 pub use config::{Cli, Command, Config, LogFormat, RedisArgs};
 pub use error::Error;
+pub use jobs::{run_jobs_command, run_worker};
 pub use ratelimit::Rate;
 
 use accounts::{Accounts, Background};
