@@ -11,6 +11,7 @@ use crate::{
     Config, Error,
     cache::SettingsCache,
     counters::Counters,
+    jobs::Jobs,
     keys::Keys,
     login_throttle::LoginThrottle,
     origin::OriginPolicy,
@@ -57,6 +58,8 @@ pub(crate) struct Accounts {
     pub(crate) counters: Arc<Counters>,
     /// The command connection itself, for `/readyz` and `/metrics` (PING, `INFO memory`).
     pub(crate) store: Store,
+    /// The background job queue: audit events, DM notifications.
+    pub(crate) jobs: Jobs,
 }
 
 /// Tasks that live as long as the gateway serves; aborted when dropped.
@@ -105,11 +108,12 @@ impl Accounts {
                  never do this in production"
             ),
         }
-        let store = Store::new(redis, Keys::new(&config.key_prefix));
+        let store = Store::new(redis, Keys::new(&config.redis.key_prefix));
         let (settings, subscription) =
             SettingsCache::start(store.clone(), config.settings_cache_ttl, counters.clone())
                 .await?;
         background.push(subscription);
+        let jobs = Jobs::start(store.clone(), counters.clone(), background);
         let rates = Rates {
             login: config.rate_login,
             handshake: config.rate_handshake,
@@ -144,6 +148,7 @@ impl Accounts {
             invalidation_wait: config.request_timeout,
             counters,
             store,
+            jobs,
         }))
     }
 

@@ -108,16 +108,9 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::origin::parse_origin)]
     pub allowed_origins: Vec<String>,
 
-    /// Redis URL: redis://host:port/db for one Redis, or
-    /// redis+cluster://host:port,host:port,... (seed nodes) for a Redis Cluster, where rooms
-    /// use sharded Pub/Sub. Without it the gateway runs standalone: rooms are not shared
-    /// with other instances.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
-
-    /// Prefix of every Redis channel this cluster uses; instances only see peers with the same one.
-    #[arg(long, env = "GATEWAY_KEY_PREFIX", default_value = DEFAULT_KEY_PREFIX)]
-    pub key_prefix: String,
+    /// Where Redis is and how to reach it (shared with `gateway worker` and `gateway jobs`).
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     /// Browser origins allowed to poll cross-origin, comma separated ("*" allows any).
     /// Empty: same-origin only.
@@ -207,31 +200,6 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
 
-    /// First delay before reconnecting a lost Redis connection (at least 1ms); it doubles
-    /// (with jitter) on each failed attempt.
-    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MIN", default_value = DEFAULT_REDIS_RECONNECT_MIN, value_parser = humantime::parse_duration)]
-    pub redis_reconnect_min: Duration,
-
-    /// Longest delay between two Redis reconnect attempts: once Redis is back,
-    /// every connection is restored within about this long.
-    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX", default_value = DEFAULT_REDIS_RECONNECT_MAX, value_parser = humantime::parse_duration)]
-    pub redis_reconnect_max: Duration,
-
-    /// The Redis ACL user to authenticate as (with `--redis-password-file`). Default: the
-    /// URL's user, or Redis's `default` user.
-    #[arg(long, env = "GATEWAY_REDIS_USER")]
-    pub redis_user: Option<String>,
-
-    /// A file whose first line is the Redis password, so that it is neither on the command
-    /// line nor in the URL. Default: the URL's password, if any.
-    #[arg(long, env = "GATEWAY_REDIS_PASSWORD_FILE")]
-    pub redis_password_file: Option<PathBuf>,
-
-    /// The PEM certificate of the authority that signed Redis's TLS certificate, for
-    /// `rediss://` (or `rediss+cluster://`) with a private CA. Default: the system's roots.
-    #[arg(long, env = "GATEWAY_REDIS_CA_FILE")]
-    pub redis_ca_file: Option<PathBuf>,
-
     /// A file whose first line is the cluster secret (at least 16 bytes, the same on every
     /// instance): every message between instances then carries a MAC, and messages without
     /// a valid one (anyone else with Redis access) are dropped and counted.
@@ -320,6 +288,70 @@ pub struct Config {
     pub bench_endpoints: bool,
 }
 
+/// The Redis flags: the server, `gateway worker` and `gateway jobs` take the same ones.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis URL: redis://host:port/db for one Redis, or
+    /// redis+cluster://host:port,host:port,... (seed nodes) for a Redis Cluster, where rooms
+    /// use sharded Pub/Sub. Without it the gateway runs standalone: rooms are not shared
+    /// with other instances.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis channel this cluster uses; instances only see peers with the same one.
+    #[arg(long, env = "GATEWAY_KEY_PREFIX", default_value = DEFAULT_KEY_PREFIX)]
+    pub key_prefix: String,
+
+    /// First delay before reconnecting a lost Redis connection (at least 1ms); it doubles
+    /// (with jitter) on each failed attempt.
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MIN", default_value = DEFAULT_REDIS_RECONNECT_MIN, value_parser = humantime::parse_duration)]
+    pub redis_reconnect_min: Duration,
+
+    /// Longest delay between two Redis reconnect attempts: once Redis is back,
+    /// every connection is restored within about this long.
+    #[arg(long, env = "GATEWAY_REDIS_RECONNECT_MAX", default_value = DEFAULT_REDIS_RECONNECT_MAX, value_parser = humantime::parse_duration)]
+    pub redis_reconnect_max: Duration,
+
+    /// The Redis ACL user to authenticate as (with `--redis-password-file`). Default: the
+    /// URL's user, or Redis's `default` user.
+    #[arg(long, env = "GATEWAY_REDIS_USER")]
+    pub redis_user: Option<String>,
+
+    /// A file whose first line is the Redis password, so that it is neither on the command
+    /// line nor in the URL. Default: the URL's password, if any.
+    #[arg(long, env = "GATEWAY_REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// The PEM certificate of the authority that signed Redis's TLS certificate, for
+    /// `rediss://` (or `rediss+cluster://`) with a private CA. Default: the system's roots.
+    #[arg(long, env = "GATEWAY_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+}
+
+impl Default for RedisArgs {
+    /// No Redis URL, the default prefix and reconnect delays, no credentials.
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            redis_reconnect_min: duration(DEFAULT_REDIS_RECONNECT_MIN),
+            redis_reconnect_max: duration(DEFAULT_REDIS_RECONNECT_MAX),
+            redis_user: None,
+            redis_password_file: None,
+            redis_ca_file: None,
+        }
+    }
+}
+
+impl RedisArgs {
+    /// The first and the longest delay between Redis reconnect attempts: at least 1ms, and
+    /// the longest never shorter than the first.
+    pub fn redis_reconnect(&self) -> (Duration, Duration) {
+        let min = self.redis_reconnect_min.max(Duration::from_millis(1));
+        (min, self.redis_reconnect_max.max(min))
+    }
+}
+
 /// The `gateway` command line: the server's flags, or a subcommand.
 #[derive(Debug, Parser)]
 #[command(
@@ -342,6 +374,109 @@ pub struct Cli {
 pub enum Command {
     /// Add a user to a users file (created if missing), reading the password from stdin.
     AddUser(AddUser),
+    /// Run background jobs (audit log, DM notifications) from the Redis job queue until
+    /// SIGTERM, which lets the running jobs finish.
+    Worker(WorkerArgs),
+    /// Inspect and repair the job queue.
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+/// Default `--job-attempts`.
+pub const DEFAULT_JOB_ATTEMPTS: u32 = 5;
+/// Default `--job-visibility-timeout`.
+pub const DEFAULT_JOB_VISIBILITY_TIMEOUT: &str = "30s";
+/// Default `--job-backoff`.
+pub const DEFAULT_JOB_BACKOFF: &str = "1s";
+/// Default `--concurrency`.
+pub const DEFAULT_JOB_CONCURRENCY: usize = 4;
+
+/// `gateway worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Where Redis is (`--redis-url` is required).
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// The audit log: one JSON line per event appended to this file (created if missing).
+    /// Without it audit jobs fail and end in the dead letters.
+    #[arg(long, env = "GATEWAY_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
+    /// The outbox directory of DM notifications, one `<message id>.eml` file per message
+    /// (created if missing). Without it DM notifications fail and end in the dead letters.
+    #[arg(long, env = "GATEWAY_OUTBOX")]
+    pub outbox: Option<PathBuf>,
+
+    /// Attempts per job (at least 1); a job that failed this many times is a dead letter.
+    #[arg(long, env = "GATEWAY_JOB_ATTEMPTS", default_value_t = DEFAULT_JOB_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub job_attempts: u32,
+
+    /// Wait before the first retry of a failed job; it doubles with each failure (at most 10m).
+    #[arg(long, env = "GATEWAY_JOB_BACKOFF", default_value = DEFAULT_JOB_BACKOFF, value_parser = humantime::parse_duration)]
+    pub job_backoff: Duration,
+
+    /// How long a job may go without news from its worker before another worker takes it
+    /// over (a running job is kept alive by its worker; a dead worker's jobs wait this long).
+    #[arg(long, env = "GATEWAY_JOB_VISIBILITY_TIMEOUT", default_value = DEFAULT_JOB_VISIBILITY_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub job_visibility_timeout: Duration,
+
+    /// Jobs run at once by this worker.
+    #[arg(long, env = "GATEWAY_JOB_CONCURRENCY", default_value_t = DEFAULT_JOB_CONCURRENCY, value_parser = at_least_one)]
+    pub concurrency: usize,
+
+    /// Serve `GET /metrics` and `GET /healthz` on this address, HOST:PORT. Default: none.
+    #[arg(long, env = "GATEWAY_WORKER_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Tests only: run the failure-injection jobs that `gateway::testing` enqueues (without
+    /// it they are dead letters at once). Never in production.
+    #[arg(long, hide = true)]
+    pub test_faults: bool,
+}
+
+/// `gateway jobs ...`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// The dead letters: jobs that failed every attempt.
+    Dead {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
+}
+
+/// `gateway jobs dead ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// Print the dead letters, oldest first, one JSON object a line.
+    List {
+        /// Where Redis is.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put dead letters back in the queue, their attempts counted from zero again.
+    Requeue {
+        /// Where Redis is.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The dead letter: its job id or its dead-letter id (as `list` prints them).
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
 }
 
 /// `gateway add-user`.
@@ -371,8 +506,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.to_owned(),
             admin_listen: DEFAULT_ADMIN_LISTEN.to_owned(),
             allowed_origins: Vec::new(),
-            redis_url: None,
-            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            redis: RedisArgs::default(),
             cors_origins: Vec::new(),
             log_format: LogFormat::default(),
             instance_id: None,
@@ -392,11 +526,6 @@ impl Default for Config {
             request_timeout: duration(DEFAULT_REQUEST_TIMEOUT),
             shutdown_timeout: duration(DEFAULT_SHUTDOWN_TIMEOUT),
             worker_threads: None,
-            redis_reconnect_min: duration(DEFAULT_REDIS_RECONNECT_MIN),
-            redis_reconnect_max: duration(DEFAULT_REDIS_RECONNECT_MAX),
-            redis_user: None,
-            redis_password_file: None,
-            redis_ca_file: None,
             cluster_secret_file: None,
             users_file: None,
             demo_users: false,
@@ -427,13 +556,6 @@ impl Config {
         self.instance_id
             .get_or_insert_with(crate::ids::instance_id)
             .clone()
-    }
-
-    /// The first and the longest delay between Redis reconnect attempts: at least 1ms, and
-    /// the longest never shorter than the first.
-    pub fn redis_reconnect(&self) -> (Duration, Duration) {
-        let min = self.redis_reconnect_min.max(Duration::from_millis(1));
-        (min, self.redis_reconnect_max.max(min))
     }
 }
 
@@ -537,8 +659,50 @@ mod tests {
                 assert_eq!(add.username, "zoe");
                 assert!(add.admin);
             }
-            None => panic!("add-user not parsed"),
+            other => panic!("add-user not parsed: {other:?}"),
         }
+    }
+
+    #[test]
+    fn worker_and_jobs_take_the_redis_flags() {
+        let cli = Cli::parse_from([
+            "gateway",
+            "worker",
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--redis-user",
+            "gw",
+            "--audit-log",
+            "audit.jsonl",
+            "--job-visibility-timeout",
+            "1s",
+        ]);
+        match cli.command {
+            Some(Command::Worker(worker)) => {
+                assert_eq!(
+                    worker.redis.redis_url.as_deref(),
+                    Some("redis://127.0.0.1:1")
+                );
+                assert_eq!(worker.redis.redis_user.as_deref(), Some("gw"));
+                assert_eq!(worker.job_visibility_timeout, Duration::from_secs(1));
+                assert_eq!(worker.job_attempts, DEFAULT_JOB_ATTEMPTS);
+                assert!(!worker.test_faults);
+            }
+            other => panic!("worker not parsed: {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["gateway", "worker", "--job-attempts", "0"]).is_err());
+        let cli = Cli::parse_from(["gateway", "jobs", "dead", "requeue", "--all"]);
+        match cli.command {
+            Some(Command::Jobs {
+                command:
+                    JobsCommand::Dead {
+                        command: DeadCommand::Requeue { id, all, .. },
+                    },
+            }) => assert!(all && id.is_none()),
+            other => panic!("requeue not parsed: {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["gateway", "jobs", "dead", "requeue"]).is_err());
+        assert!(Cli::try_parse_from(["gateway", "jobs", "dead", "requeue", "x", "--all"]).is_err());
     }
 
     #[test]

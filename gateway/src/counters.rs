@@ -84,6 +84,12 @@ counters! {
     settings_fetch_failures,
     /// Invalidations of the settings cache received over Pub/Sub.
     settings_invalidations,
+    /// Jobs this instance put in the Redis job queue (at once, or from the spool later).
+    jobs_enqueued,
+    /// Jobs spooled in memory because Redis could not take them at once.
+    jobs_spooled,
+    /// Jobs dropped: the spool was full, or the job over the size limit.
+    jobs_dropped,
 }
 
 /// Every counter at one moment; serializes as `GET /api/stats`'s `{key: value}` object.

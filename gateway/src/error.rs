@@ -70,6 +70,16 @@ pub enum Error {
     /// The operating system's random generator failed (no session token can be drawn).
     #[error("OS random generator: {0}")]
     Random(String),
+    /// A job encodes to more than `jobs::MAX_JOB_BYTES`: refused, never enqueued.
+    #[error("a job of {0} bytes is over the size limit")]
+    JobTooLarge(usize),
+    /// The job queue (or its scheduled set) holds its maximum: the job was not taken.
+    #[error("job queue full: {0}")]
+    QueueFull(&'static str),
+    /// A worker or `gateway jobs` command could not run (no Redis URL, an unwritable
+    /// directory, a listener that does not bind).
+    #[error("{0}")]
+    Jobs(String),
     /// A server-side bug (a value failed to serialize, a fresh token was taken).
     #[error("internal: {0}")]
     Internal(&'static str),

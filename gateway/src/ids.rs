@@ -15,6 +15,12 @@ pub(crate) fn process_token() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
+/// A random id of 128 bits as 32 hex digits: job ids and audit event ids, unique enough to
+/// be idempotency keys.
+pub(crate) fn random_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// Fills `buf` from the operating system's random generator (`getrandom`), for secrets:
 /// session tokens and password salts.
 pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), crate::Error> {

@@ -50,6 +50,30 @@ impl Keys {
     pub(crate) fn invalidate_ack(&self, nonce: &str) -> String {
         format!("{}:invalidate:ack:{nonce}", self.prefix)
     }
+
+    /// `{prefix}:jobs:{{queue}}:stream`: the jobs of `queue` ready to run (a stream read by
+    /// the consumer group `workers`). Every key of one queue has the queue's name as its hash
+    /// tag, so the queue's scripts touch one slot of a Redis Cluster.
+    pub(crate) fn job_stream(&self, queue: &str) -> String {
+        format!("{}:jobs:{{{queue}}}:stream", self.prefix)
+    }
+
+    /// `{prefix}:jobs:{{queue}}:scheduled`: delayed jobs and retries waiting for their time (a
+    /// sorted set scored by when they are due, in Unix milliseconds).
+    pub(crate) fn job_scheduled(&self, queue: &str) -> String {
+        format!("{}:jobs:{{{queue}}}:scheduled", self.prefix)
+    }
+
+    /// `{prefix}:jobs:{{queue}}:dead`: the dead letters of `queue` (a stream, capped).
+    pub(crate) fn job_dead(&self, queue: &str) -> String {
+        format!("{}:jobs:{{{queue}}}:dead", self.prefix)
+    }
+
+    /// `{prefix}:jobs:{{queue}}:done:{id}`: the marker of one audit event written (or being
+    /// written) to the audit log, so that a job delivered twice writes one line (expires).
+    pub(crate) fn job_done(&self, queue: &str, id: &str) -> String {
+        format!("{}:jobs:{{{queue}}}:done:{id}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +95,9 @@ mod tests {
         assert_eq!(keys.known_addresses("bob"), "socket.io:known:{bob}");
         assert_eq!(keys.invalidate_channel(), "socket.io:invalidate");
         assert_eq!(keys.invalidate_ack("n1"), "socket.io:invalidate:ack:n1");
+        assert_eq!(keys.job_stream("q"), "socket.io:jobs:{q}:stream");
+        assert_eq!(keys.job_scheduled("q"), "socket.io:jobs:{q}:scheduled");
+        assert_eq!(keys.job_dead("q"), "socket.io:jobs:{q}:dead");
+        assert_eq!(keys.job_done("q", "e1"), "socket.io:jobs:{q}:done:e1");
     }
 }

@@ -23,6 +23,7 @@ mod counters;
 mod error;
 mod http;
 mod ids;
+mod jobs;
 mod keys;
 mod local_limit;
 mod login_throttle;
@@ -53,8 +54,9 @@ use redis_adapter::{
 use socketioxide::{SocketIo, adapter::Adapter, layer::SocketIoLayer};
 use tokio::{net::TcpListener, sync::oneshot};
 
-pub use config::{Cli, Command, Config, LogFormat};
+pub use config::{Cli, Command, Config, LogFormat, RedisArgs};
 pub use error::Error;
+pub use jobs::{run_jobs_command, run_worker};
 pub use ratelimit::Rate;
 
 use accounts::{Accounts, Background};
@@ -122,7 +124,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         .ping_timeout(config.ping_timeout)
         // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
         .ws_read_buffer_size(WS_READ_BUFFER_SIZE);
-    let (app, admin_app, shutdown) = match &config.redis_url {
+    let (app, admin_app, shutdown) = match &config.redis.redis_url {
         None => {
             tracing::warn!(
                 "no Redis URL: running standalone on the in-memory adapter, \
@@ -142,7 +144,8 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         Some(url) => {
             // The process's one Redis layer: the adapter, sessions, limits and settings share it.
             // Every file a flag names is read before anything connects.
-            let (adapter_config, redis_config) = (adapter_config(&config)?, redis_config(&config)?);
+            let (adapter_config, redis_config) =
+                (adapter_config(&config)?, redis_config(&config.redis)?);
             let redis = Redis::connect(url, redis_config).await?;
             let accounts =
                 Accounts::start(&config, redis.clone(), counters.clone(), &mut background).await?;
@@ -162,7 +165,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 // At least a second between two checks.
                 config.session_check_interval.max(Duration::from_secs(1)),
             ));
-            tracing::info!(prefix = %config.key_prefix, "joined the cluster over Redis");
+            tracing::info!(prefix = %config.redis.key_prefix, "joined the cluster over Redis");
             assemble(&config, &instance, mode, counters, layer, io)
         }
     };
@@ -294,7 +297,7 @@ fn adapter_config(config: &Config) -> Result<RedisAdapterConfig, Error> {
         ),
     };
     Ok(RedisAdapterConfig {
-        prefix: config.key_prefix.clone(),
+        prefix: config.redis.key_prefix.clone(),
         heartbeat_interval: config.heartbeat_interval,
         heartbeat_timeout: config.heartbeat_timeout,
         request_timeout: config.request_timeout,
@@ -303,8 +306,8 @@ fn adapter_config(config: &Config) -> Result<RedisAdapterConfig, Error> {
     })
 }
 
-/// The Redis layer's settings from the gateway's flags.
-fn redis_config(config: &Config) -> Result<RedisConfig, Error> {
+/// The Redis layer's settings from the Redis flags (the server's, the worker's, `gateway jobs`').
+pub(crate) fn redis_config(config: &RedisArgs) -> Result<RedisConfig, Error> {
     let (reconnect_min_delay, reconnect_max_delay) = config.redis_reconnect();
     let credentials = match &config.redis_password_file {
         None => None,

@@ -1,15 +1,22 @@
 //! The gateway binary: parse the configuration, start logging, serve until SIGTERM or Ctrl-C.
-//! `gateway add-user ...` adds a user to a users file instead.
+//! `gateway add-user ...` adds a user to a users file instead; `gateway worker ...` runs
+//! background jobs; `gateway jobs dead ...` lists and requeues dead letters.
 
 use std::{io::BufRead, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use gateway::{Cli, Command, config::AddUser, shutdown, telemetry};
+use gateway::{
+    Cli, Command,
+    config::{AddUser, JobsCommand, WorkerArgs},
+    shutdown, telemetry,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::AddUser(add)) => add_user(&add),
+        Some(Command::Worker(args)) => worker(&args),
+        Some(Command::Jobs { command }) => jobs(&command),
         None => serve(cli.serve),
     }
 }
@@ -41,6 +48,49 @@ fn serve(mut config: gateway::Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `gateway worker ...`: runs jobs until SIGTERM or Ctrl-C, then lets the running ones finish.
+fn worker(args: &WorkerArgs) -> ExitCode {
+    telemetry::init(args.log_format, "worker");
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(gateway::run_worker(args, shutdown::signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(%err, "worker stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gateway jobs ...`: prints the answer on stdout, a failure on stderr.
+fn jobs(command: &JobsCommand) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(gateway::run_jobs_command(command)) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A multi-threaded runtime, or `None` (logged) if it cannot be built.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .inspect_err(|err| tracing::error!(%err, "cannot start the async runtime"))
+        .ok()
 }
 
 /// `gateway add-user ...`: the password is the first line of stdin.

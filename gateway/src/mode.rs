@@ -11,6 +11,7 @@ use socketioxide::{adapter::Adapter, socket::Socket};
 use crate::{
     accounts::Accounts,
     cache::TenantSettings,
+    jobs::DmNotification,
     ratelimit::{self, Scope},
     refusal::Refusal,
     tenancy::{self, CHAT_NS},
@@ -108,6 +109,19 @@ impl Mode {
             Self::Standalone => None,
         };
         found.map_or_else(|| user.to_owned(), |found| found.name.to_string())
+    }
+
+    /// Tells `notification.to_user`, who has no socket connected, about a DM through the
+    /// background jobs (nothing standalone, which has no jobs). Waits at most the Redis
+    /// command deadline; never fails the caller (see `jobs::Jobs::notify_offline_dm`).
+    #[expect(
+        dead_code,
+        reason = "called by chat/dm.rs for an offline recipient once its rewrite lands"
+    )]
+    pub(crate) async fn notify_offline_dm(&self, notification: DmNotification) {
+        if let Self::Clustered { accounts, .. } = self {
+            accounts.jobs.notify_offline_dm(notification).await;
+        }
     }
 
     /// Live instances serving the chat, this one included.

@@ -25,7 +25,7 @@ use std::{
 
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::{Config, Error, Rate, users};
+use crate::{Config, Error, Rate, RedisArgs, users};
 
 /// The test directory: `(username, tenant, admin)`. Display names are the usernames, and
 /// passwords [`password`]. `loadtest` is the account of the load tester's simulated users.
@@ -84,7 +84,10 @@ pub fn standalone() -> Config {
 /// directory ([`users_file`]) and rate limits out of the way ([`UNLIMITED`]).
 pub fn clustered(redis_url: &str) -> Config {
     Config {
-        redis_url: Some(redis_url.to_owned()),
+        redis: RedisArgs {
+            redis_url: Some(redis_url.to_owned()),
+            ..RedisArgs::default()
+        },
         heartbeat_interval: HEARTBEAT_INTERVAL,
         heartbeat_timeout: HEARTBEAT_TIMEOUT,
         request_timeout: REQUEST_TIMEOUT,
@@ -280,4 +283,94 @@ impl Drop for TestGateway {
             let _ = stop.send(());
         }
     }
+}
+
+/// The job queue of the cluster on a Redis, for tests: enqueues jobs as a gateway does
+/// (through the same spool), and the failure-injection jobs no gateway ever enqueues, which
+/// only a worker started with the hidden `--test-faults` flag runs.
+pub struct TestJobs {
+    jobs: crate::jobs::Jobs,
+    /// The spool's drain.
+    _background: crate::accounts::Background,
+}
+
+impl TestJobs {
+    /// The queue under the default key prefix of the Redis at `redis_url`.
+    ///
+    /// # Panics
+    /// When Redis cannot be reached.
+    pub async fn connect(redis_url: &str) -> Self {
+        let args = RedisArgs {
+            redis_url: Some(redis_url.to_owned()),
+            ..RedisArgs::default()
+        };
+        let config =
+            crate::redis_config(&args).unwrap_or_else(|err| panic!("test Redis config: {err}"));
+        let redis = redis_adapter::Redis::connect(redis_url, config)
+            .await
+            .unwrap_or_else(|err| panic!("test jobs: cannot reach Redis: {err}"));
+        let mut background = crate::accounts::Background::default();
+        let store = crate::store::Store::new(redis, crate::keys::Keys::new(&args.key_prefix));
+        let jobs = crate::jobs::Jobs::start(
+            store,
+            std::sync::Arc::new(crate::counters::Counters::default()),
+            &mut background,
+        );
+        Self {
+            jobs,
+            _background: background,
+        }
+    }
+
+    /// A job failing its first `fail` attempts (`u32::MAX`: all), each taking `hold`.
+    pub async fn fault(&self, fail: u32, hold: Duration) {
+        self.jobs.enqueue(fault(fail, hold)).await;
+    }
+
+    /// [`TestJobs::fault`], due once `delay` has passed.
+    pub async fn fault_in(&self, fail: u32, hold: Duration, delay: Duration) {
+        self.jobs.enqueue_in(fault(fail, hold), delay).await;
+    }
+
+    /// A `login` audit event of `user` of `tenant` with the id `event_id` (enqueue it twice
+    /// to deliver one event twice).
+    pub async fn audit_login(&self, event_id: &str, tenant: &str, user: &str) {
+        let mut event =
+            crate::jobs::AuditEvent::new(crate::jobs::AuditKind::Login, tenant, Some(user));
+        event.event_id = event_id.to_owned();
+        self.jobs.audit(event).await;
+    }
+
+    /// A DM notification, as the gateway enqueues it for an offline recipient.
+    pub async fn dm_notification(
+        &self,
+        tenant: &str,
+        to_user: &str,
+        from_name: &str,
+        text: &str,
+        id: &str,
+    ) {
+        let notification = crate::jobs::DmNotification {
+            tenant: tenant.to_owned(),
+            to_user: to_user.to_owned(),
+            from_name: from_name.to_owned(),
+            text: text.to_owned(),
+            id: id.to_owned(),
+            ts: crate::ids::now_ms(),
+        };
+        self.jobs.notify_offline_dm(notification).await;
+    }
+
+    /// Jobs waiting in the spool for Redis.
+    pub fn spooled(&self) -> usize {
+        self.jobs.spooled()
+    }
+}
+
+/// The failure-injection job.
+fn fault(fail: u32, hold: Duration) -> crate::jobs::Work {
+    crate::jobs::Work::Fault(crate::jobs::Fault {
+        fail,
+        hold_ms: u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+    })
 }

@@ -5,7 +5,8 @@
 //! it disconnects the session's room on every instance at once.
 //!
 //! While Redis cannot be asked nobody is disconnected: an outage of the session store must not
-//! close every chat.
+//! close every chat. Each session found gone is audited (`session_ended`, one event id per
+//! session, however many instances notice).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -13,7 +14,7 @@ use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 use tokio::{task::JoinHandle, time::MissedTickBehavior};
 
 use super::identity::Identity;
-use crate::{accounts::Accounts, sessions::SessionId, tenancy::CHAT_NS};
+use crate::{accounts::Accounts, jobs::AuditEvent, sessions::SessionId, tenancy::CHAT_NS};
 
 /// Sessions asked about in one pipeline.
 const BATCH: usize = 1000;
@@ -63,7 +64,12 @@ async fn sweep<A: Adapter>(io: &SocketIo<A>, accounts: &Accounts) {
             if alive {
                 continue;
             }
-            for socket in by_session.remove(session).unwrap_or_default() {
+            let sockets = by_session.remove(session).unwrap_or_default();
+            if let Some(me) = sockets.first().and_then(|s| s.extensions.get::<Identity>()) {
+                let ended = AuditEvent::session_ended(&me.tenant, &me.user, session.as_str());
+                accounts.jobs.audit(ended).await;
+            }
+            for socket in sockets {
                 accounts.counters.sessions_expired_disconnects.incr();
                 tracing::debug!(sid = %socket.id, "session gone: disconnecting");
                 if let Err(err) = socket.disconnect() {

@@ -13,6 +13,7 @@ use socketioxide::adapter::Adapter;
 use super::{AccountRoutes, auth::current_user};
 use crate::{
     cache::{Invalidation, TenantSettings},
+    jobs::{AuditEvent, AuditKind},
     refusal::Refusal,
     request::Peer,
 };
@@ -83,6 +84,9 @@ pub(super) async fn put_settings<A: Adapter>(
         .write(&tenant, &settings, accounts.invalidation_wait)
         .await?;
     tracing::info!(%tenant, admin = %user.id, ?settings, ?invalidation, "tenant settings changed");
+    let mut event = AuditEvent::new(AuditKind::SettingsChanged, &tenant, Some(&user.id));
+    event.detail = serde_json::json!({ "settings": settings });
+    accounts.jobs.audit(event).await;
     Ok(Json(SettingsWritten {
         tenant,
         settings,

@@ -16,6 +16,7 @@ use super::AccountRoutes;
 use crate::{
     accounts::Accounts,
     ids::now_ms,
+    jobs::{AuditEvent, AuditKind},
     login_throttle::Admission,
     ratelimit::{Counted, Scope},
     refusal::Refusal,
@@ -121,6 +122,10 @@ pub(super) async fn login<A: Adapter>(
     let token = accounts.sessions.create(&session).await?;
     accounts.counters.logins.incr();
     tracing::info!(user = %user.id, tenant = %user.tenant, "logged in");
+    let mut event = AuditEvent::new(AuditKind::Login, &user.tenant, Some(&user.id));
+    event.session = Some(token.id().as_str().to_owned());
+    event.detail = serde_json::json!({ "ip": session.ip });
+    accounts.jobs.audit(event).await;
     let ttl = accounts.sessions.ttl().as_secs();
     let cookie = session_cookie(token.as_str(), ttl, accounts.secure_cookies);
     let body = LoginResponse {
@@ -147,6 +152,10 @@ pub(super) async fn logout<A: Adapter>(
             let id = token.id();
             accounts.sessions.delete(&id).await?;
             tracing::info!(user = %session.user, tenant = %session.tenant, "logged out");
+            let mut event =
+                AuditEvent::new(AuditKind::Logout, &session.tenant, Some(&session.user));
+            event.session = Some(id.as_str().to_owned());
+            accounts.jobs.audit(event).await;
             if let Some(chat) = state.io.of(CHAT_NS) {
                 let room = tenancy::session_room(&session.tenant, id.as_str());
                 // On failure the periodic session check disconnects them later.

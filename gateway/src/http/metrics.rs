@@ -2,7 +2,7 @@
 //!
 //! Values kept elsewhere are copied in at scrape time: the socket and room gauges, the
 //! gateway's counters (`counters.rs`), the adapter's counters ([`redis_adapter::Stats`]), whether
-//! Redis answers, readiness, and Redis's memory, `maxmemory` and evicted keys (appended only
+//! Redis answers, readiness, the job spool and queue depth (`jobs::metrics`), and Redis's memory, `maxmemory` and evicted keys (appended only
 //! when Redis answered in time, so a scrape during an outage has no stale or NaN value for
 //! them; appended to this gateway's text, not the process's recorder, so that gateways sharing
 //! a process in tests each report their own Redis).
@@ -17,6 +17,7 @@ use socketioxide::adapter::Adapter;
 
 use super::{HttpState, ready};
 use crate::{
+    jobs,
     metrics::{
         self, READY, REDIS_EVICTED, REDIS_MAXMEMORY, REDIS_MEMORY, REDIS_UP, ROOMS,
         SCRAPE_REDIS_TIMEOUT, SOCKETS,
@@ -27,7 +28,7 @@ use crate::{
 };
 
 /// The Prometheus text format's content type.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`.
 pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Response {
@@ -97,6 +98,8 @@ async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<Memory> {
     let Mode::Clustered { accounts, .. } = &*state.mode else {
         return None;
     };
+    metrics::gauge(jobs::SPOOLED, accounts.jobs.spooled() as f64);
+    jobs::record_depth(accounts.jobs.queue()).await;
     let memory = accounts.store.memory(SCRAPE_REDIS_TIMEOUT).await;
     metrics::gauge(REDIS_UP, if memory.is_some() { 1.0 } else { 0.0 });
     memory

@@ -18,6 +18,7 @@ mod drain;
 mod early_emit;
 mod http;
 mod instance_loss;
+mod jobs;
 mod limits;
 mod logins;
 mod nginx;

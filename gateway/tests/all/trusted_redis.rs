@@ -25,9 +25,9 @@ async fn instances_chat_over_an_acl_tls_redis_with_the_cluster_secret() {
     let secret = file("cluster-secret", b"a cluster secret of at least 16 bytes\n");
     let [a, b] = <[_; 2]>::try_from(
         cluster(2, &redis.url(), |config| {
-            config.redis_user = Some(SECURE_USER.to_owned());
-            config.redis_password_file = Some(password.clone());
-            config.redis_ca_file = Some(ca.clone());
+            config.redis.redis_user = Some(SECURE_USER.to_owned());
+            config.redis.redis_password_file = Some(password.clone());
+            config.redis.redis_ca_file = Some(ca.clone());
             config.cluster_secret_file = Some(secret.clone());
         })
         .await,

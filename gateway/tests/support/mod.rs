@@ -240,9 +240,41 @@ impl ChildGateway {
         gateway
     }
 
+    /// Starts `gateway worker` with its admin listener on a free loopback port and `args`,
+    /// and waits until its `/healthz` answers; [`ChildGateway::url`] is then the admin
+    /// listener's (`/metrics`, `/healthz`).
+    pub async fn worker(args: &[String]) -> Self {
+        let admin_port = test_support::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("worker")
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the gateway binary starts");
+        let worker = Self {
+            url: format!("http://127.0.0.1:{admin_port}"),
+            child,
+        };
+        assert!(
+            becomes_healthy(&worker.url).await,
+            "worker child on admin port {admin_port} did not become healthy"
+        );
+        worker
+    }
+
     /// The base URL, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("polling the gateway child")
+            .is_none()
     }
 
     /// Asks the process to stop gracefully (SIGTERM, through `kill -TERM <pid>`: no unsafe
