@@ -87,6 +87,7 @@
   }
 
   async function logout() {
+    forgetRooms();
     try {
       await fetch("/api/logout", { method: "POST", credentials: "same-origin" });
     } catch (err) {
@@ -103,14 +104,15 @@
     $("login-view").hidden = true;
     $("chat-view").hidden = false;
     $("logout").hidden = false;
+    restoreRooms();
     setState("connecting");
 
     socket = io({ auth, transports: ["websocket", "polling"] });
 
     socket.on("connect", () => {
       setState("connected");
-      // After a reconnect the server knows none of our rooms: join them again, each asking
-      // for what it missed.
+      // After a reconnect the server knows none of our rooms (and after a reload, the rooms
+      // come from the last visit): join them again, each asking for what it missed.
       for (const name of rooms.keys()) rejoin(name);
     });
     socket.on("welcome", (data) => {
@@ -197,6 +199,7 @@
       $("room-input").value = "";
       select(name);
       refreshMembers();
+      saveRooms();
       // The room's recent past, above whatever arrives live from now on.
       if (!known || !room(name).historyLoaded) loadLatest(name);
     });
@@ -226,11 +229,54 @@
     });
   }
 
+  // The rooms of the last visit (per user, in this browser), so that a reload or a new tab
+  // comes back to them.
+  function storageKey() {
+    return me && me.name ? `chat.rooms:${me.name}` : null;
+  }
+
+  function saveRooms() {
+    const key = storageKey();
+    if (!key) return;
+    try {
+      localStorage.setItem(key, JSON.stringify({ rooms: [...rooms.keys()], current }));
+    } catch (err) {
+      // Storage off or full: the rooms are simply not remembered.
+    }
+  }
+
+  function restoreRooms() {
+    const key = storageKey();
+    if (!key) return;
+    let saved = null;
+    try {
+      saved = JSON.parse(localStorage.getItem(key) || "null");
+    } catch (err) {
+      saved = null;
+    }
+    if (!saved || !Array.isArray(saved.rooms)) return;
+    for (const name of saved.rooms) if (typeof name === "string" && name) room(name);
+    if (typeof saved.current === "string" && rooms.has(saved.current)) current = saved.current;
+    renderRooms();
+    renderRoom({ bottom: true });
+  }
+
+  function forgetRooms() {
+    const key = storageKey();
+    if (!key) return;
+    try {
+      localStorage.removeItem(key);
+    } catch (err) {
+      // Nothing stored.
+    }
+  }
+
   function select(name) {
     current = name;
     room(name).unread = 0;
     renderRooms();
     renderRoom({ bottom: true });
+    saveRooms();
     refreshMembers();
     setState($("state").dataset.state);
     $("text").focus();
