@@ -2,12 +2,16 @@
 //! (pinned in tests/browser). Two pages as two users of one tenant, on two gateway processes
 //! sharing one Redis, log in, join one room, and each sees the other's typing notice and
 //! message. Screenshots go to target/browser-artifacts/; with UPDATE_SCREENSHOT=1 the
-//! two-instance one is copied to docs/chat-screenshot.png.
+//! two-instance one is copied to docs/chat-screenshot.png. A room's history in the page:
+//! shown on join, older pages on scrolling up, and again after a reload.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{ChildGateway, clustered_args, login, npm_ci, password, with_flag};
+use crate::support::{
+    ChildGateway, ack, clustered_args, connect_user, join, login, npm_ci, password, with_flag,
+};
+use serde_json::json;
 use test_support::RedisServer;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -72,4 +76,72 @@ async fn two_users_on_two_instances_chat_in_real_browsers() {
         std::fs::copy(artifacts.join("chat-two-instances.png"), &docs).unwrap();
         println!("updated {}", docs.display());
     }
+}
+
+/// How many messages Bob leaves in the room before Alice's page joins: more than the page
+/// asks per `history` request (50), so that scrolling up has an older page to load.
+const SEEDED: usize = 60;
+/// The text of seeded message `{i}` (markup, to be shown as text).
+const SEED_TEXT: &str = "history {i} <i>as text</i>";
+
+#[tokio::test]
+async fn the_page_shows_a_rooms_history_on_join_on_scrolling_up_and_after_a_reload() {
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
+    );
+    let browser_dir = manifest_dir().join("tests/browser");
+    npm_ci(&browser_dir, "playwright-core");
+    let web_dir = manifest_dir().join("web");
+    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
+
+    let redis = RedisServer::start().await;
+    let modules = web_dir.join("node_modules").display().to_string();
+    let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
+    let gateway = ChildGateway::start(&with_flag(args, "--instance-id", "gw-a")).await;
+
+    // Bob's messages, stored before Alice's page exists.
+    let room = "history-test";
+    let bob = connect_user(gateway.url(), "bob").await;
+    join(&bob, room).await;
+    for i in 1..=SEEDED {
+        let text = SEED_TEXT.replace("{i}", &i.to_string());
+        let sent = ack(&bob, "message", json!({"room": room, "text": text})).await;
+        assert!(
+            sent["id"].is_string(),
+            "message {i} was not stored (an id in the ack): {sent}"
+        );
+    }
+    bob.close().await;
+
+    let workspace = manifest_dir().parent().unwrap().to_path_buf();
+    let artifacts = workspace.join("target/browser-artifacts");
+    let output = tokio::process::Command::new("node")
+        .arg("history.mjs")
+        .args(["--url", gateway.url(), "--user", "alice", "--from", "bob"])
+        .arg(format!("--password={}", password("alice")))
+        .args(["--room", room])
+        .args(["--seeded", &SEEDED.to_string()])
+        .arg(format!("--seed-text={SEED_TEXT}"))
+        .args(["--sent", "3"])
+        .arg("--artifacts")
+        .arg(&artifacts)
+        .args(["--timeout-ms", "15000"])
+        .current_dir(&browser_dir)
+        .output()
+        .await
+        .unwrap_or_else(|err| {
+            panic!("cannot run node ({err}): install the Debian package `nodejs`")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("node history.mjs: {stdout}");
+    assert!(
+        output.status.success(),
+        "browser history test failed (screenshots in {}): {stdout}\n{stderr}",
+        artifacts.display()
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["escaped"], true);
 }

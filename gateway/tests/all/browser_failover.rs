@@ -1,10 +1,12 @@
 //! Failover seen from a real browser: the chat page in headless Debian `chromium`
 //! (playwright-core, `tests/browser/failover.mjs`) is opened through the deployment's nginx
 //! (`deploy/nginx.conf.template`) in front of three clustered gateway processes. Alice logs in
-//! and joins a room; the instance serving her (nginx hashes 127.0.0.1 to one) is SIGKILLed. The
-//! page must show that it lost the connection, reconnect through nginx to another instance,
-//! re-join the room by itself, and show a message Bob then sends there. Screenshots go to
-//! target/browser-artifacts/.
+//! and joins a room, and sees a message Bob sends there; the instance serving her (nginx
+//! hashes 127.0.0.1 to one) is SIGKILLed, and Bob sends more at once, while her page is
+//! reconnecting. The page must show that it lost the connection, reconnect through nginx to
+//! another instance, re-join the room by itself (`join` with `since`: the id of the last
+//! message it saw), and show the messages it missed, then one Bob sends after: each exactly
+//! once, in order. Screenshots go to target/browser-artifacts/.
 //!
 //! Needs the Debian packages `chromium`, `nginx`, `redis-server`, `nodejs` and `npm`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +18,7 @@ use crate::support::{
     ChildGateway, clustered_args, connect_user, join, npm_ci, password, with_flag,
 };
 use serde_json::{Value, json};
+use socketio_client::SocketClient;
 use test_support::RedisServer;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
@@ -24,6 +27,8 @@ use tokio::{
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
+/// How many messages Bob sends while the page is reconnecting.
+const MISSED: usize = 3;
 /// How long one step of the page may take (the script's own waits are shorter); the first
 /// includes launching Chromium, which the script allows a minute (`common.mjs`).
 const STEP: Duration = Duration::from_secs(75);
@@ -81,6 +86,8 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
     let url = nginx.url().to_owned();
 
     let room = "failover";
+    let first = "before the failover";
+    let missed_text = "sent while you were away";
     let text = "still here after the failover?";
     let workspace = manifest_dir().parent().unwrap().to_path_buf();
     let artifacts = workspace.join("target/browser-artifacts");
@@ -89,6 +96,9 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
         .args(["--url", &url, "--user", "alice", "--from", "bob"])
         .arg(format!("--password={}", password("alice")))
         .args(["--room", room])
+        .arg(format!("--first-text={first}"))
+        .args(["--missed", &MISSED.to_string()])
+        .arg(format!("--missed-text={missed_text}"))
         .arg(format!("--expect-text={text}"))
         .arg("--artifacts")
         .arg(&artifacts)
@@ -110,11 +120,29 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
         .iter()
         .position(|id| *id == before)
         .unwrap_or_else(|| panic!("the page shows an unknown instance {before:?}"));
+
+    // Bob, straight on an instance that survives, is in the room and sends a first message,
+    // which her page shows (the last id it has seen there).
+    let survivor = (victim + 1) % INSTANCES.len();
+    let mut bob = connect_user(gateways[survivor].url(), "bob").await;
+    join(&bob, room).await;
+    send(&bob, room, first).await;
+    to_page.write_all(b"first\n").await.unwrap();
+    assert_eq!(
+        step_instance(&next_line(&mut lines, "seen").await, "seen"),
+        before
+    );
+
+    // Killed; Bob's messages right after go out while the page has no connection (socket.io
+    // waits at least half a second before its first reconnection attempt).
     println!("alice's page is served by {before}: killing it");
     gateways[victim].kill();
+    for i in 1..=MISSED {
+        send(&bob, room, &format!("{missed_text} {i}")).await;
+    }
     to_page.write_all(b"killed\n").await.unwrap();
 
-    // It showed the loss, reconnected elsewhere, and re-joined the room.
+    // It showed the loss, reconnected elsewhere, re-joined the room, and shows what it missed.
     let rejoined = next_line(&mut lines, "rejoined").await;
     let after = step_instance(&rejoined, "rejoined");
     assert_ne!(after, before, "the page still shows the killed instance");
@@ -124,14 +152,8 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
     );
     println!("alice's page failed over from {before} to {after}");
 
-    // Bob, through nginx (from 127.0.0.1 as well, so now on a live instance), sends to the room.
-    let mut bob = connect_user(&url, "bob").await;
-    join(&bob, room).await;
-    let sent = crate::support::ack(&bob, "message", json!({"room": room, "text": text})).await;
-    assert!(
-        !sent["id"].is_null(),
-        "the message was not accepted: {sent}"
-    );
+    // And a live message after the re-join.
+    send(&bob, room, text).await;
     to_page.write_all(b"sent\n").await.unwrap();
 
     let summary = next_line(&mut lines, "the message").await;
@@ -148,7 +170,18 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
     assert!(status.success(), "failover.mjs exited with {status}");
     assert_eq!(summary["before"], before.as_str());
     assert_eq!(summary["after"], after.as_str());
-    // Drain Bob's own echo so his close is clean.
-    let _echo = bob.next_event(Duration::from_millis(100)).await;
+    assert_eq!(summary["shown"], MISSED + 2, "{summary}");
+    // Drain Bob's own echoes so his close is clean.
+    while bob.next_event(Duration::from_millis(100)).await.is_ok() {}
     bob.close().await;
+}
+
+/// Sends `text` to `room` as `client`, asserting it was stored (an id in the ack, not
+/// `pending`).
+async fn send(client: &SocketClient, room: &str, text: &str) {
+    let sent = crate::support::ack(client, "message", json!({"room": room, "text": text})).await;
+    assert!(
+        sent["id"].is_string(),
+        "the message {text:?} was not stored: {sent}"
+    );
 }

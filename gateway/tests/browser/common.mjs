@@ -72,3 +72,65 @@ export function conversation(timeout) {
   const report = (line) => console.log(JSON.stringify(line));
   return { answer, report, close: () => input.close() };
 }
+
+/// The chat messages `page` shows, top to bottom: `{from, text, id, pending}` (the system
+/// lines and the history controls left out).
+export function shownMessages(page) {
+  return page.$$eval("#messages li", (lis) =>
+    lis
+      .filter((li) => li.querySelector(".text"))
+      .map((li) => ({
+        from: li.querySelector(".from")?.textContent ?? "",
+        text: li.querySelector(".text").textContent,
+        id: li.dataset.id ?? null,
+        pending: li.classList.contains("pending"),
+      })),
+  );
+}
+
+/// The system lines `page` shows in the room open there ("history could not be recovered"…).
+export function shownSystemLines(page) {
+  return page.$$eval("#messages li.system", (lis) => lis.map((li) => li.textContent));
+}
+
+/// Why `shown` (from [`shownMessages`]) does not hold each of `expected` (texts) exactly once
+/// and in that order, or null when it does. Messages with other texts are ignored.
+export function onceInOrder(shown, expected) {
+  const wanted = new Set(expected);
+  const got = shown.filter((m) => wanted.has(m.text)).map((m) => m.text);
+  const missing = expected.filter((text) => !got.includes(text));
+  if (missing.length) {
+    const some = missing.length > 5 ? `${JSON.stringify(missing.slice(0, 5))} and ${missing.length - 5} more` : JSON.stringify(missing);
+    return `${missing.length} of ${expected.length} missing: ${some}`;
+  }
+  const twice = [...new Set(got.filter((text, i) => got.indexOf(text) !== i))];
+  if (twice.length) return `shown more than once: ${JSON.stringify(twice)}`;
+  if (got.some((text, i) => text !== expected[i])) {
+    return `out of order: ${JSON.stringify(got)}`;
+  }
+  return null;
+}
+
+/// Polls `page`'s messages until `check(shown)` returns null (fine), for at most `timeout`;
+/// then throws "<what>: <the last reason check gave>", with what the page shows. A check
+/// that finds duplicates or a wrong order keeps being polled too (a message may still move),
+/// so the error tells the last state.
+export async function waitForMessages(page, what, timeout, check) {
+  const deadline = Date.now() + timeout;
+  let reason = "never checked";
+  let shown = [];
+  for (;;) {
+    shown = await shownMessages(page);
+    reason = check(shown);
+    if (reason === null) return shown;
+    if (Date.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const lines = await shownSystemLines(page).catch(() => []);
+  let summary = shown.map((m) => `${m.from}: ${m.text}${m.pending ? " (pending)" : ""}`);
+  if (summary.length > 12) summary = [...summary.slice(0, 6), "…", ...summary.slice(-6)];
+  throw new Error(
+    `${what}: ${reason} after ${timeout} ms; the page shows ${shown.length} messages ` +
+      `${JSON.stringify(summary)} and the system lines ${JSON.stringify(lines)}`,
+  );
+}
