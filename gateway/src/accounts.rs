@@ -11,6 +11,7 @@ use crate::{
     Config, Error,
     cache::SettingsCache,
     counters::Counters,
+    history::History,
     jobs::Jobs,
     keys::Keys,
     login_throttle::LoginThrottle,
@@ -60,6 +61,8 @@ pub(crate) struct Accounts {
     pub(crate) store: Store,
     /// The background job queue: audit events, DM notifications.
     pub(crate) jobs: Jobs,
+    /// The message histories, unless `--no-history`.
+    pub(crate) history: Option<Arc<History>>,
 }
 
 /// Tasks that live as long as the gateway serves; aborted when dropped.
@@ -147,6 +150,8 @@ impl Accounts {
             secure_cookies: config.secure_cookies,
             invalidation_wait: config.request_timeout,
             counters,
+            history: (!config.no_history)
+                .then(|| Arc::new(History::new(store.clone(), config.spool_capacity))),
             store,
             jobs,
         }))

@@ -40,6 +40,14 @@ pub(crate) const DEFAULT_MAX_MESSAGE_LENGTH: u32 = 2000;
 pub(crate) const DEFAULT_MAX_ROOM_MEMBERS: u32 = 10_000;
 /// Largest `max_room_members` an admin may set.
 pub(crate) const MAX_ROOM_MEMBERS_LIMIT: u32 = 1_000_000;
+/// Default `history_max_messages`: messages kept per room or conversation.
+pub(crate) const DEFAULT_HISTORY_MESSAGES: u32 = 1000;
+/// Largest `history_max_messages` an admin may set.
+pub(crate) const HISTORY_MESSAGES_LIMIT: u32 = 100_000;
+/// Default `history_max_age_secs`: 7 days.
+pub(crate) const DEFAULT_HISTORY_AGE_SECS: u64 = 7 * 24 * 3600;
+/// Largest `history_max_age_secs` an admin may set: 90 days.
+pub(crate) const HISTORY_AGE_LIMIT_SECS: u64 = 90 * 24 * 3600;
 /// A fetch that raced an invalidation is retried at most this many times.
 const FETCH_ATTEMPTS: usize = 3;
 /// Life of an invalidation's ack counter in Redis, in seconds.
@@ -55,6 +63,10 @@ pub(crate) struct TenantSettings {
     pub(crate) max_message_length: u32,
     /// Most members a room may have across the cluster; a `join` beyond it is refused.
     pub(crate) max_room_members: u32,
+    /// Messages kept per room and per conversation (1 to 100,000).
+    pub(crate) history_max_messages: u32,
+    /// Seconds a message is kept (60 to 90 days).
+    pub(crate) history_max_age_secs: u64,
 }
 
 impl Default for TenantSettings {
@@ -62,11 +74,21 @@ impl Default for TenantSettings {
         Self {
             max_message_length: DEFAULT_MAX_MESSAGE_LENGTH,
             max_room_members: DEFAULT_MAX_ROOM_MEMBERS,
+            history_max_messages: DEFAULT_HISTORY_MESSAGES,
+            history_max_age_secs: DEFAULT_HISTORY_AGE_SECS,
         }
     }
 }
 
 impl TenantSettings {
+    /// How long this tenant keeps its messages.
+    pub(crate) fn retention(&self) -> crate::history::Retention {
+        crate::history::Retention {
+            messages: self.history_max_messages,
+            age: Duration::from_secs(self.history_max_age_secs),
+        }
+    }
+
     /// Refuses values outside their bounds.
     pub(crate) fn validate(&self) -> Result<(), Refusal> {
         if !(1..=DEFAULT_MAX_MESSAGE_LENGTH).contains(&self.max_message_length) {
@@ -77,6 +99,16 @@ impl TenantSettings {
         if !(1..=MAX_ROOM_MEMBERS_LIMIT).contains(&self.max_room_members) {
             return Err(Refusal::InvalidSettings(format!(
                 "max_room_members must be 1 to {MAX_ROOM_MEMBERS_LIMIT}"
+            )));
+        }
+        if !(1..=HISTORY_MESSAGES_LIMIT).contains(&self.history_max_messages) {
+            return Err(Refusal::InvalidSettings(format!(
+                "history_max_messages must be 1 to {HISTORY_MESSAGES_LIMIT}"
+            )));
+        }
+        if !(60..=HISTORY_AGE_LIMIT_SECS).contains(&self.history_max_age_secs) {
+            return Err(Refusal::InvalidSettings(format!(
+                "history_max_age_secs must be 60 to {HISTORY_AGE_LIMIT_SECS}"
             )));
         }
         Ok(())
@@ -374,8 +406,18 @@ mod tests {
             let settings = TenantSettings {
                 max_message_length: bad.0,
                 max_room_members: bad.1,
+                ..TenantSettings::default()
             };
             assert!(settings.validate().is_err(), "{bad:?}");
+        }
+        assert_eq!(stored.history_max_messages, DEFAULT_HISTORY_MESSAGES);
+        for (messages, age) in [(0, 60), (HISTORY_MESSAGES_LIMIT + 1, 60), (1, 59)] {
+            let settings = TenantSettings {
+                history_max_messages: messages,
+                history_max_age_secs: age,
+                ..TenantSettings::default()
+            };
+            assert!(settings.validate().is_err(), "{messages} {age}");
         }
     }
 }

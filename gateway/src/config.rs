@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_PAYLOAD: u64 = 100_000;
 /// default (128) drops packets of a healthy socket when a burst of broadcasts arrives from
 /// Redis faster than one event-loop turn writes them.
 pub const DEFAULT_SOCKET_BUFFER: usize = 1024;
+/// Default `--spool-capacity`: messages kept through a Redis outage (a few MB at most).
+pub const DEFAULT_SPOOL_CAPACITY: usize = 10_000;
 /// Default engine.io ping interval (the Socket.IO default). Durations are written the way the
 /// flags take them (humantime: `100ms`, `5s`, `2m`, `1day`).
 pub const DEFAULT_PING_INTERVAL: &str = "25s";
@@ -276,6 +278,17 @@ pub struct Config {
     /// a socket whose session expired or was deleted is disconnected within this interval.
     #[arg(long, env = "GATEWAY_SESSION_CHECK_INTERVAL", default_value = DEFAULT_SESSION_CHECK_INTERVAL, value_parser = humantime::parse_duration)]
     pub session_check_interval: Duration,
+
+    /// Keep no message history: `message` and `dm` are live only, as before durable rooms
+    /// (no `history`, no `join` with `since`, no spool through Redis outages). For
+    /// measuring what the store costs; not meant for production.
+    #[arg(long, env = "GATEWAY_NO_HISTORY")]
+    pub no_history: bool,
+
+    /// Messages this instance keeps while Redis is unreachable, written to their histories
+    /// and published once it is back; beyond it, `message` and `dm` are refused `spool_full`.
+    #[arg(long, env = "GATEWAY_SPOOL_CAPACITY", default_value_t = DEFAULT_SPOOL_CAPACITY)]
+    pub spool_capacity: usize,
 
     /// The chat page's npm modules (`npm ci` in gateway/web): the official socket.io-client
     /// browser build is read from here at run time and served at /assets/socket.io.min.js.
@@ -545,6 +558,8 @@ impl Default for Config {
             session_check_interval: duration(DEFAULT_SESSION_CHECK_INTERVAL),
             web_modules_dir: PathBuf::from(DEFAULT_WEB_MODULES_DIR),
             bench_endpoints: false,
+            no_history: false,
+            spool_capacity: DEFAULT_SPOOL_CAPACITY,
         }
     }
 }

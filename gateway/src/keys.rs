@@ -51,6 +51,19 @@ impl Keys {
         format!("{}:invalidate:ack:{nonce}", self.prefix)
     }
 
+    /// `{prefix}:h:{{tenant}}:r:{room}`: the history of `tenant`'s chat room `room` (a
+    /// stream; the tenant is the hash tag, the slot of its users' message rate counters).
+    pub(crate) fn room_history(&self, tenant: &str, room: &str) -> String {
+        format!("{}:h:{{{tenant}}}:r:{room}", self.prefix)
+    }
+
+    /// `{prefix}:h:{{tenant}}:d:{a}:{b}`: the direct messages between users `a` and `b` of
+    /// `tenant`, the two ids in byte order (user ids hold no `:`, so the name is unambiguous).
+    pub(crate) fn dm_history(&self, tenant: &str, a: &str, b: &str) -> String {
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        format!("{}:h:{{{tenant}}}:d:{low}:{high}", self.prefix)
+    }
+
     /// `{prefix}:jobs:{{queue}}:stream`: the jobs of `queue` ready to run (a stream read by
     /// the consumer group `workers`). Every key of one queue has the queue's name as its hash
     /// tag, so the queue's scripts touch one slot of a Redis Cluster.
@@ -93,6 +106,18 @@ mod tests {
             "socket.io:tenant:acme:settings"
         );
         assert_eq!(keys.known_addresses("bob"), "socket.io:known:{bob}");
+        assert_eq!(
+            keys.room_history("acme", "general"),
+            "socket.io:h:{acme}:r:general"
+        );
+        assert_eq!(
+            keys.dm_history("acme", "bob", "al"),
+            "socket.io:h:{acme}:d:al:bob"
+        );
+        assert_eq!(
+            keys.dm_history("acme", "al", "bob"),
+            keys.dm_history("acme", "bob", "al")
+        );
         assert_eq!(keys.invalidate_channel(), "socket.io:invalidate");
         assert_eq!(keys.invalidate_ack("n1"), "socket.io:invalidate:ack:n1");
         assert_eq!(keys.job_stream("q"), "socket.io:jobs:{q}:stream");

@@ -21,6 +21,7 @@ mod chat;
 pub mod config;
 mod counters;
 mod error;
+mod history;
 mod http;
 mod ids;
 mod jobs;
@@ -155,10 +156,19 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 accounts: accounts.clone(),
             });
             let (layer, io) = builder
-                .with_adapter::<RedisAdapter<_>>(adapter)
+                .with_adapter::<RedisAdapter<_>>(adapter.clone())
                 .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
                 .build_layer();
             chat::register(&io).await?;
+            if let Some(history) = &accounts.history {
+                let connected = adapter.clone();
+                background.push(chat::spawn_spool_drain(
+                    io.clone(),
+                    history.clone(),
+                    move || connected.is_connected(),
+                    config.redis.redis_reconnect().1,
+                ));
+            }
             background.push(chat::spawn_session_check(
                 io.clone(),
                 accounts,

@@ -39,6 +39,28 @@ pub(crate) const READY: &str = "gateway_ready";
 /// How long a scrape waits for Redis before reporting it down.
 pub(crate) const SCRAPE_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// Length of a room's or conversation's stream after each append (histogram).
+pub(crate) const HISTORY_STREAM_LENGTH: &str = "history_stream_length";
+/// Messages spooled while Redis could not store them (counter).
+pub(crate) const HISTORY_SPOOLED: &str = "history_spooled_total";
+/// Messages refused because the spool was full (counter).
+pub(crate) const HISTORY_SPOOL_REFUSED: &str = "history_spool_refused_total";
+/// Spooled messages stored and published once Redis was back (counter).
+pub(crate) const HISTORY_SPOOL_FLUSHED: &str = "history_spool_flushed_total";
+/// Messages waiting in the spool (gauge).
+pub(crate) const HISTORY_SPOOL_DEPTH: &str = "history_spool_depth";
+/// Messages replayed to clients that joined with `since` (counter).
+pub(crate) const HISTORY_REPLAYED: &str = "history_replayed_total";
+/// Joins with `since` answered `recovered: false` (counter).
+pub(crate) const HISTORY_RECOVERY_FAILED: &str = "history_recovery_failures_total";
+/// Stream entries that did not decode as messages, skipped (counter).
+pub(crate) const HISTORY_UNDECODABLE: &str = "history_undecodable_entries_total";
+
+/// Buckets of the stream length histogram: 1 to 100,000 messages.
+const LENGTH_BUCKETS: [f64; 11] = [
+    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10_000.0, 50_000.0, 100_000.0,
+];
+
 /// Buckets of the adapter's publish latency histogram, in seconds: 100 µs to 1 s.
 const PUBLISH_BUCKETS: [f64; 13] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -57,6 +79,12 @@ fn install() -> Option<PrometheusHandle> {
             Matcher::Full(redis_adapter::PUBLISH_DURATION.to_owned()),
             &PUBLISH_BUCKETS,
         )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(HISTORY_STREAM_LENGTH.to_owned()),
+                &LENGTH_BUCKETS,
+            )
+        })
         .and_then(PrometheusBuilder::install_recorder);
     match installed {
         Ok(handle) => Some(handle),
@@ -90,4 +118,46 @@ pub(crate) fn counter_at(name: &'static str, value: u64) {
 /// Sets gauge `name` to `value`.
 pub(crate) fn gauge(name: &'static str, value: f64) {
     metrics::gauge!(name).set(value);
+}
+
+/// Records a stream's length after an append.
+pub(crate) fn stream_length(length: u64) {
+    #[expect(clippy::cast_precision_loss, reason = "a histogram of lengths")]
+    metrics::histogram!(HISTORY_STREAM_LENGTH).record(length as f64);
+}
+
+/// Counts one message spooled.
+pub(crate) fn spooled() {
+    metrics::counter!(HISTORY_SPOOLED).increment(1);
+}
+
+/// Counts one message refused for a full spool.
+pub(crate) fn spool_refused() {
+    metrics::counter!(HISTORY_SPOOL_REFUSED).increment(1);
+}
+
+/// Counts one spooled message stored and published.
+pub(crate) fn spool_flushed() {
+    metrics::counter!(HISTORY_SPOOL_FLUSHED).increment(1);
+}
+
+/// Counts `count` messages replayed.
+pub(crate) fn replayed(count: usize) {
+    metrics::counter!(HISTORY_REPLAYED).increment(u64::try_from(count).unwrap_or(u64::MAX));
+}
+
+/// Counts one join with `since` that could not recover.
+pub(crate) fn recovery_failed() {
+    metrics::counter!(HISTORY_RECOVERY_FAILED).increment(1);
+}
+
+/// Counts `count` stream entries skipped because they did not decode.
+pub(crate) fn undecodable_entries(count: usize) {
+    if count > 0 {
+        tracing::warn!(
+            count,
+            "history: skipped stream entries that are not messages"
+        );
+        metrics::counter!(HISTORY_UNDECODABLE).increment(u64::try_from(count).unwrap_or(u64::MAX));
+    }
 }

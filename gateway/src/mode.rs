@@ -5,17 +5,29 @@
 
 use std::sync::Arc;
 
-use redis_adapter::RedisAdapterState;
+use redis_adapter::{Hold, RedisAdapterState};
 use socketioxide::{adapter::Adapter, socket::Socket};
 
 use crate::{
     accounts::Accounts,
     cache::TenantSettings,
+    history::{Appended, History, MessageId, Page, Replay, Spooled},
     jobs::DmNotification,
+    metrics,
     ratelimit::{self, Scope},
     refusal::Refusal,
     tenancy::{self, CHAT_NS},
 };
+
+/// What became of a message handed to [`Mode::store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// In its stream, under this id.
+    At(String),
+    /// Redis could not take it: spooled, to be stored and published to the other instances
+    /// once Redis is back (the local members are served now).
+    Spooled,
+}
 
 /// How this instance runs.
 pub(crate) enum Mode {
@@ -84,6 +96,124 @@ impl Mode {
         }
     }
 
+    /// Counts the message hit of `user` in `scope`, then stores `message` in its stream: one
+    /// script when Redis answers. When Redis cannot be reached (or older messages still wait
+    /// in the spool) the hit is counted by this instance alone and the message spooled;
+    /// refused `spool_full` when the spool is full.
+    pub(crate) async fn store(
+        &self,
+        scope: Scope,
+        tenant: &str,
+        user: &str,
+        message: &Spooled,
+    ) -> Result<Stored, Refusal> {
+        let (accounts, history) = self.history().ok_or(Refusal::NoHistory)?;
+        let limiter = &accounts.limiter;
+        let id = ratelimit::user_id(tenant, user);
+        if !history.spooled().is_empty() {
+            // Behind the waiting ones, which keeps each sender's order.
+            limiter.check(scope, &id).await?;
+            return spool(history, message);
+        }
+        let (key, rate) = limiter.shared(scope, &id);
+        let appended = history
+            .append(
+                Some((&key, rate)),
+                &message.stream,
+                &message.record,
+                message.retention,
+                false,
+            )
+            .await;
+        match appended {
+            Ok(Appended::Stored { id, length }) => {
+                metrics::stream_length(length);
+                Ok(Stored::At(id))
+            }
+            Ok(Appended::Limited(left_ms)) => Err(limiter.over(rate, left_ms)),
+            Err(err) if err.is_redis() => {
+                limiter.check_locally(scope, &id, err)?;
+                spool(history, message)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Spools a message that is stored but whose publish failed: the spool publishes it to
+    /// the other instances once Redis is back (storing it again finds it already stored).
+    pub(crate) fn spool_publish(&self, message: &Spooled) -> Result<(), Refusal> {
+        match self.history() {
+            Some((_, history)) => spool(history, message).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// The stream of `tenant`'s chat room `room` (client name), `None` without history.
+    pub(crate) fn room_stream(&self, tenant: &str, room: &str) -> Option<String> {
+        let (_, history) = self.history()?;
+        Some(history.keys().room_history(tenant, room))
+    }
+
+    /// The stream of the conversation of users `a` and `b` of `tenant`, `None` without history.
+    pub(crate) fn dm_stream(&self, tenant: &str, a: &str, b: &str) -> Option<String> {
+        let (_, history) = self.history()?;
+        Some(history.keys().dm_history(tenant, a, b))
+    }
+
+    /// A page of `stream`'s history (see `History::page`).
+    pub(crate) async fn history_page(
+        &self,
+        stream: &str,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Page, Refusal> {
+        let (_, history) = self.history().ok_or(Refusal::NoHistory)?;
+        let (page, skipped) = history.page(stream, before, limit).await?;
+        metrics::undecodable_entries(skipped);
+        Ok(page)
+    }
+
+    /// Every message of `stream` after `since`, at most `max` (see `History::replay`).
+    pub(crate) async fn replay(
+        &self,
+        stream: &str,
+        since: MessageId,
+        max: usize,
+    ) -> Result<Replay, Refusal> {
+        let (_, history) = self.history().ok_or(Refusal::NoHistory)?;
+        let (replay, skipped) = history.replay(stream, since, max).await?;
+        metrics::undecodable_entries(skipped);
+        Ok(replay)
+    }
+
+    /// Starts a catch-up join of `socket` to `room` (see `RedisAdapterState::hold`): `None`
+    /// standalone, where nothing is stored to catch up from.
+    pub(crate) async fn hold<A: Adapter>(
+        &self,
+        socket: &Socket<A>,
+        room: String,
+    ) -> Result<Option<Hold>, Refusal> {
+        match self {
+            Self::Clustered { adapter, .. } => adapter
+                .hold(socket.ns(), socket.id, room)
+                .await
+                .map(Some)
+                .map_err(|err| {
+                    tracing::debug!(%err, "room not subscribed: the join is refused");
+                    Refusal::ClusterUnavailable
+                }),
+            Self::Standalone => Ok(None),
+        }
+    }
+
+    /// The accounts and the history, when messages are stored.
+    fn history(&self) -> Option<(&Accounts, &History)> {
+        match self {
+            Self::Clustered { accounts, .. } => Some((accounts, accounts.history.as_deref()?)),
+            Self::Standalone => None,
+        }
+    }
+
     /// `tenant`'s settings (the defaults standalone).
     pub(crate) async fn settings(&self, tenant: &str) -> TenantSettings {
         match self {
@@ -114,10 +244,6 @@ impl Mode {
     /// Tells `notification.to_user`, who has no socket connected, about a DM through the
     /// background jobs (nothing standalone, which has no jobs). Waits at most the Redis
     /// command deadline; never fails the caller (see `jobs::Jobs::notify_offline_dm`).
-    #[expect(
-        dead_code,
-        reason = "called by chat/dm.rs for an offline recipient once its rewrite lands"
-    )]
     pub(crate) async fn notify_offline_dm(&self, notification: DmNotification) {
         if let Self::Clustered { accounts, .. } = self {
             accounts.jobs.notify_offline_dm(notification).await;
@@ -132,4 +258,14 @@ impl Mode {
             Self::Clustered { adapter, .. } => adapter.server_count(CHAT_NS).unwrap_or(1),
         }
     }
+}
+
+/// Spools `message` in `history`'s spool, counted.
+fn spool(history: &History, message: &Spooled) -> Result<Stored, Refusal> {
+    history.spool(message).map_err(|_| {
+        metrics::spool_refused();
+        Refusal::SpoolFull
+    })?;
+    metrics::spooled();
+    Ok(Stored::Spooled)
 }

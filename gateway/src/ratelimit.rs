@@ -26,16 +26,19 @@ use crate::{Error, counters::Counters, local_limit::LocalLimiter, refusal::Refus
 /// How long a check waits for Redis before the in-process limiter decides instead.
 pub const SHARED_DEADLINE: Duration = Duration::from_millis(250);
 
-/// INCR the window's counter; start its expiry if it has none (first hit, or a key that lost
-/// its TTL); return `{count, milliseconds left}`.
-const WINDOW_SCRIPT: &str = r"
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+/// A Lua function `window(key, ms)`: INCR the window's counter; start its expiry if it has
+/// none (first hit, or a key that lost its TTL); return `{count, milliseconds left}`. Shared
+/// with the scripts that count a hit together with other work (storing a chat message).
+pub(crate) const WINDOW_LUA: &str = r"
+local function window(key, ms)
+  local count = redis.call('INCR', key)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, ms)
+    ttl = tonumber(ms)
+  end
+  return {count, ttl}
 end
-return {count, ttl}
 ";
 
 /// A limit: at most `max` hits per `window`. Written `N/D` with D a duration such as `60s`,
@@ -177,7 +180,7 @@ impl RateLimiter {
         Self {
             store,
             rates,
-            script: Script::new(WINDOW_SCRIPT),
+            script: Script::new(&format!("{WINDOW_LUA}return window(KEYS[1], ARGV[1])")),
             local: LocalLimiter::new(crate::local_limit::CAPACITY),
             ipv6_prefix,
             counters,
@@ -187,9 +190,8 @@ impl RateLimiter {
     /// Counts one hit of `id` in `scope`: `Err(RateLimited)` when over the limit, else who
     /// counted it (this instance alone when Redis could not be asked in time).
     pub(crate) async fn check(&self, scope: Scope, id: &str) -> Result<Counted, Refusal> {
-        let rate = self.rates.of(scope);
-        let key = self.store.keys().rate(scope.as_str(), id);
-        let window_ms = u64::try_from(rate.window.as_millis()).unwrap_or(u64::MAX);
+        let (key, rate) = self.shared(scope, id);
+        let window_ms = window_ms(rate);
         let mut conn = self.store.connection();
         let mut invocation = self.script.key(&key);
         invocation.arg(window_ms);
@@ -199,20 +201,47 @@ impl RateLimiter {
         )
         .await;
         match hit {
-            Ok((count, left_ms)) if count > u64::from(rate.max) => {
-                let left = u64::try_from(left_ms).unwrap_or(window_ms).max(1);
-                Err(self.limited(Duration::from_millis(left)))
-            }
-            Ok(_) => Ok(Counted::Shared),
-            Err(err) => {
-                self.counters.rate_limit_local.incr();
-                tracing::warn!(scope = scope.as_str(), %err, "shared rate limit unavailable: counted by this instance alone");
-                self.local
-                    .hit(&key, rate.max, rate.window)
-                    .map_err(|left| self.limited(left.max(Duration::from_millis(1))))?;
-                Ok(Counted::Local(err))
-            }
+            Ok(hit) => self.judge(rate, hit).map(|()| Counted::Shared),
+            Err(err) => self.check_locally(scope, id, err),
         }
+    }
+
+    /// The Redis key counting `id` in `scope`, and the rate it is held to: for scripts that
+    /// count the hit themselves (`window` of [`WINDOW_LUA`]), in the same slot as their keys.
+    pub(crate) fn shared(&self, scope: Scope, id: &str) -> (String, Rate) {
+        let key = self.store.keys().rate(scope.as_str(), id);
+        (key, self.rates.of(scope))
+    }
+
+    /// Whether a `{count, milliseconds left}` hit counted in Redis is within `rate`.
+    fn judge(&self, rate: Rate, (count, left_ms): (u64, i64)) -> Result<(), Refusal> {
+        if count <= u64::from(rate.max) {
+            return Ok(());
+        }
+        Err(self.over(rate, left_ms))
+    }
+
+    /// The refusal, counted, of a hit over `rate` whose window ends in `left_ms`.
+    pub(crate) fn over(&self, rate: Rate, left_ms: i64) -> Refusal {
+        let left = u64::try_from(left_ms).unwrap_or(window_ms(rate)).max(1);
+        self.limited(Duration::from_millis(left))
+    }
+
+    /// Counts one hit of `id` in `scope` by this instance alone, because Redis could not be
+    /// asked (`err` says why).
+    pub(crate) fn check_locally(
+        &self,
+        scope: Scope,
+        id: &str,
+        err: Error,
+    ) -> Result<Counted, Refusal> {
+        let (key, rate) = self.shared(scope, id);
+        self.counters.rate_limit_local.incr();
+        tracing::warn!(scope = scope.as_str(), %err, "shared rate limit unavailable: counted by this instance alone");
+        self.local
+            .hit(&key, rate.max, rate.window)
+            .map_err(|left| self.limited(left.max(Duration::from_millis(1))))?;
+        Ok(Counted::Local(err))
     }
 
     /// A refusal for a limit reached, counted.
@@ -232,6 +261,11 @@ impl RateLimiter {
     }
 }
 
+/// A rate's window in milliseconds.
+pub(crate) fn window_ms(rate: Rate) -> u64 {
+    u64::try_from(rate.window.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `ip`'s network of `prefix` bits (1 to 128; larger is taken as 128), as `addr/prefix`.
 fn ipv6_network(ip: Ipv6Addr, prefix: u8) -> String {
     let prefix = prefix.clamp(1, 128);
@@ -247,9 +281,11 @@ pub(crate) fn parse_ipv6_prefix(text: &str) -> Result<u8, String> {
     }
 }
 
-/// The rate-limit id of a user: unique across tenants.
+/// The rate-limit id of a user: unique across tenants, with the tenant as the key's hash
+/// tag, so that a user's message and dm counters share a Redis Cluster slot with the
+/// tenant's message histories (one script counts the hit and stores the message).
 pub(crate) fn user_id(tenant: &str, user: &str) -> String {
-    format!("{tenant}:{user}")
+    format!("{{{tenant}}}:{user}")
 }
 
 #[cfg(test)]

@@ -70,6 +70,16 @@ pub(crate) enum Refusal {
     /// later.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+    /// Redis cannot store a message now and this instance's spool is full: the message was
+    /// not accepted (nothing spooled before it is lost).
+    #[error(
+        "spool_full: Redis is unreachable and this instance holds all the messages it may, retry later"
+    )]
+    SpoolFull,
+    /// `history` or `join` with `since` on a server that keeps no history (standalone, or
+    /// `--no-history`).
+    #[error("no_history: this server keeps no message history")]
+    NoHistory,
     /// Tenant settings outside their bounds.
     #[error("invalid settings: {0}")]
     InvalidSettings(String),
@@ -124,6 +134,8 @@ impl Refusal {
             Self::RateLimited { .. } => "rate_limited",
             Self::Unauthorized(_) | Self::BadCredentials | Self::Forbidden(_) => "unauthorized",
             Self::Unavailable(_) => "unavailable",
+            Self::SpoolFull => "spool_full",
+            Self::NoHistory => "no_history",
             Self::InvalidSettings(_) | Self::Internal => "internal",
         }
     }

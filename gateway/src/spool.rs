@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 /// First wait after a failed write.
 pub(crate) const RETRY_MIN: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts.
-pub(crate) const RETRY_MAX: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_MAX: Duration = Duration::from_millis(200);
 
 /// A spool is full: the item was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

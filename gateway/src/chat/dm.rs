@@ -1,8 +1,10 @@
 //! `dm {to, text}`: a direct message to every socket of one user of the sender's tenant, on
-//! every instance (through the user's room, `tenancy::user_room`). A user of another tenant is
-//! refused exactly like one that does not exist.
+//! every instance (through the user's room, `tenancy::user_room`), stored in the
+//! conversation's history first. A user of another tenant is refused exactly like one that
+//! does not exist. A recipient with no socket connected anywhere is notified through the
+//! background jobs (`jobs::DmNotification`).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use socketioxide::{
     adapter::Adapter,
     extract::{AckSender, SocketRef, State, TryData},
@@ -10,12 +12,15 @@ use socketioxide::{
 
 use super::{
     ChatState,
+    deliver::{Line, deliver},
     identity::Identity,
     order::Turn,
     payload::Object,
     reply::{Reply, answer},
 };
-use crate::{ids::now_ms, metrics, ratelimit::Scope, refusal::Refusal, tenancy, validate};
+use crate::{
+    history::Audience, jobs::DmNotification, ratelimit::Scope, refusal::Refusal, tenancy, validate,
+};
 
 /// The payload of `dm`.
 #[derive(Debug, Deserialize)]
@@ -25,19 +30,8 @@ pub(crate) struct DmRequest {
     text: String,
 }
 
-/// The `dm` event the recipient's sockets receive.
-#[derive(Debug, Serialize)]
-struct DirectMessage<'a> {
-    id: &'a str,
-    /// The sender's display name.
-    from: &'a str,
-    /// The sender's user id, to answer to.
-    user: &'a str,
-    text: &'a str,
-    ts: u64,
-}
-
-/// `dm {to, text}`; the ack is `{id, ts}` like a `message`'s.
+/// `dm {to, text}`; the ack is `{id, key, ts}` like a `message`'s. The recipients receive
+/// `dm {id, key, from, user, text, ts}` (`user`: the sender's id, to answer to).
 pub(crate) async fn dm<A: Adapter>(
     socket: SocketRef<A>,
     identity: Identity,
@@ -58,21 +52,55 @@ pub(crate) async fn dm<A: Adapter>(
         }
         let settings = chat.mode.settings(&identity.tenant).await;
         validate::text_within(&request.text, settings.max_message_length)?;
-
-        let id = chat.message_ids.next();
-        let ts = now_ms();
-        let message = DirectMessage {
-            id: &id,
-            from: identity.name.as_str(),
-            user: &identity.user,
-            text: &request.text,
-            ts,
-        };
         let room = tenancy::user_room(&identity.tenant, &request.to);
-        let delivery = redis_adapter::confirmed(socket.within(room).emit("dm", &message)).await;
-        metrics::event_out("dm");
-        Refusal::from_broadcast(delivery)?;
-        Ok(Reply::Sent { id, ts })
+        let line = Line {
+            stream: chat
+                .mode
+                .dm_stream(&identity.tenant, &identity.user, &request.to),
+            audience: Audience::Dm { room: room.clone() },
+            text: request.text.clone(),
+        };
+        let reply = deliver(
+            &socket,
+            &chat,
+            Scope::Dm,
+            &identity,
+            line,
+            settings.retention(),
+        )
+        .await?;
+        if let Reply::Sent { id, ts, .. } = &reply {
+            let notification = DmNotification {
+                tenant: identity.tenant.to_string(),
+                to_user: request.to,
+                from_name: identity.name.as_str().to_owned(),
+                text: request.text,
+                id: id.clone().unwrap_or_default(),
+                ts: *ts,
+            };
+            notify_if_offline(&socket, &chat, room, notification);
+        }
+        Ok(reply)
     })
     .await;
+}
+
+/// After the ack: asks every instance whether the recipient has a socket, and if none has,
+/// enqueues the notification. When the instances cannot be asked, nobody is notified (the
+/// message is in the conversation's history either way).
+fn notify_if_offline<A: Adapter>(
+    socket: &socketioxide::socket::Socket<A>,
+    chat: &ChatState,
+    room: String,
+    notification: DmNotification,
+) {
+    let recipients = socket.within(room);
+    let mode = chat.mode.clone();
+    tokio::spawn(async move {
+        match recipients.fetch_sockets().await {
+            Ok(sockets) if sockets.is_empty() => mode.notify_offline_dm(notification).await,
+            Ok(_) => {}
+            Err(err) => tracing::debug!(%err, "dm recipient's presence unknown: not notified"),
+        }
+    });
 }

@@ -1,9 +1,10 @@
 //! `message {room, text}`: a chat line for every member of the room, on every instance,
-//! the sender included; the sender's ack returns the message's `{id, ts}`.
+//! the sender included, stored in the room's history first; the sender's ack returns the
+//! message's `{id, key, ts}` (`id: null, pending: true` while spooled; see `deliver`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use socketioxide::{
     adapter::Adapter,
     extract::{AckSender, SocketRef, State, TryData},
@@ -11,18 +12,13 @@ use socketioxide::{
 
 use super::{
     ChatState,
+    deliver::{Line, deliver},
     identity::Identity,
     order::Turn,
     payload::Object,
-    reply::{Reply, answer},
+    reply::answer,
 };
-use crate::{
-    ids::{self, now_ms},
-    metrics,
-    ratelimit::Scope,
-    refusal::Refusal,
-    tenancy, validate,
-};
+use crate::{history::Audience, ids, ratelimit::Scope, tenancy, validate};
 
 /// The payload of `message`.
 #[derive(Debug, Deserialize)]
@@ -31,18 +27,8 @@ pub(crate) struct MessageRequest {
     text: String,
 }
 
-/// The `message` event the members receive.
-#[derive(Debug, Serialize)]
-struct ChatMessage<'a> {
-    room: &'a str,
-    id: &'a str,
-    from: &'a str,
-    text: &'a str,
-    ts: u64,
-}
-
-/// Message ids unique across the cluster and across restarts: a random per-process token and a
-/// counter, e.g. `3f9a1c2e7b40-17`.
+/// Message keys unique across the cluster and across restarts: a random per-process token and
+/// a counter, e.g. `3f9a1c2e7b40-17` (the message id is its stream entry id).
 #[derive(Debug)]
 pub(crate) struct MessageIds {
     token: String,
@@ -65,8 +51,8 @@ impl MessageIds {
     }
 }
 
-/// `message {room, text}`: counted against the sender's rate limit, checked against the
-/// tenant's `max_message_length`.
+/// `message {room, text}`: checked against the tenant's `max_message_length` and counted
+/// against the sender's rate limit.
 pub(crate) async fn message<A: Adapter>(
     socket: SocketRef<A>,
     identity: Identity,
@@ -76,35 +62,32 @@ pub(crate) async fn message<A: Adapter>(
     TryData(request): TryData<Object<MessageRequest>>,
 ) {
     answer("message", turn, ack, async {
-        // Local checks first, then the ones that may ask Redis (the rate limit, and the
-        // settings on a cache miss): a refused line costs no round trip.
+        // Local checks first, then the settings (cached) and the script that counts and
+        // stores: a refused line costs no round trip.
         let request = Object::parse(request)?;
         validate::room(&request.room)?;
         validate::text(&request.text)?;
         let room = tenancy::room(&identity.tenant, &request.room);
         identity.joined.ensure_member(&room)?;
-        chat.mode
-            .limit(Scope::Message, &identity.tenant, &identity.user)
-            .await?;
         let settings = chat.mode.settings(&identity.tenant).await;
         validate::text_within(&request.text, settings.max_message_length)?;
-
-        let id = chat.message_ids.next();
-        let ts = now_ms();
-        let message = ChatMessage {
-            room: &request.room,
-            id: &id,
-            from: identity.name.as_str(),
-            text: &request.text,
-            ts,
+        let line = Line {
+            stream: chat.mode.room_stream(&identity.tenant, &request.room),
+            audience: Audience::Room {
+                room,
+                name: request.room,
+            },
+            text: request.text,
         };
-        // `within` keeps the sender among the recipients (`to` would exclude it).
-        // The ack tells the sender every instance can see the message: wait for Redis.
-        let delivery =
-            redis_adapter::confirmed(socket.within(room).emit("message", &message)).await;
-        metrics::event_out("message");
-        Refusal::from_broadcast(delivery)?;
-        Ok(Reply::Sent { id, ts })
+        deliver(
+            &socket,
+            &chat,
+            Scope::Message,
+            &identity,
+            line,
+            settings.retention(),
+        )
+        .await
     })
     .await;
 }

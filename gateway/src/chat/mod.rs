@@ -7,10 +7,13 @@
 //! instances) -> their local members.
 
 mod budget;
+mod catch_up;
 mod census;
+mod deliver;
 mod dm;
 mod expiry;
 mod handshake;
+mod history;
 mod identity;
 mod members;
 mod messages;
@@ -18,6 +21,7 @@ mod order;
 mod payload;
 mod reply;
 mod rooms;
+mod spooled;
 mod typing;
 mod unknown;
 
@@ -37,6 +41,7 @@ use census::{Census, Claim, Seat};
 pub(crate) use expiry::spawn as spawn_session_check;
 use messages::MessageIds;
 use order::EventQueue;
+pub(crate) use spooled::spawn as spawn_spool_drain;
 
 /// What every chat handler shares, installed as socketioxide state.
 #[derive(Clone)]
@@ -149,6 +154,7 @@ async fn setup<A: Adapter>(
     socket.on("typing", typing::typing::<A>);
     socket.on("dm", dm::dm::<A>);
     socket.on("members", members::members::<A>);
+    socket.on("history", history::history::<A>);
     socket.on_fallback(unknown::unknown::<A>);
     Ok(())
 }

@@ -31,12 +31,37 @@ pub(crate) enum Reply {
         /// Always `true`.
         ok: bool,
     },
-    /// A message was accepted and handed to every member of the room.
+    /// A message was accepted: stored and handed to every member, or (`pending`) spooled
+    /// while Redis is unreachable, handed to this instance's members, and stored and sent to
+    /// the others once Redis is back.
     Sent {
-        /// The message id the members received.
-        id: String,
+        /// The message id (its stream entry id); `None` while spooled.
+        id: Option<String>,
+        /// The message's unique key, the same in the members' copy and in `stored`.
+        key: String,
         /// The message timestamp the members received.
         ts: u64,
+        /// Whether the message waits in the spool.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pending: bool,
+    },
+    /// A `join`: `recovered` and `replayed` only for a join with `since`.
+    Joined {
+        /// Always `true`.
+        ok: bool,
+        /// Whether every message after `since` was replayed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// How many were replayed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replayed: Option<usize>,
+    },
+    /// A page of history, oldest first.
+    History {
+        /// The messages.
+        messages: Vec<crate::history::Message>,
+        /// Whether older messages exist.
+        more: bool,
     },
     /// Who is in a room.
     Members {
@@ -107,10 +132,25 @@ mod tests {
     fn wire_shapes() {
         assert_eq!(to_value(Reply::ok()).ok(), Some(json!({"ok": true})));
         let sent = Reply::Sent {
-            id: "a-1".into(),
+            id: Some("5-0".into()),
+            key: "k".into(),
             ts: 5,
+            pending: false,
         };
-        assert_eq!(to_value(sent).ok(), Some(json!({"id": "a-1", "ts": 5})));
+        assert_eq!(
+            to_value(sent).ok(),
+            Some(json!({"id": "5-0", "key": "k", "ts": 5}))
+        );
+        let spooled = Reply::Sent {
+            id: None,
+            key: "k".into(),
+            ts: 5,
+            pending: true,
+        };
+        assert_eq!(
+            to_value(spooled).ok(),
+            Some(json!({"id": null, "key": "k", "ts": 5, "pending": true}))
+        );
         let refused = Reply::from(Err(Refusal::NotAMember));
         assert_eq!(
             to_value(refused).ok(),

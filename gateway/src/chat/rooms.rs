@@ -22,15 +22,24 @@ use socketioxide::{
 };
 
 use super::{
-    ChatState,
+    ChatState, catch_up,
     identity::Identity,
     order::Turn,
     payload::Object,
     reply::{Reply, answer},
 };
-use crate::{refusal::Refusal, tenancy, validate};
+use crate::{history::MessageId, refusal::Refusal, tenancy, validate};
 
-/// The payload of `join`, `leave` and `typing`.
+/// The payload of `join`: a room, and the id of the last message seen in it, if any.
+#[derive(Debug, Deserialize)]
+pub(crate) struct JoinRequest {
+    /// The room's name.
+    room: String,
+    /// The last message id the client saw in the room: what followed it is replayed.
+    since: Option<String>,
+}
+
+/// The payload of `leave` and `typing`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RoomRequest {
     /// The room's name.
@@ -71,23 +80,32 @@ impl Joined {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// `join {room}`: adds the socket to the room; joining twice is not an error.
+/// `join {room, since?}`: adds the socket to the room; joining twice is not an error. With
+/// `since`, what followed that message is replayed first (`catch_up`).
 pub(crate) async fn join<A: Adapter>(
     socket: SocketRef<A>,
     identity: Identity,
     turn: Turn,
     State(chat): State<ChatState>,
     ack: AckSender<A>,
-    TryData(request): TryData<Object<RoomRequest>>,
+    TryData(request): TryData<Object<JoinRequest>>,
 ) {
     answer("join", turn, ack, async {
-        let room = RoomRequest::parse(request)?;
-        let room = tenancy::room(&identity.tenant, &room);
+        let request = Object::parse(request)?;
+        validate::room(&request.room)?;
+        let since = request
+            .since
+            .as_deref()
+            .map(str::parse::<MessageId>)
+            .transpose()
+            .map_err(|err| Refusal::InvalidPayload(format!("since: {err}")))?;
+        let name = request.room;
+        let room = tenancy::room(&identity.tenant, &name);
         if identity.joined.contains(&room) {
             return Ok(Reply::ok());
         }
@@ -98,6 +116,10 @@ pub(crate) async fn join<A: Adapter>(
         let limit = usize::try_from(settings.max_room_members).unwrap_or(usize::MAX);
         if members(&socket, &room).await >= limit {
             return Err(Refusal::RoomFull);
+        }
+        if let Some(since) = since {
+            let max = usize::try_from(settings.history_max_messages).unwrap_or(usize::MAX);
+            return catch_up::join_since(&socket, &chat, &identity, (room, name), since, max).await;
         }
         chat.mode.join(&socket, room.clone()).await?;
         identity.joined.lock().insert(room);

@@ -18,12 +18,25 @@ use crate::{
     request::Peer,
 };
 
-/// The body of the `PUT`: every setting, nothing else.
+/// The body of the `PUT`: every setting, nothing else (the history retention may be left out:
+/// the defaults then apply).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SettingsBody {
     max_message_length: u32,
     max_room_members: u32,
+    #[serde(default = "default_history_messages")]
+    history_max_messages: u32,
+    #[serde(default = "default_history_age")]
+    history_max_age_secs: u64,
+}
+
+fn default_history_messages() -> u32 {
+    crate::cache::DEFAULT_HISTORY_MESSAGES
+}
+
+fn default_history_age() -> u64 {
+    crate::cache::DEFAULT_HISTORY_AGE_SECS
 }
 
 /// The answer of the `GET`.
@@ -57,7 +70,8 @@ pub(super) async fn get_settings<A: Adapter>(
     Ok(Json(SettingsView { tenant, settings }))
 }
 
-/// `PUT /api/admin/tenants/{id}/settings {max_message_length, max_room_members}`: for admins
+/// `PUT /api/admin/tenants/{id}/settings {max_message_length, max_room_members,
+/// history_max_messages?, history_max_age_secs?}`: for admins
 /// of that tenant.
 pub(super) async fn put_settings<A: Adapter>(
     State(state): State<AccountRoutes<A>>,
@@ -77,6 +91,8 @@ pub(super) async fn put_settings<A: Adapter>(
     let settings = TenantSettings {
         max_message_length: body.max_message_length,
         max_room_members: body.max_room_members,
+        history_max_messages: body.history_max_messages,
+        history_max_age_secs: body.history_max_age_secs,
     };
     settings.validate()?;
     let invalidation = accounts

@@ -99,6 +99,9 @@ async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<Memory> {
         return None;
     };
     metrics::gauge(jobs::SPOOLED, accounts.jobs.spooled() as f64);
+    if let Some(history) = &accounts.history {
+        metrics::gauge(metrics::HISTORY_SPOOL_DEPTH, history.spooled().len() as f64);
+    }
     jobs::record_depth(accounts.jobs.queue()).await;
     let memory = accounts.store.memory(SCRAPE_REDIS_TIMEOUT).await;
     metrics::gauge(REDIS_UP, if memory.is_some() { 1.0 } else { 0.0 });

@@ -1,0 +1,123 @@
+//! `join {room, since}`: a client that saw the room up to message `since` gets every message
+//! after it, in order, then the live ones, with no gap and no duplicate at the seam.
+//!
+//! The adapter holds the room's broadcasts back for the socket (`Mode::hold`, subscribed
+//! before anything is read), the stream is read after `since`, the replay is sent, and the
+//! hold ends by sending the held messages the replay did not contain (those with a greater
+//! id, or no id yet) and making the socket a member, with no delivery in between. When
+//! `since` is no longer kept (older than retention, or the stream was lost) nothing is
+//! replayed and the ack says `recovered: false`; so it does when the socket could not take
+//! the whole replay, or more than the adapter holds arrived meanwhile.
+
+use serde::Deserialize;
+use socketioxide::{adapter::Adapter, socket::Socket};
+use socketioxide_core::{
+    Value,
+    packet::{Packet, PacketData},
+};
+
+use super::{ChatState, identity::Identity, reply::Reply};
+use crate::{
+    history::{Message, MessageId, Replay},
+    metrics,
+    refusal::Refusal,
+};
+
+/// Joins `socket` to `room` (internal name; clients call it `name`), replaying what followed
+/// `since`; `max` bounds the replay (the tenant's retention).
+pub(super) async fn join_since<A: Adapter>(
+    socket: &Socket<A>,
+    chat: &ChatState,
+    identity: &Identity,
+    (room, name): (String, String),
+    since: MessageId,
+    max: usize,
+) -> Result<Reply, Refusal> {
+    let stream = chat
+        .mode
+        .room_stream(&identity.tenant, &name)
+        .ok_or(Refusal::NoHistory)?;
+    let hold = chat
+        .mode
+        .hold(socket, room.clone())
+        .await?
+        .ok_or(Refusal::NoHistory)?;
+    // On error the hold is dropped: the socket is not in the room.
+    let replay = chat.mode.replay(&stream, since, max).await?;
+    let (mut recovered, mut replayed, mut last) = (false, 0, None);
+    if let Replay::Complete(entries) = replay {
+        recovered = true;
+        for (id, record) in entries {
+            last = id.parse::<MessageId>().ok().or(last);
+            let message = Message::new(record, Some(id), Some(&name));
+            if let Err(err) = socket.emit("message", &message) {
+                tracing::debug!(%err, "the socket did not take its whole replay");
+                recovered = false;
+                break;
+            }
+            replayed += 1;
+        }
+        last = last.or(Some(since));
+    }
+    let held = hold.join(|packet| not_replayed(packet, last));
+    recovered &= held.is_some();
+    identity.joined.lock().insert(room);
+    metrics::replayed(replayed);
+    if !recovered {
+        metrics::recovery_failed();
+    }
+    Ok(Reply::Joined {
+        ok: true,
+        recovered: Some(recovered),
+        replayed: Some(replayed),
+    })
+}
+
+/// The part of a `message` event's payload the seam looks at.
+#[derive(Deserialize)]
+struct Stamped {
+    id: Option<String>,
+}
+
+/// Whether a held broadcast still has to be sent: anything but a `message` whose id is at
+/// most `last`, the newest replayed (the replay had it).
+fn not_replayed(packet: &Packet, last: Option<MessageId>) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    let PacketData::Event(Value::Str(text, _), _) = &packet.inner else {
+        return true;
+    };
+    match serde_json::from_str::<(String, Stamped)>(text.as_str()) {
+        Ok((event, Stamped { id: Some(id) })) if event == "message" => {
+            id.parse::<MessageId>().map_or(true, |id| id > last)
+        }
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str) -> Packet {
+        let text = format!(r#"["message",{{"room":"a","id":"{id}","text":"hi"}}]"#);
+        Packet::event("/", Value::Str(text.into(), None))
+    }
+
+    #[test]
+    fn held_messages_the_replay_had_are_dropped() {
+        let last = "10-0".parse().ok();
+        assert!(!not_replayed(&message("9-5"), last));
+        assert!(!not_replayed(&message("10-0"), last));
+        assert!(not_replayed(&message("10-1"), last));
+        assert!(not_replayed(&message("9-0"), None));
+        let typing = Packet::event("/", Value::Str(r#"["typing",{"room":"a"}]"#.into(), None));
+        assert!(not_replayed(&typing, last));
+        let pending = Packet::event(
+            "/",
+            Value::Str(r#"["message",{"id":null,"pending":true}]"#.into(), None),
+        );
+        assert!(not_replayed(&pending, last));
+    }
+}

@@ -1,0 +1,95 @@
+//! `history {room | with, before?, limit?}`: a page of a room's (member only) or of the
+//! conversation with user `with`'s stored messages, oldest first, with whether older ones
+//! exist: `{messages, more}`. `before` (exclusive) is a message id; `limit` is 1 to 100,
+//! 50 by default.
+
+use serde::Deserialize;
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, State, TryData},
+};
+
+use super::{
+    ChatState,
+    identity::Identity,
+    order::Turn,
+    payload::Object,
+    reply::{Reply, answer},
+};
+use crate::{
+    history::{Message, MessageId, PAGE_MAX},
+    refusal::Refusal,
+    tenancy, validate,
+};
+
+/// Messages per page when the client does not say.
+const DEFAULT_LIMIT: usize = 50;
+
+/// The payload of `history`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HistoryRequest {
+    /// A room the socket is in.
+    room: Option<String>,
+    /// Or a user of the same tenant: the conversation with them.
+    with: Option<String>,
+    /// Only messages older than this id.
+    before: Option<String>,
+    /// At most this many.
+    limit: Option<usize>,
+}
+
+/// `history {room | with, before?, limit?}`.
+pub(crate) async fn history<A: Adapter>(
+    identity: Identity,
+    turn: Turn,
+    State(chat): State<ChatState>,
+    ack: AckSender<A>,
+    TryData(request): TryData<Object<HistoryRequest>>,
+) {
+    answer("history", turn, ack, async {
+        let request = Object::parse(request)?;
+        let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=PAGE_MAX).contains(&limit) {
+            return Err(Refusal::InvalidPayload(format!("limit: 1 to {PAGE_MAX}")));
+        }
+        let before = request
+            .before
+            .as_deref()
+            .map(|id| id.parse::<MessageId>())
+            .transpose()
+            .map_err(|err| Refusal::InvalidPayload(format!("before: {err}")))?;
+        let (stream, room) = match (request.room, request.with) {
+            (Some(room), None) => {
+                validate::room(&room)?;
+                identity
+                    .joined
+                    .ensure_member(&tenancy::room(&identity.tenant, &room))?;
+                (chat.mode.room_stream(&identity.tenant, &room), Some(room))
+            }
+            (None, Some(with)) => {
+                if !chat.mode.knows(&identity.tenant, &with) {
+                    return Err(Refusal::UnknownUser);
+                }
+                let stream = chat.mode.dm_stream(&identity.tenant, &identity.user, &with);
+                (stream, None)
+            }
+            _ => {
+                return Err(Refusal::InvalidPayload(
+                    "one of room or with is required".to_owned(),
+                ));
+            }
+        };
+        let stream = stream.ok_or(Refusal::NoHistory)?;
+        let page = chat.mode.history_page(&stream, before, limit).await?;
+        let messages = page
+            .entries
+            .into_iter()
+            .map(|(id, record)| Message::new(record, Some(id), room.as_deref()))
+            .collect();
+        Ok(Reply::History {
+            messages,
+            more: page.more,
+        })
+    })
+    .await;
+}
