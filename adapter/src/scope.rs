@@ -12,7 +12,7 @@ tokio::task_local! {
 
 /// Runs `work` so that every broadcast it makes through this adapter returns only after Redis
 /// answered the pipeline that carried it, and fails if Redis refused it or did not answer in
-/// time ([`RedisAdapterConfig::publish_timeout`](crate::RedisAdapterConfig::publish_timeout)).
+/// time ([`RedisConfig::command_timeout`](crate::RedisConfig::command_timeout)).
 ///
 /// ```no_run
 /// # async fn send(io: socketioxide::SocketIo<redis_adapter::RedisAdapter<socketioxide::adapter::Emitter>>) {

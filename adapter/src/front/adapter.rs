@@ -26,7 +26,7 @@ use socketioxide_core::{
 };
 
 use super::{
-    gate::{Gates, Kept},
+    gate::{Gates, Keep, Kept},
     ids,
     state::{NamespaceRooms, RedisAdapterState},
 };
@@ -297,6 +297,10 @@ impl<E: SocketEmitter> NamespaceRooms for RedisAdapter<E> {
     }
 
     fn leave(&self, sid: Sid, rooms: Vec<Room>) {
+        for room in &rooms {
+            // A socket still caught up is not made a member after all.
+            self.gates.close_all(sid, room);
+        }
         self.local.del(sid, rooms.clone());
         self.bus.release(rooms);
     }
@@ -305,45 +309,69 @@ impl<E: SocketEmitter> NamespaceRooms for RedisAdapter<E> {
         self: Arc<Self>,
         sid: Sid,
         room: Room,
-    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
+    ) -> Pin<Box<dyn Future<Output = Result<u64, Error>> + Send>> {
         Box::pin(async move {
-            self.gates.open(sid, room.clone());
-            let subscribed = self.bus.join(std::slice::from_ref(&room)).await;
-            if subscribed.is_err() {
-                self.end_hold(sid, room, None);
+            let ticket = self.gates.open(sid, room.clone());
+            if let Err(err) = self.bus.join(std::slice::from_ref(&room)).await {
+                self.cancel_hold(sid, ticket, room);
+                return Err(err);
             }
-            subscribed
+            Ok(ticket)
         })
     }
 
     fn end_hold(
-        &self,
-        sid: Sid,
+        self: Arc<Self>,
+        (sid, ticket): (Sid, u64),
         room: Room,
-        join: Option<&mut dyn FnMut(&Packet) -> bool>,
+        join: Option<Keep>,
     ) -> Option<usize> {
-        let released = room.clone();
-        let sent = self.gates.close(sid, &room, |kept: Kept| {
-            let keep = join?;
-            // Under the delivery lock: the kept packets first, then the socket is a member.
+        let Some(keep) = join else {
+            self.cancel_hold(sid, ticket, room);
+            return None;
+        };
+        let sent = self.gates.pass(ticket, &room, keep, |kept: Kept, keep| {
+            // Under the delivery lock: the kept packets first, then the filtered live ones.
             let mut sent = 0;
             for packet in kept.packets.into_iter().filter(|packet| keep(packet)) {
                 sent += 1;
-                if let Err(errors) = self.local.broadcast(packet, BroadcastOptions::new(sid)) {
-                    tracing::debug!(%sid, ?errors, "a held broadcast could not be sent");
-                }
+                self.send_to(sid, packet);
             }
-            self.local.add_all(sid, vec![released.clone()]);
             (!kept.overflowed).then_some(sent)
         });
-        if !self.local.socket_rooms(sid).contains(&released) {
-            self.bus.release([released]);
-        }
-        sent.flatten()
+        let Some(sent) = sent else {
+            self.cancel_hold(sid, ticket, room);
+            return None;
+        };
+        // A message read by the catch-up may still be on its way from its sender, for at
+        // most the sender's command deadline: filtered until then, then a plain member.
+        let grace = self.state.redis().config().command_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let member = self.gates.close(ticket, &room, || {
+                let connected = self.is_connected(sid);
+                if connected {
+                    self.local.add_all(sid, vec![room.clone()]);
+                }
+                connected
+            });
+            if member != Some(true) {
+                self.bus.release([room]);
+            }
+        });
+        sent
     }
 }
 
 impl<E: SocketEmitter> RedisAdapter<E> {
+    /// Drops hold `ticket` of `sid` on `room`, which it does not join.
+    fn cancel_hold(&self, sid: Sid, ticket: u64, room: Room) {
+        self.gates.close(ticket, &room, || ());
+        if !self.local.socket_rooms(sid).contains(&room) {
+            self.bus.release([room]);
+        }
+    }
+
     /// Delivers `packet` to the local sockets `opts` select, keeping a copy for the sockets
     /// held for one of its rooms.
     fn deliver_locally(
@@ -358,10 +386,27 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 .chain(&opts.except)
                 .any(|room| rooms.contains(room))
         };
-        self.gates
-            .deliver(packet, opts, reached_otherwise, |packet, opts| {
-                self.local.broadcast(packet, opts)
-            })
+        self.gates.deliver(
+            packet,
+            opts,
+            reached_otherwise,
+            |sid, packet| self.send_to(sid, packet),
+            |packet, opts| self.local.broadcast(packet, opts),
+        )
+    }
+
+    /// Sends `packet` to socket `sid` alone.
+    fn send_to(&self, sid: Sid, packet: Packet) {
+        if let Err(errors) = self.local.broadcast(packet, BroadcastOptions::new(sid)) {
+            tracing::debug!(%sid, ?errors, "a held broadcast could not be sent");
+        }
+    }
+
+    /// Whether socket `sid` is still connected to this namespace.
+    fn is_connected(&self, sid: Sid) -> bool {
+        let mut every_socket = BroadcastOptions::default();
+        every_socket.add_flag(BroadcastFlags::Broadcast);
+        self.local.sockets(every_socket).contains(&sid)
     }
 
     /// The messages that carry a broadcast to the other instances: to rooms, one on each

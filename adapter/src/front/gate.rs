@@ -2,8 +2,11 @@
 //! sends a joining socket what it missed (from its own store), every broadcast to the room
 //! that the socket would receive as a member is kept aside for it, in arrival order. When the
 //! catch-up ends, under the same lock every local delivery takes while a hold exists, the kept
-//! broadcasts the application still wants are sent to the socket and the socket joins the
-//! room: it sees the missed messages, then the held ones, then live ones, with no gap.
+//! broadcasts the application still wants are sent to the socket, and the hold turns into a
+//! filter: for a grace period each new broadcast is sent to the socket at once if the
+//! application still wants it (a message stored before the catch-up read it, but published
+//! only after, must not come twice). Then the socket joins the room. It sees the missed
+//! messages, then the held ones, then live ones, with no gap and no duplicate.
 //!
 //! Cost: one atomic load per broadcast while no socket is held; while some are, every local
 //! delivery of this namespace takes one mutex. Memory: at most [`MAX_HELD`] packets per held
@@ -31,14 +34,23 @@ pub const MAX_HELD: usize = 10_000;
 pub(crate) struct Gates {
     /// Holds open; zero keeps the delivery path lock-free.
     open: AtomicUsize,
+    /// The last hold's ticket.
+    tickets: std::sync::atomic::AtomicU64,
     held: Mutex<HashMap<Room, Vec<Held>>>,
 }
 
+/// Which broadcasts an application still wants for a socket it caught up.
+pub(crate) type Keep = Box<dyn Fn(&Packet) -> bool + Send + Sync>;
+
 /// One socket held for one room.
 struct Held {
+    /// Tells this hold from a later one of the same socket and room.
+    ticket: u64,
     sid: Sid,
     packets: Vec<Packet>,
     overflowed: bool,
+    /// Set once the catch-up ended: broadcasts pass straight to the socket if it keeps them.
+    filter: Option<Keep>,
 }
 
 /// What a hold kept, handed over when it ends.
@@ -50,15 +62,19 @@ pub(crate) struct Kept {
 }
 
 impl Gates {
-    /// Starts keeping the broadcasts to `room` for `sid`.
-    pub(crate) fn open(&self, sid: Sid, room: Room) {
+    /// Starts keeping the broadcasts to `room` for `sid`; the ticket names this hold.
+    pub(crate) fn open(&self, sid: Sid, room: Room) -> u64 {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed) + 1;
         let mut held = self.lock();
         held.entry(room).or_default().push(Held {
+            ticket,
             sid,
             packets: Vec::new(),
             overflowed: false,
+            filter: None,
         });
         self.open.fetch_add(1, Ordering::AcqRel);
+        ticket
     }
 
     /// Whether some socket is held for `room`.
@@ -70,11 +86,13 @@ impl Gates {
     /// copy of `packet` first for each held socket that would receive it as a member;
     /// `reached_otherwise` tells whether a socket is already reached directly (in another of
     /// the rooms) or excluded (in one of `opts.except`).
+    /// A filtering socket is sent the packet with `send_to` instead, if its filter keeps it.
     pub(crate) fn deliver<R>(
         &self,
         packet: Packet,
         opts: BroadcastOptions,
         reached_otherwise: impl Fn(Sid, &BroadcastOptions) -> bool,
+        send_to: impl Fn(Sid, Packet),
         deliver: impl FnOnce(Packet, BroadcastOptions) -> R,
     ) -> R {
         if self.open.load(Ordering::Acquire) == 0 || opts.has_flag(BroadcastFlags::Local) {
@@ -91,7 +109,11 @@ impl Gates {
                 if sender || socket.overflowed || reached_otherwise(socket.sid, &opts) {
                     continue;
                 }
-                if socket.packets.len() >= MAX_HELD {
+                if let Some(keep) = &socket.filter {
+                    if keep(&packet) {
+                        send_to(socket.sid, packet.clone());
+                    }
+                } else if socket.packets.len() >= MAX_HELD {
                     socket.overflowed = true;
                     socket.packets = Vec::new();
                 } else {
@@ -103,27 +125,69 @@ impl Gates {
         deliver(packet, opts)
     }
 
-    /// Ends the hold of `sid` on `room`: `finish` runs under the delivery lock with what was
-    /// kept (it joins the socket and sends it the packets), so no broadcast can reach the
-    /// socket in between. `None` when no such hold is open.
+    /// Ends the catch-up of hold `ticket` on `room`: hands what was kept to `send` under the delivery
+    /// lock (nothing can reach the socket in between), then filters later broadcasts with
+    /// `keep` until [`Gates::close`]. `None` when no such hold is open.
+    pub(crate) fn pass<R>(
+        &self,
+        ticket: u64,
+        room: &Room,
+        keep: Keep,
+        send: impl FnOnce(Kept, &Keep) -> R,
+    ) -> Option<R> {
+        let mut held = self.lock();
+        let socket = held
+            .get_mut(room)?
+            .iter_mut()
+            .find(|socket| socket.ticket == ticket)?;
+        let kept = Kept {
+            packets: std::mem::take(&mut socket.packets),
+            overflowed: socket.overflowed,
+        };
+        let sent = send(kept, &keep);
+        socket.filter = Some(keep);
+        Some(sent)
+    }
+
+    /// Ends hold `ticket` on `room`: `finish` runs under the delivery lock (it makes the
+    /// socket a member), so no broadcast can reach the socket twice or not at all. `None`
+    /// when no such hold is open.
     pub(crate) fn close<R>(
         &self,
-        sid: Sid,
+        ticket: u64,
         room: &Room,
-        finish: impl FnOnce(Kept) -> R,
+        finish: impl FnOnce() -> R,
+    ) -> Option<R> {
+        self.close_where(room, |socket| socket.ticket == ticket, finish)
+    }
+
+    /// Ends every hold of `sid` on `room` (the socket left it).
+    pub(crate) fn close_all(&self, sid: Sid, room: &Room) {
+        while self
+            .close_where(room, |socket| socket.sid == sid, || ())
+            .is_some()
+        {}
+    }
+
+    /// Removes the first hold on `room` that `which` selects, then runs `finish`, all under
+    /// the delivery lock.
+    fn close_where<R>(
+        &self,
+        room: &Room,
+        which: impl Fn(&Held) -> bool,
+        finish: impl FnOnce() -> R,
     ) -> Option<R> {
         let mut held = self.lock();
         let sockets = held.get_mut(room)?;
-        let at = sockets.iter().position(|socket| socket.sid == sid)?;
-        let socket = sockets.swap_remove(at);
+        let at = sockets.iter().position(which)?;
+        sockets.swap_remove(at);
         if sockets.is_empty() {
             held.remove(room);
         }
         self.open.fetch_sub(1, Ordering::AcqRel);
-        Some(finish(Kept {
-            packets: socket.packets,
-            overflowed: socket.overflowed,
-        }))
+        let finished = finish();
+        drop(held);
+        Some(finished)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Room, Vec<Held>>> {
@@ -133,6 +197,8 @@ impl Gates {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use socketioxide_core::{Value, packet::Packet};
 
     use super::*;
@@ -147,38 +213,87 @@ mod tests {
         opts
     }
 
+    fn keep_all() -> Keep {
+        Box::new(|_| true)
+    }
+
     #[test]
-    fn keeps_the_broadcasts_of_the_held_room_in_order_until_closed() {
+    fn keeps_the_broadcasts_of_the_held_room_in_order_then_filters_then_closes() {
         let gates = Gates::default();
         let (sid, other) = (Sid::new(), Sid::new());
         let room = Room::Borrowed("a");
-        gates.open(sid, room.clone());
+        let ticket = gates.open(sid, room.clone());
         assert!(gates.holds("a") && !gates.holds("b"));
         let mut delivered = 0;
+        let direct = Mutex::new(Vec::new());
+        let send_to = |to: Sid, packet: Packet| {
+            direct
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((to, packet))
+        };
         for n in 0..3 {
-            gates.deliver(event(n), to("a"), |_, _| false, |_, _| delivered += 1);
+            gates.deliver(
+                event(n),
+                to("a"),
+                |_, _| false,
+                send_to,
+                |_, _| delivered += 1,
+            );
         }
-        gates.deliver(event(9), to("b"), |_, _| false, |_, _| delivered += 1);
+        gates.deliver(
+            event(9),
+            to("b"),
+            |_, _| false,
+            send_to,
+            |_, _| delivered += 1,
+        );
         // Sent by the held socket itself, excluded as the sender: not kept.
         let mut own = to("a");
         own.sid = Some(sid);
         own.add_flag(BroadcastFlags::Broadcast);
-        gates.deliver(event(8), own, |_, _| false, |_, _| delivered += 1);
+        gates.deliver(event(8), own, |_, _| false, send_to, |_, _| delivered += 1);
         assert_eq!(delivered, 5);
-        assert!(gates.close(other, &room, |_| ()).is_none());
-        let kept = gates.close(sid, &room, |kept| kept);
-        let kept = kept.map(|kept| (kept.packets, kept.overflowed));
+        assert!(
+            gates
+                .pass(ticket + 1, &room, keep_all(), |_, _| ())
+                .is_none()
+        );
+        let _ = other;
+        // Keeps only even numbers from now on.
+        let even: Keep = Box::new(|packet| packet == &event(4) || packet == &event(6));
+        let kept = gates.pass(ticket, &room, even, |kept, _| {
+            (kept.packets, kept.overflowed)
+        });
         assert_eq!(kept, Some(((0..3).map(event).collect(), false)));
+        for n in 4..7 {
+            gates.deliver(event(n), to("a"), |_, _| false, send_to, |_, _| ());
+        }
+        assert_eq!(
+            *direct
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            [(sid, event(4)), (sid, event(6))]
+        );
+        // A later hold of the same socket is not closed by the earlier one's ticket.
+        let later = gates.open(sid, room.clone());
+        assert_eq!(gates.close(ticket, &room, || "member"), Some("member"));
+        assert!(gates.close(ticket, &room, || ()).is_none());
+        assert!(gates.holds("a"));
+        gates.close_all(sid, &room);
         assert!(!gates.holds("a"));
+        assert!(gates.close(later, &room, || ()).is_none());
     }
 
     #[test]
     fn a_socket_reached_otherwise_is_not_sent_a_copy() {
         let gates = Gates::default();
         let sid = Sid::new();
-        gates.open(sid, Room::Borrowed("a"));
-        gates.deliver(event(1), to("a"), |_, _| true, |_, _| ());
-        let kept = gates.close(sid, &Room::Borrowed("a"), |kept| kept.packets.len());
+        let ticket = gates.open(sid, Room::Borrowed("a"));
+        gates.deliver(event(1), to("a"), |_, _| true, |_, _| (), |_, _| ());
+        let kept = gates.pass(ticket, &Room::Borrowed("a"), keep_all(), |kept, _| {
+            kept.packets.len()
+        });
         assert_eq!(kept, Some(0));
     }
 
@@ -186,11 +301,11 @@ mod tests {
     fn an_overflowing_hold_keeps_nothing_and_says_so() {
         let gates = Gates::default();
         let sid = Sid::new();
-        gates.open(sid, Room::Borrowed("a"));
+        let ticket = gates.open(sid, Room::Borrowed("a"));
         for n in 0..=u32::try_from(MAX_HELD).unwrap_or(u32::MAX) {
-            gates.deliver(event(n), to("a"), |_, _| false, |_, _| ());
+            gates.deliver(event(n), to("a"), |_, _| false, |_, _| (), |_, _| ());
         }
-        let kept = gates.close(sid, &Room::Borrowed("a"), |kept| {
+        let kept = gates.pass(ticket, &Room::Borrowed("a"), keep_all(), |kept, _| {
             (kept.packets.len(), kept.overflowed)
         });
         assert_eq!(kept, Some((0, true)));

@@ -13,6 +13,8 @@ use socketioxide_core::{
     packet::Packet,
 };
 
+use super::gate::Keep;
+
 use crate::{
     cluster::{Id, NamespaceBus},
     config::RedisAdapterConfig,
@@ -53,21 +55,17 @@ pub(crate) trait NamespaceRooms: Send + Sync {
     /// Removes the socket from `rooms` here; emptied rooms are unsubscribed after the delay.
     fn leave(&self, sid: Sid, rooms: Vec<Room>);
     /// Holds back the broadcasts to `room` for `sid`, and resolves once the room's channel is
-    /// subscribed.
+    /// subscribed, with the hold's ticket.
     fn hold(
         self: Arc<Self>,
         sid: Sid,
         room: Room,
-    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+    ) -> Pin<Box<dyn Future<Output = Result<u64, Error>> + Send>>;
     /// Ends the hold of `sid` on `room`; with `join`, sends the kept packets it accepts and
-    /// puts the socket in the room, returning how many were sent (`None` when some were lost
-    /// to the bound, or without `join`).
-    fn end_hold(
-        &self,
-        sid: Sid,
-        room: Room,
-        join: Option<&mut dyn FnMut(&Packet) -> bool>,
-    ) -> Option<usize>;
+    /// makes the socket a member (filtering with it for a grace period first), returning
+    /// how many were sent (`None` when some were lost to the bound, or without `join`).
+    fn end_hold(self: Arc<Self>, hold: (Sid, u64), room: Room, join: Option<Keep>)
+    -> Option<usize>;
 }
 
 /// A socket kept out of a room while the application sends it what it missed; see
@@ -76,24 +74,32 @@ pub(crate) trait NamespaceRooms: Send + Sync {
 pub struct Hold {
     rooms: Arc<dyn NamespaceRooms>,
     sid: Sid,
+    ticket: u64,
     room: Option<Room>,
 }
 
 impl Hold {
     /// Ends the catch-up: the broadcasts to the room held back meanwhile that `keep` accepts
-    /// are sent to the socket in arrival order, and the socket joins the room, with no
-    /// delivery in between. Returns how many were sent, or `None` when more than
-    /// [`MAX_HELD`](super::MAX_HELD) arrived and some were lost (the socket joined anyway).
-    pub fn join(mut self, mut keep: impl FnMut(&Packet) -> bool) -> Option<usize> {
+    /// are sent to the socket in arrival order, with no delivery in between. Then, for the
+    /// Redis layer's command timeout (the longest a message stored before the catch-up read
+    /// can take to be published), each new broadcast is sent at once if `keep` accepts it;
+    /// after that the socket is a plain member. Returns how many held broadcasts were sent,
+    /// or `None` when more than [`MAX_HELD`](super::MAX_HELD) arrived and some were lost (the
+    /// socket joins anyway). Must run inside a Tokio runtime.
+    pub fn join(mut self, keep: impl Fn(&Packet) -> bool + Send + Sync + 'static) -> Option<usize> {
         let room = self.room.take()?;
-        self.rooms.end_hold(self.sid, room, Some(&mut keep))
+        self.rooms
+            .clone()
+            .end_hold((self.sid, self.ticket), room, Some(Box::new(keep)))
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
         if let Some(room) = self.room.take() {
-            self.rooms.end_hold(self.sid, room, None);
+            self.rooms
+                .clone()
+                .end_hold((self.sid, self.ticket), room, None);
         }
     }
 }
@@ -174,10 +180,11 @@ impl RedisAdapterState {
     pub async fn hold(&self, ns: &str, sid: Sid, room: impl Into<Room>) -> Result<Hold, Error> {
         let rooms = self.rooms_of(ns)?;
         let room = room.into();
-        rooms.clone().hold(sid, room.clone()).await?;
+        let ticket = rooms.clone().hold(sid, room.clone()).await?;
         Ok(Hold {
             rooms,
             sid,
+            ticket,
             room: Some(room),
         })
     }

@@ -59,7 +59,7 @@ pub(super) async fn join_since<A: Adapter>(
         }
         last = last.or(Some(since));
     }
-    let held = hold.join(|packet| not_replayed(packet, last));
+    let held = hold.join(move |packet| not_replayed(packet, last));
     recovered &= held.is_some();
     identity.joined.lock().insert(room);
     metrics::replayed(replayed);

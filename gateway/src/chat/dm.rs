@@ -43,11 +43,11 @@ pub(crate) async fn dm<A: Adapter>(
     answer("dm", turn, ack, async {
         let request = Object::parse(request)?;
         validate::text(&request.text)?;
-        // The limit before the directory: whether a user exists is not asked unthrottled.
-        chat.mode
-            .limit(Scope::Dm, &identity.tenant, &identity.user)
-            .await?;
         if !chat.mode.knows(&identity.tenant, &request.to) {
+            // Counted like a sent one: whether a user exists is not asked unthrottled.
+            chat.mode
+                .limit(Scope::Dm, &identity.tenant, &identity.user)
+                .await?;
             return Err(Refusal::UnknownUser);
         }
         let settings = chat.mode.settings(&identity.tenant).await;

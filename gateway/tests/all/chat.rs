@@ -42,7 +42,11 @@ async fn a_message_reaches_every_member_including_the_sender_and_no_one_else() {
     let ts = reply["ts"].as_u64().expect("ack has a ts");
     assert!(ts >= before && ts <= now_ms() + 1, "ts {ts} is now");
 
-    let expected = json!({"room": "lobby", "id": id, "from": "alice", "text": "hi\nall", "ts": ts});
+    // Standalone, every socket is its own user: the socket id.
+    let expected = json!({
+        "room": "lobby", "id": id, "key": reply["key"], "from": "alice", "user": alice.sid(),
+        "text": "hi\nall", "ts": ts,
+    });
     assert_eq!(next_named(&mut alice, "message").await.data, expected);
     assert_eq!(next_named(&mut bob, "message").await.data, expected);
     assert_quiet(&mut carol).await;

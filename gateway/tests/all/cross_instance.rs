@@ -35,7 +35,8 @@ async fn a_member_on_one_instance_receives_a_message_sent_from_another() {
     .await;
 
     let expected = json!({
-        "room": "lobby", "id": reply["id"], "from": "carol", "text": "from C", "ts": reply["ts"],
+        "room": "lobby", "id": reply["id"], "key": reply["key"], "from": "carol", "user": "carol",
+        "text": "from C", "ts": reply["ts"],
     });
     for member in [&mut alice, &mut bob, &mut carol] {
         assert_eq!(next_named(member, "message").await.data, expected);

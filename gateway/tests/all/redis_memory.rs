@@ -85,14 +85,16 @@ async fn out_of_memory_is_reported_and_survived() {
         "unavailable: Redis out of memory, retry later"
     );
 
-    // The chat goes on: the message limit is counted in process, the tenant keeps its limit.
+    // The chat goes on: the message limit is counted in process, the message is spooled
+    // (Redis cannot store it) and served to this instance's members, the tenant keeps its
+    // limit.
     let reply = ack(
         &alice,
         "message",
         json!({"room": "lobby", "text": "still here"}),
     )
     .await;
-    assert!(reply["id"].is_string(), "{reply}");
+    assert!(reply["id"].is_null() && reply["pending"] == true, "{reply}");
     assert_eq!(
         next_named(&mut alice, "message").await.data["text"],
         "still here"
@@ -116,10 +118,16 @@ async fn out_of_memory_is_reported_and_survived() {
     assert_eq!(metric(&text, "redis_maxmemory_bytes"), Some(limit as f64));
     assert!(metric(&text, "redis_memory_used_bytes").unwrap() > 0.0);
 
-    // Memory back: logins are back.
+    // Memory back: logins are back, and the spooled message is stored.
     config_set(&mut conn, "maxmemory", "0").await;
     assert_eq!(
         login_response(url, "bob", "bob-password").await.status(),
         200
     );
+    let stored = next_named(&mut alice, "stored").await.data;
+    assert_eq!(stored["key"], reply["key"], "{stored}");
+    let history = ack(&alice, "history", json!({"room": "lobby"})).await;
+    let last = &history["messages"][history["messages"].as_array().map_or(0, Vec::len) - 1];
+    assert_eq!(last["text"], "still here");
+    assert_eq!(last["id"], stored["id"]);
 }

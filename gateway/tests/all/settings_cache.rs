@@ -39,6 +39,14 @@ fn settings(max_message_length: u32, max_room_members: u32) -> Value {
     json!({"max_message_length": max_message_length, "max_room_members": max_room_members})
 }
 
+/// `settings(..)` as stored: with the default history retention the body left out.
+fn stored(max_message_length: u32, max_room_members: u32) -> Value {
+    let mut settings = settings(max_message_length, max_room_members);
+    settings["history_max_messages"] = json!(1000);
+    settings["history_max_age_secs"] = json!(7 * 24 * 3600);
+    settings
+}
+
 async fn send(client: &mut SocketClient, text: &str) -> Value {
     let reply = ack(client, "message", json!({"room": "general", "text": text})).await;
     if reply["id"].is_string() {
@@ -68,7 +76,7 @@ async fn a_change_on_one_instance_is_enforced_on_the_other_right_after_the_write
         let written = put_settings(a.url(), &admin, "acme", &settings(limit, 100)).await;
         assert_eq!(written.status(), 200);
         let written: Value = written.json().await.unwrap();
-        assert_eq!(written["settings"], settings(limit, 100));
+        assert_eq!(written["settings"], stored(limit, 100));
         assert_eq!(
             written["invalidation"],
             json!({"expected": 2, "confirmed": 2})
@@ -138,6 +146,8 @@ async fn only_the_tenants_admins_change_its_settings_and_only_within_bounds() {
         settings(500, 0),
         json!({"max_message_length": 500}),
         json!({"max_message_length": 500, "max_room_members": 50, "color": "red"}),
+        json!({"max_message_length": 500, "max_room_members": 50, "history_max_messages": 0}),
+        json!({"max_message_length": 500, "max_room_members": 50, "history_max_age_secs": 1}),
     ] {
         let response = put_settings(a.url(), &alice, "acme", &invalid).await;
         assert_eq!(response.status(), 400, "{invalid}");
@@ -162,7 +172,7 @@ async fn only_the_tenants_admins_change_its_settings_and_only_within_bounds() {
     assert_eq!(by_member.status(), 200);
     assert_eq!(
         by_member.json::<Value>().await.unwrap(),
-        json!({"tenant": "acme", "settings": valid})
+        json!({"tenant": "acme", "settings": stored(500, 50)})
     );
     assert_eq!(read(grace).await.status(), 403);
 }

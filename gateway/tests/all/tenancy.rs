@@ -153,7 +153,8 @@ async fn a_dm_reaches_every_socket_of_the_user_in_the_same_tenant_only() {
     let sent = ack(&alice, "dm", json!({"to": "bob", "text": "hello bob"})).await;
 
     let expected = json!({
-        "id": sent["id"], "from": "alice", "user": "alice", "text": "hello bob", "ts": sent["ts"],
+        "id": sent["id"], "key": sent["key"], "from": "alice", "user": "alice", "text": "hello bob",
+        "ts": sent["ts"],
     });
     assert!(sent["id"].is_string() && sent["ts"].is_u64(), "{sent}");
     assert_eq!(next_named(&mut bob_on_a, "dm").await.data, expected);
