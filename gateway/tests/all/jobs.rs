@@ -433,7 +433,6 @@ async fn a_dm_notification_is_rendered_into_the_outbox_once() {
 }
 
 #[tokio::test]
-#[ignore = "until chat/dm.rs calls Mode::notify_offline_dm for a recipient with no socket"]
 async fn a_dm_to_an_offline_user_lands_in_the_outbox() {
     let redis = RedisServer::start().await;
     let outbox = scratch("offline-dm");

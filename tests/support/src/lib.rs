@@ -71,6 +71,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Whether it keeps an append-only file synced on every write (`appendfsync always`).
+    durable: bool,
 }
 
 impl RedisServer {
@@ -80,6 +82,17 @@ impl RedisServer {
     /// When `redis-server` is not installed (Debian package `redis-server`) or does not
     /// come up within 10 s.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Like [`RedisServer::start`], with an append-only file fsynced on every write
+    /// (`--appendonly yes --appendfsync always`): what it acknowledged survives a SIGKILL
+    /// and [`RedisServer::restart`].
+    pub async fn start_durable() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("test-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)
@@ -88,6 +101,7 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            durable,
         };
         server.spawn();
         server.wait_ready().await;
@@ -129,7 +143,12 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        self.child = Some(spawn_redis(&mut redis_server(self.port, &self.dir)));
+        let mut command = redis_server(self.port, &self.dir);
+        if self.durable {
+            // Later options override the defaults of `redis_server`.
+            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        }
+        self.child = Some(spawn_redis(&mut command));
     }
 
     async fn wait_ready(&self) {
