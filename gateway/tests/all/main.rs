@@ -24,6 +24,7 @@ mod limits;
 mod logins;
 mod nginx;
 mod node_client;
+mod node_failover;
 mod origin;
 mod page;
 mod python_client;

@@ -1,0 +1,146 @@
+//! An official `socket.io-client` (Node, `tests/node/failover.mjs`) connected through the
+//! deployment's nginx to one of three clustered gateway processes, in a conversation: its
+//! instance is SIGKILLed while Bob keeps sending, it reconnects through nginx to another
+//! instance, re-joins with `since`, and ends with every message Bob was acknowledged exactly
+//! once, in order.
+//!
+//! Needs the Debian packages `nginx`, `redis-server`, `nodejs` and `npm`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use crate::nginx_support::{Nginx, nginx_binary, port_of};
+use crate::support::{
+    ChildGateway, TIMEOUT, clustered_args, connect_user, join, login, node_client_dir, npm_ci,
+    with_flag,
+};
+use serde_json::{Value, json};
+use test_support::RedisServer;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
+    process::{ChildStdout, Command},
+};
+
+const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
+/// How long Bob keeps talking after the kill (the client reconnects within about a second).
+const TALKING: Duration = Duration::from_secs(3);
+
+/// The next JSON line of the script.
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, waiting_for: &str) -> Value {
+    let line = tokio::time::timeout(TIMEOUT * 2, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("no line from failover.mjs ({waiting_for})"))
+        .expect("reading failover.mjs's output")
+        .unwrap_or_else(|| panic!("failover.mjs ended early ({waiting_for})"));
+    println!("failover.mjs: {line}");
+    serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+}
+
+#[tokio::test]
+async fn the_node_client_ends_with_every_acknowledged_message_once_after_its_instance_dies() {
+    let dir = node_client_dir();
+    npm_ci(dir, "socket.io-client");
+    let nginx_binary = nginx_binary();
+    let redis = RedisServer::start().await;
+    let args = with_flag(
+        clustered_args(&redis.url()),
+        "--trusted-proxies",
+        "127.0.0.1",
+    );
+    let mut gateways = Vec::new();
+    for id in INSTANCES {
+        gateways.push(ChildGateway::start(&with_flag(args.clone(), "--instance-id", id)).await);
+    }
+    for gateway in &gateways {
+        let all_seen = test_support::eventually_async(TIMEOUT, || async {
+            crate::support::cluster_info(gateway.url()).await["servers"] == 3
+        })
+        .await;
+        assert!(all_seen, "{} does not see 3 servers", gateway.url());
+    }
+    let ports: Vec<u16> = gateways.iter().map(|g| port_of(g.url())).collect();
+    let nginx = Nginx::start(nginx_binary, &ports).await;
+    let token = login(nginx.url(), "alice").await;
+    let room = "node-failover";
+    let mut script = Command::new("node")
+        .arg("failover.mjs")
+        .args(["--url", nginx.url(), "--room", room])
+        .arg(format!("--token={token}"))
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("cannot run node ({err}): install the Debian package `nodejs`")
+        });
+    let mut to_script = script.stdin.take().unwrap();
+    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
+    let joined = next_line(&mut lines, "joined").await;
+    assert_eq!(joined["step"], "joined", "{joined}");
+    let before = joined["instance"].as_str().unwrap().to_owned();
+    let victim = INSTANCES.iter().position(|id| *id == before).unwrap();
+    let bob = connect_user(gateways[(victim + 1) % 3].url(), "bob").await;
+    join(&bob, room).await;
+
+    // Bob talks before, across and after the kill; what he was acked is what must arrive.
+    let mut acked = Vec::new();
+    let say = |i: usize| {
+        let bob = &bob;
+        async move {
+            let text = format!("m{i}");
+            let reply = bob
+                .emit_with_ack("message", json!({"room": room, "text": text}), TIMEOUT)
+                .await
+                .unwrap();
+            reply["id"].is_string().then_some(text)
+        }
+    };
+    for i in 0..5 {
+        acked.extend(say(i).await);
+    }
+    println!("the client is served by {before}: killing it mid-conversation");
+    gateways[victim].kill();
+    let killed = Instant::now();
+    let mut i = 5;
+    while killed.elapsed() < TALKING && i < 1000 {
+        acked.extend(say(i).await);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rejoined = next_line(&mut lines, "rejoined").await;
+    assert_eq!(rejoined["step"], "rejoined", "{rejoined}");
+    assert_eq!(rejoined["recovered"], true, "{rejoined}");
+    assert_ne!(rejoined["instance"], before.as_str(), "{rejoined}");
+    for _ in 0..5 {
+        acked.extend(say(i).await);
+        i += 1;
+    }
+    // Let the last ones arrive, then ask for the report.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    to_script.write_all(b"report\n").await.unwrap();
+    let report = next_line(&mut lines, "report").await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["duplicates"], json!([]), "{report}");
+    let texts: Vec<String> = report["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    println!(
+        "{} messages acked to Bob, {} received by the client across the failover from {before} \
+         to {}",
+        acked.len(),
+        texts.len(),
+        rejoined["instance"]
+    );
+    assert_eq!(
+        texts, acked,
+        "not every acknowledged message once, in order"
+    );
+    let _ = script.wait().await;
+}
