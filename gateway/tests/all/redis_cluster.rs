@@ -42,6 +42,23 @@ async fn chat_and_direct_messages_cross_instances_on_a_cluster() {
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["alice", "bob"], "{members}");
+
+    // The streams live in the tenant's slot, with its rate counters (one script a message).
+    let first = ack(&bob, "history", json!({"room": "lobby"})).await;
+    assert_eq!(first["messages"][0]["text"], "lobby", "{first}");
+    let since = first["messages"][0]["id"].clone();
+    for text in ["one", "two", "three"] {
+        let reply = ack(&alice, "message", json!({"room": "lobby", "text": text})).await;
+        assert!(reply["id"].is_string(), "{reply}");
+    }
+    let mut carol = connect_user(b.url(), "carol").await;
+    let rejoined = ack(&carol, "join", json!({"room": "lobby", "since": since})).await;
+    assert_eq!(rejoined, json!({"ok": true, "recovered": true, "replayed": 3}));
+    for text in ["one", "two", "three"] {
+        assert_eq!(next_named(&mut carol, "message").await.data["text"], text);
+    }
+    let conversation = ack(&alice, "history", json!({"with": "bob"})).await;
+    assert_eq!(conversation["messages"][0]["text"], "psst", "{conversation}");
 }
 
 #[tokio::test]
