@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of three Socket.IO stacks, each with its own Redis and its instances
 # on loopback (a fresh cluster per group of steps), driven by the same `loadtest` steps:
-#   ours                our gateway + redis-adapter
+#   ours                our gateway + redis-adapter (durable rooms: every message stored)
+#   ours-live           the same with --no-history (live only), to measure what the store costs
 #   socketioxide-redis  socketioxide 0.18 + the stock socketioxide-redis 0.4 adapter
 #   node                socket.io 4.8 + @socket.io/redis-adapter 8.3 on ioredis
 # The system under test (its instances + Redis) is pinned to CPU 0 and the load tester to CPU 1.
@@ -103,6 +104,9 @@ wait_http() {
     return 1
 }
 
+# is_ours SYSTEM: whether SYSTEM is our gateway (with or without history)
+is_ours() { [ "$1" = ours ] || [ "$1" = ours-live ]; }
+
 # start_instance SYSTEM PORT REDIS_URL [bench] -> prints the pid; with `bench`, the system's
 # benchmark endpoint (POST /bench/burst) is enabled
 start_instance() {
@@ -110,7 +114,8 @@ start_instance() {
     local flags=()
     [ "$bench" = bench ] && flags=(--bench-endpoints)
     case $system in
-        ours)
+        ours | ours-live)
+            [ "$system" = ours-live ] && flags+=(--no-history)
             # The admin listener (/metrics, read by adapter_snapshot) on port + 1000.
             GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
                 GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 \
@@ -178,7 +183,7 @@ adapter_snapshot() {
     local system=$1 file=$2 i=0 url
     {
         echo "publish $(rcli INFO commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p')"
-        if [ "$system" = ours ]; then
+        if is_ours "$system"; then
             for url in "${urls[@]}"; do
                 # /metrics is on the admin listener: the instance's port + 1000 (start_instance).
                 local port=${url##*:}
@@ -229,7 +234,7 @@ jnum() {
 for system in "${SYSTEMS[@]}"; do
     echo "== $system"
     login=()
-    [ "$system" = ours ] && login=(--login "bench:$BENCH_PASSWORD")
+    is_ours "$system" && login=(--login "bench:$BENCH_PASSWORD")
 
     if has_step fixed || has_step rates || has_step idle; then
         start_cluster "$system" 3
@@ -313,7 +318,7 @@ def delta(key):
     return None if a is None else a - (b or 0)
 publishes = delta("publish")
 out = {"instances": instances, "instances_per_room": span, "redis_publishes": publishes}
-if system == "ours":
+if system in ("ours", "ours-live"):
     received = [delta(f"received_{i}") for i in range(instances)]
     discarded = [delta(f"discarded_{i}") for i in range(instances)]
     out["method"] = "each instance's /metrics"
@@ -344,7 +349,7 @@ PY
         echo "   burst: $BURST_COUNT broadcasts from the first of $BURST_INSTANCES instances to $BURST_MEMBERS members on the others"
         start_cluster "$system" $BURST_INSTANCES bench
         tenant=()
-        [ "$system" = ours ] && tenant=(--tenant bench)
+        is_ours "$system" && tenant=(--tenant bench)
         members=$(IFS=,; echo "${urls[*]:1}")
         run_loadtest "$WORK/$system-burst.json" burst --url "$members" --trigger "${urls[0]}" \
             --server-pid "$pid_list" --count "$BURST_COUNT" --members "$BURST_MEMBERS" \
@@ -446,6 +451,11 @@ if {"fixed", "rates", "idle"} & set(steps):
             cpu = ratio(o["server_redis_cpu_us_per_delivery"], r["server_redis_cpu_us_per_delivery"])
             thr = ratio(o["max_deliveries_per_sec"], r["max_deliveries_per_sec"])
             lines.append(f"- vs {s}: CPU per delivery {f(cpu, '{:.2f}')}x, max throughput {f(thr, '{:.2f}')}x")
+        live = rows.get("ours-live")
+        cpu_on, cpu_off = o["server_redis_cpu_us_per_delivery"], (live or {}).get("server_redis_cpu_us_per_delivery")
+        if cpu_on is not None and cpu_off:
+            lines += ["", f"Durability (ours, every message stored, vs ours-live, --no-history): the store costs "
+                      f"{100 * (cpu_on - cpu_off) / cpu_on:.1f}% of the CPU per delivery at rooms of 10."]
     lines.append("")
 if "sparse" in steps:
     lines += [
