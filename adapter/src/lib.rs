@@ -22,7 +22,11 @@
 //!   shards. After a failover the subscriptions move to the new master by themselves.
 //! - **Local delivery first.** A broadcast reaches this instance's sockets before anything
 //!   is published, so local members are served even while Redis is down; the failed
-//!   publish is logged and counted.
+//!   publish is logged and counted. [`remote_only`] publishes without serving them again.
+//! - **Catch-up joins** for applications that keep a history: [`RedisAdapterState::hold`]
+//!   subscribes a room and holds its broadcasts back for one socket while the application
+//!   replays what the socket missed, and [`Hold::join`] sends the held ones it did not
+//!   replay, then makes the socket a member: no gap and no duplicate at the seam.
 //! - **Membership by heartbeats**, not `PUBSUB NUMSUB`: an instance that dies stops being
 //!   counted, and waited for, after [`RedisAdapterConfig::heartbeat_timeout`]; one that
 //!   shuts down cleanly says so and is dropped at once. No request waits past its timeout.
