@@ -4,8 +4,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::background::Background;
 use redis_adapter::Redis;
-use tokio::task::JoinHandle;
 
 use crate::{
     Config, Error,
@@ -63,25 +63,6 @@ pub(crate) struct Accounts {
     pub(crate) jobs: Jobs,
     /// The message histories, unless `--no-history`.
     pub(crate) history: Option<Arc<History>>,
-}
-
-/// Tasks that live as long as the gateway serves; aborted when dropped.
-#[derive(Default)]
-pub(crate) struct Background(Vec<JoinHandle<()>>);
-
-impl Background {
-    /// Keeps `task` until this is dropped.
-    pub(crate) fn push(&mut self, task: JoinHandle<()>) {
-        self.0.push(task);
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
 }
 
 impl Accounts {

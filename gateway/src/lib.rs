@@ -16,6 +16,7 @@
 //! ```
 
 mod accounts;
+mod background;
 mod cache;
 mod chat;
 pub mod config;
@@ -60,7 +61,8 @@ pub use error::Error;
 pub use jobs::{run_jobs_command, run_worker};
 pub use ratelimit::Rate;
 
-use accounts::{Accounts, Background};
+use accounts::Accounts;
+use background::Background;
 use counters::Counters;
 use http::HttpState;
 use mode::Mode;

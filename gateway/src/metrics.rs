@@ -39,6 +39,8 @@ pub(crate) const READY: &str = "gateway_ready";
 /// How long a scrape waits for Redis before reporting it down.
 pub(crate) const SCRAPE_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The Prometheus text format's content type.
+pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Length of a room's or conversation's stream after each append (histogram).
 pub(crate) const HISTORY_STREAM_LENGTH: &str = "history_stream_length";
 /// Messages spooled while Redis could not store them (counter).

@@ -291,7 +291,7 @@ impl Drop for TestGateway {
 pub struct TestJobs {
     jobs: crate::jobs::Jobs,
     /// The spool's drain.
-    _background: crate::accounts::Background,
+    _background: crate::background::Background,
 }
 
 impl TestJobs {
@@ -309,7 +309,7 @@ impl TestJobs {
         let redis = redis_adapter::Redis::connect(redis_url, config)
             .await
             .unwrap_or_else(|err| panic!("test jobs: cannot reach Redis: {err}"));
-        let mut background = crate::accounts::Background::default();
+        let mut background = crate::background::Background::default();
         let store = crate::store::Store::new(redis, crate::keys::Keys::new(&args.key_prefix));
         let jobs = crate::jobs::Jobs::start(
             store,

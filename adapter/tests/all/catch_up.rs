@@ -33,7 +33,9 @@ async fn a_held_socket_gets_what_it_keeps_in_order_then_live_ones_then_joins() {
     let sid = Sid::from_str(late.sid()).unwrap();
     let hold = b.state.hold("/", sid, "chat").await.unwrap();
     for n in 1..=3u64 {
-        redis_adapter::confirmed(a.io.to("chat").emit("msg", &n)).await.unwrap();
+        redis_adapter::confirmed(a.io.to("chat").emit("msg", &n))
+            .await
+            .unwrap();
     }
     // Held: nothing reaches the socket yet.
     assert_quiet(&mut late).await;
@@ -47,15 +49,22 @@ async fn a_held_socket_gets_what_it_keeps_in_order_then_live_ones_then_joins() {
     assert_eq!(held, [serde_json::json!(1), serde_json::json!(3)]);
     // Live ones pass the same filter during the grace period, then it is a member.
     for n in [2u64, 4] {
-        redis_adapter::confirmed(a.io.to("chat").emit("msg", &n)).await.unwrap();
+        redis_adapter::confirmed(a.io.to("chat").emit("msg", &n))
+            .await
+            .unwrap();
     }
     assert_eq!(recv(&mut late).await.data, serde_json::json!(4));
     let member = eventually(TIMEOUT, || {
-        b.io.within("chat").sockets().iter().any(|socket| socket.id == sid)
+        b.io.within("chat")
+            .sockets()
+            .iter()
+            .any(|socket| socket.id == sid)
     })
     .await;
     assert!(member, "not a member after the grace period");
-    redis_adapter::confirmed(a.io.to("chat").emit("msg", &2u64)).await.unwrap();
+    redis_adapter::confirmed(a.io.to("chat").emit("msg", &2u64))
+        .await
+        .unwrap();
     assert_eq!(recv(&mut late).await.data, serde_json::json!(2));
 }
 
@@ -68,9 +77,13 @@ async fn a_hold_dropped_without_join_leaves_the_socket_out() {
     let mut late = client(&b, &[]).await;
     let sid = Sid::from_str(late.sid()).unwrap();
     let hold = b.state.hold("/", sid, "chat").await.unwrap();
-    redis_adapter::confirmed(a.io.to("chat").emit("msg", &1u64)).await.unwrap();
+    redis_adapter::confirmed(a.io.to("chat").emit("msg", &1u64))
+        .await
+        .unwrap();
     drop(hold);
-    redis_adapter::confirmed(a.io.to("chat").emit("msg", &2u64)).await.unwrap();
+    redis_adapter::confirmed(a.io.to("chat").emit("msg", &2u64))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_quiet(&mut late).await;
     assert!(b.io.within("chat").sockets().is_empty());

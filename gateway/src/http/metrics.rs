@@ -27,9 +27,6 @@ use crate::{
     tenancy::{self, CHAT_NS},
 };
 
-/// The Prometheus text format's content type.
-pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// `GET /metrics`.
 pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Response {
     let Some(handle) = metrics::handle() else {
@@ -68,7 +65,7 @@ pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Re
             ));
         }
     }
-    ([(CONTENT_TYPE, TEXT_FORMAT)], body).into_response()
+    ([(CONTENT_TYPE, metrics::TEXT_FORMAT)], body).into_response()
 }
 
 /// Copies the scrape-time values into the recorder; returns Redis's memory if it answered.

@@ -28,7 +28,6 @@ use socketioxide::{SocketIo, adapter::Adapter};
 use crate::{accounts::Accounts, counters::Counters, mode::Mode};
 pub(crate) use cors::cors_layer;
 pub(crate) use detach::detach_from_read_buffer;
-pub(crate) use metrics::TEXT_FORMAT;
 pub(crate) use opens::{Opens, limit_opens};
 
 /// What the HTTP routes read.

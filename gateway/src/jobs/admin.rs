@@ -11,7 +11,7 @@ use axum::{
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use super::{metrics::record_depth, queue::Queue};
-use crate::{http::TEXT_FORMAT, metrics};
+use crate::metrics::{self, TEXT_FORMAT};
 
 /// Serves the routes on `listener`; abort the task to stop.
 pub(super) fn serve(listener: TcpListener, queue: Queue) -> JoinHandle<()> {

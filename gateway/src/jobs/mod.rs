@@ -32,7 +32,7 @@ pub(crate) use metrics::{SPOOLED, record_depth};
 
 use crate::{
     Error, RedisArgs,
-    accounts::Background,
+    background::Background,
     config::{DeadCommand, JobsCommand, WorkerArgs},
     counters::Counters,
     ids,

@@ -53,12 +53,18 @@ async fn chat_and_direct_messages_cross_instances_on_a_cluster() {
     }
     let mut carol = connect_user(b.url(), "carol").await;
     let rejoined = ack(&carol, "join", json!({"room": "lobby", "since": since})).await;
-    assert_eq!(rejoined, json!({"ok": true, "recovered": true, "replayed": 3}));
+    assert_eq!(
+        rejoined,
+        json!({"ok": true, "recovered": true, "replayed": 3})
+    );
     for text in ["one", "two", "three"] {
         assert_eq!(next_named(&mut carol, "message").await.data["text"], text);
     }
     let conversation = ack(&alice, "history", json!({"with": "bob"})).await;
-    assert_eq!(conversation["messages"][0]["text"], "psst", "{conversation}");
+    assert_eq!(
+        conversation["messages"][0]["text"], "psst",
+        "{conversation}"
+    );
 }
 
 #[tokio::test]
