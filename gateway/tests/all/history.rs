@@ -6,14 +6,47 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use socketio_client::SocketClient;
-use test_support::RedisServer;
+use test_support::{RedisCluster, RedisServer};
 use tokio::sync::watch;
 
 use crate::support::{TIMEOUT, TestGateway, ack, connect_user, join, login};
 
-async fn gateways(redis: &RedisServer, n: usize) -> Vec<TestGateway> {
-    crate::support::cluster(n, &redis.url(), |_| {}).await
+async fn gateways(redis_url: &str, n: usize) -> Vec<TestGateway> {
+    crate::support::cluster(n, redis_url, |_| {}).await
 }
+
+/// Runs `test` on a standalone Redis and on a Redis Cluster (3 masters, 1 replica each).
+macro_rules! on_redis_and_cluster {
+    ($test:ident, $on_redis:ident, $on_cluster:ident) => {
+        #[tokio::test]
+        async fn $on_redis() {
+            let redis = RedisServer::start().await;
+            $test(&redis.url()).await;
+        }
+
+        #[tokio::test]
+        async fn $on_cluster() {
+            let cluster = RedisCluster::start(3, 1).await;
+            $test(&cluster.cluster_url()).await;
+        }
+    };
+}
+
+on_redis_and_cluster!(
+    history_pages_through_250_messages_oldest_first,
+    history_pages_through_250_messages_oldest_first_on_redis,
+    history_pages_through_250_messages_oldest_first_on_a_cluster
+);
+on_redis_and_cluster!(
+    since_replays_exactly_what_was_missed_with_no_duplicate_at_the_seam_20_times,
+    since_replays_exactly_what_was_missed_20_times_on_redis,
+    since_replays_exactly_what_was_missed_20_times_on_a_cluster
+);
+on_redis_and_cluster!(
+    since_beyond_retention_replays_nothing_and_says_so,
+    since_beyond_retention_replays_nothing_on_redis,
+    since_beyond_retention_replays_nothing_on_a_cluster
+);
 
 /// Sends `text` to `room` and returns the stored id.
 async fn send(client: &SocketClient, room: &str, text: &str) -> String {
@@ -48,10 +81,10 @@ fn texts(messages: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn history_pages_through_250_messages_oldest_first() {
-    let redis = RedisServer::start().await;
-    let [a, b] = <[_; 2]>::try_from(gateways(&redis, 2).await).ok().unwrap();
+async fn history_pages_through_250_messages_oldest_first(redis_url: &str) {
+    let [a, b] = <[_; 2]>::try_from(gateways(redis_url, 2).await)
+        .ok()
+        .unwrap();
     let alice = connect_user(a.url(), "alice").await;
     join(&alice, "archive").await;
     let mut ids = Vec::new();
@@ -123,7 +156,9 @@ async fn history_pages_through_250_messages_oldest_first() {
 #[tokio::test]
 async fn a_dm_conversation_has_a_history_for_both_users() {
     let redis = RedisServer::start().await;
-    let [a, b] = <[_; 2]>::try_from(gateways(&redis, 2).await).ok().unwrap();
+    let [a, b] = <[_; 2]>::try_from(gateways(&redis.url(), 2).await)
+        .ok()
+        .unwrap();
     let alice = connect_user(a.url(), "alice").await;
     let mut bob = connect_user(b.url(), "bob").await;
     let sent = ack(&alice, "dm", json!({"to": "bob", "text": "psst"})).await;
@@ -156,10 +191,12 @@ async fn drain_messages(client: &mut SocketClient, seen: &mut Vec<String>) {
     }
 }
 
-#[tokio::test]
-async fn since_replays_exactly_what_was_missed_with_no_duplicate_at_the_seam_20_times() {
-    let redis = RedisServer::start().await;
-    let [a, b, _c] = <[_; 3]>::try_from(gateways(&redis, 3).await).ok().unwrap();
+async fn since_replays_exactly_what_was_missed_with_no_duplicate_at_the_seam_20_times(
+    redis_url: &str,
+) {
+    let [a, b, _c] = <[_; 3]>::try_from(gateways(redis_url, 3).await)
+        .ok()
+        .unwrap();
     let sender = connect_user(a.url(), "alice").await;
     join(&sender, "busy").await;
     // The sender keeps sending (bounded in count and time) and reports how many were acked.
@@ -223,10 +260,10 @@ async fn since_replays_exactly_what_was_missed_with_no_duplicate_at_the_seam_20_
     }
 }
 
-#[tokio::test]
-async fn since_beyond_retention_replays_nothing_and_says_so() {
-    let redis = RedisServer::start().await;
-    let [a] = <[_; 1]>::try_from(gateways(&redis, 1).await).ok().unwrap();
+async fn since_beyond_retention_replays_nothing_and_says_so(redis_url: &str) {
+    let [a] = <[_; 1]>::try_from(gateways(redis_url, 1).await)
+        .ok()
+        .unwrap();
     let token = login(a.url(), "alice").await;
     let response = reqwest::Client::new()
         .put(format!("{}/api/admin/tenants/acme/settings", a.url()))
