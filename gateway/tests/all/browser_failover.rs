@@ -13,10 +13,8 @@
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
-use crate::nginx_support::{Nginx, nginx_binary, port_of};
-use crate::support::{
-    ChildGateway, clustered_args, connect_user, join, npm_ci, password, with_flag,
-};
+use crate::nginx_support::gateways_behind_nginx;
+use crate::support::{clustered_args, connect_user, join, npm_ci, password, with_flag};
 use serde_json::{Value, json};
 use socketio_client::SocketClient;
 use test_support::RedisServer;
@@ -64,25 +62,10 @@ async fn the_page_fails_over_to_another_instance_through_nginx() {
     npm_ci(&browser_dir, "playwright-core");
     let web_dir = manifest_dir().join("web");
     npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
-    let nginx_binary = nginx_binary();
-
     let redis = RedisServer::start().await;
     let modules = web_dir.join("node_modules").display().to_string();
     let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
-    let args = with_flag(args, "--trusted-proxies", "127.0.0.1");
-    let mut gateways = Vec::new();
-    for id in INSTANCES {
-        gateways.push(ChildGateway::start(&with_flag(args.clone(), "--instance-id", id)).await);
-    }
-    for gateway in &gateways {
-        let all_seen = test_support::eventually_async(crate::support::TIMEOUT, || async {
-            crate::support::cluster_info(gateway.url()).await["servers"] == 3
-        })
-        .await;
-        assert!(all_seen, "{} does not see 3 servers", gateway.url());
-    }
-    let ports: Vec<u16> = gateways.iter().map(|g| port_of(g.url())).collect();
-    let nginx = Nginx::start(nginx_binary, &ports).await;
+    let (mut gateways, nginx) = gateways_behind_nginx(&args, &INSTANCES).await;
     let url = nginx.url().to_owned();
 
     let room = "failover";

@@ -12,7 +12,7 @@ use std::{
     net::{IpAddr, Ipv4Addr},
 };
 
-use crate::nginx_support::{Nginx, nginx_binary, port_of};
+use crate::nginx_support::{Nginx, gateways_behind_nginx};
 use crate::support::{
     ChildGateway, TIMEOUT, clustered_args, join, next_named, password, with_flag,
 };
@@ -36,28 +36,9 @@ impl Stack {
 
     /// A stack whose gateways' flags are `flags(clustered_args)`.
     async fn start_with(flags: impl Fn(Vec<String>) -> Vec<String>) -> Self {
-        let nginx_binary = nginx_binary();
         let redis = RedisServer::start().await;
-        let mut gateways = Vec::new();
-        for i in 1..=3 {
-            let mut args = flags(clustered_args(&redis.url()));
-            args.extend(
-                ["--trusted-proxies", "127.0.0.1", "--instance-id"]
-                    .map(str::to_owned)
-                    .into_iter()
-                    .chain([format!("gw{i}")]),
-            );
-            gateways.push(ChildGateway::start(&args).await);
-        }
-        for gateway in &gateways {
-            let all_seen = test_support::eventually_async(TIMEOUT, || async {
-                crate::support::cluster_info(gateway.url()).await["servers"] == 3
-            })
-            .await;
-            assert!(all_seen, "{} does not see 3 servers", gateway.url());
-        }
-        let ports: Vec<u16> = gateways.iter().map(|g| port_of(g.url())).collect();
-        let nginx = Nginx::start(nginx_binary, &ports).await;
+        let args = flags(clustered_args(&redis.url()));
+        let (gateways, nginx) = gateways_behind_nginx(&args, &["gw1", "gw2", "gw3"]).await;
         Self {
             nginx,
             _gateways: gateways,

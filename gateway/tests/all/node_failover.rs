@@ -12,11 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::nginx_support::{Nginx, nginx_binary, port_of};
-use crate::support::{
-    ChildGateway, TIMEOUT, clustered_args, connect_user, join, login, node_client_dir, npm_ci,
-    with_flag,
-};
+use crate::nginx_support::gateways_behind_nginx;
+use crate::support::{TIMEOUT, clustered_args, connect_user, join, login, node_client_dir, npm_ci};
 use serde_json::{Value, json};
 use test_support::RedisServer;
 use tokio::{
@@ -43,26 +40,9 @@ async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, waiting_for: &str)
 async fn the_node_client_ends_with_every_acknowledged_message_once_after_its_instance_dies() {
     let dir = node_client_dir();
     npm_ci(dir, "socket.io-client");
-    let nginx_binary = nginx_binary();
     let redis = RedisServer::start().await;
-    let args = with_flag(
-        clustered_args(&redis.url()),
-        "--trusted-proxies",
-        "127.0.0.1",
-    );
-    let mut gateways = Vec::new();
-    for id in INSTANCES {
-        gateways.push(ChildGateway::start(&with_flag(args.clone(), "--instance-id", id)).await);
-    }
-    for gateway in &gateways {
-        let all_seen = test_support::eventually_async(TIMEOUT, || async {
-            crate::support::cluster_info(gateway.url()).await["servers"] == 3
-        })
-        .await;
-        assert!(all_seen, "{} does not see 3 servers", gateway.url());
-    }
-    let ports: Vec<u16> = gateways.iter().map(|g| port_of(g.url())).collect();
-    let nginx = Nginx::start(nginx_binary, &ports).await;
+    let (mut gateways, nginx) =
+        gateways_behind_nginx(&clustered_args(&redis.url()), &INSTANCES).await;
     let token = login(nginx.url(), "alice").await;
     let room = "node-failover";
     let mut script = Command::new("node")

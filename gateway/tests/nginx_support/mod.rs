@@ -9,7 +9,33 @@ use std::{
     time::Duration,
 };
 
-use crate::support::becomes_healthy;
+use crate::support::{ChildGateway, TIMEOUT, becomes_healthy, cluster_info, with_flag};
+
+/// Gateway processes started with `args`, one per id in `ids` (`--instance-id`, nginx's
+/// address trusted for `X-Forwarded-For`), once each sees all of them, and the shipped nginx in
+/// front of them.
+pub async fn gateways_behind_nginx(args: &[String], ids: &[&str]) -> (Vec<ChildGateway>, Nginx) {
+    let args = with_flag(args.to_vec(), "--trusted-proxies", "127.0.0.1");
+    let mut gateways = Vec::new();
+    for id in ids {
+        gateways.push(ChildGateway::start(&with_flag(args.clone(), "--instance-id", id)).await);
+    }
+    for gateway in &gateways {
+        let all_seen = test_support::eventually_async(TIMEOUT, || async {
+            cluster_info(gateway.url()).await["servers"] == ids.len()
+        })
+        .await;
+        assert!(
+            all_seen,
+            "{} does not see {} servers",
+            gateway.url(),
+            ids.len()
+        );
+    }
+    let ports: Vec<u16> = gateways.iter().map(|g| port_of(g.url())).collect();
+    let nginx = Nginx::start(nginx_binary(), &ports).await;
+    (gateways, nginx)
+}
 
 /// The deployment directory of the repository.
 pub fn deploy_dir() -> PathBuf {
