@@ -40,40 +40,35 @@ async fn two_users_on_two_instances_chat_in_real_browsers() {
     login(a.url(), "alice").await;
     login(b.url(), "bob").await;
 
-    let workspace = manifest_dir().parent().unwrap().to_path_buf();
-    let artifacts = workspace.join("target/browser-artifacts");
-    let output = tokio::process::Command::new("node")
-        .arg("chat.mjs")
-        .args(["--a", a.url(), "--b", b.url()])
-        .args(["--user-a", "alice", "--user-b", "bob"])
-        .arg(format!("--password-a={}", password("alice")))
-        .arg(format!("--password-b={}", password("bob")))
-        .args(["--room", "browser-test"])
-        .arg("--artifacts")
-        .arg(&artifacts)
-        .args(["--timeout-ms", "20000"])
-        .current_dir(&browser_dir)
-        .output()
-        .await
-        .unwrap_or_else(|err| {
-            panic!("cannot run node ({err}): install the Debian package `nodejs`")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("node chat.mjs: {stdout}");
-    assert!(
-        output.status.success(),
-        "browser test failed (screenshots in {}): {stdout}\n{stderr}",
-        artifacts.display()
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["ok"], true);
+    let args = [
+        "--a",
+        a.url(),
+        "--b",
+        b.url(),
+        "--user-a",
+        "alice",
+        "--user-b",
+        "bob",
+        &format!("--password-a={}", password("alice")),
+        &format!("--password-b={}", password("bob")),
+        "--room",
+        "browser-test",
+        "--timeout-ms",
+        "20000",
+    ];
+    let (workspace, summary) = run_page_script(&browser_dir, "chat.mjs", &args).await;
     assert_eq!(summary["instances"], serde_json::json!(["gw-a", "gw-b"]));
     assert_eq!(summary["escaped"], true);
 
     if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
         let docs = workspace.join("docs/chat-screenshot.png");
-        std::fs::copy(artifacts.join("chat-two-instances.png"), &docs).unwrap();
+        std::fs::copy(
+            workspace
+                .join("target/browser-artifacts")
+                .join("chat-two-instances.png"),
+            &docs,
+        )
+        .unwrap();
         println!("updated {}", docs.display());
     }
 }
@@ -114,20 +109,44 @@ async fn the_page_shows_a_rooms_history_on_join_on_scrolling_up_and_after_a_relo
     }
     bob.close().await;
 
+    let args = [
+        "--url",
+        gateway.url(),
+        "--user",
+        "alice",
+        "--from",
+        "bob",
+        &format!("--password={}", password("alice")),
+        "--room",
+        room,
+        "--seeded",
+        &SEEDED.to_string(),
+        &format!("--seed-text={SEED_TEXT}"),
+        "--sent",
+        "3",
+        "--timeout-ms",
+        "15000",
+    ];
+    let (_, summary) = run_page_script(&browser_dir, "history.mjs", &args).await;
+    assert_eq!(summary["escaped"], true);
+}
+
+/// Runs the page script `script` of `browser_dir` with `args` (screenshots to
+/// `target/browser-artifacts/`) and returns the workspace directory and the script's JSON
+/// summary, which must say `ok`.
+async fn run_page_script(
+    browser_dir: &Path,
+    script: &str,
+    args: &[&str],
+) -> (PathBuf, serde_json::Value) {
     let workspace = manifest_dir().parent().unwrap().to_path_buf();
     let artifacts = workspace.join("target/browser-artifacts");
     let output = tokio::process::Command::new("node")
-        .arg("history.mjs")
-        .args(["--url", gateway.url(), "--user", "alice", "--from", "bob"])
-        .arg(format!("--password={}", password("alice")))
-        .args(["--room", room])
-        .args(["--seeded", &SEEDED.to_string()])
-        .arg(format!("--seed-text={SEED_TEXT}"))
-        .args(["--sent", "3"])
+        .arg(script)
+        .args(args)
         .arg("--artifacts")
         .arg(&artifacts)
-        .args(["--timeout-ms", "15000"])
-        .current_dir(&browser_dir)
+        .current_dir(browser_dir)
         .output()
         .await
         .unwrap_or_else(|err| {
@@ -135,13 +154,13 @@ async fn the_page_shows_a_rooms_history_on_join_on_scrolling_up_and_after_a_relo
         });
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("node history.mjs: {stdout}");
+    println!("node {script}: {stdout}");
     assert!(
         output.status.success(),
-        "browser history test failed (screenshots in {}): {stdout}\n{stderr}",
+        "{script} failed (screenshots in {}): {stdout}\n{stderr}",
         artifacts.display()
     );
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["ok"], true);
-    assert_eq!(summary["escaped"], true);
+    assert_eq!(summary["ok"], true, "{summary}");
+    (workspace, summary)
 }
