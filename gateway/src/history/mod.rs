@@ -212,37 +212,37 @@ impl History {
             .arg(stream)
             .arg(since.to_string())
             .arg(since.to_string());
-        pipe.cmd("XRANGE")
-            .arg(stream)
-            .arg(format!("({since}"))
-            .arg("+")
-            .arg("COUNT")
-            .arg(PAGE_MAX);
-        let (kept, first): (Value, Value) = self.store.pipeline(&pipe).await?;
-        let mut skipped = 0;
+        pipe.add_command(page_after(stream, &since.to_string()));
+        let (kept, mut page): (Value, Value) = self.store.pipeline(&pipe).await?;
         if !matches!(&kept, Value::Array(entries) if !entries.is_empty()) {
             return Ok((Replay::Lost, 0));
         }
-        let mut entries = record::entries(&first, &mut skipped);
-        let mut last_page = count_of(&first);
-        while last_page == PAGE_MAX && entries.len() < max {
-            let Some(after) = entries.last().map(|(id, _)| format!("({id}")) else {
-                break;
+        let mut skipped = 0;
+        let mut entries = Vec::new();
+        loop {
+            entries.extend(record::entries(&page, &mut skipped));
+            // The next page starts after the last entry read, decodable or not.
+            let last = match record::last_id(&page) {
+                Some(last) if count_of(&page) == PAGE_MAX && entries.len() < max => last,
+                _ => break,
             };
-            let mut command = redis::cmd("XRANGE");
-            command
-                .arg(stream)
-                .arg(after)
-                .arg("+")
-                .arg("COUNT")
-                .arg(PAGE_MAX);
-            let answer: Value = self.store.query(&command).await?;
-            last_page = count_of(&answer);
-            entries.extend(record::entries(&answer, &mut skipped));
+            page = self.store.query(&page_after(stream, &last)).await?;
         }
         entries.truncate(max);
         Ok((Replay::Complete(entries), skipped))
     }
+}
+
+/// `XRANGE` of at most [`PAGE_MAX`] entries of `stream` after id `after` (exclusive).
+fn page_after(stream: &str, after: &str) -> redis::Cmd {
+    let mut command = redis::cmd("XRANGE");
+    command
+        .arg(stream)
+        .arg(format!("({after}"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(PAGE_MAX);
+    command
 }
 
 /// Entries in an `XRANGE` answer, decodable or not.

@@ -117,6 +117,20 @@ pub(crate) fn entries(answer: &Value, skipped: &mut usize) -> Vec<(String, Recor
     out
 }
 
+/// The id of the last entry of an `XRANGE` answer, whether or not it decodes as a message.
+pub(crate) fn last_id(answer: &Value) -> Option<String> {
+    let Value::Array(entries) = answer else {
+        return None;
+    };
+    match entries.last()? {
+        Value::Array(parts) => match parts.first()? {
+            Value::BulkString(id) => String::from_utf8(id.clone()).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +162,8 @@ mod tests {
         let mut skipped = 0;
         assert_eq!(entries(&answer, &mut skipped), [("1-0".to_owned(), record)]);
         assert_eq!(skipped, 3);
+        // The last entry does not decode as a message, but the next page starts after it.
+        assert_eq!(last_id(&answer), Some("3-0".to_owned()));
+        assert_eq!(last_id(&Value::Array(Vec::new())), None);
     }
 }
