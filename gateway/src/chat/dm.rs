@@ -69,13 +69,14 @@ pub(crate) async fn dm<A: Adapter>(
             settings.retention(),
         )
         .await?;
-        if let Reply::Sent { id, ts, .. } = &reply {
+        if let Reply::Sent { id, key, ts, .. } = &reply {
             let notification = DmNotification {
                 tenant: identity.tenant.to_string(),
                 to_user: request.to,
                 from_name: identity.name.as_str().to_owned(),
                 text: request.text,
-                id: id.clone().unwrap_or_default(),
+                // A spooled message has no id yet: its key is as unique.
+                id: id.clone().unwrap_or_else(|| key.clone()),
                 ts: *ts,
             };
             notify_if_offline(&socket, &chat, room, notification);
