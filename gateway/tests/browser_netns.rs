@@ -26,14 +26,13 @@ use std::{
 
 use nginx_support::{Nginx, nginx_binary, port_of};
 use serde_json::Value;
-use support::{ChildGateway, clustered_args, npm_ci, password, with_flag};
+use support::{ChildGateway, browser_ready, clustered_args, password, with_flag};
 use test_support::RedisServer;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
     process::{Child, ChildStdin, ChildStdout, Command},
 };
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
 /// Candidate namespaces: two that nginx sends to different instances are wanted; with three
 /// instances, all of them hashing to one is unlikely (about 3 in 3^8).
@@ -290,10 +289,7 @@ impl Page {
 
 #[tokio::test]
 async fn pages_from_their_own_addresses_are_spread_by_nginx() {
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
-    );
+    let (_, [flag, modules]) = browser_ready();
     assert!(
         StdCommand::new("ip").arg("-V").output().is_ok(),
         "`ip` is missing: install the Debian package `iproute2` (apt-get install iproute2)"
@@ -302,10 +298,6 @@ async fn pages_from_their_own_addresses_are_spread_by_nginx() {
         StdCommand::new("curl").arg("--version").output().is_ok(),
         "`curl` is missing: install the Debian package `curl` (apt-get install curl)"
     );
-    let browser_dir = manifest_dir().join("tests/browser");
-    npm_ci(&browser_dir, "playwright-core");
-    let web_dir = manifest_dir().join("web");
-    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
     let nginx_binary = nginx_binary();
 
     // Namespaces first: nginx must find the host-side addresses to listen on them.
@@ -318,8 +310,7 @@ async fn pages_from_their_own_addresses_are_spread_by_nginx() {
     }
 
     let redis = RedisServer::start().await;
-    let modules = web_dir.join("node_modules").display().to_string();
-    let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
+    let args = with_flag(clustered_args(&redis.url()), &flag, &modules);
     // nginx reaches the gateways over loopback.
     let args = with_flag(args, "--trusted-proxies", "127.0.0.1");
     let mut gateways = Vec::new();

@@ -9,12 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::{
-    ChildGateway, ack, clustered_args, connect_user, join, login, npm_ci, password, with_flag,
+    ChildGateway, ack, browser_ready, clustered_args, connect_user, join, login, password,
+    with_flag,
 };
 use serde_json::json;
 use test_support::RedisServer;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,18 +21,9 @@ fn manifest_dir() -> PathBuf {
 
 #[tokio::test]
 async fn two_users_on_two_instances_chat_in_real_browsers() {
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
-    );
-    let browser_dir = manifest_dir().join("tests/browser");
-    npm_ci(&browser_dir, "playwright-core");
-    let web_dir = manifest_dir().join("web");
-    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
-
+    let (browser_dir, [flag, modules]) = browser_ready();
     let redis = RedisServer::start().await;
-    let modules = web_dir.join("node_modules").display().to_string();
-    let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
+    let args = with_flag(clustered_args(&redis.url()), &flag, &modules);
     let a = ChildGateway::start(&with_flag(args.clone(), "--instance-id", "gw-a")).await;
     let b = ChildGateway::start(&with_flag(args, "--instance-id", "gw-b")).await;
     // Both gateways answer logins (the pages log in through their form).
@@ -81,18 +71,9 @@ const SEED_TEXT: &str = "history {i} <i>as text</i>";
 
 #[tokio::test]
 async fn the_page_shows_a_rooms_history_on_join_on_scrolling_up_and_after_a_reload() {
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
-    );
-    let browser_dir = manifest_dir().join("tests/browser");
-    npm_ci(&browser_dir, "playwright-core");
-    let web_dir = manifest_dir().join("web");
-    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
-
+    let (browser_dir, [flag, modules]) = browser_ready();
     let redis = RedisServer::start().await;
-    let modules = web_dir.join("node_modules").display().to_string();
-    let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
+    let args = with_flag(clustered_args(&redis.url()), &flag, &modules);
     let gateway = ChildGateway::start(&with_flag(args, "--instance-id", "gw-a")).await;
 
     // Bob's messages, stored before Alice's page exists.

@@ -14,7 +14,7 @@
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use crate::nginx_support::gateways_behind_nginx;
-use crate::support::{clustered_args, connect_user, join, npm_ci, password, with_flag};
+use crate::support::{browser_ready, clustered_args, connect_user, join, password, with_flag};
 use serde_json::{Value, json};
 use socketio_client::SocketClient;
 use test_support::RedisServer;
@@ -23,7 +23,6 @@ use tokio::{
     process::{ChildStdout, Command},
 };
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
 /// How many messages Bob sends while the page is reconnecting.
 const MISSED: usize = 3;
@@ -54,17 +53,9 @@ fn step_instance(line: &Value, step: &str) -> String {
 
 #[tokio::test]
 async fn the_page_fails_over_to_another_instance_through_nginx() {
-    assert!(
-        std::path::Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
-    );
-    let browser_dir = manifest_dir().join("tests/browser");
-    npm_ci(&browser_dir, "playwright-core");
-    let web_dir = manifest_dir().join("web");
-    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
+    let (browser_dir, [flag, modules]) = browser_ready();
     let redis = RedisServer::start().await;
-    let modules = web_dir.join("node_modules").display().to_string();
-    let args = with_flag(clustered_args(&redis.url()), "--web-modules-dir", &modules);
+    let args = with_flag(clustered_args(&redis.url()), &flag, &modules);
     let (mut gateways, nginx) = gateways_behind_nginx(&args, &INSTANCES).await;
     let url = nginx.url().to_owned();
 

@@ -379,6 +379,24 @@ pub fn node_client_dir() -> &'static std::path::Path {
     dir
 }
 
+/// What every browser test needs: Debian's Chromium, the page scripts' npm modules and the
+/// chat page's (socket.io-client). Returns the scripts' directory (`tests/browser`) and the
+/// flags that point a gateway at the page's modules (`--web-modules-dir`).
+pub fn browser_ready() -> (std::path::PathBuf, [String; 2]) {
+    const CHROMIUM: &str = "/usr/bin/chromium";
+    assert!(
+        std::path::Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: install the Debian package `chromium` (apt-get install chromium)"
+    );
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let browser_dir = manifest.join("tests/browser");
+    npm_ci(&browser_dir, "playwright-core");
+    let web_dir = manifest.join("web");
+    npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
+    let modules = web_dir.join("node_modules").display().to_string();
+    (browser_dir, ["--web-modules-dir".to_owned(), modules])
+}
+
 /// Runs `npm ci` in `dir` when `probe` (inside its node_modules) is missing.
 pub fn npm_ci(dir: &std::path::Path, probe: &str) {
     if !dir.join("node_modules").join(probe).exists() {
