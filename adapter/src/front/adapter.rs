@@ -273,9 +273,7 @@ impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
     }
 
     fn held_rooms(&self) -> HashSet<Room> {
-        let mut every_socket = BroadcastOptions::default();
-        every_socket.add_flag(BroadcastFlags::Broadcast);
-        self.local.rooms(every_socket)
+        self.local.rooms(every_socket())
     }
 }
 
@@ -404,9 +402,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
 
     /// Whether socket `sid` is still connected to this namespace.
     fn is_connected(&self, sid: Sid) -> bool {
-        let mut every_socket = BroadcastOptions::default();
-        every_socket.add_flag(BroadcastFlags::Broadcast);
-        self.local.sockets(every_socket).contains(&sid)
+        self.local.sockets(every_socket()).contains(&sid)
     }
 
     /// The messages that carry a broadcast to the other instances: to rooms, one on each
@@ -568,4 +564,11 @@ impl Spawnable for InitRes {
             }
         });
     }
+}
+
+/// Options that select every socket of the namespace on this instance.
+fn every_socket() -> BroadcastOptions {
+    let mut opts = BroadcastOptions::default();
+    opts.add_flag(BroadcastFlags::Broadcast);
+    opts
 }
