@@ -45,6 +45,22 @@ export function launchChromium(timeout) {
   });
 }
 
+/// Opens the chat page at `url` in a new context of `browser` and logs in as `user`; resolves
+/// once the page says it is connected. `errors` collects the page's uncaught errors.
+export async function openLoggedIn(browser, url, user, password, timeout) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeout);
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(String(err)));
+  await page.goto(url);
+  await page.fill("#username", user);
+  await page.fill("#password", password);
+  await page.click("#login-form button[type=submit]");
+  await page.waitForSelector("#state[data-state=connected]");
+  return { page, errors };
+}
+
 /// The conversation with the driving test: `report(obj)` prints one JSON line; `answer(word)`
 /// waits (at most `timeout`) for the test's next line, which must be `word`; `close()` stops
 /// listening so the process can exit.

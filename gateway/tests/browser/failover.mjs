@@ -24,14 +24,7 @@
 //                   --first-text TEXT --missed N --missed-text TEXT --expect-text TEXT
 //                   --artifacts DIR [--timeout-ms 15000]
 import { join } from "node:path";
-import {
-  conversation,
-  launchChromium,
-  onceInOrder,
-  parseCommandLine,
-  shownSystemLines,
-  waitForMessages,
-} from "./common.mjs";
+import { conversation, launchChromium, onceInOrder, parseCommandLine, shownSystemLines, waitForMessages, openLoggedIn } from "./common.mjs";
 
 const { args, timeout, artifacts } = parseCommandLine();
 const missed = Array.from({ length: Number(args.missed || 0) }, (_, i) => `${args["missed-text"]} ${i + 1}`);
@@ -43,16 +36,9 @@ const browser = await launchChromium(timeout);
 const summary = { ok: false };
 let page = null;
 try {
-  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(timeout);
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(String(err)));
-  await page.goto(args.url);
-  await page.fill("#username", args.user);
-  await page.fill("#password", args.password);
-  await page.click("#login-form button[type=submit]");
-  await page.waitForSelector("#state[data-state=connected]");
+  const opened = await openLoggedIn(browser, args.url, args.user, args.password, timeout);
+  page = opened.page;
+  const errors = opened.errors;
   await page.waitForFunction(() => document.getElementById("instance").textContent !== "");
   await page.fill("#room-input", args.room);
   await page.click("#join-form button[type=submit]");

@@ -14,7 +14,7 @@
 // node history.mjs --url URL --user alice --password P --from bob --room ROOM --seeded 60
 //                  --seed-text "history {i}" --sent 3 --artifacts DIR [--timeout-ms 15000]
 import { join } from "node:path";
-import { launchChromium, onceInOrder, parseCommandLine, waitForMessages } from "./common.mjs";
+import { launchChromium, onceInOrder, parseCommandLine, waitForMessages, openLoggedIn } from "./common.mjs";
 
 const { args, timeout, artifacts } = parseCommandLine();
 const seeded = Number(args.seeded);
@@ -28,16 +28,9 @@ const browser = await launchChromium(timeout);
 const summary = { ok: false, step: "start" };
 let page = null;
 try {
-  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(timeout);
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(String(err)));
-  await page.goto(args.url);
-  await page.fill("#username", args.user);
-  await page.fill("#password", args.password);
-  await page.click("#login-form button[type=submit]");
-  await page.waitForSelector("#state[data-state=connected]");
+  const opened = await openLoggedIn(browser, args.url, args.user, args.password, timeout);
+  page = opened.page;
+  const errors = opened.errors;
   await page.fill("#room-input", args.room);
   await page.click("#join-form button[type=submit]");
   await page.waitForSelector("#room-list button.current[data-joined=true]");

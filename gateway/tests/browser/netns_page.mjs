@@ -13,7 +13,7 @@
 // node netns_page.mjs --url URL --user alice --password P --room ROOM --text TEXT
 //                     --from bob --expect-text TEXT --artifacts DIR [--timeout-ms 15000]
 import { join } from "node:path";
-import { conversation, launchChromium, parseCommandLine } from "./common.mjs";
+import { conversation, launchChromium, parseCommandLine, openLoggedIn } from "./common.mjs";
 
 const { args, timeout, artifacts } = parseCommandLine();
 
@@ -24,16 +24,9 @@ const browser = await launchChromium(timeout);
 const summary = { ok: false, user: args.user };
 let page = null;
 try {
-  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(timeout);
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(String(err)));
-  await page.goto(args.url);
-  await page.fill("#username", args.user);
-  await page.fill("#password", args.password);
-  await page.click("#login-form button[type=submit]");
-  await page.waitForSelector("#state[data-state=connected]");
+  const opened = await openLoggedIn(browser, args.url, args.user, args.password, timeout);
+  page = opened.page;
+  const errors = opened.errors;
   await page.waitForFunction(() => document.getElementById("instance").textContent !== "");
   summary.instance = await page.textContent("#instance");
   await page.fill("#room-input", args.room);
