@@ -3,8 +3,10 @@
 //!
 //! Clients name chat rooms (`general`); internally a socket joins `t:{tenant}:r:{room}`, and
 //! the gateway itself adds a per-user room `t:{tenant}:u:{user}` and a per-session room
-//! `t:{tenant}:s:{session-id}`. A client only ever supplies `{room}`, so it can only reach
-//! `r` rooms of its own tenant.
+//! `t:{tenant}:s:{session-id}`, and one room of the whole tenant, `t:{tenant}:a:all`. A client
+//! only ever supplies `{room}`, so it can only reach `r` rooms of its own tenant. Backends
+//! (the HTTP publish API and the Redis emitter) may address any of the four kinds, and what
+//! they send is read back with [`parse`]: a name the gateway would never build is refused.
 //!
 //! The naming is injective: tenant ids never contain `:` (see [`valid_id`]), so in
 //! `t:{tenant}:{kind}:{name}` the tenant ends at the first `:` after `t:`, the kind is the one
@@ -12,6 +14,8 @@
 //! ([`parse`]) therefore gives back exactly the tenant, kind and name it was built from; two
 //! different triples can never produce the same room. A client room called
 //! `t:other:r:general` becomes `t:acme:r:t:other:r:general`: still a room of `acme`.
+
+use crate::validate;
 
 /// The Socket.IO namespace of the chat, the only one the gateway serves.
 pub(crate) const CHAT_NS: &str = "/";
@@ -31,6 +35,8 @@ pub(crate) enum Kind {
     User,
     /// Every socket of one session.
     Session,
+    /// Every socket of the tenant.
+    Tenant,
 }
 
 impl Kind {
@@ -39,6 +45,7 @@ impl Kind {
             Self::Room => 'r',
             Self::User => 'u',
             Self::Session => 's',
+            Self::Tenant => 'a',
         }
     }
 }
@@ -75,6 +82,14 @@ pub(crate) fn session_room(tenant: &str, session: &str) -> String {
     scoped(tenant, Kind::Session, session)
 }
 
+/// The name part of the one room of kind [`Kind::Tenant`].
+const TENANT_ROOM_NAME: &str = "all";
+
+/// The room every socket of `tenant` joins at handshake.
+pub(crate) fn tenant_room(tenant: &str) -> String {
+    scoped(tenant, Kind::Tenant, TENANT_ROOM_NAME)
+}
+
 /// Whether `internal` is a chat room (named by clients), not a user's or a session's room.
 pub(crate) fn is_chat_room(internal: &str) -> bool {
     internal
@@ -84,20 +99,38 @@ pub(crate) fn is_chat_room(internal: &str) -> bool {
 }
 
 /// Reads an internal room name back into `(tenant, kind, name)`; `None` for a name the
-/// gateway never builds. The gateway never needs to: this is the injectivity argument above,
-/// as code, for the tests.
-#[cfg(test)]
+/// gateway never builds: an invalid tenant id, an unknown kind, or a name its kind does not
+/// allow (a chat room name that fails [`validate::room`], a user id that fails [`valid_id`],
+/// a session id that is not 1 to 128 of `A-Z a-z 0-9 _ -`, a tenant room not named `all`).
+/// This is the injectivity argument above as code, and the check of every room name a
+/// backend sends.
+#[allow(dead_code)] // Used by the emitter filter, next.
 pub(crate) fn parse(internal: &str) -> Option<(&str, Kind, &str)> {
     let rest = internal.strip_prefix("t:")?;
     let (tenant, rest) = rest.split_once(':')?;
     let (letter, name) = rest.split_once(':')?;
-    let kind = match letter {
-        "r" => Kind::Room,
-        "u" => Kind::User,
-        "s" => Kind::Session,
+    let (kind, name_ok) = match letter {
+        "r" => (Kind::Room, validate::room(name).is_ok()),
+        "u" => (Kind::User, valid_id(name)),
+        "s" => (Kind::Session, valid_session(name)),
+        "a" => (Kind::Tenant, name == TENANT_ROOM_NAME),
         _ => return None,
     };
-    valid_id(tenant).then_some((tenant, kind, name))
+    (valid_id(tenant) && name_ok).then_some((tenant, kind, name))
+}
+
+/// Longest session id in a room name, in bytes.
+#[allow(dead_code)]
+const SESSION_MAX: usize = 128;
+
+/// A session id as the gateway writes it in a room name.
+#[allow(dead_code)]
+fn valid_session(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= SESSION_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -154,6 +187,10 @@ mod tests {
                 parse(&session_room(tenant, "abc_-")),
                 Some((tenant, Kind::Session, "abc_-"))
             );
+            assert_eq!(
+                parse(&tenant_room(tenant)),
+                Some((tenant, Kind::Tenant, "all"))
+            );
         }
     }
 
@@ -188,9 +225,33 @@ mod tests {
             }
             seen.insert(user_room(tenant, "bob"), (tenant, "user bob"));
             seen.insert(session_room(tenant, "abc"), (tenant, "session abc"));
+            seen.insert(tenant_room(tenant), (tenant, "the tenant"));
         }
         // Private rooms are distinct from every client room too.
-        assert_eq!(seen.len(), 4 * (crafted.len() + 2));
+        assert_eq!(seen.len(), 4 * (crafted.len() + 3));
+    }
+
+    #[test]
+    fn names_no_kind_allows_are_refused() {
+        for bad in [
+            "general",
+            "t:acme",
+            "t:acme:r",
+            "t:acme:r:",
+            "t:acme:r:gén",
+            "t:a:b:r:general",
+            "t::r:general",
+            "t:acme:x:general",
+            "t:acme:u:",
+            "t:acme:u:a:b",
+            "t:acme:s:a b",
+            "t:acme:a:",
+            "t:acme:a:everyone",
+            &format!("t:acme:r:{}", "x".repeat(65)),
+            &format!("t:{}:r:general", "x".repeat(ID_MAX + 1)),
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -31,12 +31,14 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    /// The rooms the gateway itself puts the socket in: its user's, and its session's.
+    /// The rooms the gateway itself puts the socket in: its user's, its session's (when it
+    /// has one), and its tenant's, in this order.
     pub(crate) fn private_rooms(&self) -> Vec<String> {
         let mut rooms = vec![tenancy::user_room(&self.tenant, &self.user)];
         if let Some(session) = &self.session {
             rooms.push(tenancy::session_room(&self.tenant, session.as_str()));
         }
+        rooms.push(tenancy::tenant_room(&self.tenant));
         rooms
     }
 }

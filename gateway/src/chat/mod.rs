@@ -36,7 +36,13 @@ use socketioxide::{
 };
 use socketioxide_core::adapter::DefinedAdapter;
 
-use crate::{config::Config, metrics, mode::Mode, refusal::Refusal, tenancy::CHAT_NS};
+use crate::{
+    config::Config,
+    metrics,
+    mode::Mode,
+    refusal::Refusal,
+    tenancy::{self, CHAT_NS},
+};
 use census::{Census, Claim, Seat};
 pub(crate) use expiry::spawn as spawn_session_check;
 use messages::MessageIds;
@@ -78,17 +84,20 @@ impl ChatState {
         }
     }
 
-    /// The census claims of a socket of `identity`: its user's and its session's caps
-    /// (`private_rooms` lists the user's room first, then the session's when there is one).
+    /// The census claims of a socket of `identity`: its user's cap, and its session's when
+    /// it has one.
     fn claims(&self, identity: &identity::Identity) -> Vec<Claim> {
-        let caps = [self.limits.per_user, self.limits.per_session];
-        let whats = ["per user", "per session"];
-        identity
-            .private_rooms()
-            .into_iter()
-            .zip(caps.into_iter().zip(whats))
-            .map(|(key, (cap, what))| Claim { key, cap, what })
-            .collect()
+        let user = Claim {
+            key: tenancy::user_room(&identity.tenant, &identity.user),
+            cap: self.limits.per_user,
+            what: "per user",
+        };
+        let session = identity.session.as_ref().map(|session| Claim {
+            key: tenancy::session_room(&identity.tenant, session.as_str()),
+            cap: self.limits.per_session,
+            what: "per session",
+        });
+        std::iter::once(user).chain(session).collect()
     }
 }
 
