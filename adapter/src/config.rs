@@ -1,8 +1,8 @@
 //! Every tunable of the adapter, with its default and the reason for it.
 
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
-use crate::cluster::ClusterSecret;
+use crate::cluster::{ClusterSecret, EmitterRequest};
 
 /// Configuration of the cluster bus and of [`RedisAdapterState`](crate::RedisAdapterState);
 /// the Redis connections have their own, [`RedisConfig`](crate::RedisConfig).
@@ -48,6 +48,73 @@ pub struct RedisAdapterConfig {
     /// messages that do not verify (from anyone with Redis access but not the secret) are
     /// dropped and counted. Every instance must have the same one. Default: none.
     pub cluster_secret: Option<ClusterSecret>,
+    /// Whether, and how, this instance reads what the official Socket.IO Redis emitter
+    /// publishes (`@socket.io/redis-emitter`). Default: not at all.
+    pub emitter: Option<EmitterConfig>,
+}
+
+/// Reading the Socket.IO Redis emitter: its key and what to accept of it.
+///
+/// The emitter's messages are not sealed, whatever [`RedisAdapterConfig::cluster_secret`]
+/// says: whoever may publish on Redis may emit. `accept` is where an application applies
+/// its own rules (which rooms exist, who may address them) before anything is carried out.
+///
+/// ```
+/// use redis_adapter::{EmitterConfig, EmitterRequest, RedisAdapterConfig};
+///
+/// let emitter = EmitterConfig::new("socket.io").with_accept(|request: &EmitterRequest| {
+///     let rooms = &request.selection().rooms;
+///     match rooms.iter().all(|room| room.starts_with("public:")) {
+///         true => Ok(()),
+///         false => Err("only public rooms".to_owned()),
+///     }
+/// });
+/// let config = RedisAdapterConfig::default().with_emitter(emitter);
+/// assert_eq!(config.emitter.map(|emitter| emitter.key), Some("socket.io".to_owned()));
+/// ```
+#[derive(Clone)]
+pub struct EmitterConfig {
+    /// The emitter's `key` option (its channel prefix). Default `"socket.io"`, as in the
+    /// emitter.
+    pub key: String,
+    /// Longest emitter message read; longer ones are dropped and counted. Default 1 MiB.
+    pub max_message_bytes: usize,
+    /// Decides, for each decoded emitter operation, whether it is carried out (`Ok`) or
+    /// dropped and counted (`Err` with the reason, logged). Default: everything.
+    pub accept: EmitterRule,
+}
+
+/// The rule of [`EmitterConfig::accept`]: `Ok` carries an emitter operation out, `Err` drops
+/// it with the reason.
+pub type EmitterRule = Arc<dyn Fn(&EmitterRequest) -> Result<(), String> + Send + Sync>;
+
+impl EmitterConfig {
+    /// The emitter of channel prefix `key`, accepting everything it sends.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            max_message_bytes: 1024 * 1024,
+            accept: Arc::new(|_| Ok(())),
+        }
+    }
+
+    /// Sets the rule deciding which emitter operations are carried out.
+    pub fn with_accept(
+        mut self,
+        accept: impl Fn(&EmitterRequest) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.accept = Arc::new(accept);
+        self
+    }
+}
+
+impl fmt::Debug for EmitterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmitterConfig")
+            .field("key", &self.key)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RedisAdapterConfig {
@@ -61,6 +128,7 @@ impl Default for RedisAdapterConfig {
             unsubscribe_delay: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(1),
             cluster_secret: None,
+            emitter: None,
         }
     }
 }
@@ -76,6 +144,12 @@ impl RedisAdapterConfig {
     pub fn with_heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.heartbeat_interval = interval;
         self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Reads what the Socket.IO Redis emitter publishes, as `emitter` says.
+    pub fn with_emitter(mut self, emitter: EmitterConfig) -> Self {
+        self.emitter = Some(emitter);
         self
     }
 

@@ -106,8 +106,11 @@ mod front;
 mod scope;
 mod stats;
 
-pub use cluster::{ClusterSecret, Id, Inbound, NamespaceBus, Outgoing, PubSub, Room};
-pub use config::RedisAdapterConfig;
+pub use cluster::{
+    ClusterSecret, EmitterError, EmitterRequest, EventArgs, Id, Inbound, NamespaceBus, Outgoing,
+    PubSub, Room, Selection,
+};
+pub use config::{EmitterConfig, EmitterRule, RedisAdapterConfig};
 pub use connection::{
     Commands, Credentials, Handler, Link, LinkRx, PUBLISH_DURATION, Redis, RedisConfig, Wait,
     cluster_nodes, within,

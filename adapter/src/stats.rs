@@ -114,6 +114,16 @@ counters! {
     /// Messages received on a room's channel while this instance had no member in the room
     /// (within the unsubscribe delay after its last member left), dropped unread.
     room_messages_discarded => Counter "redis_adapter_room_messages_discarded_total";
+    /// Messages received from the Socket.IO Redis emitter, on its channels.
+    emitter_received => Counter "redis_adapter_emitter_received_total";
+    /// Emitter messages dropped because they are in none of the emitter's shapes.
+    emitter_dropped_malformed => Counter "redis_adapter_emitter_dropped_total", "reason" = "malformed";
+    /// Emitter messages dropped because they are over `EmitterConfig::max_message_bytes`.
+    emitter_dropped_oversized => Counter "redis_adapter_emitter_dropped_total", "reason" = "oversized";
+    /// Emitter messages dropped because the application's `EmitterConfig::accept` refused them.
+    emitter_dropped_refused => Counter "redis_adapter_emitter_dropped_total", "reason" = "refused";
+    /// Emitter messages dropped because they mean nothing here (`serverSideEmit`).
+    emitter_dropped_unsupported => Counter "redis_adapter_emitter_dropped_total", "reason" = "unsupported";
     /// Room channels subscribed right now.
     room_subscriptions => Gauge "redis_adapter_room_subscriptions";
 }
@@ -128,7 +138,7 @@ mod tests {
         Counters::incr(&counters.dropped_malformed);
         Counters::add(&counters.published, 3);
         let readings = counters.snapshot().readings();
-        assert_eq!(readings.len(), 17);
+        assert_eq!(readings.len(), 22);
         let malformed = readings
             .iter()
             .find(|reading| reading.label == Some(("reason", "malformed")));

@@ -51,6 +51,30 @@ impl Channels {
     }
 }
 
+/// The channels the Socket.IO Redis emitter publishes on for one namespace, under its key.
+#[derive(Debug, Clone)]
+pub(crate) struct EmitterChannels {
+    /// Emits to the whole namespace, or to two or more rooms: `{key}#{ns}#`.
+    pub broadcast: String,
+    /// Joins, leaves, disconnections and server-side emits: `{key}-request#{ns}#`.
+    pub requests: String,
+}
+
+impl EmitterChannels {
+    /// The emitter channels of namespace `ns` under `key`.
+    pub fn new(key: &str, ns: &str) -> Self {
+        Self {
+            broadcast: format!("{key}#{ns}#"),
+            requests: format!("{key}-request#{ns}#"),
+        }
+    }
+
+    /// Emits to `room` alone: `{key}#{ns}#{room}#`.
+    pub fn room(&self, room: &str) -> String {
+        format!("{}{room}#", self.broadcast)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -64,5 +88,9 @@ mod tests {
         assert_eq!(ch.requests_of(uid), format!("app#/chat#{uid}#"));
         assert_eq!(ch.responses_of(uid), format!("app-response#/chat#{uid}#"));
         assert_eq!(ch.room("lobby"), "app#/chat#r#lobby#");
+        let emitter = EmitterChannels::new("socket.io", "/");
+        assert_eq!(emitter.broadcast, "socket.io#/#");
+        assert_eq!(emitter.requests, "socket.io-request#/#");
+        assert_eq!(emitter.room("t:acme:r:a"), "socket.io#/#t:acme:r:a#");
     }
 }

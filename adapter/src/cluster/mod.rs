@@ -3,6 +3,7 @@
 //!
 //! - [`channels`]: channel names from prefix, namespace, room and instance;
 //! - [`envelope`]: the versioned wire format (header with kind and origin, opaque body);
+//! - [`emitter`]: what the official Socket.IO Redis emitter publishes, decoded;
 //! - [`seal`]: with a cluster secret, a MAC on every envelope; unverifiable ones are dropped;
 //! - [`membership`]: heartbeats and the live-instance view;
 //! - [`rooms`]: per-room subscriptions, held while a local socket is in the room;
@@ -12,6 +13,7 @@
 //!   any other Socket.IO engine later.
 
 mod channels;
+mod emitter;
 mod envelope;
 mod id;
 mod membership;
@@ -25,6 +27,7 @@ mod tests;
 
 use std::borrow::Cow;
 
+pub use emitter::{EmitterError, EmitterRequest, EventArgs, Selection};
 pub use id::Id;
 pub use namespace::{Inbound, NamespaceBus, Outgoing};
 pub use pubsub::PubSub;

@@ -12,7 +12,8 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{
     Id, PubSub, Room,
-    channels::Channels,
+    channels::{Channels, EmitterChannels},
+    emitter::{self, EmitterError, EmitterRequest},
     envelope::{self, Kind},
     membership::{self, Membership},
     pending::PendingRequests,
@@ -20,7 +21,7 @@ use super::{
     seal::{self, ClusterSecret},
 };
 use crate::{
-    config::RedisAdapterConfig,
+    config::{EmitterConfig, RedisAdapterConfig},
     connection::{Handler, Wait},
     error::Error,
     stats::Counters,
@@ -37,6 +38,15 @@ pub trait Inbound: Send + Sync + 'static {
     fn holds(&self, room: &str) -> bool;
     /// Every room a local socket is in.
     fn held_rooms(&self) -> HashSet<Room>;
+    /// An operation of the Socket.IO Redis emitter for this namespace, decoded and accepted
+    /// by [`EmitterConfig::accept`]: carry it out on the local sockets.
+    fn on_emitter(self: Arc<Self>, request: EmitterRequest);
+}
+
+/// The Socket.IO Redis emitter as one namespace reads it.
+struct EmitterInbound {
+    config: EmitterConfig,
+    channels: EmitterChannels,
 }
 
 /// An encoded message and the channel it goes to.
@@ -58,6 +68,8 @@ pub struct NamespaceBus<P: PubSub> {
     node: Id,
     /// Seals what this instance sends, and keeps out what does not verify.
     secret: Option<ClusterSecret>,
+    /// What the Socket.IO Redis emitter sends, when it is read.
+    emitter: Option<EmitterInbound>,
     members: Membership,
     pending: PendingRequests,
     rooms: RoomSubscriptions,
@@ -83,6 +95,10 @@ impl<P: PubSub> NamespaceBus<P> {
             pending: PendingRequests::new(config.response_buffer, counters.clone()),
             rooms: RoomSubscriptions::new(config.unsubscribe_delay, counters.clone()),
             secret: config.cluster_secret.clone(),
+            emitter: config.emitter.as_ref().map(|emitter| EmitterInbound {
+                config: emitter.clone(),
+                channels: EmitterChannels::new(&emitter.key, ns),
+            }),
             config: config.clone(),
             counters,
             pubsub,
@@ -110,6 +126,9 @@ impl<P: PubSub> NamespaceBus<P> {
         ] {
             let handler = self.route(channel.clone(), on_message);
             pubsub.subscribe(channel, handler).await?;
+        }
+        for (channel, handler) in self.emitter_routes() {
+            pubsub.subscribe_plain(channel, handler).await?;
         }
         self.signal(Kind::Hello, broadcast.clone(), Wait::Confirmed)
             .await?;
@@ -144,6 +163,16 @@ impl<P: PubSub> NamespaceBus<P> {
         let room_channels = rooms.iter().map(|room| self.channels.room(room));
         for channel in self.own_channels().into_iter().chain(room_channels) {
             self.pubsub.unsubscribe(channel).await;
+        }
+        let emitter_rooms = rooms.iter().filter_map(|room| self.emitter_channel(room));
+        let emitter_channels = self.emitter.iter().flat_map(|emitter| {
+            [
+                emitter.channels.broadcast.clone(),
+                emitter.channels.requests.clone(),
+            ]
+        });
+        for channel in emitter_channels.chain(emitter_rooms) {
+            self.pubsub.unsubscribe_plain(channel).await;
         }
         result
     }
@@ -401,15 +430,133 @@ impl<P: PubSub> NamespaceBus<P> {
     }
 
     /// A subscriber handler of `channel` that reaches this bus for as long as it exists.
+    /// When the emitter's namespace channel has the same name (its key is the prefix), what
+    /// the emitter sends there is told from envelopes by its first byte.
     fn route(self: &Arc<Self>, channel: String, on_message: fn(&Self, &[u8])) -> Handler {
         let bus = Arc::downgrade(self);
+        let shared_with_emitter = self
+            .emitter
+            .as_ref()
+            .is_some_and(|emitter| emitter.channels.broadcast == channel);
         Arc::new(move |received| {
-            if let Some(bus) = bus.upgrade()
-                && let Some(payload) = bus.unseal(&channel, received)
-            {
+            let Some(bus) = bus.upgrade() else {
+                return;
+            };
+            if shared_with_emitter && emitter::looks_like_broadcast(received) {
+                bus.on_emitter_broadcast(received, None);
+            } else if let Some(payload) = bus.unseal(&channel, received) {
                 on_message(&bus, payload);
             }
         })
+    }
+
+    /// The emitter's channels this namespace subscribes with a plain `SUBSCRIBE`, and their
+    /// handlers: its request channel, and its namespace channel (which, when it has the name
+    /// of the bus's own, gets the same handler: a Redis Cluster keeps `PUBLISH` apart from
+    /// `SPUBLISH` on one name, a standalone Redis has one subscription for both).
+    fn emitter_routes(self: &Arc<Self>) -> Vec<(String, Handler)> {
+        let Some(emitter) = &self.emitter else {
+            return Vec::new();
+        };
+        let broadcast = emitter.channels.broadcast.clone();
+        let broadcast_handler = if broadcast == self.channels.broadcast {
+            self.route(broadcast.clone(), Self::on_request_message)
+        } else {
+            self.emitter_handler_of(|bus, received| bus.on_emitter_broadcast(received, None))
+        };
+        let requests = self.emitter_handler_of(Self::on_emitter_request);
+        vec![
+            (broadcast, broadcast_handler),
+            (emitter.channels.requests.clone(), requests),
+        ]
+    }
+
+    /// A handler of an emitter channel that reaches this bus for as long as it exists.
+    fn emitter_handler_of(self: &Arc<Self>, on_message: fn(&Self, &[u8])) -> Handler {
+        let bus = Arc::downgrade(self);
+        Arc::new(move |received| {
+            if let Some(bus) = bus.upgrade() {
+                on_message(&bus, received);
+            }
+        })
+    }
+
+    /// The emitter's channel of `room`, unless the emitter is not read or the name could be
+    /// one of the bus's own channels (a room with `#` in it, or named like this instance's
+    /// request channel when the emitter's key is the prefix).
+    fn emitter_channel(&self, room: &str) -> Option<String> {
+        let emitter = self.emitter.as_ref()?;
+        if room.is_empty() || room.contains('#') {
+            return None;
+        }
+        let channel = emitter.channels.room(room);
+        (!self.own_channels().contains(&channel)).then_some(channel)
+    }
+
+    /// Handles a message of the emitter's namespace channel, or of its channel of `room`
+    /// (which may only be an emit to that room).
+    fn on_emitter_broadcast(&self, received: &[u8], room: Option<&Room>) {
+        if let Some(room) = room
+            && !self.holds_room(room)
+        {
+            Counters::incr(&self.counters.room_messages_discarded);
+            return;
+        }
+        self.on_emitter_message(received, |payload| {
+            let request = emitter::decode_broadcast(payload, self.channels.ns())?;
+            match room {
+                Some(room) if request.selection().rooms != std::slice::from_ref(room) => {
+                    Err(EmitterError::Malformed(
+                        "a room's channel carried an emit to other rooms".into(),
+                    ))
+                }
+                _ => Ok(request),
+            }
+        });
+    }
+
+    /// Handles a message of the emitter's request channel.
+    fn on_emitter_request(&self, received: &[u8]) {
+        self.on_emitter_message(received, emitter::decode_request);
+    }
+
+    /// Bounds, decodes (with `decode`), checks with the application's rule, and hands to
+    /// the front end one emitter message; anything else is dropped and counted.
+    fn on_emitter_message(
+        &self,
+        received: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<EmitterRequest, EmitterError>,
+    ) {
+        let Some(emitter) = &self.emitter else {
+            return;
+        };
+        let counters = &self.counters;
+        Counters::incr(&counters.emitter_received);
+        if received.len() > emitter.config.max_message_bytes {
+            Counters::incr(&counters.emitter_dropped_oversized);
+            tracing::warn!(bytes = received.len(), "oversized emitter message dropped");
+            return;
+        }
+        let request = match decode(received) {
+            Ok(request) => request,
+            Err(err) => {
+                let counter = match err {
+                    EmitterError::Malformed(_) => &counters.emitter_dropped_malformed,
+                    EmitterError::Unsupported(_) => &counters.emitter_dropped_unsupported,
+                };
+                Counters::incr(counter);
+                tracing::warn!(%err, "emitter message dropped");
+                return;
+            }
+        };
+        if let Err(reason) = (emitter.config.accept)(&request) {
+            Counters::incr(&counters.emitter_dropped_refused);
+            tracing::warn!(%reason, "emitter message refused");
+            return;
+        }
+        if let Some(inbound) = self.inbound() {
+            inbound.on_emitter(request);
+        }
     }
 
     /// Handles a message of the namespace channel or of this instance's request channel.
@@ -446,14 +593,18 @@ impl<P: PubSub> NamespaceBus<P> {
     /// Handles a message of a room's channel: read only while this instance holds the room
     /// (the channel stays subscribed for the unsubscribe delay after the last member left).
     fn on_room_message(&self, room: &Room, payload: &[u8]) {
-        let held = match self.rooms.is_held(room) {
-            Some(held) => held,
-            None => self.me().is_some_and(|me| me.has_members(room)),
-        };
-        if held {
+        if self.holds_room(room) {
             self.on_message(payload, Some(room));
         } else {
             Counters::incr(&self.counters.room_messages_discarded);
+        }
+    }
+
+    /// Whether this instance holds `room`: O(1) unless the room was released lately.
+    fn holds_room(&self, room: &str) -> bool {
+        match self.rooms.is_held(room) {
+            Some(held) => held,
+            None => self.me().is_some_and(|me| me.has_members(room)),
         }
     }
 
@@ -498,6 +649,13 @@ impl<P: PubSub> NamespaceBus<P> {
             tracing::info!(node = %env.origin, ns = %self.channels.ns(), "instance joined");
         }
         Some(env)
+    }
+
+    /// Counts and logs an emitter message the front end could not carry out (an event its
+    /// parser cannot encode, such as a map with non-string keys for JSON).
+    pub fn drop_emitted(&self, err: &dyn fmt::Display) {
+        Counters::incr(&self.counters.emitter_dropped_malformed);
+        tracing::warn!(%err, "emitter message dropped");
     }
 
     /// Counts and logs a message that could not be read.
@@ -565,6 +723,19 @@ impl<P: PubSub> RoomOwner for NamespaceBus<P> {
                 && let Some(payload) = bus.unseal(&channel, received)
             {
                 bus.on_room_message(&room, payload);
+            }
+        })
+    }
+
+    fn emitter_channel(&self, room: &str) -> Option<String> {
+        NamespaceBus::emitter_channel(self, room)
+    }
+
+    fn emitter_handler(self: &Arc<Self>, room: &Room) -> Handler {
+        let (bus, room) = (Arc::downgrade(self), room.clone());
+        Arc::new(move |received| {
+            if let Some(bus) = bus.upgrade() {
+                bus.on_emitter_broadcast(received, Some(&room));
             }
         })
     }

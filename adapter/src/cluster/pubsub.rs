@@ -27,6 +27,21 @@ pub trait PubSub: Send + Sync + 'static {
     /// Stops routing `channel`.
     fn unsubscribe(&self, channel: String) -> impl Future<Output = ()> + Send;
 
+    /// Like [`PubSub::subscribe`], for a channel others publish on with a plain `PUBLISH`
+    /// (a Redis Cluster keeps those apart from sharded channels). The same by default.
+    fn subscribe_plain(
+        &self,
+        channel: String,
+        handler: Handler,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.subscribe(channel, handler)
+    }
+
+    /// Stops routing `channel` subscribed with [`PubSub::subscribe_plain`].
+    fn unsubscribe_plain(&self, channel: String) -> impl Future<Output = ()> + Send {
+        self.unsubscribe(channel)
+    }
+
     /// Whether the subscriptions are in place, and how often they were restored.
     fn link(&self) -> LinkRx;
 }
@@ -51,6 +66,18 @@ impl PubSub for Redis {
 
     fn unsubscribe(&self, channel: String) -> impl Future<Output = ()> + Send {
         Redis::unsubscribe(self, channel)
+    }
+
+    fn subscribe_plain(
+        &self,
+        channel: String,
+        handler: Handler,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        Redis::subscribe_plain(self, channel, handler)
+    }
+
+    fn unsubscribe_plain(&self, channel: String) -> impl Future<Output = ()> + Send {
+        Redis::unsubscribe_plain(self, channel)
     }
 
     fn link(&self) -> LinkRx {

@@ -47,6 +47,12 @@ pub(crate) trait RoomOwner: Send + Sync + Sized + 'static {
     fn channel(&self, room: &str) -> String;
     /// The handler of messages on the channel of `room`.
     fn handler(self: &Arc<Self>, room: &Room) -> Handler;
+    /// The channel, subscribed with a plain `SUBSCRIBE`, where the Socket.IO Redis emitter
+    /// publishes to `room` alone; `None` when the emitter is not read (or `room` cannot
+    /// have such a channel).
+    fn emitter_channel(&self, room: &str) -> Option<String>;
+    /// The handler of messages on the emitter's channel of `room`.
+    fn emitter_handler(self: &Arc<Self>, room: &Room) -> Handler;
     /// Whether this instance has a socket in `room` (exact, off the hot path).
     fn has_members(&self, room: &str) -> bool;
     /// Every room this instance's sockets are in.
@@ -76,10 +82,15 @@ impl RoomSubscriptions {
             }
             state.subscribed = true;
             Counters::incr(&self.counters.room_subscriptions);
-            owner
-                .pubsub()
+            let pubsub = owner.pubsub();
+            pubsub
                 .subscribe(owner.channel(room), owner.handler(room))
                 .await?;
+            if let Some(channel) = owner.emitter_channel(room) {
+                pubsub
+                    .subscribe_plain(channel, owner.emitter_handler(room))
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -159,6 +170,9 @@ impl RoomSubscriptions {
             state.subscribed = false;
             Counters::decr(&self.counters.room_subscriptions);
             owner.pubsub().unsubscribe(owner.channel(&room)).await;
+            if let Some(channel) = owner.emitter_channel(&room) {
+                owner.pubsub().unsubscribe_plain(channel).await;
+            }
         }
         drop(cell);
         let mut rooms = lock(&self.rooms);

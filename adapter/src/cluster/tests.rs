@@ -12,9 +12,9 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::{ClusterSecret, Id, Inbound, NamespaceBus, PubSub, Room};
+use super::{ClusterSecret, EmitterRequest, Id, Inbound, NamespaceBus, PubSub, Room};
 use crate::{
-    config::RedisAdapterConfig,
+    config::{EmitterConfig, RedisAdapterConfig},
     connection::{Handler, Link, LinkRx, Wait},
     error::Error,
     stats::Counters,
@@ -128,6 +128,8 @@ struct Front {
     sockets: Mutex<HashMap<String, HashSet<Room>>>,
     /// (socket, broadcast id) for every delivery.
     received: Mutex<Vec<(String, u32)>>,
+    /// Every emitter operation handed over.
+    emitted: Mutex<Vec<EmitterRequest>>,
 }
 
 impl Inbound for Front {
@@ -191,6 +193,10 @@ impl Inbound for Front {
             .cloned()
             .collect()
     }
+
+    fn on_emitter(self: Arc<Self>, request: EmitterRequest) {
+        self.emitted.lock().unwrap().push(request);
+    }
 }
 
 fn config() -> RedisAdapterConfig {
@@ -215,15 +221,24 @@ async fn cluster_with(
     instances: std::ops::Range<usize>,
     secret: Option<ClusterSecret>,
 ) -> Vec<Arc<Front>> {
+    let config = RedisAdapterConfig {
+        cluster_secret: secret,
+        ..config()
+    };
+    cluster_of(hub, instances, &config).await
+}
+
+/// The instances numbered `instances` on `hub`, all with `config`.
+async fn cluster_of(
+    hub: &Hub,
+    instances: std::ops::Range<usize>,
+    config: &RedisAdapterConfig,
+) -> Vec<Arc<Front>> {
     let mut fronts = Vec::new();
     for me in instances {
-        let config = RedisAdapterConfig {
-            cluster_secret: secret.clone(),
-            ..config()
-        };
         let bus = NamespaceBus::new(
             hub.connect(me),
-            &config,
+            config,
             Arc::new(Counters::default()),
             "/",
             Id::random(),
@@ -232,6 +247,7 @@ async fn cluster_with(
             bus: bus.clone(),
             sockets: Mutex::default(),
             received: Mutex::default(),
+            emitted: Mutex::default(),
         });
         bus.start(Arc::downgrade(&front) as Weak<dyn Inbound>)
             .await
@@ -480,4 +496,140 @@ async fn with_a_secret_only_the_instances_holding_it_are_heard() {
         .await
         .unwrap();
     assert_eq!(received(&fronts[1]), [("s1".to_owned(), 1)]);
+}
+
+/// `[uid, packet, opts]` of an emit of `event` to `rooms`, as `@socket.io/redis-emitter`
+/// writes it.
+fn emitted(event: &str, rooms: &[&str]) -> Vec<u8> {
+    let map = |entries: Vec<(&str, rmpv::Value)>| {
+        rmpv::Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    };
+    let rooms = rmpv::Value::Array(rooms.iter().map(|room| (*room).into()).collect());
+    let packet = map(vec![
+        ("type", 2.into()),
+        ("data", rmpv::Value::Array(vec![event.into(), 1.into()])),
+        ("nsp", "/".into()),
+    ]);
+    let opts = map(vec![
+        ("rooms", rooms),
+        ("except", rmpv::Value::Array(vec![])),
+        ("flags", map(vec![])),
+    ]);
+    let mut buf = Vec::new();
+    rmpv::encode::write_value(
+        &mut buf,
+        &rmpv::Value::Array(vec!["emitter".into(), packet, opts]),
+    )
+    .unwrap();
+    buf
+}
+
+fn emitted_events(front: &Front) -> Vec<String> {
+    front
+        .emitted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|request| match request {
+            EmitterRequest::Broadcast { event, .. } => event.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Two instances reading the emitter of key `key`, refusing emits to rooms named `secret*`.
+async fn emitter_cluster(hub: &Hub, key: &str) -> Vec<Arc<Front>> {
+    let emitter = EmitterConfig {
+        max_message_bytes: 400,
+        ..EmitterConfig::new(key).with_accept(|request| {
+            match request
+                .selection()
+                .rooms
+                .iter()
+                .any(|room| room.starts_with("secret"))
+            {
+                true => Err("secret room".to_owned()),
+                false => Ok(()),
+            }
+        })
+    };
+    let config = RedisAdapterConfig {
+        emitter: Some(emitter),
+        ..config()
+    };
+    cluster_of(hub, 0..2, &config).await
+}
+
+#[tokio::test]
+async fn emitter_room_emits_reach_the_instances_holding_the_room_only() {
+    for key in ["socket.io", "backend"] {
+        let hub = Hub::default();
+        let fronts = emitter_cluster(&hub, key).await;
+        join(&fronts[1], "s1", &["a"]).await;
+        hub.deliver(&format!("{key}#/#a#"), &emitted("to-a", &["a"]));
+        hub.deliver(&format!("{key}#/#b#"), &emitted("to-b", &["b"]));
+        assert!(emitted_events(&fronts[0]).is_empty(), "key {key}");
+        assert_eq!(emitted_events(&fronts[1]), ["to-a"], "key {key}");
+        // The namespace channel reaches both, next to the bus's own messages when the key is
+        // the prefix.
+        hub.deliver(&format!("{key}#/#"), &emitted("everyone", &[]));
+        assert_eq!(emitted_events(&fronts[0]), ["everyone"], "key {key}");
+        assert_eq!(fronts[0].bus.server_count(), 2, "the bus's own still read");
+        fronts[1].sockets.lock().unwrap().clear();
+        fronts[1].bus.release([Room::Borrowed("a")]);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        hub.deliver(&format!("{key}#/#a#"), &emitted("after-leave", &["a"]));
+        assert_eq!(
+            emitted_events(&fronts[1]),
+            ["to-a", "everyone"],
+            "key {key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn emitter_messages_out_of_shape_over_size_or_refused_are_dropped_and_counted() {
+    let hub = Hub::default();
+    let fronts = emitter_cluster(&hub, "socket.io").await;
+    join(&fronts[0], "s1", &["a", "secret-1"]).await;
+    // On a's channel an emit to other rooms; a refused room; an oversized one; garbage.
+    hub.deliver("socket.io#/#a#", &emitted("x", &["a", "b"]));
+    hub.deliver("socket.io#/#secret-1#", &emitted("x", &["secret-1"]));
+    hub.deliver("socket.io#/#a#", &emitted(&"x".repeat(500), &["a"]));
+    hub.deliver("socket.io#/#a#", b"\x93garbage");
+    hub.deliver(
+        "socket.io-request#/#",
+        br#"{"uid":"emitter","type":6,"data":[]}"#,
+    );
+    hub.deliver(
+        "socket.io-request#/#",
+        br#"{"type":2,"opts":{"rooms":["a"]},"rooms":["c"]}"#,
+    );
+    let stats = fronts[0].bus.counters.snapshot();
+    assert_eq!(emitted_events(&fronts[0]).len(), 1, "only the join");
+    assert_eq!(stats.emitter_received, 6);
+    assert_eq!(stats.emitter_dropped_malformed, 2);
+    assert_eq!(stats.emitter_dropped_refused, 1);
+    assert_eq!(stats.emitter_dropped_oversized, 1);
+    assert_eq!(stats.emitter_dropped_unsupported, 1);
+    assert_eq!(
+        stats.dropped_malformed, 0,
+        "the bus's own counters untouched"
+    );
+}
+
+#[tokio::test]
+async fn without_an_emitter_config_its_channels_are_not_read() {
+    let hub = Hub::default();
+    let fronts = cluster(&hub, 1).await;
+    join(&fronts[0], "s1", &["a"]).await;
+    hub.deliver("socket.io#/#a#", &emitted("x", &["a"]));
+    hub.deliver("socket.io#/#", &emitted("x", &[]));
+    let stats = fronts[0].bus.counters.snapshot();
+    assert!(emitted_events(&fronts[0]).is_empty());
+    assert_eq!(stats.emitter_received, 0);
+    assert_eq!(
+        stats.dropped_unknown_version, 1,
+        "on the bus's channel, read as an envelope of version 0x93"
+    );
 }

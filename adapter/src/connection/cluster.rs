@@ -26,7 +26,7 @@ use super::{
     backoff::until_connected,
     deadline::within,
     link::{self, Link, LinkRx, LinkTx},
-    routes::{Handler, Routes},
+    routes::{Handler, Routes, Sharding},
 };
 use crate::{error::Error, stats::Counters};
 
@@ -122,21 +122,32 @@ impl ClusterSubscriber {
         self.rebuild.clone()
     }
 
-    /// Adds a route and subscribes on the shard of `channel`; returns once that shard
-    /// confirmed. On failure the route is kept, and subscribed again with the others when
-    /// the connection is rebuilt.
-    pub async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
-        self.routes.insert(channel.clone(), handler);
+    /// Adds a route and subscribes, on the shard of `channel` when `sharding` says so;
+    /// returns once Redis confirmed. On failure the route is kept, and subscribed again with
+    /// the others when the connection is rebuilt.
+    pub async fn subscribe(
+        &self,
+        channel: String,
+        handler: Handler,
+        sharding: Sharding,
+    ) -> Result<(), Error> {
+        self.routes.insert(channel.clone(), handler, sharding);
         let mut conn = self.handle.get();
-        within(self.timeout, conn.ssubscribe(&channel)).await
+        within(self.timeout, subscribe(&mut conn, &channel, sharding)).await
     }
 
-    /// Removes a route and unsubscribes.
-    pub async fn unsubscribe(&self, channel: String) {
-        self.routes.remove(&channel);
+    /// Removes the route of `channel` subscribed as `sharding` says, and unsubscribes it.
+    pub async fn unsubscribe(&self, channel: String, sharding: Sharding) {
+        if !self.routes.remove(&channel, sharding) {
+            return;
+        }
         let mut conn = self.handle.get();
-        if let Err(err) = within(self.timeout, conn.sunsubscribe(&channel)).await {
-            tracing::debug!(%channel, %err, "sunsubscribe failed; the connection is going away");
+        let unsubscribed = match sharding {
+            Sharding::Sharded => within(self.timeout, conn.sunsubscribe(&channel)).await,
+            Sharding::Plain => within(self.timeout, conn.unsubscribe(&channel)).await,
+        };
+        if let Err(err) = unsubscribed {
+            tracing::debug!(%channel, %err, "unsubscribe failed; the connection is going away");
         }
     }
 }
@@ -273,8 +284,9 @@ impl Reader {
                 },
                 () = self.rebuild.notified() => return,
             };
-            if let Some((channel, payload)) = message(&push) {
-                self.routes.dispatch(&self.counters, channel, payload);
+            if let Some((sharding, channel, payload)) = message(&push) {
+                self.routes
+                    .dispatch(&self.counters, sharding, channel, payload);
             }
         }
     }
@@ -286,22 +298,42 @@ impl Reader {
 
     async fn restore(&self) -> Result<mpsc::UnboundedReceiver<PushInfo>, Error> {
         let (mut conn, pushes) = self.connector.connect().await?;
-        for channel in self.routes.channels() {
-            within(self.connector.connect_timeout, conn.ssubscribe(&channel)).await?;
+        for (channel, sharding) in self.routes.channels() {
+            within(
+                self.connector.connect_timeout,
+                subscribe(&mut conn, &channel, sharding),
+            )
+            .await?;
         }
         self.handle.replace(conn);
         Ok(pushes)
     }
 }
 
-/// The channel and payload of a pushed message; `None` for anything else (subscription
-/// confirmations, disconnection notices).
-fn message(push: &PushInfo) -> Option<(&[u8], &[u8])> {
-    match (&push.kind, push.data.as_slice()) {
-        (
-            PushKind::SMessage | PushKind::Message,
-            [Value::BulkString(channel), Value::BulkString(payload)],
-        ) => Some((channel, payload)),
+/// Subscribes `channel` on `conn` as `sharding` says.
+async fn subscribe(
+    conn: &mut ClusterConnection,
+    channel: &str,
+    sharding: Sharding,
+) -> redis::RedisResult<()> {
+    match sharding {
+        Sharding::Sharded => conn.ssubscribe(channel).await,
+        Sharding::Plain => conn.subscribe(channel).await,
+    }
+}
+
+/// The kind of subscription, channel and payload of a pushed message; `None` for anything
+/// else (subscription confirmations, disconnection notices).
+fn message(push: &PushInfo) -> Option<(Sharding, &[u8], &[u8])> {
+    let sharding = match push.kind {
+        PushKind::SMessage => Sharding::Sharded,
+        PushKind::Message => Sharding::Plain,
+        _ => return None,
+    };
+    match push.data.as_slice() {
+        [Value::BulkString(channel), Value::BulkString(payload)] => {
+            Some((sharding, channel, payload))
+        }
         _ => None,
     }
 }

@@ -42,8 +42,8 @@ pub use queue::{PUBLISH_DURATION, Wait};
 pub use routes::Handler;
 pub use url::seed_nodes as cluster_nodes;
 use {
-    cluster::ClusterSubscriber, probe::Probe, queue::PublishQueue, subscriber::Subscriber,
-    transport::Transport, url::RedisUrl,
+    cluster::ClusterSubscriber, probe::Probe, queue::PublishQueue, routes::Sharding,
+    subscriber::Subscriber, transport::Transport, url::RedisUrl,
 };
 
 /// Every Redis connection of a process; cheap to clone (clones share the connections).
@@ -110,6 +110,7 @@ impl Redis {
             .subscribe(
                 probe.channel.clone(),
                 Probe::handler(probe.received.clone()),
+                Sharding::Sharded,
             )
             .await?;
         Ok(Self {
@@ -186,14 +187,37 @@ impl Redis {
     /// [`Redis::unsubscribe`]; if Redis is unreachable now this fails, and the subscription
     /// is made as soon as it is back.
     pub async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
-        self.inner.subscriptions.subscribe(channel, handler).await
+        self.inner
+            .subscriptions
+            .subscribe(channel, handler, Sharding::Sharded)
+            .await
     }
 
-    /// Stops routing `channel`.
+    /// Like [`Redis::subscribe`], but with a plain `SUBSCRIBE` on a Redis Cluster too (on a
+    /// standalone Redis the two are the same): for channels that others publish with
+    /// `PUBLISH`, which a cluster forwards to every node, such as the Socket.IO Redis
+    /// emitter's.
+    pub async fn subscribe_plain(&self, channel: String, handler: Handler) -> Result<(), Error> {
+        self.inner
+            .subscriptions
+            .subscribe(channel, handler, Sharding::Plain)
+            .await
+    }
+
+    /// Stops routing `channel` subscribed with [`Redis::subscribe`].
     pub async fn unsubscribe(&self, channel: String) {
+        self.unsubscribe_as(channel, Sharding::Sharded).await;
+    }
+
+    /// Stops routing `channel` subscribed with [`Redis::subscribe_plain`].
+    pub async fn unsubscribe_plain(&self, channel: String) {
+        self.unsubscribe_as(channel, Sharding::Plain).await;
+    }
+
+    async fn unsubscribe_as(&self, channel: String, sharding: Sharding) {
         match &self.inner.subscriptions {
             Subscriptions::Standalone(subscriber) => subscriber.unsubscribe(channel).await,
-            Subscriptions::Cluster(subscriber) => subscriber.unsubscribe(channel).await,
+            Subscriptions::Cluster(subscriber) => subscriber.unsubscribe(channel, sharding).await,
         }
     }
 
@@ -229,10 +253,15 @@ impl Subscriptions {
         }
     }
 
-    async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
+    async fn subscribe(
+        &self,
+        channel: String,
+        handler: Handler,
+        sharding: Sharding,
+    ) -> Result<(), Error> {
         match self {
-            Self::Standalone(subscriber) => subscriber.subscribe(channel, handler).await,
-            Self::Cluster(subscriber) => subscriber.subscribe(channel, handler).await,
+            Self::Standalone(subscriber) => subscriber.subscribe(channel, handler, sharding).await,
+            Self::Cluster(subscriber) => subscriber.subscribe(channel, handler, sharding).await,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{
     backoff::until_connected,
     deadline::within,
     link::{self, Link, LinkRx, LinkTx},
-    routes::{Handler, Routes},
+    routes::{Handler, Routes, Sharding},
 };
 use crate::{error::Error, stats::Counters};
 
@@ -75,10 +75,17 @@ impl Subscriber {
         self.rebuild.clone()
     }
 
-    /// Adds a route and subscribes. When Redis is down the route is kept and restored on
-    /// reconnect, and this returns [`Error::NotConnected`].
-    pub async fn subscribe(&self, channel: String, handler: Handler) -> Result<(), Error> {
-        self.routes.insert(channel.clone(), handler);
+    /// Adds a route and subscribes. A standalone Redis has one kind of subscription (its
+    /// `PUBLISH` reaches them all), so `_sharding` changes nothing here. When Redis is down
+    /// the route is kept and restored on reconnect, and this returns [`Error::NotConnected`].
+    pub async fn subscribe(
+        &self,
+        channel: String,
+        handler: Handler,
+        _sharding: Sharding,
+    ) -> Result<(), Error> {
+        self.routes
+            .insert(channel.clone(), handler, Sharding::Plain);
         let mut slot = self.sink.lock().await;
         let sink = slot.as_mut().ok_or(Error::NotConnected)?;
         sink.subscribe(&channel).await.map_err(Error::Redis)
@@ -86,7 +93,7 @@ impl Subscriber {
 
     /// Removes a route and unsubscribes if connected.
     pub async fn unsubscribe(&self, channel: String) {
-        self.routes.remove(&channel);
+        self.routes.remove(&channel, Sharding::Plain);
         if let Some(sink) = self.sink.lock().await.as_mut() {
             if let Err(err) = sink.unsubscribe(&channel).await {
                 tracing::debug!(%channel, %err, "unsubscribe failed; the connection is going away");
@@ -146,6 +153,7 @@ impl Connection {
             };
             self.routes.dispatch(
                 &self.counters,
+                Sharding::Plain,
                 msg.get_channel_name().as_bytes(),
                 msg.get_payload_bytes(),
             );
@@ -160,7 +168,12 @@ impl Connection {
     async fn restore(&self) -> Result<PubSubStream, Error> {
         let (mut sink, stream) = connect(&self.client, self.connect_timeout).await?;
         let mut slot = self.slot.lock().await;
-        let channels = self.routes.channels();
+        let channels: Vec<String> = self
+            .routes
+            .channels()
+            .into_iter()
+            .map(|(channel, _)| channel)
+            .collect();
         if !channels.is_empty() {
             sink.subscribe(&channels).await?;
         }

@@ -26,12 +26,13 @@ use socketioxide_core::{
 };
 
 use super::{
+    emitted,
     gate::{Gates, Keep, Kept},
     ids,
     state::{NamespaceRooms, RedisAdapterState},
 };
 use crate::{
-    cluster::{Id, Inbound, NamespaceBus, Outgoing},
+    cluster::{EmitterRequest, Id, Inbound, NamespaceBus, Outgoing},
     connection::{Redis, Wait},
     error::Error,
     scope,
@@ -274,6 +275,54 @@ impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
 
     fn held_rooms(&self) -> HashSet<Room> {
         self.local.rooms(every_socket())
+    }
+
+    /// Carries out an emitter operation on the local sockets, as a remote instance's would
+    /// be: an emit reaches held sockets too, a join subscribes the rooms it filled, a leave
+    /// releases those it may have emptied.
+    fn on_emitter(self: Arc<Self>, request: EmitterRequest) {
+        match request {
+            EmitterRequest::Broadcast {
+                selection,
+                event,
+                args,
+                volatile,
+            } => {
+                let packet =
+                    emitted::event_packet(self.local.parser(), self.local.path(), &event, &args);
+                match packet {
+                    Ok(packet) => {
+                        self.recv_broadcast(emitted::options(&selection, volatile), packet)
+                    }
+                    Err(err) => self.bus.drop_emitted(&err),
+                }
+            }
+            EmitterRequest::Join { selection, rooms } => {
+                self.local
+                    .add_sockets(emitted::options(&selection, false), rooms.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = self.bus.subscribe_held(&rooms).await {
+                        tracing::warn!(%err, "rooms of an emitter join not subscribed yet");
+                    }
+                });
+            }
+            EmitterRequest::Leave { selection, rooms } => {
+                self.local
+                    .del_sockets(emitted::options(&selection, false), rooms.clone());
+                self.bus.release(rooms);
+            }
+            EmitterRequest::Disconnect { selection, .. } => {
+                if let Err(errors) = self
+                    .local
+                    .disconnect_socket(emitted::options(&selection, false))
+                {
+                    tracing::debug!(
+                        ?errors,
+                        "emitter disconnect: some sockets were already gone"
+                    );
+                }
+            }
+        }
     }
 }
 

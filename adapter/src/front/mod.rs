@@ -2,6 +2,7 @@
 //! applications install, and the state they share.
 
 mod adapter;
+mod emitted;
 mod gate;
 mod ids;
 mod state;
