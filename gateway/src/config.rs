@@ -208,6 +208,13 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
 
+    /// Read what the official Socket.IO Redis emitter (`@socket.io/redis-emitter`) publishes
+    /// under this key (its `key` option, `socket.io` by default), with the tenant rules of
+    /// the README's "Redis emitter" section. Its messages carry no MAC even with
+    /// `--cluster-secret-file`: whoever may publish on Redis may emit. Default: not read.
+    #[arg(long, env = "GATEWAY_EMITTER_KEY", value_parser = emitter_key)]
+    pub emitter_key: Option<String>,
+
     /// The user directory (JSON; see `gateway add-user`). Only used with Redis, where it (or
     /// `--demo-users`) is required.
     #[arg(long, env = "GATEWAY_USERS_FILE")]
@@ -540,6 +547,7 @@ impl Default for Config {
             shutdown_timeout: duration(DEFAULT_SHUTDOWN_TIMEOUT),
             worker_threads: None,
             cluster_secret_file: None,
+            emitter_key: None,
             users_file: None,
             demo_users: false,
             session_ttl: duration(DEFAULT_SESSION_TTL),
@@ -579,6 +587,18 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("{text:?} is not a whole number of at least 1")),
+    }
+}
+
+/// An emitter key: 1 to 64 printable ASCII characters without `#`, which separates the parts
+/// of its channel names.
+fn emitter_key(text: &str) -> Result<String, String> {
+    let printable = text.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+    match !text.is_empty() && text.len() <= 64 && printable {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "{text:?} is not 1 to 64 printable ASCII characters without '#'"
+        )),
     }
 }
 

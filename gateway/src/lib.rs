@@ -21,6 +21,7 @@ mod cache;
 mod chat;
 pub mod config;
 mod counters;
+mod emitter;
 mod error;
 mod history;
 mod http;
@@ -308,12 +309,19 @@ fn adapter_config(config: &Config) -> Result<RedisAdapterConfig, Error> {
                 .ok_or_else(|| secrets::refused(FLAG, path, "shorter than 16 bytes"))?,
         ),
     };
+    if cluster_secret.is_some() && config.emitter_key.is_some() {
+        tracing::warn!(
+            "--emitter-key with --cluster-secret-file: the emitter's messages carry no MAC, \
+             so whoever may publish on Redis may emit within the tenant rules"
+        );
+    }
     Ok(RedisAdapterConfig {
         prefix: config.redis.key_prefix.clone(),
         heartbeat_interval: config.heartbeat_interval,
         heartbeat_timeout: config.heartbeat_timeout,
         request_timeout: config.request_timeout,
         cluster_secret,
+        emitter: config.emitter_key.as_deref().map(emitter::config),
         ..RedisAdapterConfig::default()
     })
 }

@@ -104,7 +104,6 @@ pub(crate) fn is_chat_room(internal: &str) -> bool {
 /// a session id that is not 1 to 128 of `A-Z a-z 0-9 _ -`, a tenant room not named `all`).
 /// This is the injectivity argument above as code, and the check of every room name a
 /// backend sends.
-#[allow(dead_code)] // Used by the emitter filter, next.
 pub(crate) fn parse(internal: &str) -> Option<(&str, Kind, &str)> {
     let rest = internal.strip_prefix("t:")?;
     let (tenant, rest) = rest.split_once(':')?;
@@ -120,11 +119,9 @@ pub(crate) fn parse(internal: &str) -> Option<(&str, Kind, &str)> {
 }
 
 /// Longest session id in a room name, in bytes.
-#[allow(dead_code)]
 const SESSION_MAX: usize = 128;
 
 /// A session id as the gateway writes it in a room name.
-#[allow(dead_code)]
 fn valid_session(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= SESSION_MAX

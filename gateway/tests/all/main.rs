@@ -16,6 +16,7 @@ mod cross_instance;
 mod demo_users;
 mod drain;
 mod early_emit;
+mod emitter;
 mod history;
 mod http;
 mod instance_loss;
