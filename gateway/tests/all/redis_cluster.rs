@@ -1,6 +1,7 @@
 //! Gateways on a real Redis Cluster (3 masters, 1 replica each): logins, sessions, chat and
-//! direct messages across instances, then the master of a chat room's shard killed while
-//! the room chats.
+//! direct messages across instances, the official Redis emitter's room and namespace emits
+//! (a plain `PUBLISH`, which a cluster forwards to every node), then the master of a chat
+//! room's shard killed while the room chats.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -12,10 +13,14 @@ use test_support::RedisCluster;
 #[tokio::test]
 async fn chat_and_direct_messages_cross_instances_on_a_cluster() {
     let cluster = RedisCluster::start(3, 1).await;
-    let [a, b] =
-        <[_; 2]>::try_from(crate::support::cluster(2, &cluster.cluster_url(), |_| {}).await)
-            .ok()
-            .unwrap();
+    let [a, b] = <[_; 2]>::try_from(
+        crate::support::cluster(2, &cluster.cluster_url(), |config| {
+            config.emitter_key = Some("socket.io".to_owned());
+        })
+        .await,
+    )
+    .ok()
+    .unwrap();
     let mut alice = connect_user(a.url(), "alice").await;
     let mut bob = connect_user(b.url(), "bob").await;
     for room in ["lobby", "news", "random"] {
@@ -64,6 +69,40 @@ async fn chat_and_direct_messages_cross_instances_on_a_cluster() {
     assert_eq!(
         conversation["messages"][0]["text"], "psst",
         "{conversation}"
+    );
+
+    // The emitter publishes on one node; the instances hear it through plain subscriptions.
+    let mut dave = connect_user(a.url(), "dave").await;
+    join(&dave, "lobby").await;
+    let node = &cluster.seed_nodes()[0];
+    emit_once(node, Some("t:acme:r:lobby"), "news", json!({"n": 1})).await;
+    emit_once(node, None, "news", json!({"n": 2})).await;
+    for client in [&mut dave, &mut carol] {
+        assert_eq!(next_named(client, "news").await.data, json!({"n": 1}));
+        assert_eq!(next_named(client, "news").await.data, json!({"n": 2}));
+    }
+}
+
+/// One emit of `event` with `data` to `room` (the namespace when `None`) through the official
+/// emitter (`tests/node/emit.mjs`) connected to the Redis node `node`.
+async fn emit_once(node: &str, room: Option<&str>, event: &str, data: serde_json::Value) {
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg("emit.mjs")
+        .args(["--redis-url", node, "--event", event])
+        .arg(format!("--data={data}"))
+        .current_dir(crate::support::node_client_dir());
+    if let Some(room) = room {
+        command.args(["--room", room]);
+    }
+    let output = command.output().await.unwrap_or_else(|err| {
+        panic!("cannot run node ({err}): install the Debian package `nodejs`")
+    });
+    assert!(
+        output.status.success(),
+        "emit.mjs failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
