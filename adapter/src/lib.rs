@@ -47,6 +47,12 @@
 //! - **Metrics**: counters in [`Stats`] ([`RedisAdapterState::stats`]), and the latency of
 //!   each pipeline as the histogram [`PUBLISH_DURATION`] through the [`metrics`] facade, for
 //!   whichever recorder the application installs.
+//! - **The official Socket.IO Redis emitter** (`@socket.io/redis-emitter`) works unchanged
+//!   when [`RedisAdapterConfig::emitter`] is set ([`EmitterConfig`]): its emits to rooms or to
+//!   the namespace, `socketsJoin`, `socketsLeave` and `disconnectSockets` reach the sockets on
+//!   every instance, single-room emits through per-room channels as well. Each operation is
+//!   decoded ([`EmitterRequest`]), bounded and checked by the application's
+//!   [`EmitterConfig::accept`] rule first; anything else is dropped and counted.
 //! - **A channel prefix** ([`RedisAdapterConfig::prefix`]) so several deployments can
 //!   share one Redis.
 //!
