@@ -5,6 +5,9 @@
 #   ours-live           the same with --no-history (live only), to measure what the store costs
 #   socketioxide-redis  socketioxide 0.18 + the stock socketioxide-redis 0.4 adapter
 #   node                socket.io 4.8 + @socket.io/redis-adapter 8.3 on ioredis
+#   proto               issue 14's delivery-engine prototype (bench/engine-proto): the peers'
+#                       chat protocol without socketioxide, over the adapter's cluster bus;
+#                       websocket only, no accounts, no history (not in the default set)
 # The system under test (its instances + Redis) is pinned to CPU 0 and the load tester to CPU 1.
 #
 # Steps (env STEPS, default all, in this order):
@@ -75,7 +78,7 @@ need python3 python3
 need curl curl
 
 echo "== building (release)"
-cargo build --release --quiet -p gateway -p loadtest
+cargo build --release --quiet -p gateway -p loadtest -p engine-proto
 cargo build --release --quiet --manifest-path bench/peers/socketioxide-redis/Cargo.toml
 (cd bench/peers/node && npm ci --no-audit --no-fund --loglevel=error)
 LOADTEST=$ROOT/target/release/loadtest
@@ -131,6 +134,10 @@ start_instance() {
                 "$ROOT/bench/peers/socketioxide-redis/target/release/peer-socketioxide-redis" \
                 --listen "127.0.0.1:$port" --redis-url "$redis" --worker-threads 1 \
                 "${flags[@]}" >"$WORK/$system-$port.log" 2>&1 &
+            ;;
+        proto)
+            taskset -c $SUT_CPU "$ROOT/target/release/engine-proto" --listen "127.0.0.1:$port" \
+                --redis-url "$redis" --worker-threads 1 >"$WORK/$system-$port.log" 2>&1 &
             ;;
         node)
             taskset -c $SUT_CPU node "$ROOT/bench/peers/node/server.mjs" --port "$port" \
@@ -345,7 +352,9 @@ PY
         stop_cluster
     fi
 
-    if has_step burst; then
+    if has_step burst && [ "$system" = proto ]; then
+        echo "   burst: skipped (the prototype has no bench endpoint)"
+    elif has_step burst; then
         echo "   burst: $BURST_COUNT broadcasts from the first of $BURST_INSTANCES instances to $BURST_MEMBERS members on the others"
         start_cluster "$system" $BURST_INSTANCES bench
         tenant=()
