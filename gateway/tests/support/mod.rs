@@ -7,6 +7,7 @@
 //! connecting.
 #![allow(dead_code)]
 
+mod peer;
 mod raw;
 
 use std::time::Duration;
@@ -19,6 +20,8 @@ use socketio_client::{ClientError, ConnectOptions, Event, SocketClient};
 pub use gateway::testing::{
     TestGateway, UNLIMITED, clustered, clustered_args, password, standalone,
 };
+#[allow(unused_imports)]
+pub use peer::ScriptPeer;
 #[allow(unused_imports)]
 pub use raw::RawSocket;
 #[allow(unused_imports)]
@@ -397,8 +400,13 @@ pub fn browser_ready() -> (std::path::PathBuf, [String; 2]) {
     (browser_dir, ["--web-modules-dir".to_owned(), modules])
 }
 
-/// Runs `npm ci` in `dir` when `probe` (inside its node_modules) is missing.
+/// Runs `npm ci` in `dir` when `probe` (inside its node_modules) is missing; one at a time,
+/// so that tests starting together do not install into the same directory at once.
 pub fn npm_ci(dir: &std::path::Path, probe: &str) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !dir.join("node_modules").join(probe).exists() {
         let status = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
