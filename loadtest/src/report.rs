@@ -146,7 +146,8 @@ pub struct PublishFigures {
     pub attempted: u64,
     /// Publishes the server accepted: a 2xx answer (http), a PUBLISH Redis answered (emitter).
     pub accepted: u64,
-    /// From the first publish to the last answer, seconds.
+    /// Publishing time, seconds: the schedule's length (planned / rate), or from the first
+    /// publish to the last answer when that is longer.
     pub publishing_s: f64,
     /// `accepted / publishing_s`: the publishes per second sustained.
     pub publishes_per_sec: f64,
