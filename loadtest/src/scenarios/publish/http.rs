@@ -267,26 +267,13 @@ mod tests {
     }
 
     fn config(url: &str, max_in_flight: u32) -> PublishConfig {
-        PublishConfig {
-            common: Common::new([url]),
-            users: 4,
-            room_size: 2,
-            rate: 200.0,
-            duration: Duration::from_millis(100),
-            count: None,
-            event: "tick".to_owned(),
-            pad_bytes: 3,
-            settle: Duration::ZERO,
-            via: Via::Http,
-            api_url: None,
-            api_key: Some("secret".to_owned()),
-            max_in_flight,
-            redis_url: None,
-            room_template: "{room}".to_owned(),
-            emitter_key: "socket.io".to_owned(),
-            emitter_script: std::path::PathBuf::new(),
-            node: std::path::PathBuf::new(),
-        }
+        let common = Common::new([url]);
+        let duration = Duration::from_millis(100);
+        let mut config = PublishConfig::new(common, 4, 2, 200.0, duration, Via::Http);
+        config.pad_bytes = 3;
+        config.api_key = Some("secret".to_owned());
+        config.max_in_flight = max_in_flight;
+        config
     }
 
     #[tokio::test]

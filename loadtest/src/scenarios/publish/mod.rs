@@ -135,6 +135,39 @@ pub struct PublishConfig {
 }
 
 impl PublishConfig {
+    /// A run of `users` in rooms of `room_size`, published to at `rate` for `duration` by
+    /// `via`, with every other flag at its default (`--via http` still needs `api_key`,
+    /// `--via emitter` `redis_url`).
+    pub fn new(
+        common: Common,
+        users: u32,
+        room_size: u32,
+        rate: f64,
+        duration: Duration,
+        via: Via,
+    ) -> Self {
+        Self {
+            common,
+            users,
+            room_size,
+            rate,
+            duration,
+            count: None,
+            event: "tick".to_owned(),
+            pad_bytes: 0,
+            settle: Duration::from_secs(2),
+            via,
+            api_url: None,
+            api_key: None,
+            max_in_flight: 64,
+            redis_url: None,
+            room_template: "{room}".to_owned(),
+            emitter_key: "socket.io".to_owned(),
+            emitter_script: PathBuf::from(emitter::DEFAULT_SCRIPT),
+            node: PathBuf::from("node"),
+        }
+    }
+
     /// Planned publishes: [`Pacing::planned`] of the rate, duration and count.
     fn pacing(&self) -> Pacing {
         Pacing {
