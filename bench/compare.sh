@@ -20,12 +20,22 @@
 #   burst   3 instances started with their bench endpoint: the first emits 100000 room
 #           broadcasts back to back (POST /bench/burst), the 10 members sit on the other
 #           two; the server's emitting time, the time until every member had everything
+#   publish 3 instances: 1000 users in rooms of 10 round-robin over them; a publisher outside
+#           the sockets publishes a `tick` to the rooms at each of PUBLISH_RATES per second
+#           (loadtest publish): for ours through its HTTP publish API (POST /api/v1/publish,
+#           with a key from `gateway api-key create`), and, when the gateway binary has the
+#           emitter flag ($EMITTER_FLAG), also through the official @socket.io/redis-emitter
+#           (row "ours-emitter"); for node through the emitter, which its redis-adapter reads
+#           natively. socketioxide-redis has no publisher here (n/a). Latency from the publish
+#           call to receipt, loss, publishes/s accepted, refusals by status, CPU per delivery
 #
 # Usage: bench/compare.sh [system ...]      (default: all three)
 #        STEPS="sparse burst" bench/compare.sh   (only these steps, e.g. to re-run them)
 # Env:   FIXED_DURATION (20s) STEP_DURATION (10s) IDLE_CONNECTIONS (10000) RATES ("0.5 1 2 3 4 5 6 8 12")
 #        SPARSE_USERS (800) SPARSE_RATE (1) SPARSE_DURATION (20s) BURST_COUNT (100000)
 #        BURST_MEMBERS (10) BURST_MAX_WAIT (60s)
+#        PUBLISH_RATES ("200 1000") PUBLISH_USERS (1000) PUBLISH_ROOM_SIZE (10)
+#        PUBLISH_DURATION (20s) PUBLISH_MAX_IN_FLIGHT (64) EMITTER_FLAG (--emitter-key)
 # Writes bench/results/compare-<date>.md and .json (compare-<date>-<steps>.* when STEPS is not
 # every step), and prints the table.
 set -euo pipefail
@@ -36,7 +46,7 @@ FIXED_DURATION=${FIXED_DURATION:-20s}
 STEP_DURATION=${STEP_DURATION:-10s}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 RATES=${RATES:-"0.5 1 2 3 4 5 6 8 12"}
-ALL_STEPS="fixed rates idle sparse burst"
+ALL_STEPS="fixed rates idle sparse burst publish"
 STEPS=${STEPS:-$ALL_STEPS}
 USERS=1500
 ROOM_SIZE=10
@@ -51,6 +61,15 @@ BURST_INSTANCES=3
 BURST_COUNT=${BURST_COUNT:-100000}
 BURST_MEMBERS=${BURST_MEMBERS:-10}
 BURST_MAX_WAIT=${BURST_MAX_WAIT:-60s}
+PUBLISH_INSTANCES=3
+PUBLISH_RATES=${PUBLISH_RATES:-"200 1000"}
+PUBLISH_USERS=${PUBLISH_USERS:-1000}
+PUBLISH_ROOM_SIZE=${PUBLISH_ROOM_SIZE:-10}
+PUBLISH_DURATION=${PUBLISH_DURATION:-20s}
+PUBLISH_MAX_IN_FLIGHT=${PUBLISH_MAX_IN_FLIGHT:-64}
+# The gateway flag that makes it read the official Redis emitter (its value: the emitter's key).
+EMITTER_FLAG=${EMITTER_FLAG:---emitter-key}
+EMITTER_KEY=socket.io
 SYSTEMS=("$@")
 [ ${#SYSTEMS[@]} -gt 0 ] || SYSTEMS=(ours socketioxide-redis node)
 for step in $STEPS; do
@@ -96,6 +115,12 @@ printf '%s\n' "$BENCH_PASSWORD" | "$ROOT/target/release/gateway" add-user \
     --users-file "$WORK/users.json" --username bench --tenant bench --name bench >/dev/null
 UNLIMITED=1000000/60s
 
+# gateway_has FLAG: whether our gateway binary takes FLAG (read from its --help at run time, so
+# the step works before and after the publish API and the emitter reader land)
+gateway_has() {
+    "$ROOT/target/release/gateway" --help 2>/dev/null | grep -qE -- "(^|[[:space:]])$1([[:space:]]|=|\$)"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_http() {
@@ -110,15 +135,20 @@ wait_http() {
 # is_ours SYSTEM: whether SYSTEM is our gateway (with or without history)
 is_ours() { [ "$1" = ours ] || [ "$1" = ours-live ]; }
 
-# start_instance SYSTEM PORT REDIS_URL [bench] -> prints the pid; with `bench`, the system's
-# benchmark endpoint (POST /bench/burst) is enabled
+# start_instance SYSTEM PORT REDIS_URL [bench|publish] -> prints the pid; with `bench`, the
+# system's benchmark endpoint (POST /bench/burst) is enabled; with `publish`, ours gets its
+# publish API's per-key rate raised and reads the emitter, where the binary has those flags
 start_instance() {
-    local system=$1 port=$2 redis=$3 bench=${4:-}
+    local system=$1 port=$2 redis=$3 mode=${4:-}
     local flags=()
-    [ "$bench" = bench ] && flags=(--bench-endpoints)
+    [ "$mode" = bench ] && flags=(--bench-endpoints)
     case $system in
         ours | ours-live)
             [ "$system" = ours-live ] && flags+=(--no-history)
+            if [ "$mode" = publish ]; then
+                gateway_has --api-publish-rate && flags+=(--api-publish-rate $UNLIMITED)
+                gateway_has "$EMITTER_FLAG" && flags+=("$EMITTER_FLAG" "$EMITTER_KEY")
+            fi
             # The admin listener (/metrics, read by adapter_snapshot) on port + 1000.
             GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
                 GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 \
@@ -147,11 +177,11 @@ start_instance() {
     echo $!
 }
 
-# start_cluster SYSTEM INSTANCES [bench]: a Redis of its own and INSTANCES instances, pinned to
+# start_cluster SYSTEM INSTANCES [bench|publish]: a Redis of its own and INSTANCES instances, pinned to
 # the system's CPU. Sets redis_port, redis_pid, urls, pids, url_list, pid_list (instances and
 # Redis) and common (the loadtest flags every step shares).
 start_cluster() {
-    local system=$1 instances=$2 bench=${3:-}
+    local system=$1 instances=$2 mode=${3:-}
     redis_port=$(free_port)
     taskset -c $SUT_CPU redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
         --appendonly no --dir "$WORK" >"$WORK/redis-$system-$redis_port.log" 2>&1 &
@@ -163,7 +193,7 @@ start_cluster() {
     local port pid url
     for _ in $(seq 1 "$instances"); do
         port=$(free_port)
-        pid=$(start_instance "$system" "$port" "redis://127.0.0.1:$redis_port" "$bench")
+        pid=$(start_instance "$system" "$port" "redis://127.0.0.1:$redis_port" "$mode")
         PIDS+=("$pid")
         pids+=("$pid")
         urls+=("http://127.0.0.1:$port")
@@ -367,6 +397,55 @@ PY
         echo "   burst: emitting loop $(jnum "$json" burst.emit_ms) ms (server), all received after $(jnum "$json" burst.all_received_ms) ms (last delivery $(jnum "$json" burst.last_delivery_ms) ms), received $(jnum "$json" received)/$(jnum "$json" expected), out of order $(jnum "$json" out_of_order)"
         stop_cluster
     fi
+
+    if has_step publish; then
+        echo "   publish: $PUBLISH_USERS users in rooms of $PUBLISH_ROOM_SIZE on $PUBLISH_INSTANCES instances, at $PUBLISH_RATES publishes/s, $PUBLISH_DURATION each"
+        start_cluster "$system" $PUBLISH_INSTANCES publish
+        redis_url="redis://127.0.0.1:$redis_port"
+        # The rows this system gets, each "ROW VIA [ROOM_TEMPLATE]".
+        publishers=()
+        key=""
+        case $system in
+            ours | ours-live)
+                # The key's first line alone is the key (`gateway api-key create`).
+                key=$("$ROOT/target/release/gateway" api-key create --tenant bench --name bench \
+                    --events '*' --redis-url "$redis_url" 2>"$WORK/$system-api-key.log" | head -n1) || key=""
+                if [ -n "$key" ]; then
+                    publishers+=("$system http")
+                else
+                    echo "   publish: no API key ($(head -c 200 "$WORK/$system-api-key.log")): no HTTP publish row for $system"
+                fi
+                if gateway_has "$EMITTER_FLAG"; then
+                    publishers+=("$system-emitter emitter t:bench:r:{room}")
+                else
+                    echo "   publish: the gateway has no $EMITTER_FLAG: no emitter row for $system"
+                fi
+                ;;
+            node) publishers+=("$system emitter {room}") ;;
+            *) echo "   publish: no publisher for $system (n/a)" ;;
+        esac
+        for publisher in "${publishers[@]}"; do
+            read -r row via template <<<"$publisher"
+            for rate in $PUBLISH_RATES; do
+                json="$WORK/$row-publish-$rate.json"
+                args=(publish "${common[@]}" --users "$PUBLISH_USERS" --room-size "$PUBLISH_ROOM_SIZE"
+                    --rate "$rate" --duration "$PUBLISH_DURATION" --via "$via")
+                if [ "$via" = http ]; then
+                    args+=(--max-in-flight "$PUBLISH_MAX_IN_FLIGHT")
+                else
+                    args+=(--redis-url "$redis_url" --room-template "$template" --emitter-key "$EMITTER_KEY")
+                fi
+                # The key goes through the environment, not the command line.
+                if [ "$via" = http ]; then
+                    LOADTEST_API_KEY=$key run_loadtest "$json" "${args[@]}"
+                else
+                    run_loadtest "$json" "${args[@]}"
+                fi
+                echo "   publish $row ($via) at $rate/s: $(jnum "$json" publish.publishes_per_sec) accepted/s, p50 $(jnum "$json" latency_ms.p50 1) / p99 $(jnum "$json" latency_ms.p99 1) ms, loss $(jnum "$json" loss), refused $(jget "$json" publish.failures), server+Redis $(jnum "$json" server_cpu_us_per_delivery 1) ms per 1,000 deliveries"
+            done
+        done
+        stop_cluster
+    fi
 done
 
 date=$(date -u +%Y-%m-%d)
@@ -374,6 +453,7 @@ suffix=""
 [ "$STEPS" = "$ALL_STEPS" ] || suffix="-$(echo $STEPS | tr ' ' '-')"
 mkdir -p bench/results
 export SPARSE_INSTANCES SPARSE_SPAN SPARSE_USERS SPARSE_RATE SPARSE_DURATION BURST_COUNT BURST_MEMBERS
+export PUBLISH_INSTANCES PUBLISH_RATES PUBLISH_USERS PUBLISH_ROOM_SIZE PUBLISH_DURATION
 python3 - "$WORK" "$date" "$suffix" "$STEPS" "${SYSTEMS[@]}" <<'PY'
 import json, os, sys
 work, date, suffix, steps, systems = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5:]
@@ -431,6 +511,28 @@ for s in systems:
             "out_of_order": burst.get("out_of_order"), "out_of_order_per_member": ooo,
             "server_redis_cpu_us_per_delivery": burst.get("server_cpu_us_per_delivery"),
         }
+    if "publish" in steps:
+        # One entry per publisher row of this system (ours: http, then ours-emitter) and rate.
+        names = [s] + ([f"{s}-emitter"] if s in ("ours", "ours-live") else [])
+        row["publish"] = []
+        for name in names:
+            for rate in env.get("PUBLISH_RATES", "").split():
+                report = load(f"{name}-publish-{rate}.json")
+                if not report:
+                    continue
+                p = report.get("publish") or {}
+                lat = report.get("latency_ms", {})
+                row["publish"].append({
+                    "row": name, "via": p.get("via"), "rate": float(rate),
+                    "publishes_per_sec": p.get("publishes_per_sec"), "accepted": p.get("accepted"),
+                    "attempted": p.get("attempted"), "failures": p.get("failures"),
+                    "deliveries_per_sec": report.get("deliveries_per_sec"),
+                    "p50_ms": lat.get("p50"), "p99_ms": lat.get("p99"), "max_ms": lat.get("max"),
+                    "expected": report.get("expected"), "received": report.get("received"),
+                    "loss": loss(report), "duplicates": report.get("duplicates"),
+                    "out_of_order": report.get("out_of_order"),
+                    "server_redis_cpu_ms_per_1000_deliveries": report.get("server_cpu_us_per_delivery"),
+                })
     rows[s] = row
 def f(v, fmt="{:.1f}"):
     return "n/a" if v is None else fmt.format(v)
@@ -522,6 +624,33 @@ if "burst" in steps:
             lines.append(
                 f"- vs {s}: emitting {f(ratio(r['burst']['emit_ms'], o['emit_ms']), '{:.2f}')}x faster, "
                 f"all received {f(ratio(r['burst']['all_received_ms'], o['all_received_ms']), '{:.2f}')}x sooner")
+    lines.append("")
+if "publish" in steps:
+    lines += [
+        "## Publish",
+        "",
+        f"{env.get('PUBLISH_INSTANCES', '3')} instances and one Redis on CPU 0, the load tester and its publisher on CPU 1; "
+        f"{env.get('PUBLISH_USERS', '1000')} users in rooms of {env.get('PUBLISH_ROOM_SIZE', '10')} round-robin over the instances; "
+        f"a publisher outside the sockets publishes a `tick` to the rooms in turn for {env.get('PUBLISH_DURATION', '20s')} "
+        "at each rate (`loadtest publish`). http: our gateway's `POST /api/v1/publish` from the load tester (one keep-alive "
+        "client, bounded requests in flight); emitter: the official `@socket.io/redis-emitter` in a Node script publishing "
+        "to the system's Redis. Latency: from the publish call to receipt, on the wall clock both processes share. "
+        "Publishes/s: accepted ones (HTTP 2xx, or PUBLISH answered by Redis) per second of publishing. "
+        "CPU: the instances' and Redis's, not the publisher's.",
+        "",
+        "| system | publisher | publishes/s asked | publishes/s accepted | refused (by status) | deliveries/s | p50 / p99 ms | loss | server+Redis CPU ms per 1,000 deliveries |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s, r in rows.items():
+        entries = r.get("publish") or []
+        if not entries:
+            lines.append(f"| {s} | n/a | | | | | | | |")
+        for e in entries:
+            refused = ", ".join(f"{k} {v}" for k, v in (e["failures"] or {}).items()) or "0"
+            lines.append(
+                f"| {e['row']} | {e['via'] or 'n/a'} | {f(e['rate'], '{:g}')} | {f(e['publishes_per_sec'])} | {refused} "
+                f"| {f(e['deliveries_per_sec'], '{:.0f}')} | {f(e['p50_ms'])} / {f(e['p99_ms'])} | {f(e['loss'], '{}')} "
+                f"| {f(e['server_redis_cpu_ms_per_1000_deliveries'], '{:.2f}')} |")
     lines.append("")
 table = "\n".join(lines)
 print(table)

@@ -12,7 +12,7 @@ use crate::Error;
 use crate::report::Thresholds;
 use crate::scenarios::{
     broadcast::BroadcastConfig, burst::BurstConfig, chat::ChatConfig, connect::ConnectConfig,
-    idle::IdleConfig,
+    idle::IdleConfig, publish::PublishConfig,
 };
 use socketio_client::Credentials;
 
@@ -59,6 +59,17 @@ pub enum Command {
         /// The scenario's flags.
         #[command(flatten)]
         config: BurstConfig,
+        /// Report and threshold flags.
+        #[command(flatten)]
+        output: Output,
+    },
+    /// --users join rooms of --room-size; a publisher outside the sockets (the gateway's HTTP
+    /// publish API, or the official Redis emitter) publishes to them at --rate; reports the
+    /// latency from publish to receipt, loss and the publishes per second accepted.
+    Publish {
+        /// The scenario's flags.
+        #[command(flatten)]
+        config: PublishConfig,
         /// Report and threshold flags.
         #[command(flatten)]
         output: Output,
@@ -162,13 +173,7 @@ impl Common {
             ));
         }
         for url in &self.urls {
-            let host = socketio_client::host_port(url).map_err(|e| Error::Config(e.to_string()))?;
-            if !self.allow_remote && !is_loopback_host(host) {
-                return Err(Error::Config(format!(
-                    "--url {url}: not a loopback address (127.x.x.x, localhost, [::1]); \
-                     pass --allow-remote to target it anyway"
-                )));
-            }
+            self.validate_target("--url", url)?;
         }
         if let Some(ip) = self.source_ips.0.iter().find(|ip| !ip.is_loopback()) {
             if !self.allow_remote {
@@ -197,6 +202,41 @@ impl Common {
     }
 }
 
+impl Common {
+    /// Checks a target named by `flag`, an `http://host:port` base URL: loopback unless
+    /// --allow-remote.
+    pub fn validate_target(&self, flag: &str, url: &str) -> Result<(), Error> {
+        let host =
+            socketio_client::host_port(url).map_err(|e| Error::Config(format!("{flag}: {e}")))?;
+        self.loopback(flag, url, host)
+    }
+
+    /// Checks a `redis://[user:password@]host:port[/db]` URL named by `flag`: loopback unless
+    /// --allow-remote.
+    pub fn validate_redis_url(&self, flag: &str, url: &str) -> Result<(), Error> {
+        let rest = url.strip_prefix("redis://").ok_or_else(|| {
+            Error::Config(format!("{flag}: expected redis://host:port, got {url}"))
+        })?;
+        let authority = rest
+            .split_once('/')
+            .map_or(rest, |(authority, _)| authority);
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        self.loopback(flag, url, host)
+    }
+
+    fn loopback(&self, flag: &str, url: &str, host_port: &str) -> Result<(), Error> {
+        if self.allow_remote || is_loopback_host(host_port) {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "{flag} {url}: not a loopback address (127.x.x.x, localhost, [::1]); pass \
+             --allow-remote to target it anyway"
+        )))
+    }
+}
+
 /// Flags about the report: where to write it and which thresholds to hold the run to.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Output {
@@ -205,7 +245,7 @@ pub struct Output {
     pub json: Option<PathBuf>,
 
     /// Fail (exit 1) when the p99 latency exceeds this many milliseconds: delivery latency
-    /// for chat, broadcast and burst, connect time for connect and idle.
+    /// for chat, broadcast, burst and publish, connect time for connect and idle.
     #[arg(long)]
     pub max_p99: Option<f64>,
 

@@ -12,6 +12,7 @@
 pub mod config;
 mod error;
 pub mod fleet;
+pub mod pacing;
 pub mod placement;
 pub mod probe;
 pub mod progress;
@@ -20,6 +21,7 @@ pub mod scenarios;
 pub mod sequence;
 pub mod stats;
 pub mod sysinfo;
+pub mod tick;
 pub mod window;
 
 pub use error::Error;

@@ -37,6 +37,7 @@ async fn run(command: Command) -> Result<bool, Error> {
             (scenarios::broadcast::run(&config).await?, output)
         }
         Command::Burst { config, output } => (scenarios::burst::run(&config).await?, output),
+        Command::Publish { config, output } => (scenarios::publish::run(&config).await?, output),
         Command::Connect { config, output } => (scenarios::connect::run(&config).await?, output),
         Command::Idle { config, output } => (scenarios::idle::run(&config).await?, output),
     };

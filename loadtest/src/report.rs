@@ -14,7 +14,7 @@ use crate::window::Spent;
 /// The outcome of one run. Serialized as the `--json` file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
-    /// `chat`, `broadcast`, `burst`, `connect` or `idle`.
+    /// `chat`, `broadcast`, `burst`, `publish`, `connect` or `idle`.
     pub scenario: String,
     /// The run id, part of every room name (`lt-<run_id>-<n>`).
     pub run_id: String,
@@ -80,6 +80,9 @@ pub struct Report {
     /// The emitting server's and the members' figures of a `burst` run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub burst: Option<BurstFigures>,
+    /// The publisher's figures of a `publish` run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishFigures>,
     /// The thresholds' verdict, once judged.
     pub thresholds: Verdict,
 }
@@ -121,6 +124,49 @@ pub struct BurstFigures {
     pub received_per_member: Vec<u64>,
     /// Out-of-order deliveries per member that joined, in member order.
     pub out_of_order_per_member: Vec<u64>,
+}
+
+/// What a `publish` run's publisher did, beyond the common fields (whose `sent` is the
+/// publishes attempted and `ack_ms` the HTTP answer times of `--via http`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PublishFigures {
+    /// `http` or `emitter`.
+    pub via: String,
+    /// The published event's name.
+    pub event: String,
+    /// Rooms published to.
+    pub rooms: u64,
+    /// Members per room asked for (the last room takes the remainder).
+    pub room_size: u64,
+    /// Publishes per second asked for.
+    pub rate: f64,
+    /// Publishes the schedule held (rate × duration, at most the count).
+    pub planned: u64,
+    /// Publishes handed to the server.
+    pub attempted: u64,
+    /// Publishes the server accepted: a 2xx answer (http), a PUBLISH Redis answered (emitter).
+    pub accepted: u64,
+    /// Publishing time, seconds: the schedule's length (planned / rate), or from the first
+    /// publish to the last answer when that is longer.
+    pub publishing_s: f64,
+    /// `accepted / publishing_s`: the publishes per second sustained.
+    pub publishes_per_sec: f64,
+    /// Publishes refused or failed, by HTTP status (`429`, `503`) or kind (`timeout`,
+    /// `connect`, `http`, `redis`).
+    pub failures: BTreeMap<String, u64>,
+    /// The first failure's message.
+    pub failure_sample: Option<String>,
+}
+
+impl PublishFigures {
+    /// `accepted` publishes over `seconds`, per second (0 for no time).
+    pub fn per_second(accepted: u64, seconds: f64) -> f64 {
+        if seconds > 0.0 {
+            accepted as f64 / seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Errors after setup, by kind.
@@ -363,7 +409,11 @@ impl fmt::Display for Report {
             )?;
             row(f, "deliveries/s", format!("{:.0}", self.deliveries_per_sec))?;
             row(f, "latency ms", q(&self.latency_ms))?;
-            row(f, "ack ms", q(&self.ack_ms))?;
+            match (self.publish.is_some(), self.ack_ms.count) {
+                (false, _) => row(f, "ack ms", q(&self.ack_ms))?,
+                (true, 0) => {}
+                (true, _) => row(f, "answer ms", q(&self.ack_ms))?,
+            }
             row(f, "join retries", self.join_retries.to_string())?;
         }
         row(
@@ -380,6 +430,9 @@ impl fmt::Display for Report {
         }
         if let Some(burst) = &self.burst {
             burst_rows(f, burst)?;
+        }
+        if let Some(publish) = &self.publish {
+            publish_rows(f, publish)?;
         }
         let per = |value: Option<f64>, unit: &str| {
             value.map_or_else(String::new, |v| format!(", {v:.1} {unit}"))
@@ -457,6 +510,33 @@ fn burst_rows(f: &mut fmt::Formatter<'_>, burst: &BurstFigures) -> fmt::Result {
         "out of order / member",
         list(&burst.out_of_order_per_member)
     )
+}
+
+/// The `publish` rows of the summary table.
+fn publish_rows(f: &mut fmt::Formatter<'_>, publish: &PublishFigures) -> fmt::Result {
+    writeln!(
+        f,
+        "  {:<22} via {}, event {:?} to {} rooms of {}, {}/s asked",
+        "publisher", publish.via, publish.event, publish.rooms, publish.room_size, publish.rate
+    )?;
+    writeln!(
+        f,
+        "  {:<22} {} planned, {} attempted, {} accepted{}",
+        "publishes",
+        publish.planned,
+        publish.attempted,
+        publish.accepted,
+        reasons(&publish.failures)
+    )?;
+    writeln!(
+        f,
+        "  {:<22} {:.1} accepted/s over {:.1} s",
+        "publishes/s", publish.publishes_per_sec, publish.publishing_s
+    )?;
+    if let Some(sample) = &publish.failure_sample {
+        writeln!(f, "  {:<22} {sample}", "first refusal")?;
+    }
+    Ok(())
 }
 
 /// ` (reason count, ...)`, or nothing without failures.
@@ -545,6 +625,36 @@ mod tests {
             ..Quantiles::default()
         };
         assert!(report.judge(&limit).passed);
+    }
+
+    #[test]
+    fn publish_figures_count_accepted_publishes_per_second_and_show_refusals() {
+        assert_eq!(PublishFigures::per_second(300, 2.0), 150.0);
+        assert_eq!(PublishFigures::per_second(5, 0.0), 0.0);
+        let mut report = chat_report(3.0, 40, 38);
+        report.scenario = "publish".to_owned();
+        report.publish = Some(PublishFigures {
+            via: "http".to_owned(),
+            event: "tick".to_owned(),
+            rooms: 2,
+            room_size: 5,
+            rate: 10.0,
+            planned: 10,
+            attempted: 10,
+            accepted: 8,
+            publishing_s: 1.0,
+            publishes_per_sec: 8.0,
+            failures: [("429".to_owned(), 2)].into_iter().collect(),
+            failure_sample: Some("HTTP 429: slow down".to_owned()),
+        });
+        assert_eq!((report.loss, report.deliveries_per_sec), (2, 19.0));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["publish"]["failures"]["429"], 2);
+        assert_eq!(json["publish"]["publishes_per_sec"], 8.0);
+        let text = report.to_string();
+        assert!(text.contains("8 accepted (429 2)"), "{text}");
+        assert!(text.contains("8.0 accepted/s"), "{text}");
+        assert!(text.contains("HTTP 429: slow down"), "{text}");
     }
 
     #[test]

@@ -153,8 +153,13 @@ pub struct Reasons(Mutex<(BTreeMap<String, u64>, Option<String>)>);
 impl Reasons {
     /// Counts one failure of kind `reason`, keeping `detail` if it is the first failure.
     pub fn add(&self, reason: &str, detail: impl FnOnce() -> String) {
+        self.add_many(reason, 1, detail);
+    }
+
+    /// Counts `count` failures of kind `reason`, keeping `detail` if they are the first.
+    pub fn add_many(&self, reason: &str, count: u64, detail: impl FnOnce() -> String) {
         let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *inner.0.entry(reason.to_owned()).or_default() += 1;
+        *inner.0.entry(reason.to_owned()).or_default() += count;
         if inner.1.is_none() {
             inner.1 = Some(detail());
         }

@@ -29,6 +29,7 @@ mod node_failover;
 mod origin;
 mod page;
 mod python_client;
+mod python_node_chat;
 mod ratelimit;
 mod redis_cluster;
 mod redis_memory;

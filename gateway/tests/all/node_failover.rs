@@ -7,60 +7,33 @@
 //! Needs the Debian packages `nginx`, `redis-server`, `nodejs` and `npm`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use crate::nginx_support::gateways_behind_nginx;
-use crate::support::{TIMEOUT, clustered_args, connect_user, join, login, node_client_dir, npm_ci};
-use serde_json::{Value, json};
+use crate::support::{ScriptPeer, TIMEOUT, clustered_args, connect_user, join, login};
+use serde_json::json;
 use test_support::RedisServer;
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
-    process::{ChildStdout, Command},
-};
 
 const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
 /// How long Bob keeps talking after the kill (the client reconnects within about a second).
 const TALKING: Duration = Duration::from_secs(3);
 
-/// The next JSON line of the script.
-async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, waiting_for: &str) -> Value {
-    let line = tokio::time::timeout(TIMEOUT * 2, lines.next_line())
-        .await
-        .unwrap_or_else(|_| panic!("no line from failover.mjs ({waiting_for})"))
-        .expect("reading failover.mjs's output")
-        .unwrap_or_else(|| panic!("failover.mjs ended early ({waiting_for})"));
-    println!("failover.mjs: {line}");
-    serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
-}
-
 #[tokio::test]
 async fn the_node_client_ends_with_every_acknowledged_message_once_after_its_instance_dies() {
-    let dir = node_client_dir();
-    npm_ci(dir, "socket.io-client");
     let redis = RedisServer::start().await;
     let (mut gateways, nginx) =
         gateways_behind_nginx(&clustered_args(&redis.url()), &INSTANCES).await;
     let token = login(nginx.url(), "alice").await;
     let room = "node-failover";
-    let mut script = Command::new("node")
-        .arg("failover.mjs")
-        .args(["--url", nginx.url(), "--room", room])
-        .arg(format!("--token={token}"))
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|err| {
-            panic!("cannot run node ({err}): install the Debian package `nodejs`")
-        });
-    let mut to_script = script.stdin.take().unwrap();
-    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
-    let joined = next_line(&mut lines, "joined").await;
-    assert_eq!(joined["step"], "joined", "{joined}");
+    let args = [
+        "--url",
+        nginx.url(),
+        "--room",
+        room,
+        &format!("--token={token}"),
+    ];
+    let mut script = ScriptPeer::node("failover.mjs", "failover.mjs", &args.map(str::to_owned));
+    let joined = script.step("joined").await;
     let before = joined["instance"].as_str().unwrap().to_owned();
     let victim = INSTANCES.iter().position(|id| *id == before).unwrap();
     let bob = connect_user(gateways[(victim + 1) % 3].url(), "bob").await;
@@ -91,8 +64,7 @@ async fn the_node_client_ends_with_every_acknowledged_message_once_after_its_ins
         i += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let rejoined = next_line(&mut lines, "rejoined").await;
-    assert_eq!(rejoined["step"], "rejoined", "{rejoined}");
+    let rejoined = script.step("rejoined").await;
     assert_eq!(rejoined["recovered"], true, "{rejoined}");
     assert_ne!(rejoined["instance"], before.as_str(), "{rejoined}");
     for _ in 0..5 {
@@ -101,8 +73,8 @@ async fn the_node_client_ends_with_every_acknowledged_message_once_after_its_ins
     }
     // Let the last ones arrive, then ask for the report.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    to_script.write_all(b"report\n").await.unwrap();
-    let report = next_line(&mut lines, "report").await;
+    script.send("report").await;
+    let report = script.next("report").await;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["duplicates"], json!([]), "{report}");
     let texts: Vec<String> = report["texts"]
@@ -122,5 +94,5 @@ async fn the_node_client_ends_with_every_acknowledged_message_once_after_its_ins
         texts, acked,
         "not every acknowledged message once, in order"
     );
-    let _ = script.wait().await;
+    let _ = script.finish().await;
 }

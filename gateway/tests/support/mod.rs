@@ -7,6 +7,7 @@
 //! connecting.
 #![allow(dead_code)]
 
+mod peer;
 mod raw;
 
 use std::time::Duration;
@@ -20,9 +21,11 @@ pub use gateway::testing::{
     TestGateway, UNLIMITED, clustered, clustered_args, password, standalone,
 };
 #[allow(unused_imports)]
+pub use peer::ScriptPeer;
+#[allow(unused_imports)]
 pub use raw::RawSocket;
 #[allow(unused_imports)]
-pub use test_support::{QUIET, TIMEOUT, assert_quiet};
+pub use test_support::{QUIET, TIMEOUT, assert_quiet, npm_ci};
 
 /// Connects to `url` with an optional display name and consumes the `welcome` event,
 /// checking it names this socket.
@@ -395,20 +398,6 @@ pub fn browser_ready() -> (std::path::PathBuf, [String; 2]) {
     npm_ci(&web_dir, "socket.io-client/dist/socket.io.min.js");
     let modules = web_dir.join("node_modules").display().to_string();
     (browser_dir, ["--web-modules-dir".to_owned(), modules])
-}
-
-/// Runs `npm ci` in `dir` when `probe` (inside its node_modules) is missing.
-pub fn npm_ci(dir: &std::path::Path, probe: &str) {
-    if !dir.join("node_modules").join(probe).exists() {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir)
-            .status()
-            .unwrap_or_else(|err| {
-                panic!("cannot run npm ({err}): install the Debian packages `nodejs` and `npm`")
-            });
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
 }
 
 /// Runs the official client's `tests/node/chat.mjs` with `args` (at most 15 s), prints its

@@ -18,11 +18,9 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::join;
+use super::members;
 use crate::Error;
 use crate::config::Common;
 use crate::fleet::Fleet;
@@ -95,12 +93,7 @@ impl BurstConfig {
 
     fn validate(&self) -> Result<(), Error> {
         super::validate(&self.common, self.members, self.max_wait)?;
-        let mut trigger = self.common.clone();
-        trigger.urls = vec![self.trigger.clone()];
-        trigger.validate().map_err(|e| match e {
-            Error::Config(why) => Error::Config(format!("--trigger: {why}")),
-            other => other,
-        })?;
+        self.common.validate_target("--trigger", &self.trigger)?;
         if !(1..=MAX_COUNT).contains(&self.count) {
             return Err(Error::Config(format!(
                 "--count must be between 1 and {MAX_COUNT}"
@@ -164,61 +157,24 @@ pub async fn run(config: &BurstConfig) -> Result<Report, Error> {
         tallies: (0..config.members).map(|_| Tally::default()).collect(),
     });
 
-    let (setup, mut setup_rx) = mpsc::unbounded_channel();
-    let (release, released) = watch::channel(false);
-    let deadline =
-        Instant::now() + fleet.connect_budget(config.members) + join::BUDGET + super::SLACK;
-    let mut members = JoinSet::new();
-    for member in 0..config.members {
-        let (fleet, shared, room, setup, mut released) = (
-            fleet.clone(),
-            shared.clone(),
-            room.clone(),
-            setup.clone(),
-            released.clone(),
-        );
-        members.spawn(async move {
-            let handler = Member {
-                shared: shared.clone(),
-                member,
-                track: SeqTrack::default(),
-            };
-            let Some(connection) = fleet.connect(member, handler).await else {
-                let _ = setup.send(None);
-                return;
-            };
-            if !join::join(&connection, &room, &shared.stats).await {
-                Counters::bump(&shared.stats.counters.join_failed);
-                let _ = setup.send(None);
-                return;
-            }
-            if setup.send(Some(member)).is_ok() {
-                let _ = released.wait_for(|released| *released).await;
-            }
-            connection.close().await;
-        });
-    }
-    drop(setup);
-    let joined: Vec<u32> = super::collect_setup(&mut setup_rx, config.members, deadline)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    super::ensure_connected(&stats)?;
-    if joined.is_empty() {
-        return Err(Error::Setup("no member could join the room".to_owned()));
-    }
+    let members = members::join_all(
+        &fleet,
+        &stats,
+        config.members,
+        |_| room.clone(),
+        |member| Member {
+            shared: shared.clone(),
+            member,
+            track: SeqTrack::default(),
+        },
+    )
+    .await?;
 
     let window = Window::open(&config.common.server_pids)?;
-    let outcome = trigger_and_wait(config, &shared, &room, &joined).await;
+    let outcome = trigger_and_wait(config, &shared, &room, &members.joined).await;
     let spent = window.close();
     stats.stop_counting();
-    release.send_replace(true);
-    let _ = tokio::time::timeout(super::SLACK, async {
-        while members.join_next().await.is_some() {}
-    })
-    .await;
-    members.abort_all();
+    let joined = members.release().await;
     progress.finish();
     let (answer, trigger_ms, all_received_us) = outcome?;
 

@@ -1,7 +1,8 @@
 //! The scenarios, each a library function returning a [`Report`](crate::report::Report):
-//! [`chat::run`], [`broadcast::run`], [`burst::run`], [`connect::run`], [`idle::run`]. Chat and
-//! broadcast share the fan-out engine (`fanout`), connect and idle the holding engine
-//! (`hold`); chat, broadcast and burst join rooms the same way (`join`).
+//! [`chat::run`], [`broadcast::run`], [`burst::run`], [`publish::run`], [`connect::run`],
+//! [`idle::run`]. Chat and broadcast share the fan-out engine (`fanout`), connect and idle the
+//! holding engine (`hold`), burst and publish their listening members (`members`); every
+//! scenario with rooms joins them the same way (`join`).
 
 pub mod broadcast;
 pub mod burst;
@@ -11,6 +12,8 @@ mod fanout;
 mod hold;
 pub mod idle;
 mod join;
+mod members;
+pub mod publish;
 
 use std::time::Duration;
 

@@ -7,3 +7,4 @@ mod support;
 mod burst;
 mod cli;
 mod fanout;
+mod publish;

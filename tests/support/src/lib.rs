@@ -16,9 +16,11 @@ use socketio_client::{ClientError, SocketClient};
 
 mod cluster;
 mod killable;
+mod npm;
 mod secure;
 pub use cluster::RedisCluster;
 pub use killable::Killable;
+pub use npm::npm_ci;
 pub use secure::{SECURE_PASSWORD, SECURE_USER, SecureRedis};
 
 /// How long a test waits for something that should happen.
