@@ -27,6 +27,7 @@ mod node_client;
 mod node_failover;
 mod origin;
 mod page;
+mod publish_api;
 mod python_client;
 mod ratelimit;
 mod redis_cluster;
