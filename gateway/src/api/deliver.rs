@@ -19,7 +19,7 @@
 use futures_util::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
-use socketioxide::adapter::Adapter;
+use socketioxide::{adapter::Adapter, operators::BroadcastOperators};
 
 use super::{
     ApiState,
@@ -83,6 +83,10 @@ pub(super) async fn deliver<A: Adapter>(
     retention: Retention,
     idempotency_key: Option<&str>,
 ) -> Result<Vec<Sent>, Refusal> {
+    let chat = api
+        .io
+        .of(CHAT_NS)
+        .ok_or(Refusal::Unavailable("the chat namespace is not registered"))?;
     let derived = idempotency_key.map(|idempotency_key| {
         let hash = ids::digest(idempotency_key);
         format!("{}-{}", key.id, hash.get(..16).unwrap_or(&hash))
@@ -157,7 +161,7 @@ pub(super) async fn deliver<A: Adapter>(
             }
         }
     }
-    fan_out(api, &outgoing).await?;
+    fan_out(&chat, &outgoing).await?;
     let stored = answers
         .iter()
         .filter(|sent| matches!(sent, Sent::Stored { .. }))
@@ -167,17 +171,13 @@ pub(super) async fn deliver<A: Adapter>(
     Ok(answers)
 }
 
-/// Sends each `(room, event, data)` of `outgoing`: to the other instances first, every
-/// publish at once and each confirmed by Redis, then (only if all were) to this instance's
-/// sockets.
+/// Sends each `(room, event, data)` of `outgoing` through `chat`: to the other instances
+/// first, every publish at once and each confirmed by Redis, then (only if all were) to this
+/// instance's sockets.
 async fn fan_out<A: Adapter>(
-    api: &ApiState<A>,
+    chat: &BroadcastOperators<A>,
     outgoing: &[(String, String, Value)],
 ) -> Result<(), Refusal> {
-    let chat = api
-        .io
-        .of(CHAT_NS)
-        .ok_or(Refusal::Unavailable("the chat namespace is not registered"))?;
     let remote = outgoing
         .iter()
         .map(|(room, event, data)| chat.clone().to(room.clone()).emit(event.as_str(), data));

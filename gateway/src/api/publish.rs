@@ -19,7 +19,7 @@ use socketioxide::adapter::Adapter;
 
 use super::{
     ApiState, body,
-    deliver::{self, Sent},
+    deliver::{self, Sent, to_value},
     idempotency::{self, Answered, Claim},
 };
 use crate::{metrics, refusal::Refusal};
@@ -85,16 +85,15 @@ impl Shape {
 
     /// The answer for what was sent, and its outcome label.
     fn answer(self, sent: Vec<Sent>) -> Result<(Answered, &'static str), Refusal> {
-        use deliver::to_value as to_json;
         match (self, sent.as_slice()) {
             (Self::Single, [one @ Sent::Stored { .. }]) => {
-                Ok((Answered::new(StatusCode::OK, to_json(one)?), "stored"))
+                Ok((Answered::new(StatusCode::OK, to_value(one)?), "stored"))
             }
             (Self::Single, [one @ Sent::Live { .. }]) => {
-                Ok((Answered::new(StatusCode::ACCEPTED, to_json(one)?), "live"))
+                Ok((Answered::new(StatusCode::ACCEPTED, to_value(one)?), "live"))
             }
             (Self::Batch, _) => Ok((
-                Answered::new(StatusCode::OK, json!({ "results": to_json(&sent)? })),
+                Answered::new(StatusCode::OK, json!({ "results": to_value(&sent)? })),
                 "batch",
             )),
             (Self::Single, _) => Err(Refusal::Internal),
