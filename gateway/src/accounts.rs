@@ -103,6 +103,7 @@ impl Accounts {
             handshake: config.rate_handshake,
             message: config.rate_message,
             dm: config.rate_dm,
+            api_publish: config.api_publish_rate,
         };
         Ok(Arc::new(Self {
             directory: Arc::new(directory),

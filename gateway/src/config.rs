@@ -1,6 +1,7 @@
 //! Command-line flags and environment variables: every tunable of the gateway, its env name and
 //! its default. Nothing here touches the network; `bind` turns a [`Config`] into a server.
-//! [`Cli`] adds the `add-user` subcommand on top of the server's flags.
+//! [`Cli`] adds the subcommands (`add-user`, `worker`, `jobs`, `api-key`) on top of the
+//! server's flags.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -50,6 +51,8 @@ pub const DEFAULT_RATE_HANDSHAKE: Rate = Rate::new(60, Duration::from_secs(60));
 pub const DEFAULT_RATE_MESSAGE: Rate = Rate::new(30, Duration::from_secs(10));
 /// Default `dm` events per user.
 pub const DEFAULT_RATE_DM: Rate = Rate::new(20, Duration::from_secs(10));
+/// Default `--api-publish-rate`: messages (and reads) of one API key of the publish API.
+pub const DEFAULT_API_PUBLISH_RATE: Rate = Rate::new(1000, Duration::from_secs(1));
 /// Default failed logins per (username, client address) before that address is throttled for
 /// that user.
 pub const DEFAULT_RATE_LOGIN_FAILURES: Rate = Rate::new(5, Duration::from_secs(15 * 60));
@@ -254,6 +257,12 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_RATE_DM", default_value_t = DEFAULT_RATE_DM)]
     pub rate_dm: Rate,
 
+    /// Messages one API key may publish through `POST /api/v1/publish[/batch]` (each message
+    /// of a batch counts; each presence or history read counts one), every instance, as
+    /// N/duration; beyond it the request gets 429.
+    #[arg(long, env = "GATEWAY_API_PUBLISH_RATE", default_value_t = DEFAULT_API_PUBLISH_RATE)]
+    pub api_publish_rate: Rate,
+
     /// Failed logins per (username, client address), as N/duration; beyond it that address is
     /// refused (429) for that user without its password being verified.
     #[arg(long, env = "GATEWAY_RATE_LOGIN_FAILURES", default_value_t = DEFAULT_RATE_LOGIN_FAILURES)]
@@ -402,6 +411,65 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: JobsCommand,
+    },
+    /// Create, list and revoke the API keys of the HTTP publish API.
+    ApiKey {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+/// `gateway api-key ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; it is printed once, alone on the first line of stdout (details on
+    /// stderr), and Redis keeps only its hash.
+    Create {
+        /// Where Redis is.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The tenant the key publishes to (and only to).
+        #[arg(long)]
+        tenant: String,
+        /// The key's name: the `from` of the chat messages it sends (1 to 32 characters).
+        #[arg(long)]
+        name: String,
+        /// Event names the key may publish, comma separated, or `*` for any. Default: none.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// The key may address users (`"user"`).
+        #[arg(long)]
+        users: bool,
+        /// The key may address every socket of the tenant (`"tenant": true`).
+        #[arg(long)]
+        tenant_wide: bool,
+        /// The key may read who is in a room (`GET /api/v1/rooms/{room}/presence`).
+        #[arg(long)]
+        presence: bool,
+        /// The key may read rooms' histories (`GET /api/v1/rooms/{room}/history`).
+        #[arg(long)]
+        history: bool,
+    },
+    /// Print the tenant's keys, one JSON line each (never a key or its hash).
+    List {
+        /// Where Redis is.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key at once, on every instance.
+    Revoke {
+        /// Where Redis is.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The tenant the key belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id (as `create` and `list` print it).
+        id: String,
     },
 }
 
@@ -557,6 +625,7 @@ impl Default for Config {
             rate_handshake: DEFAULT_RATE_HANDSHAKE,
             rate_message: DEFAULT_RATE_MESSAGE,
             rate_dm: DEFAULT_RATE_DM,
+            api_publish_rate: DEFAULT_API_PUBLISH_RATE,
             rate_login_failures: DEFAULT_RATE_LOGIN_FAILURES,
             rate_login_user_failures: DEFAULT_RATE_LOGIN_USER_FAILURES,
             rate_ipv6_prefix: DEFAULT_RATE_IPV6_PREFIX,
@@ -738,6 +807,56 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["gateway", "jobs", "dead", "requeue"]).is_err());
         assert!(Cli::try_parse_from(["gateway", "jobs", "dead", "requeue", "x", "--all"]).is_err());
+    }
+
+    #[test]
+    fn api_key_commands_take_scopes_and_the_redis_flags() {
+        let cli = Cli::parse_from([
+            "gateway",
+            "api-key",
+            "create",
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--tenant",
+            "acme",
+            "--name",
+            "orders",
+            "--events",
+            "order.created,order.paid",
+            "--users",
+            "--history",
+        ]);
+        match cli.command {
+            Some(Command::ApiKey {
+                command:
+                    ApiKeyCommand::Create {
+                        redis,
+                        tenant,
+                        events,
+                        users,
+                        tenant_wide,
+                        presence,
+                        history,
+                        ..
+                    },
+            }) => {
+                assert_eq!(redis.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
+                assert_eq!(tenant, "acme");
+                assert_eq!(events, ["order.created", "order.paid"]);
+                assert!(users && history && !tenant_wide && !presence);
+            }
+            other => panic!("api-key create not parsed: {other:?}"),
+        }
+        let cli = Cli::parse_from(["gateway", "api-key", "revoke", "--tenant", "acme", "k1"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::ApiKey {
+                command: ApiKeyCommand::Revoke { id, .. }
+            }) if id == "k1"
+        ));
+        assert!(Cli::try_parse_from(["gateway", "api-key", "revoke", "--tenant", "acme"]).is_err());
+        assert!(Cli::try_parse_from(["gateway", "api-key", "list"]).is_err());
+        assert_eq!(Config::default().api_publish_rate, DEFAULT_API_PUBLISH_RATE);
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub enum Error {
     /// directory, a listener that does not bind).
     #[error("{0}")]
     Jobs(String),
+    /// A `gateway api-key` command could not run (no Redis URL, an invalid tenant, name or
+    /// scope, an unknown key id).
+    #[error("{0}")]
+    ApiKey(String),
     /// A server-side bug (a value failed to serialize, a fresh token was taken).
     #[error("internal: {0}")]
     Internal(&'static str),

@@ -64,6 +64,29 @@ impl Keys {
         format!("{}:h:{{{tenant}}}:d:{low}:{high}", self.prefix)
     }
 
+    /// `{prefix}:apikey:{digest}`: one API key of the publish API (JSON `{id, tenant, name,
+    /// scopes, created_ms}`), no expiry, under the hash of the key (`ids::digest`), never the
+    /// key itself. Looked up from the key alone, so it cannot carry the tenant's hash tag.
+    pub(crate) fn api_key(&self, digest: &str) -> String {
+        format!("{}:apikey:{digest}", self.prefix)
+    }
+
+    /// `{prefix}:apikeys:{{tenant}}`: `tenant`'s API keys (a hash: key id -> JSON `{digest,
+    /// name, scopes, created_ms}`), for listing and revoking; the tenant is the hash tag.
+    pub(crate) fn api_key_index(&self, tenant: &str) -> String {
+        format!("{}:apikeys:{{{tenant}}}", self.prefix)
+    }
+
+    /// `{prefix}:idem:{{tenant}}:{key id}:{idempotency key}`: one publish request's
+    /// `Idempotency-Key` (JSON: in progress, or the first answer), expiring. The tenant is the
+    /// hash tag, the slot of its histories and of its keys' rate counters.
+    pub(crate) fn idempotency(&self, tenant: &str, key_id: &str, idempotency_key: &str) -> String {
+        format!(
+            "{}:idem:{{{tenant}}}:{key_id}:{idempotency_key}",
+            self.prefix
+        )
+    }
+
     /// `{prefix}:jobs:{{queue}}:stream`: the jobs of `queue` ready to run (a stream read by
     /// the consumer group `workers`). Every key of one queue has the queue's name as its hash
     /// tag, so the queue's scripts touch one slot of a Redis Cluster.
@@ -120,6 +143,12 @@ mod tests {
         );
         assert_eq!(keys.invalidate_channel(), "socket.io:invalidate");
         assert_eq!(keys.invalidate_ack("n1"), "socket.io:invalidate:ack:n1");
+        assert_eq!(keys.api_key("h4sh"), "socket.io:apikey:h4sh");
+        assert_eq!(keys.api_key_index("acme"), "socket.io:apikeys:{acme}");
+        assert_eq!(
+            keys.idempotency("acme", "0a1b2c3d4e5f", "order-7"),
+            "socket.io:idem:{acme}:0a1b2c3d4e5f:order-7"
+        );
         assert_eq!(keys.job_stream("q"), "socket.io:jobs:{q}:stream");
         assert_eq!(keys.job_scheduled("q"), "socket.io:jobs:{q}:scheduled");
         assert_eq!(keys.job_dead("q"), "socket.io:jobs:{q}:dead");

@@ -16,6 +16,7 @@
 //! ```
 
 mod accounts;
+mod api;
 mod background;
 mod cache;
 mod chat;
@@ -33,6 +34,7 @@ mod login_throttle;
 mod metrics;
 mod mode;
 mod origin;
+mod presence;
 mod ratelimit;
 mod refusal;
 mod request;
@@ -57,6 +59,7 @@ use redis_adapter::{
 use socketioxide::{SocketIo, adapter::Adapter, layer::SocketIoLayer};
 use tokio::{net::TcpListener, sync::oneshot};
 
+pub use api::{CommandOutput, run_api_key_command};
 pub use config::{Cli, Command, Config, LogFormat, RedisArgs};
 pub use error::Error;
 pub use jobs::{run_jobs_command, run_worker};
@@ -324,6 +327,16 @@ fn adapter_config(config: &Config) -> Result<RedisAdapterConfig, Error> {
         emitter: config.emitter_key.as_deref().map(emitter::config),
         ..RedisAdapterConfig::default()
     })
+}
+
+/// The command connection of a command-line tool (`gateway jobs`, `gateway api-key`) to the
+/// Redis at `url`, with the other Redis flags; fails at once when Redis cannot be reached.
+pub(crate) async fn connect_store(url: &str, redis: &RedisArgs) -> Result<store::Store, Error> {
+    let connected = Redis::connect(url, redis_config(redis)?).await?;
+    Ok(store::Store::new(
+        connected,
+        keys::Keys::new(&redis.key_prefix),
+    ))
 }
 
 /// The Redis layer's settings from the Redis flags (the server's, the worker's, `gateway jobs`').

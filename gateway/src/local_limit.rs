@@ -38,15 +38,21 @@ impl LocalLimiter {
         }
     }
 
-    /// Counts one hit of `key` against at most `max` per `window`: `Err(time left in the
+    /// Counts `hits` hits of `key` against at most `max` per `window`: `Err(time left in the
     /// window)` when over it.
-    pub(crate) fn hit(&self, key: &str, max: u32, window: Duration) -> Result<(), Duration> {
+    pub(crate) fn hit(
+        &self,
+        key: &str,
+        max: u32,
+        window: Duration,
+        hits: u32,
+    ) -> Result<(), Duration> {
         let now = Instant::now();
         // Only map updates happen under the lock: a panic elsewhere cannot leave it broken.
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(window) = windows.get_mut(key) {
             if window.ends > now {
-                window.count = window.count.saturating_add(1);
+                window.count = window.count.saturating_add(hits);
                 if window.count > max {
                     return Err(window.ends - now);
                 }
@@ -66,14 +72,11 @@ impl LocalLimiter {
                 windows.remove(&oldest);
             }
         }
-        windows.insert(
-            key.to_owned(),
-            Window {
-                ends: now + window,
-                count: 1,
-            },
-        );
-        // A window starts at one hit: within any rate (a rate of 0 is refused by its parser).
+        let ends = now + window;
+        windows.insert(key.to_owned(), Window { ends, count: hits });
+        if hits > max {
+            return Err(ends - now);
+        }
         Ok(())
     }
 
@@ -95,18 +98,27 @@ mod tests {
     fn counts_per_key_and_stays_bounded() {
         let limiter = LocalLimiter::new(3);
         let rate = (2, Duration::from_secs(60));
-        assert!(limiter.hit("a", rate.0, rate.1).is_ok());
-        assert!(limiter.hit("a", rate.0, rate.1).is_ok());
-        let left = limiter.hit("a", rate.0, rate.1).err();
+        assert!(limiter.hit("a", rate.0, rate.1, 1).is_ok());
+        assert!(limiter.hit("a", rate.0, rate.1, 1).is_ok());
+        let left = limiter.hit("a", rate.0, rate.1, 1).err();
         assert!(left.is_some_and(|left| left > Duration::from_secs(59)));
-        assert!(limiter.hit("b", rate.0, rate.1).is_ok());
+        assert!(limiter.hit("b", rate.0, rate.1, 1).is_ok());
         for key in ["c", "d", "e", "f"] {
-            assert!(limiter.hit(key, rate.0, rate.1).is_ok());
+            assert!(limiter.hit(key, rate.0, rate.1, 1).is_ok());
             assert!(limiter.len() <= 3);
         }
         let short = (1, Duration::from_millis(1));
-        assert!(limiter.hit("g", short.0, short.1).is_ok());
+        assert!(limiter.hit("g", short.0, short.1, 1).is_ok());
         std::thread::sleep(Duration::from_millis(5));
-        assert!(limiter.hit("g", short.0, short.1).is_ok(), "a new window");
+        assert!(
+            limiter.hit("g", short.0, short.1, 1).is_ok(),
+            "a new window"
+        );
+        assert!(limiter.hit("h", 2, rate.1, 2).is_ok());
+        assert!(limiter.hit("h", 2, rate.1, 1).is_err());
+        assert!(
+            limiter.hit("i", 2, rate.1, 3).is_err(),
+            "more at once than the rate"
+        );
     }
 }

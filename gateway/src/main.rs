@@ -1,13 +1,14 @@
 //! The gateway binary: parse the configuration, start logging, serve until SIGTERM or Ctrl-C.
 //! `gateway add-user ...` adds a user to a users file instead; `gateway worker ...` runs
-//! background jobs; `gateway jobs dead ...` lists and requeues dead letters.
+//! background jobs; `gateway jobs dead ...` lists and requeues dead letters; `gateway api-key
+//! ...` creates, lists and revokes the publish API's keys.
 
 use std::{io::BufRead, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use gateway::{
     Cli, Command,
-    config::{AddUser, JobsCommand, WorkerArgs},
+    config::{AddUser, ApiKeyCommand, JobsCommand, WorkerArgs},
     shutdown, telemetry,
 };
 
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
         Some(Command::AddUser(add)) => add_user(&add),
         Some(Command::Worker(args)) => worker(&args),
         Some(Command::Jobs { command }) => jobs(&command),
+        Some(Command::ApiKey { command }) => api_key(&command),
         None => serve(cli.serve),
     }
 }
@@ -74,6 +76,29 @@ fn jobs(command: &JobsCommand) -> ExitCode {
         Ok(lines) => {
             for line in lines {
                 println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gateway api-key ...`: the answer on stdout (a new key alone on the first line), details
+/// and failures on stderr.
+fn api_key(command: &ApiKeyCommand) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(gateway::run_api_key_command(command)) {
+        Ok(output) => {
+            for line in output.stdout {
+                println!("{line}");
+            }
+            for line in output.stderr {
+                eprintln!("{line}");
             }
             ExitCode::SUCCESS
         }

@@ -58,6 +58,12 @@ pub(crate) const HISTORY_RECOVERY_FAILED: &str = "history_recovery_failures_tota
 /// Stream entries that did not decode as messages, skipped (counter).
 pub(crate) const HISTORY_UNDECODABLE: &str = "history_undecodable_entries_total";
 
+/// Publish API requests (`POST /api/v1/publish[/batch]`) by outcome: `stored`, `live`,
+/// `batch`, `replayed`, or the refusal's reason (counter).
+pub(crate) const API_PUBLISH: &str = "gateway_api_publish_total";
+/// Messages the publish API delivered, by kind: `stored` (chat messages) or `live` (counter).
+pub(crate) const API_MESSAGES: &str = "gateway_api_messages_total";
+
 /// Buckets of the stream length histogram: 1 to 100,000 messages.
 const LENGTH_BUCKETS: [f64; 11] = [
     1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10_000.0, 50_000.0, 100_000.0,
@@ -120,6 +126,19 @@ pub(crate) fn counter_at(name: &'static str, value: u64) {
 /// Sets gauge `name` to `value`.
 pub(crate) fn gauge(name: &'static str, value: f64) {
     metrics::gauge!(name).set(value);
+}
+
+/// Counts one publish API request that ended with `outcome`.
+pub(crate) fn api_publish(outcome: &'static str) {
+    metrics::counter!(API_PUBLISH, "outcome" => outcome).increment(1);
+}
+
+/// Counts `count` messages of `kind` the publish API delivered.
+pub(crate) fn api_messages(kind: &'static str, count: usize) {
+    if count > 0 {
+        metrics::counter!(API_MESSAGES, "kind" => kind)
+            .increment(u64::try_from(count).unwrap_or(u64::MAX));
+    }
 }
 
 /// Records a stream's length after an append.

@@ -12,7 +12,7 @@ use crate::{
     Error,
     accounts::Accounts,
     cache::TenantSettings,
-    history::{Appended, History, MessageId, Page, Replay, Spooled},
+    history::{Appended, History, MessageId, Page, Record, Replay, Retention, Spooled},
     jobs::DmNotification,
     metrics,
     ratelimit::{self, Scope},
@@ -115,7 +115,7 @@ impl Mode {
             // Behind the waiting ones, which keeps each sender's order; Redis did not take
             // the oldest yet, so the hit is counted here without waiting for it.
             let waiting = Error::NoRedis("older messages still wait in the spool");
-            limiter.check_locally(scope, &id, waiting)?;
+            limiter.check_locally(scope, &id, 1, waiting)?;
             return spool(history, message);
         }
         let (key, rate) = limiter.shared(scope, &id);
@@ -135,11 +135,33 @@ impl Mode {
             }
             Ok(Appended::Limited(left_ms)) => Err(limiter.over(rate, left_ms)),
             Err(err) if err.is_redis() => {
-                limiter.check_locally(scope, &id, err)?;
+                limiter.check_locally(scope, &id, 1, err)?;
                 spool(history, message)
             }
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Stores every `(stream, record)` of `entries`, in order and in one script (the streams
+    /// of one tenant, kept for `retention`), and returns their ids: the publish API's stored
+    /// messages. No rate limit is counted (the API counts its own) and nothing is spooled:
+    /// when Redis cannot store them, none is stored and the refusal says `unavailable`. With
+    /// `dedupe`, a record already stored by an earlier attempt keeps its id.
+    pub(crate) async fn store_all(
+        &self,
+        entries: &[(String, Record)],
+        retention: Retention,
+        dedupe: bool,
+    ) -> Result<Vec<String>, Refusal> {
+        let (_, history) = self.history().ok_or(Refusal::NoHistory)?;
+        let stored = history.append_all(entries, retention, dedupe).await?;
+        Ok(stored
+            .into_iter()
+            .map(|(id, length)| {
+                metrics::stream_length(length);
+                id
+            })
+            .collect())
     }
 
     /// Spools a message that is stored but whose publish failed: the spool publishes it to

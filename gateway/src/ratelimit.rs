@@ -26,12 +26,13 @@ use crate::{Error, counters::Counters, local_limit::LocalLimiter, refusal::Refus
 /// How long a check waits for Redis before the in-process limiter decides instead.
 pub const SHARED_DEADLINE: Duration = Duration::from_millis(250);
 
-/// A Lua function `window(key, ms)`: INCR the window's counter; start its expiry if it has
-/// none (first hit, or a key that lost its TTL); return `{count, milliseconds left}`. Shared
-/// with the scripts that count a hit together with other work (storing a chat message).
+/// A Lua function `window(key, ms, hits)`: add `hits` (1 when nil) to the window's counter;
+/// start its expiry if it has none (first hit, or a key that lost its TTL); return `{count,
+/// milliseconds left}`. Shared with the scripts that count a hit together with other work
+/// (storing a chat message).
 pub(crate) const WINDOW_LUA: &str = r"
-local function window(key, ms)
-  local count = redis.call('INCR', key)
+local function window(key, ms, hits)
+  local count = redis.call('INCRBY', key, hits or 1)
   local ttl = redis.call('PTTL', key)
   if ttl < 0 then
     redis.call('PEXPIRE', key, ms)
@@ -110,6 +111,8 @@ pub(crate) enum Scope {
     Message,
     /// `dm` events, per user.
     Dm,
+    /// Messages published (and reads) through the HTTP publish API, per API key.
+    ApiPublish,
 }
 
 impl Scope {
@@ -120,6 +123,7 @@ impl Scope {
             Self::Handshake => "handshake",
             Self::Message => "message",
             Self::Dm => "dm",
+            Self::ApiPublish => "api_publish",
         }
     }
 }
@@ -135,6 +139,8 @@ pub(crate) struct Rates {
     pub(crate) message: Rate,
     /// `dm` events per user.
     pub(crate) dm: Rate,
+    /// Publish API messages per API key.
+    pub(crate) api_publish: Rate,
 }
 
 impl Rates {
@@ -144,6 +150,7 @@ impl Rates {
             Scope::Handshake => self.handshake,
             Scope::Message => self.message,
             Scope::Dm => self.dm,
+            Scope::ApiPublish => self.api_publish,
         }
     }
 }
@@ -180,7 +187,9 @@ impl RateLimiter {
         Self {
             store,
             rates,
-            script: Script::new(&format!("{WINDOW_LUA}return window(KEYS[1], ARGV[1])")),
+            script: Script::new(&format!(
+                "{WINDOW_LUA}return window(KEYS[1], ARGV[1], ARGV[2])"
+            )),
             local: LocalLimiter::new(crate::local_limit::CAPACITY),
             ipv6_prefix,
             counters,
@@ -190,11 +199,22 @@ impl RateLimiter {
     /// Counts one hit of `id` in `scope`: `Err(RateLimited)` when over the limit, else who
     /// counted it (this instance alone when Redis could not be asked in time).
     pub(crate) async fn check(&self, scope: Scope, id: &str) -> Result<Counted, Refusal> {
+        self.check_many(scope, id, 1).await
+    }
+
+    /// Counts `hits` hits of `id` in `scope` at once (a batch of messages): refused as a whole
+    /// when the window's count goes over the limit with them.
+    pub(crate) async fn check_many(
+        &self,
+        scope: Scope,
+        id: &str,
+        hits: u32,
+    ) -> Result<Counted, Refusal> {
         let (key, rate) = self.shared(scope, id);
         let window_ms = window_ms(rate);
         let mut conn = self.store.connection();
         let mut invocation = self.script.key(&key);
-        invocation.arg(window_ms);
+        invocation.arg(window_ms).arg(hits);
         let hit = crate::store::deadline(
             SHARED_DEADLINE,
             invocation.invoke_async::<(u64, i64)>(&mut conn),
@@ -202,7 +222,7 @@ impl RateLimiter {
         .await;
         match hit {
             Ok(hit) => self.judge(rate, hit).map(|()| Counted::Shared),
-            Err(err) => self.check_locally(scope, id, err),
+            Err(err) => self.check_locally(scope, id, hits, err),
         }
     }
 
@@ -227,19 +247,20 @@ impl RateLimiter {
         self.limited(Duration::from_millis(left))
     }
 
-    /// Counts one hit of `id` in `scope` by this instance alone, because Redis could not be
-    /// asked (`err` says why).
+    /// Counts `hits` hits of `id` in `scope` by this instance alone, because Redis could not
+    /// be asked (`err` says why).
     pub(crate) fn check_locally(
         &self,
         scope: Scope,
         id: &str,
+        hits: u32,
         err: Error,
     ) -> Result<Counted, Refusal> {
         let (key, rate) = self.shared(scope, id);
         self.counters.rate_limit_local.incr();
         tracing::warn!(scope = scope.as_str(), %err, "shared rate limit unavailable: counted by this instance alone");
         self.local
-            .hit(&key, rate.max, rate.window)
+            .hit(&key, rate.max, rate.window, hits)
             .map_err(|left| self.limited(left.max(Duration::from_millis(1))))?;
         Ok(Counted::Local(err))
     }

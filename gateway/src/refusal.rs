@@ -15,6 +15,9 @@ pub(crate) enum Refusal {
     /// A room name broke the naming rules.
     #[error("invalid room: {0}")]
     InvalidRoom(&'static str),
+    /// An event name (publish API, API key scope) broke the event-name rules.
+    #[error("invalid event: {0}")]
+    InvalidEvent(&'static str),
     /// A message text broke the text rules.
     #[error("invalid text: {0}")]
     InvalidText(&'static str),
@@ -83,6 +86,24 @@ pub(crate) enum Refusal {
     /// Tenant settings outside their bounds.
     #[error("invalid settings: {0}")]
     InvalidSettings(String),
+    /// A request body over its size limit (the publish API: one message, a batch).
+    #[error("too_large: {0}")]
+    TooLarge(&'static str),
+    /// A request with the same `Idempotency-Key` is still being carried out; retry later.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// An `Idempotency-Key` already used with another request (another body or route).
+    #[error("idempotency_key_reused: this Idempotency-Key was used for another request")]
+    IdempotencyKeyReused,
+    /// The refusal of one message of a batch, which refuses the whole batch: its index, and
+    /// what is wrong with it (the status is that refusal's).
+    #[error("messages[{index}]: {refusal}")]
+    InBatch {
+        /// The message's index in the batch, from 0.
+        index: usize,
+        /// Why it was refused.
+        refusal: Box<Refusal>,
+    },
     /// A server-side bug; details are in the logs.
     #[error("internal error")]
     Internal,
@@ -121,6 +142,7 @@ impl Refusal {
         match self {
             Self::InvalidPayload(_) => "invalid_payload",
             Self::InvalidRoom(_) => "invalid_room",
+            Self::InvalidEvent(_) => "invalid_event",
             Self::InvalidText(_) | Self::TextTooLong(_) => "invalid_text",
             Self::InvalidName(_) => "invalid_name",
             Self::NotAMember => "not_a_member",
@@ -132,7 +154,12 @@ impl Refusal {
             Self::UnknownUser => "unknown_user",
             Self::UnknownEvent => "unknown_event",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Unauthorized(_) | Self::BadCredentials | Self::Forbidden(_) => "unauthorized",
+            Self::Unauthorized(_) | Self::BadCredentials => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::TooLarge(_) => "too_large",
+            Self::Conflict(_) => "conflict",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::InBatch { refusal, .. } => refusal.reason(),
             Self::Unavailable(_) => "unavailable",
             Self::SpoolFull => "spool_full",
             Self::NoHistory => "no_history",

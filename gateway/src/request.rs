@@ -138,6 +138,21 @@ impl Presented {
     }
 }
 
+/// The credential of the first `Authorization: Bearer <credential>` header (a session
+/// token, or an API key of the publish API, which never reads the cookie).
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| {
+            let (scheme, credential) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| credential.trim().to_owned())
+        })
+}
+
 /// The session token a request presents: `Authorization: Bearer`, else the session cookie.
 pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
     presented(headers).map(Presented::into_token)
@@ -146,17 +161,7 @@ pub(crate) fn presented_token(headers: &HeaderMap) -> Option<String> {
 /// The session token a request presents and where: `Authorization: Bearer`, else the
 /// session cookie.
 pub(crate) fn presented(headers: &HeaderMap) -> Option<Presented> {
-    let bearer = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| Presented::Bearer(token.trim().to_owned()))
-        });
-    bearer.or_else(|| {
+    bearer(headers).map(Presented::Bearer).or_else(|| {
         headers
             .get_all(header::COOKIE)
             .iter()

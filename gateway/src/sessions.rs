@@ -9,16 +9,9 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use blake2::{Blake2s256, Digest};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, ids, store::Store};
-
-/// Random bytes in a token.
-const TOKEN_BYTES: usize = 32;
-/// Characters of a token: base64 without padding of [`TOKEN_BYTES`].
-const TOKEN_LEN: usize = 43;
 
 /// A session token as the client holds it. Not `Debug`-printed in full.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,18 +20,12 @@ pub(crate) struct Token(String);
 impl Token {
     /// A fresh token from the OS generator.
     pub(crate) fn generate() -> Result<Self, Error> {
-        let mut bytes = [0u8; TOKEN_BYTES];
-        ids::os_random(&mut bytes)?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+        ids::secret().map(Self)
     }
 
     /// `text` if it has the shape of a token; anything else cannot be one, and is not looked up.
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        let shaped = text.len() == TOKEN_LEN
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        shaped.then(|| Self(text.to_owned()))
+        ids::is_secret_shaped(text).then(|| Self(text.to_owned()))
     }
 
     /// The token as sent to the client.
@@ -48,8 +35,7 @@ impl Token {
 
     /// The id of the session this token opens.
     pub(crate) fn id(&self) -> SessionId {
-        let digest = Blake2s256::digest(self.0.as_bytes());
-        SessionId(URL_SAFE_NO_PAD.encode(digest).into())
+        SessionId(ids::digest(&self.0).into())
     }
 }
 
@@ -168,12 +154,12 @@ mod tests {
         let a = Token::generate().unwrap_or_else(|err| panic!("{err}"));
         let b = Token::generate().unwrap_or_else(|err| panic!("{err}"));
         assert_ne!(a, b);
-        assert_eq!(a.as_str().len(), TOKEN_LEN);
+        assert_eq!(a.as_str().len(), ids::SECRET_LEN);
         assert_eq!(Token::parse(a.as_str()), Some(a.clone()));
         assert_eq!(a.id(), a.id());
         assert_ne!(a.id(), b.id());
         assert_ne!(a.id().as_str(), a.as_str());
-        assert_eq!(a.id().as_str().len(), TOKEN_LEN);
+        assert_eq!(a.id().as_str().len(), ids::SECRET_LEN);
         assert_eq!(format!("{a:?}"), "Token(..)");
     }
 

@@ -96,6 +96,7 @@ pub fn clustered(redis_url: &str) -> Config {
         rate_handshake: UNLIMITED,
         rate_message: UNLIMITED,
         rate_dm: UNLIMITED,
+        api_publish_rate: UNLIMITED,
         rate_login_failures: UNLIMITED,
         rate_login_user_failures: UNLIMITED,
         ..standalone()
@@ -124,6 +125,7 @@ pub fn clustered_args(redis_url: &str) -> Vec<String> {
         "--rate-handshake",
         "--rate-message",
         "--rate-dm",
+        "--api-publish-rate",
         "--rate-login-failures",
         "--rate-login-user-failures",
         "--socket-event-rate",

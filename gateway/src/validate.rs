@@ -1,5 +1,6 @@
-//! The rules client input must follow: room names, message texts, display names (the chat
-//! checks them on every event, `bench` its room, `users` the directory's names).
+//! The rules client input must follow: room names, message texts, display names, event names
+//! (the chat checks them on every event, `bench` its room, `users` the directory's names,
+//! the publish API its rooms, texts and event names, `gateway api-key` its names).
 //! Each check returns the client-visible reason of a refusal.
 
 use crate::refusal::Refusal;
@@ -11,6 +12,19 @@ pub(crate) const TEXT_MAX: usize = 2000;
 /// Longest display name, in characters.
 pub(crate) const NAME_MAX: usize = 32;
 
+/// Longest event name a backend may publish, in characters.
+pub(crate) const EVENT_MAX: usize = 64;
+/// Event names Socket.IO reserves: a client library treats them as its own, never as an
+/// application's event.
+pub(crate) const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
 /// A room name: 1 to 64 characters from `A-Z a-z 0-9 _ . : -`.
 pub(crate) fn room(room: &str) -> Result<(), Refusal> {
     if room.is_empty() || room.len() > ROOM_MAX {
@@ -21,6 +35,24 @@ pub(crate) fn room(room: &str) -> Result<(), Refusal> {
         return Err(Refusal::InvalidRoom(
             "may only contain letters A-Z a-z, digits and _ . : -",
         ));
+    }
+    Ok(())
+}
+
+/// An event name a backend publishes (or an API key may publish): 1 to 64 characters from
+/// `A-Z a-z 0-9 _ . : -`, and none of Socket.IO's [`RESERVED_EVENTS`].
+pub(crate) fn event(event: &str) -> Result<(), Refusal> {
+    if event.is_empty() || event.len() > EVENT_MAX {
+        return Err(Refusal::InvalidEvent("must be 1 to 64 characters long"));
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-');
+    if !event.bytes().all(allowed) {
+        return Err(Refusal::InvalidEvent(
+            "may only contain letters A-Z a-z, digits and _ . : -",
+        ));
+    }
+    if RESERVED_EVENTS.contains(&event) {
+        return Err(Refusal::InvalidEvent("reserved by Socket.IO"));
     }
     Ok(())
 }
@@ -76,6 +108,36 @@ mod tests {
             "", " ", "a b", "café", "ro/om", "room\n", "#", "日本", &too_long,
         ] {
             assert!(room(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn events() {
+        for ok in [
+            "order.created",
+            "a",
+            "x:y-z_1",
+            "message",
+            &"e".repeat(EVENT_MAX),
+        ] {
+            assert!(event(ok).is_ok(), "{ok:?}");
+        }
+        let too_long = "e".repeat(EVENT_MAX + 1);
+        for bad in [
+            "",
+            "a b",
+            "ünï",
+            "a/b",
+            "connect",
+            "connect_error",
+            "disconnect",
+            "disconnecting",
+            "newListener",
+            "removeListener",
+            "*",
+            &too_long,
+        ] {
+            assert!(event(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -16,14 +16,7 @@ use super::{
     payload::Object,
     reply::{Reply, answer},
 };
-use crate::{
-    history::{Message, MessageId, PAGE_MAX},
-    refusal::Refusal,
-    tenancy, validate,
-};
-
-/// Messages per page when the client does not say.
-const DEFAULT_LIMIT: usize = 50;
+use crate::{history::page_bounds, refusal::Refusal, tenancy, validate};
 
 /// The payload of `history`.
 #[derive(Debug, Deserialize)]
@@ -48,16 +41,7 @@ pub(crate) async fn history<A: Adapter>(
 ) {
     answer("history", turn, ack, async {
         let request = Object::parse(request)?;
-        let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=PAGE_MAX).contains(&limit) {
-            return Err(Refusal::InvalidPayload(format!("limit: 1 to {PAGE_MAX}")));
-        }
-        let before = request
-            .before
-            .as_deref()
-            .map(|id| id.parse::<MessageId>())
-            .transpose()
-            .map_err(|err| Refusal::InvalidPayload(format!("before: {err}")))?;
+        let (before, limit) = page_bounds(request.before.as_deref(), request.limit)?;
         let (stream, room) = match (request.room, request.with) {
             (Some(room), None) => {
                 validate::room(&room)?;
@@ -81,15 +65,7 @@ pub(crate) async fn history<A: Adapter>(
         };
         let stream = stream.ok_or(Refusal::NoHistory)?;
         let page = chat.mode.history_page(&stream, before, limit).await?;
-        let messages = page
-            .entries
-            .into_iter()
-            .map(|(id, record)| Message::new(record, Some(id), room.as_deref()))
-            .collect();
-        Ok(Reply::History {
-            messages,
-            more: page.more,
-        })
+        Ok(Reply::History(page.into_messages(room.as_deref())))
     })
     .await;
 }

@@ -2,8 +2,6 @@
 //! the sender included, stored in the room's history first; the sender's ack returns the
 //! message's `{id, key, ts}` (`id: null, pending: true` while spooled; see `deliver`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde::Deserialize;
 use socketioxide::{
     adapter::Adapter,
@@ -18,37 +16,13 @@ use super::{
     payload::Object,
     reply::answer,
 };
-use crate::{history::Audience, ids, ratelimit::Scope, tenancy, validate};
+use crate::{history::Audience, ratelimit::Scope, tenancy, validate};
 
 /// The payload of `message`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessageRequest {
     room: String,
     text: String,
-}
-
-/// Message keys unique across the cluster and across restarts: a random per-process token and
-/// a counter, e.g. `3f9a1c2e7b40-17` (the message id is its stream entry id).
-#[derive(Debug)]
-pub(crate) struct MessageIds {
-    token: String,
-    next: AtomicU64,
-}
-
-impl MessageIds {
-    /// A generator with a fresh random token.
-    pub(crate) fn new() -> Self {
-        Self {
-            token: ids::process_token(),
-            next: AtomicU64::new(1),
-        }
-    }
-
-    /// The next id.
-    pub(crate) fn next(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.token)
-    }
 }
 
 /// `message {room, text}`: checked against the tenant's `max_message_length` and counted
@@ -90,18 +64,4 @@ pub(crate) async fn message<A: Adapter>(
         .await
     })
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_unique_and_share_the_process_token() {
-        let ids = MessageIds::new();
-        let (a, b) = (ids.next(), ids.next());
-        assert_ne!(a, b);
-        assert_eq!(a.split('-').next(), b.split('-').next());
-        assert_ne!(MessageIds::new().next(), MessageIds::new().next());
-    }
 }

@@ -38,6 +38,7 @@ use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::{
     config::Config,
+    ids::MessageIds,
     metrics,
     mode::Mode,
     refusal::Refusal,
@@ -45,7 +46,6 @@ use crate::{
 };
 use census::{Census, Claim, Seat};
 pub(crate) use expiry::spawn as spawn_session_check;
-use messages::MessageIds;
 use order::EventQueue;
 pub(crate) use spooled::spawn as spawn_spool_drain;
 

@@ -56,18 +56,10 @@ pub(crate) enum Reply {
         #[serde(skip_serializing_if = "Option::is_none")]
         replayed: Option<usize>,
     },
-    /// A page of history, oldest first.
-    History {
-        /// The messages.
-        messages: Vec<crate::history::Message>,
-        /// Whether older messages exist.
-        more: bool,
-    },
-    /// Who is in a room.
-    Members {
-        /// One entry per user.
-        members: Vec<super::members::Member>,
-    },
+    /// A page of history, oldest first: `{messages, more}`.
+    History(crate::history::Messages),
+    /// Who is in a room: `{members}`.
+    Members(crate::presence::Members),
     /// Over a rate limit; the socket stays connected.
     RateLimited {
         /// Always `rate_limited`.

@@ -7,6 +7,8 @@
 //! within the limit, appends and trims (the rate counter and the stream share the tenant's
 //! hash tag, so this holds on Redis Cluster too); the fan-out is the adapter's one publish.
 //! Reads are a page of history (`XREVRANGE`) and the replay after a client's last seen id.
+//! The publish API's stored messages take the same streams through [`History::append_all`]:
+//! a whole batch in one script, and never the spool.
 
 mod id;
 mod record;
@@ -15,6 +17,7 @@ mod spooled;
 use std::time::Duration;
 
 use redis::{Script, Value};
+use serde::Serialize;
 
 pub(crate) use id::MessageId;
 pub(crate) use record::{Message, Record};
@@ -24,14 +27,29 @@ use crate::{
     Error,
     ids::now_ms,
     ratelimit::{Rate, WINDOW_LUA, window_ms},
+    refusal::Refusal,
     spool::{Full, Spool},
     store::Store,
 };
 
 /// Most messages one `history` page or one replay read returns.
 pub(crate) const PAGE_MAX: usize = 100;
+/// Messages per `history` page when the client does not say.
+pub(crate) const PAGE_DEFAULT: usize = 50;
 /// How many of a stream's newest entries a retried write looks through for itself.
 const RETRY_WINDOW: usize = 100;
+
+/// A Lua function `append(stream, max messages, oldest id kept, expiry ms, fields)`: appends
+/// one entry, trims the stream by count and age, renews its expiry; returns the entry's id.
+/// Shared by the chat's one-message script and the publish API's batches.
+const APPEND_FN_LUA: &str = r"
+local function append(stream, maxlen, minid, expiry, fields)
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  redis.call('XTRIM', stream, 'MINID', '~', minid)
+  redis.call('PEXPIRE', stream, expiry)
+  return id
+end
+";
 
 /// Counts the hit (when a rate key is given), then, within the limit, appends the entry and
 /// trims the stream by count and age, and renews its expiry. With `dedupe`, an entry of the
@@ -63,10 +81,54 @@ local fields = {}
 for i = 7, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
-local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
-redis.call('XTRIM', stream, 'MINID', '~', ARGV[4])
-redis.call('PEXPIRE', stream, ARGV[5])
+local id = append(stream, ARGV[3], ARGV[4], ARGV[5], fields)
 return {1, id, redis.call('XLEN', stream)}
+";
+
+/// Appends several entries at once, in order (the publish API's batches: every stream is one
+/// tenant's, so they share its hash tag and the script one slot). With dedupe, each stream's
+/// newest entries (as many as it gets here, plus [`RETRY_WINDOW`]) are read once first, and an
+/// entry whose `key` is among them is not appended again: its id is returned.
+///
+/// KEYS: the stream of each entry (repeated for entries of one stream). ARGV: max messages,
+/// oldest id kept, expiry ms, dedupe (1 or 0), arguments per entry, extra entries to look
+/// through, then each entry's fields (`key` and its value first). Returns `{id, length, id,
+/// length, ...}`.
+const APPEND_ALL_LUA: &str = r"
+local width = tonumber(ARGV[5])
+local known = {}
+if ARGV[4] == '1' then
+  local per_stream = {}
+  for i = 1, #KEYS do
+    per_stream[KEYS[i]] = (per_stream[KEYS[i]] or 0) + 1
+  end
+  for i = 1, #KEYS do
+    local stream = KEYS[i]
+    if known[stream] == nil then
+      local keys = {}
+      local count = per_stream[stream] + tonumber(ARGV[6])
+      for _, entry in ipairs(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', count)) do
+        local fields = entry[2]
+        if fields[1] == 'key' then
+          keys[fields[2]] = entry[1]
+        end
+      end
+      known[stream] = keys
+    end
+  end
+end
+local out = {}
+for i = 1, #KEYS do
+  local stream = KEYS[i]
+  local first = 7 + (i - 1) * width
+  local id = known[stream] and known[stream][ARGV[first + 1]]
+  if not id then
+    id = append(stream, ARGV[1], ARGV[2], ARGV[3], {unpack(ARGV, first, first + width - 1)})
+  end
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('XLEN', stream)
+end
+return out
 ";
 
 /// How long a tenant keeps its rooms' and conversations' messages.
@@ -112,6 +174,7 @@ pub(crate) enum Replay {
 pub(crate) struct History {
     store: Store,
     append: Script,
+    append_all: Script,
     spool: Spool<Spooled>,
 }
 
@@ -120,7 +183,8 @@ impl History {
     pub(crate) fn new(store: Store, spool_capacity: usize) -> Self {
         Self {
             store,
-            append: Script::new(&format!("{WINDOW_LUA}{APPEND_LUA}")),
+            append: Script::new(&format!("{WINDOW_LUA}{APPEND_FN_LUA}{APPEND_LUA}")),
+            append_all: Script::new(&format!("{APPEND_FN_LUA}{APPEND_ALL_LUA}")),
             spool: Spool::new(spool_capacity),
         }
     }
@@ -172,6 +236,41 @@ impl History {
         }
         let answer: Value = self.store.invoke(&invocation).await?;
         decode_append(&answer).ok_or(Error::Internal("the append script answered something else"))
+    }
+
+    /// Appends every `(stream, record)` of `entries`, in order, in one script (the streams
+    /// must share a hash tag: one tenant's), with no rate limit and no spool: when Redis
+    /// cannot take them, nothing is appended and the error says why. With `dedupe`, a record
+    /// whose `key` is already among its stream's newest entries (an earlier attempt of the
+    /// same request) is not appended again. Returns each entry's id and its stream's length.
+    pub(crate) async fn append_all(
+        &self,
+        entries: &[(String, Record)],
+        retention: Retention,
+        dedupe: bool,
+    ) -> Result<Vec<(String, u64)>, Error> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.append_all.prepare_invoke();
+        let age_ms = u64::try_from(retention.age.as_millis()).unwrap_or(u64::MAX);
+        invocation
+            .arg(retention.messages)
+            .arg(format!("{}-0", now_ms().saturating_sub(age_ms)))
+            .arg(age_ms.max(1))
+            .arg(u8::from(dedupe))
+            .arg(2 * record::FIELD_COUNT)
+            .arg(RETRY_WINDOW);
+        for (stream, record) in entries {
+            invocation.key(stream);
+            for (name, value) in record.fields() {
+                invocation.arg(name).arg(value);
+            }
+        }
+        let answer: Value = self.store.invoke(&invocation).await?;
+        decode_append_all(&answer, entries.len()).ok_or(Error::Internal(
+            "the batch append script answered something else",
+        ))
     }
 
     /// At most `limit` messages of `stream` older than `before` (the newest ones without it),
@@ -250,6 +349,68 @@ fn count_of(answer: &Value) -> usize {
     match answer {
         Value::Array(entries) => entries.len(),
         _ => 0,
+    }
+}
+
+/// The batch append script's answer for `count` entries, `None` when it has another shape.
+fn decode_append_all(answer: &Value, count: usize) -> Option<Vec<(String, u64)>> {
+    let Value::Array(parts) = answer else {
+        return None;
+    };
+    if parts.len() != 2 * count {
+        return None;
+    }
+    parts
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [Value::BulkString(id), Value::Int(length)] => Some((
+                String::from_utf8(id.clone()).ok()?,
+                u64::try_from(*length).ok()?,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where a page of history ends and how long it is, from a client's `before` (a message id,
+/// exclusive) and `limit` (1 to [`PAGE_MAX`], [`PAGE_DEFAULT`] when absent): the `history`
+/// event and `GET /api/v1/rooms/{room}/history` read them alike.
+pub(crate) fn page_bounds(
+    before: Option<&str>,
+    limit: Option<usize>,
+) -> Result<(Option<MessageId>, usize), Refusal> {
+    let limit = limit.unwrap_or(PAGE_DEFAULT);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(Refusal::InvalidPayload(format!("limit: 1 to {PAGE_MAX}")));
+    }
+    let before = before
+        .map(str::parse::<MessageId>)
+        .transpose()
+        .map_err(|err| Refusal::InvalidPayload(format!("before: {err}")))?;
+    Ok((before, limit))
+}
+
+/// A page of history as clients receive it: `{messages, more}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Messages {
+    /// The messages, oldest first.
+    pub(crate) messages: Vec<Message>,
+    /// Whether older messages exist.
+    pub(crate) more: bool,
+}
+
+impl Page {
+    /// The page as clients receive it, its messages in client room `room` (`None`: a
+    /// conversation).
+    pub(crate) fn into_messages(self, room: Option<&str>) -> Messages {
+        Messages {
+            messages: self
+                .entries
+                .into_iter()
+                .map(|(id, record)| Message::new(record, Some(id), room))
+                .collect(),
+            more: self.more,
+        }
     }
 }
 

@@ -20,12 +20,15 @@ pub(crate) struct Record {
     pub(crate) ts: u64,
 }
 
-/// Field names in the stream entry.
-const FIELDS: [&str; 5] = ["key", "from", "user", "text", "ts"];
+/// Fields of a stream entry.
+pub(crate) const FIELD_COUNT: usize = 5;
+/// Field names in the stream entry, `key` first (the scripts that find a message again by
+/// its key read the first field).
+const FIELDS: [&str; FIELD_COUNT] = ["key", "from", "user", "text", "ts"];
 
 impl Record {
     /// The entry's fields as `XADD` arguments: name, value, name, value...
-    pub(crate) fn fields(&self) -> [(&'static str, String); 5] {
+    pub(crate) fn fields(&self) -> [(&'static str, String); FIELD_COUNT] {
         let [key, from, user, text, ts] = FIELDS;
         [
             (key, self.key.clone()),
@@ -39,7 +42,7 @@ impl Record {
     /// The record of a stream entry's fields, `None` when one is missing or malformed (an
     /// entry this gateway did not write).
     fn from_fields(fields: &[Value]) -> Option<Self> {
-        let mut found: [Option<String>; 5] = Default::default();
+        let mut found: [Option<String>; FIELD_COUNT] = Default::default();
         for pair in fields.chunks_exact(2) {
             let (Value::BulkString(name), Value::BulkString(value)) = (&pair[0], &pair[1]) else {
                 return None;

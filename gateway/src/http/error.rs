@@ -12,14 +12,7 @@ use crate::refusal::{Refusal, whole_seconds};
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let status = match &self {
-            Self::BadCredentials | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::InvalidPayload(_) | Self::InvalidSettings(_) => StatusCode::BAD_REQUEST,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status(&self);
         let body = match &self {
             Self::RateLimited { retry_after } => json!({
                 "error": "rate_limited",
@@ -39,5 +32,57 @@ impl IntoResponse for Refusal {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// The HTTP status of `refusal`: 4xx for what the request did, 5xx for what the gateway could
+/// not do (503 when waiting helps).
+fn status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::BadCredentials | Refusal::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+        Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::InvalidPayload(_)
+        | Refusal::InvalidSettings(_)
+        | Refusal::InvalidRoom(_)
+        | Refusal::InvalidText(_)
+        | Refusal::TextTooLong(_)
+        | Refusal::InvalidName(_)
+        | Refusal::InvalidEvent(_)
+        | Refusal::UnknownUser => StatusCode::BAD_REQUEST,
+        Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::Conflict(_) => StatusCode::CONFLICT,
+        Refusal::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::InBatch { refusal, .. } => status(refusal),
+        Refusal::Unavailable(_) | Refusal::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::NoHistory => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_batch_message_answers_with_its_own_status() {
+        let refused = Refusal::InBatch {
+            index: 3,
+            refusal: Box::new(Refusal::InvalidRoom("must be 1 to 64 characters long")),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "messages[3]: invalid room: must be 1 to 64 characters long"
+        );
+        assert_eq!(status(&refused), StatusCode::BAD_REQUEST);
+        let forbidden = Refusal::InBatch {
+            index: 0,
+            refusal: Box::new(Refusal::Forbidden("x")),
+        };
+        assert_eq!(status(&forbidden), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(&Refusal::TooLarge("x")),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 }

@@ -79,8 +79,9 @@ impl<A: Adapter> Clone for AccountRoutes<A> {
 
 /// The HTTP routes of `--listen`, what browsers and clients use: the chat page (`GET /` and
 /// `GET /assets/...`), `GET /healthz` and `GET /readyz`; clustered (with accounts) also
-/// `POST /api/login`, `POST /api/logout`, `GET /api/me` and
-/// `GET|PUT /api/admin/tenants/{id}/settings`; with `--bench-endpoints` also
+/// `POST /api/login`, `POST /api/logout`, `GET /api/me`,
+/// `GET|PUT /api/admin/tenants/{id}/settings` and the publish API of backends (`/api/v1/`,
+/// see `crate::api`); with `--bench-endpoints` also
 /// `POST /bench/burst`. The operational routes are on [`admin_router`] only.
 pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let mut router = Router::new()
@@ -90,6 +91,7 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
         .route("/assets/socket.io.min.js", get(page::socket_io_js::<A>))
         .route("/healthz", get(health::healthz::<A>))
         .route("/readyz", get(ready::readyz::<A>));
+    let mut api = None;
     if let Mode::Clustered { accounts, .. } = &*state.mode {
         let accounts = AccountRoutes {
             accounts: accounts.clone(),
@@ -104,14 +106,23 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
                     "/api/admin/tenants/{id}/settings",
                     get(admin::get_settings::<A>).put(admin::put_settings::<A>),
                 )
-                .with_state(accounts),
+                .with_state(accounts.clone()),
         );
+        api = Some(crate::api::router(
+            accounts.accounts,
+            state.mode.clone(),
+            state.io.clone(),
+        ));
     }
     if state.bench_endpoints {
         tracing::warn!("benchmark endpoints enabled (POST /bench/burst): never in production");
         router = router.route("/bench/burst", post(bench::burst::<A>));
     }
-    router.with_state(state)
+    let router = router.with_state(state);
+    match api {
+        Some(api) => router.merge(api),
+        None => router,
+    }
 }
 
 /// The operational routes of `--admin-listen` (loopback by default): `GET /metrics`,

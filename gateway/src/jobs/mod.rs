@@ -253,12 +253,8 @@ pub async fn run_jobs_command(command: &JobsCommand) -> Result<Vec<String>, Erro
 
 /// The queue over a connection made from `redis` (failing at once if Redis is down).
 async fn connect_queue(redis: &RedisArgs) -> Result<Queue, Error> {
-    let url = redis_url(redis)?;
-    let connected = Redis::connect(url, crate::redis_config(redis)?).await?;
-    Ok(Queue::new(Store::new(
-        connected,
-        Keys::new(&redis.key_prefix),
-    )))
+    let store = crate::connect_store(redis_url(redis)?, redis).await?;
+    Ok(Queue::new(store))
 }
 
 /// `--redis-url`, which jobs cannot do without.

@@ -28,6 +28,7 @@ mod node_client;
 mod node_failover;
 mod origin;
 mod page;
+mod publish_api;
 mod python_client;
 mod python_node_chat;
 mod ratelimit;
