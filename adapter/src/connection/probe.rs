@@ -1,7 +1,9 @@
 //! The Pub/Sub probe: a message sent through Redis to this process's own subscriber. A
 //! connection can look alive (no error, no EOF) and still deliver nothing, after a network
-//! partition or a proxy losing state; when a probe does not come back in time, the subscriber
-//! connection is rebuilt.
+//! partition or a proxy losing state; when a probe does not come back in time and nothing
+//! else was delivered meanwhile, the subscriber connection is rebuilt. A subscriber that is
+//! merely behind (a burst it is still working through, with the probe queued after it) keeps
+//! delivering, so it is waited for: rebuilding it would throw away what it has not read yet.
 
 use std::{
     sync::{
@@ -81,14 +83,28 @@ impl Probe {
         }
     }
 
+    /// Whether probe `seq` comes back before a whole timeout passes with nothing delivered.
     async fn wait_for(&self, seq: u64) -> bool {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        while tokio::time::Instant::now() < deadline {
+        let delivered = || self.counters.received.load(Ordering::Relaxed);
+        let mut mark = delivered();
+        let mut deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
             if self.received.load(Ordering::Relaxed) >= seq {
                 return true;
             }
+            if tokio::time::Instant::now() >= deadline {
+                let now = delivered();
+                if now == mark {
+                    return false;
+                }
+                tracing::debug!(
+                    behind = now - mark,
+                    "redis subscriber is behind; the probe waits"
+                );
+                mark = now;
+                deadline += self.timeout;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.received.load(Ordering::Relaxed) >= seq
     }
 }
