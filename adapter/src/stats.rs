@@ -76,6 +76,11 @@ impl Counters {
     pub(crate) fn decr(counter: &AtomicU64) {
         counter.fetch_sub(1, Relaxed);
     }
+
+    /// Takes `n` from a gauge.
+    pub(crate) fn sub(counter: &AtomicU64, n: usize) {
+        counter.fetch_sub(n as u64, Relaxed);
+    }
 }
 
 counters! {
@@ -109,6 +114,9 @@ counters! {
     stale_subscriber => Counter "redis_adapter_stale_subscribers_total";
     /// Publishes refused because the publish queue was full (also in `publish_failures`).
     publish_queue_full => Counter "redis_adapter_publish_queue_full_total";
+    /// Publishes refused because their channel held its whole share of the publish queue
+    /// (`RedisConfig::publish_channel_share`; also in `publish_queue_full`).
+    publish_queue_share_full => Counter "redis_adapter_publish_queue_share_full_total";
     /// Pipelines sent to Redis; `published / pipelines` is the mean batch size.
     pipelines => Counter "redis_adapter_pipelines_total";
     /// Messages received on a room's channel while this instance had no member in the room
@@ -124,6 +132,20 @@ counters! {
     emitter_dropped_refused => Counter "redis_adapter_emitter_dropped_total", "reason" = "refused";
     /// Emitter messages dropped because they mean nothing here (`serverSideEmit`).
     emitter_dropped_unsupported => Counter "redis_adapter_emitter_dropped_total", "reason" = "unsupported";
+    /// Deliveries to local sockets that waited in a socket's backlog because its buffer was
+    /// full (see `LocalBacklog`).
+    local_deferred => Counter "redis_adapter_local_deferred_total";
+    /// Deliveries to a local socket dropped because the socket was slow (its backlog was
+    /// over a limit of `LocalBacklog`): the backlog it had, and what came until it was gone.
+    local_drops_slow => Counter "redis_adapter_local_drops_total", "reason" = "slow";
+    /// Volatile deliveries dropped because the socket's buffer was full or it had a backlog.
+    local_drops_volatile => Counter "redis_adapter_local_drops_total", "reason" = "volatile";
+    /// Local sockets found slow, each disconnected and logged once.
+    local_slow_sockets => Counter "redis_adapter_local_slow_sockets_total";
+    /// Local sockets with a backlog (or slow and not yet gone) right now.
+    local_backlogged_sockets => Gauge "redis_adapter_local_backlogged_sockets";
+    /// Bytes waiting in the local sockets' backlogs right now, as `LocalBacklog` counts them.
+    local_backlog_bytes => Gauge "redis_adapter_local_backlog_bytes";
     /// Room channels subscribed right now.
     room_subscriptions => Gauge "redis_adapter_room_subscriptions";
 }
@@ -138,7 +160,7 @@ mod tests {
         Counters::incr(&counters.dropped_malformed);
         Counters::add(&counters.published, 3);
         let readings = counters.snapshot().readings();
-        assert_eq!(readings.len(), 22);
+        assert_eq!(readings.len(), 29);
         let malformed = readings
             .iter()
             .find(|reading| reading.label == Some(("reason", "malformed")));
@@ -153,6 +175,13 @@ mod tests {
             .filter(|reading| reading.kind == MetricKind::Gauge)
             .map(|reading| reading.name)
             .collect();
-        assert_eq!(gauges, ["redis_adapter_room_subscriptions"]);
+        assert_eq!(
+            gauges,
+            [
+                "redis_adapter_local_backlogged_sockets",
+                "redis_adapter_local_backlog_bytes",
+                "redis_adapter_room_subscriptions"
+            ]
+        );
     }
 }

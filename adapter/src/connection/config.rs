@@ -35,6 +35,13 @@ pub struct RedisConfig {
     /// Publishes that may wait in the publish queue. When it is full, a publish fails at once
     /// (and is counted) instead of growing an unbounded backlog. Default 65536.
     pub publish_queue_capacity: usize,
+    /// Bytes of payload that may wait in the publish queue; past them a publish fails at
+    /// once (and is counted). Default 64 MiB.
+    pub publish_queue_max_bytes: usize,
+    /// One channel (one room) may hold at most `1 / publish_channel_share` of the queue's
+    /// messages and bytes: a burst on one room is refused its excess while the other rooms'
+    /// publishes still get in. Default 4.
+    pub publish_channel_share: usize,
     /// The most publishes sent to Redis as one pipeline. Default 1024.
     pub max_pipeline: usize,
     /// First part of the probe's channel name, so that deployments sharing a Redis keep
@@ -76,6 +83,8 @@ impl Default for RedisConfig {
             probe_interval: Duration::from_secs(2),
             probe_timeout: Duration::from_secs(2),
             publish_queue_capacity: 65_536,
+            publish_queue_max_bytes: 64 << 20,
+            publish_channel_share: 4,
             max_pipeline: 1024,
             probe_prefix: "socket.io".to_owned(),
             credentials: None,

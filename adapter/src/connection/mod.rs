@@ -21,6 +21,7 @@ mod link;
 mod probe;
 mod queue;
 mod routes;
+mod share;
 mod subscriber;
 mod transport;
 mod url;

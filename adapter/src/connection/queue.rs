@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     RedisConfig,
     link::LinkRx,
+    share::{Over, Shares, Taken},
     transport::{Message, Transport},
 };
 use crate::{error::Error, stats::Counters};
@@ -30,12 +31,15 @@ pub enum Wait {
 struct Publish {
     message: Message,
     reply: Option<oneshot::Sender<Result<(), Error>>>,
+    /// Its place in the queue's counts, given back when the writer takes it.
+    taken: Taken,
 }
 
 /// The sending side of the queue; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct PublishQueue {
     tx: mpsc::Sender<Publish>,
+    shares: Arc<Shares>,
     counters: Arc<Counters>,
     /// While the subscriber cannot reach Redis, publishes fail at once instead of each
     /// waiting for its timeout.
@@ -50,19 +54,37 @@ impl PublishQueue {
         counters: Arc<Counters>,
         link: LinkRx,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(config.publish_queue_capacity.max(1));
+        let capacity = config.publish_queue_capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let shares = Arc::new(Shares::new(
+            capacity,
+            config.publish_queue_max_bytes,
+            config.publish_channel_share,
+        ));
         let writer = Writer {
             transport,
+            shares: shares.clone(),
             counters: counters.clone(),
             timeout: config.command_timeout,
             max_pipeline: config.max_pipeline.max(1),
         };
         let task = tokio::spawn(writer.run(rx));
-        (Self { tx, counters, link }, task)
+        (
+            Self {
+                tx,
+                shares,
+                counters,
+                link,
+            },
+            task,
+        )
     }
 
     /// Queues `payload` for `channel` now, in call order, and returns a future that resolves
-    /// as `wait` says. Fails at once when Redis is unreachable or the queue is full.
+    /// as `wait` says. Fails at once when Redis is unreachable, or when the queue is full:
+    /// all its messages or bytes, or the channel's share of them
+    /// ([`RedisConfig::publish_channel_share`]), so that a burst on one room never keeps the
+    /// other rooms' publishes out.
     pub fn publish(
         &self,
         channel: String,
@@ -95,22 +117,44 @@ impl PublishQueue {
                 (Some(tx), Some(rx))
             }
         };
-        match self.tx.try_send(Publish { message, reply }) {
+        let taken = match self.shares.take(&message.channel, message.payload.len()) {
+            Ok(taken) => taken,
+            Err(over) => return Err(self.refuse(&message.channel, over)),
+        };
+        match self.tx.try_send(Publish {
+            message,
+            reply,
+            taken,
+        }) {
             Ok(()) => Ok(outcome),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Counters::incr(&self.counters.publish_failures);
-                Counters::incr(&self.counters.publish_queue_full);
-                tracing::warn!("publish refused: the publish queue is full");
-                Err(Error::QueueFull)
+            Err(mpsc::error::TrySendError::Full(publish)) => {
+                self.shares.release(publish.taken);
+                Err(self.refuse(&publish.message.channel, Over::Messages))
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::NotConnected),
+            Err(mpsc::error::TrySendError::Closed(publish)) => {
+                self.shares.release(publish.taken);
+                Err(Error::NotConnected)
+            }
         }
+    }
+
+    /// Counts and logs a publish on `channel` refused because of `over`.
+    fn refuse(&self, channel: &str, over: Over) -> Error {
+        Counters::incr(&self.counters.publish_failures);
+        Counters::incr(&self.counters.publish_queue_full);
+        match over {
+            Over::Share => Counters::incr(&self.counters.publish_queue_share_full),
+            Over::Bytes | Over::Messages => {}
+        }
+        tracing::warn!(%channel, why = over.reason(), "publish refused: the publish queue is full");
+        Error::QueueFull
     }
 }
 
 /// The task that drains the queue.
 struct Writer {
     transport: Transport,
+    shares: Arc<Shares>,
     counters: Arc<Counters>,
     timeout: Duration,
     max_pipeline: usize,
@@ -128,7 +172,10 @@ impl Writer {
     async fn send(&self, batch: &mut Vec<Publish>) {
         let (messages, replies): (Vec<Message>, Vec<_>) = batch
             .drain(..)
-            .map(|publish| (publish.message, publish.reply))
+            .map(|publish| {
+                self.shares.release(publish.taken);
+                (publish.message, publish.reply)
+            })
             .unzip();
         let started = std::time::Instant::now();
         let results = self.transport.publish(&messages, self.timeout).await;
