@@ -51,6 +51,58 @@ pub struct RedisAdapterConfig {
     /// Whether, and how, this instance reads what the official Socket.IO Redis emitter
     /// publishes (`@socket.io/redis-emitter`). Default: not at all.
     pub emitter: Option<EmitterConfig>,
+    /// How deliveries wait for a local socket whose buffer is full, and when such a socket
+    /// counts as slow.
+    pub local_backlog: LocalBacklog,
+}
+
+/// The backlogs of local sockets: where a delivery waits, in order, when a socket's buffer
+/// (socketioxide's `max_buffer_size`) is full, and the limits past which a socket is slow.
+///
+/// A healthy socket that is behind for a moment (a burst from Redis outran its connection)
+/// receives everything, in order. A socket is slow when its backlog outgrows `max_bytes`,
+/// takes nothing for `max_stall`, or the namespace's backlogs together outgrow
+/// `max_total_bytes`: its backlog is dropped, it is disconnected as soon as its buffer takes
+/// the DISCONNECT, and what is addressed to it until then is dropped. Volatile emits never
+/// wait. Every drop is counted in `redis_adapter_local_drops_total{reason}`; a slow socket is
+/// logged once.
+///
+/// Memory: at most `max_total_bytes` per namespace, as counted (each waiting delivery counts
+/// its payload plus 128 bytes, though the payload of a broadcast is shared by every backlog
+/// holding it).
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_adapter::{LocalBacklog, RedisAdapterConfig};
+///
+/// let backlog = LocalBacklog { max_bytes: 4 << 20, ..LocalBacklog::default() };
+/// let config = RedisAdapterConfig::default().with_local_backlog(backlog);
+/// assert_eq!(config.local_backlog.max_stall, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone)]
+pub struct LocalBacklog {
+    /// Bytes one socket's backlog may hold. Default 32 MiB: a burst of 100,000 small
+    /// messages to a socket that reads at a tenth of Redis's pace.
+    pub max_bytes: usize,
+    /// Bytes every backlog of one namespace may hold together; the socket whose delivery
+    /// goes over it is slow. Default 512 MiB.
+    pub max_total_bytes: usize,
+    /// How long a backlog may go without its socket taking anything. Default 10 s.
+    pub max_stall: Duration,
+    /// How often backlogs are retried. Default 1 ms: a socket's buffer (128 packets by
+    /// default) is refilled about as fast as its connection writes.
+    pub retry_interval: Duration,
+}
+
+impl Default for LocalBacklog {
+    fn default() -> Self {
+        Self {
+            max_bytes: 32 << 20,
+            max_total_bytes: 512 << 20,
+            max_stall: Duration::from_secs(10),
+            retry_interval: Duration::from_millis(1),
+        }
+    }
 }
 
 /// Reading the Socket.IO Redis emitter: its key and what to accept of it.
@@ -129,6 +181,7 @@ impl Default for RedisAdapterConfig {
             reconcile_interval: Duration::from_secs(1),
             cluster_secret: None,
             emitter: None,
+            local_backlog: LocalBacklog::default(),
         }
     }
 }
@@ -150,6 +203,12 @@ impl RedisAdapterConfig {
     /// Reads what the Socket.IO Redis emitter publishes, as `emitter` says.
     pub fn with_emitter(mut self, emitter: EmitterConfig) -> Self {
         self.emitter = Some(emitter);
+        self
+    }
+
+    /// Sets the backlogs of local sockets and their limits.
+    pub fn with_local_backlog(mut self, backlog: LocalBacklog) -> Self {
+        self.local_backlog = backlog;
         self
     }
 

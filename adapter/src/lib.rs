@@ -23,6 +23,17 @@
 //! - **Local delivery first.** A broadcast reaches this instance's sockets before anything
 //!   is published, so local members are served even while Redis is down; the failed
 //!   publish is logged and counted. [`remote_only`] publishes without serving them again.
+//! - **No silent loss in a burst.** Redis delivers faster than a socket's connection writes,
+//!   and socketioxide drops what does not fit a socket's buffer (`max_buffer_size`, 128
+//!   packets by default). Here a delivery that finds the buffer full waits in the socket's
+//!   backlog, in order, and a retry task hands it over as the buffer takes it again: a
+//!   healthy socket that is behind for a moment receives everything. A socket that stays
+//!   behind past [`LocalBacklog`]'s limits (bytes per socket, bytes per namespace, time
+//!   without progress) is slow: its backlog is dropped and it is disconnected. Volatile
+//!   emits never wait. Every drop is counted (`redis_adapter_local_drops_total{reason}`) and
+//!   a slow socket logged once; the memory bound is [`LocalBacklog::max_total_bytes`] per
+//!   namespace. Acknowledged broadcasts (`emit_with_ack`) are not queued: a full socket
+//!   answers them with an error in the acknowledgement stream.
 //! - **Catch-up joins** for applications that keep a history: [`RedisAdapterState::hold`]
 //!   subscribes a room and holds its broadcasts back for one socket while the application
 //!   replays what the socket missed, and [`Hold::join`] sends the held ones it did not
@@ -116,7 +127,7 @@ pub use cluster::{
     ClusterSecret, EmitterError, EmitterRequest, EventArgs, Id, Inbound, NamespaceBus, Outgoing,
     PubSub, Room, Selection,
 };
-pub use config::{EmitterConfig, EmitterRule, RedisAdapterConfig};
+pub use config::{EmitterConfig, EmitterRule, LocalBacklog, RedisAdapterConfig};
 pub use connection::{
     Commands, Credentials, Handler, Link, LinkRx, PUBLISH_DURATION, Redis, RedisConfig, Wait,
     cluster_nodes, within,

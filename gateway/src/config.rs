@@ -18,9 +18,9 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_KEY_PREFIX: &str = "socket.io";
 /// Default largest HTTP long-polling body, in bytes (socketioxide's own default).
 pub const DEFAULT_MAX_PAYLOAD: u64 = 100_000;
-/// Default `--socket-buffer`: packets waiting for one socket's connection. socketioxide's
-/// default (128) drops packets of a healthy socket when a burst of broadcasts arrives from
-/// Redis faster than one event-loop turn writes them.
+/// Default `--socket-buffer`: packets waiting for one socket's connection. What does not fit
+/// waits in the adapter's per-socket backlog (`redis_adapter::LocalBacklog`) instead of being
+/// lost; a larger buffer than socketioxide's 128 only spares that detour in everyday bursts.
 pub const DEFAULT_SOCKET_BUFFER: usize = 1024;
 /// Default `--spool-capacity`: messages kept through a Redis outage (a few MB at most).
 pub const DEFAULT_SPOOL_CAPACITY: usize = 10_000;
@@ -170,9 +170,10 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAX_OPENS_PER_ADDRESS", default_value_t = DEFAULT_MAX_OPENS_PER_ADDRESS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_opens_per_address: u32,
 
-    /// Packets that may wait for one socket's connection; beyond it packets to that socket
-    /// are dropped (a slow client loses messages rather than the server growing without
-    /// bound). The buffer grows only as packets wait.
+    /// Packets that may wait in one socket's channel; beyond it broadcasts wait in the
+    /// adapter's backlog of that socket, in order, and a socket that stays behind past the
+    /// backlog's limits is disconnected (the server never grows without bound). The buffer
+    /// grows only as packets wait.
     #[arg(long, env = "GATEWAY_SOCKET_BUFFER", default_value_t = DEFAULT_SOCKET_BUFFER)]
     pub socket_buffer: usize,
 

@@ -6,7 +6,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, OnceLock, Weak},
     task::{Context, Poll},
     time::Duration,
 };
@@ -17,7 +17,7 @@ use socketioxide_core::{
     adapter::{
         BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
         RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
-        errors::BroadcastError,
+        errors::{BroadcastError, SocketError},
         remote_packet::{RequestIn, RequestOut, RequestTypeIn, RequestTypeOut, Response},
         request::RemoteRequestHandler,
         stream::{AckStream, ChanStream},
@@ -29,6 +29,7 @@ use super::{
     emitted,
     gate::{Gates, Keep, Kept},
     ids,
+    outbox::{Handoff, Outbox, Retry, SLOW_RETRY},
     state::{NamespaceRooms, RedisAdapterState},
 };
 use crate::{
@@ -49,6 +50,10 @@ pub struct RedisAdapter<E> {
     uid: Uid,
     /// Sockets being caught up, whose broadcasts are held back ([`RedisAdapterState::hold`]).
     gates: Gates,
+    /// Deliveries waiting for local sockets whose buffer is full.
+    outbox: Outbox,
+    /// This adapter, for the outbox's retry task (set by `init`).
+    me: OnceLock<Weak<Self>>,
 }
 
 /// The acknowledgement stream of [`RedisAdapter::broadcast_with_ack`]: local acks first
@@ -72,11 +77,17 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             state: state.clone(),
             uid,
             gates: Gates::default(),
+            outbox: Outbox::new(
+                state.config().local_backlog.clone(),
+                state.redis().counters().clone(),
+            ),
+            me: OnceLock::new(),
         }
     }
 
     fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
         InitRes(Box::pin(async move {
+            let _ = self.me.set(Arc::downgrade(&self));
             let inbound = Arc::downgrade(&self) as std::sync::Weak<dyn Inbound>;
             self.bus.start(inbound).await?;
             self.state
@@ -102,13 +113,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
     ) -> Result<(), BroadcastError> {
         let remote = self.outgoing_broadcast(&packet, &opts)?;
         // Local sockets are served first, whatever happens to Redis (unless they already were).
-        let local = if scope::local_skipped() {
-            Ok(())
-        } else {
-            self.deliver_locally(packet, opts)
-        };
+        if !scope::local_skipped() {
+            self.deliver_locally(packet, opts);
+        }
         self.forward(remote).await?;
-        Ok(local?)
+        Ok(())
     }
 
     async fn broadcast_with_ack(
@@ -217,9 +226,7 @@ impl<E: SocketEmitter> RemoteRequestHandler<E> for RedisAdapter<E> {
 
     /// A broadcast from another instance, delivered like a local one (held sockets included).
     fn recv_broadcast(&self, opts: BroadcastOptions, packet: Packet) {
-        if let Err(errors) = self.deliver_locally(packet, opts) {
-            tracing::debug!(ns = %self.local.path(), ?errors, "remote broadcast: some sockets were not sent it");
-        }
+        self.deliver_locally(packet, opts);
     }
 
     fn send_res<T: Serialize + fmt::Debug + Send + 'static>(
@@ -421,11 +428,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
 
     /// Delivers `packet` to the local sockets `opts` select, keeping a copy for the sockets
     /// held for one of its rooms.
-    fn deliver_locally(
-        &self,
-        packet: Packet,
-        opts: BroadcastOptions,
-    ) -> Result<(), Vec<socketioxide_core::adapter::errors::SocketError>> {
+    fn deliver_locally(&self, packet: Packet, opts: BroadcastOptions) {
         let reached_otherwise = |sid: Sid, opts: &BroadcastOptions| {
             let rooms = self.local.socket_rooms(sid);
             opts.rooms
@@ -438,15 +441,71 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             opts,
             reached_otherwise,
             |sid, packet| self.send_to(sid, packet),
-            |packet, opts| self.local.broadcast(packet, opts),
+            |packet, opts| {
+                let volatile = opts.has_flag(BroadcastFlags::Volatile);
+                self.send_each(self.local.sockets(opts), &packet, volatile);
+            },
         )
     }
 
     /// Sends `packet` to socket `sid` alone.
     fn send_to(&self, sid: Sid, packet: Packet) {
-        if let Err(errors) = self.local.broadcast(packet, BroadcastOptions::new(sid)) {
-            tracing::debug!(%sid, ?errors, "a held broadcast could not be sent");
+        self.send_each([sid], &packet, false);
+    }
+
+    /// Sends `packet` to each of `sids` through the outbox: in order behind what waits for
+    /// them, waiting itself where a socket's buffer is full.
+    fn send_each(&self, sids: impl IntoIterator<Item = Sid>, packet: &Packet, volatile: bool) {
+        let start = self.outbox.send(sids, packet, volatile, |sid, packet| {
+            self.try_send(sid, packet)
+        });
+        if start {
+            self.start_retrying();
         }
+    }
+
+    /// Hands `packet` to socket `sid`'s buffer if it takes it now.
+    fn try_send(&self, sid: Sid, packet: Packet) -> Handoff {
+        match self.local.broadcast(packet, BroadcastOptions::new(sid)) {
+            Ok(()) => Handoff::Taken,
+            Err(errors) if errors.iter().any(is_full) => Handoff::Full,
+            Err(_) => Handoff::Gone,
+        }
+    }
+
+    /// Sends slow socket `sid` its DISCONNECT; whether it went out (or the socket is gone).
+    fn disconnect_slow(&self, sid: Sid) -> bool {
+        match self.local.disconnect_socket(BroadcastOptions::new(sid)) {
+            Ok(()) => true,
+            Err(errors) => !errors.iter().any(is_full),
+        }
+    }
+
+    /// Starts the task that retries the backlogs until they are empty.
+    fn start_retrying(&self) {
+        let Some(me) = self.me.get().cloned() else {
+            tracing::error!(ns = %self.local.path(), "a backlog before the adapter's init: nothing retries it");
+            return;
+        };
+        let interval = self.outbox.config().retry_interval;
+        tokio::spawn(async move {
+            let mut pause = interval;
+            loop {
+                tokio::time::sleep(pause).await;
+                let Some(this) = me.upgrade() else {
+                    return;
+                };
+                let retry = this.outbox.retry(
+                    |sid, packet| this.try_send(sid, packet),
+                    |sid| this.disconnect_slow(sid),
+                );
+                pause = match retry {
+                    Retry::Soon => interval,
+                    Retry::Later => SLOW_RETRY,
+                    Retry::Done => return,
+                };
+            }
+        });
     }
 
     /// Whether socket `sid` is still connected to this namespace.
@@ -620,4 +679,9 @@ fn every_socket() -> BroadcastOptions {
     let mut opts = BroadcastOptions::default();
     opts.add_flag(BroadcastFlags::Broadcast);
     opts
+}
+
+/// Whether `error` says the socket's buffer is full.
+fn is_full(error: &SocketError) -> bool {
+    matches!(error, SocketError::InternalChannelFull)
 }

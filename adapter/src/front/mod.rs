@@ -5,6 +5,7 @@ mod adapter;
 mod emitted;
 mod gate;
 mod ids;
+mod outbox;
 mod state;
 
 pub use adapter::{InitRes, RedisAckStream, RedisAdapter};

@@ -82,9 +82,19 @@ pub async fn start_with(
 
 /// Starts `n` instances sharing one Redis and waits until each counts all of them.
 pub async fn start_cluster(redis_url: &str, prefix: &str, n: usize) -> Vec<Instance> {
+    start_cluster_with(redis_url, n, || fast_config(prefix)).await
+}
+
+/// Starts `n` instances of configuration `config()` sharing one Redis and waits until each
+/// counts all of them.
+pub async fn start_cluster_with(
+    redis_url: &str,
+    n: usize,
+    config: impl Fn() -> RedisAdapterConfig,
+) -> Vec<Instance> {
     let mut instances = Vec::new();
     for _ in 0..n {
-        instances.push(start(redis_url, fast_config(prefix)).await);
+        instances.push(start(redis_url, config()).await);
     }
     let all_see_all = test_support::eventually(TIMEOUT, || {
         instances

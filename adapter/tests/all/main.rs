@@ -7,6 +7,7 @@ mod common;
 mod suite;
 
 mod bad_input;
+mod burst;
 mod catch_up;
 mod cluster;
 mod cross_instance;
