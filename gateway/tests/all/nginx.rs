@@ -330,9 +330,9 @@ async fn forged_forwarded_for_through_nginx_does_not_escape_the_login_limit() {
     assert_eq!(statuses[10], 429, "the 11th wrong login: {statuses:?}");
 }
 
-/// nginx passes only what browsers need: the operational routes are not reachable through
-/// it (they are on each gateway's admin listener), while the page, Socket.IO and the account
-/// routes are; the page's own origin (nginx's, through `X-Forwarded-Host`) may use the
+/// nginx passes only what browsers and backends need: the operational routes are not
+/// reachable through it (they are on each gateway's admin listener), while the page,
+/// Socket.IO, the account routes and the publish API are; the page's own origin (nginx's, through `X-Forwarded-Host`) may use the
 /// session cookie, another may not.
 #[tokio::test]
 async fn nginx_serves_only_browser_routes_and_the_cookie_only_to_its_origin() {
@@ -353,6 +353,19 @@ async fn nginx_serves_only_browser_routes_and_the_cookie_only_to_its_origin() {
         let status = reqwest::get(format!("{url}{path}")).await.unwrap().status();
         assert_eq!(status, 200, "{path} through nginx");
     }
+    // The publish API is proxied: its own 401 for a request without a key, not nginx's 404.
+    let publish = reqwest::Client::new()
+        .post(format!("{url}/api/v1/publish"))
+        .json(&json!({"room": "general", "event": "tick", "data": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(publish.status(), 401, "the publish API through nginx");
+    let body: Value = publish.json().await.unwrap();
+    assert!(
+        body.get("error").is_some(),
+        "the gateway's own answer: {body}"
+    );
     let token = crate::support::login(url, "alice").await;
     for polling in [false, true] {
         let page = |origin: &str| {
