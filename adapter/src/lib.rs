@@ -63,7 +63,9 @@
 //!   the namespace, `socketsJoin`, `socketsLeave` and `disconnectSockets` reach the sockets on
 //!   every instance, single-room emits through per-room channels as well. Each operation is
 //!   decoded ([`EmitterRequest`]), bounded and checked by the application's
-//!   [`EmitterConfig::accept`] rule first; anything else is dropped and counted.
+//!   [`EmitterConfig::accept`] rule first; anything else is dropped and counted. An
+//!   application that keeps its own record of room membership hears of the emitter's joins
+//!   and leaves through [`RedisAdapterState::on_emitter_membership`].
 //! - **A channel prefix** ([`RedisAdapterConfig::prefix`]) so several deployments can
 //!   share one Redis.
 //!
@@ -133,6 +135,8 @@ pub use connection::{
     cluster_nodes, within,
 };
 pub use error::Error;
-pub use front::{Hold, InitRes, MAX_HELD, RedisAckStream, RedisAdapter, RedisAdapterState};
+pub use front::{
+    Hold, InitRes, MAX_HELD, MembershipChange, RedisAckStream, RedisAdapter, RedisAdapterState,
+};
 pub use scope::{confirmed, remote_only};
 pub use stats::{Counters, MetricKind, Reading, Stats};

@@ -166,6 +166,9 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
                 .build_layer();
             chat::register(&io).await?;
+            if config.emitter_key.is_some() {
+                chat::track_emitter_membership(&adapter, io.clone());
+            }
             if let Some(history) = &accounts.history {
                 let connected = adapter.clone();
                 background.push(chat::spawn_spool_drain(

@@ -30,7 +30,7 @@ use super::{
     gate::{Gates, Keep, Kept},
     ids,
     outbox::{Handoff, Outbox, Retry, SLOW_RETRY},
-    state::{NamespaceRooms, RedisAdapterState},
+    state::{MembershipChange, NamespaceRooms, RedisAdapterState},
 };
 use crate::{
     cluster::{EmitterRequest, Id, Inbound, NamespaceBus, Outgoing},
@@ -305,8 +305,15 @@ impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
                 }
             }
             EmitterRequest::Join { selection, rooms } => {
-                self.local
-                    .add_sockets(emitted::options(&selection, false), rooms.clone());
+                let opts = emitted::options(&selection, false);
+                let sids = self.local.sockets(opts.clone());
+                self.local.add_sockets(opts, rooms.clone());
+                self.state.tell_membership(
+                    self.local.path(),
+                    &sids,
+                    &rooms,
+                    MembershipChange::Joined,
+                );
                 tokio::spawn(async move {
                     if let Err(err) = self.bus.subscribe_held(&rooms).await {
                         tracing::warn!(%err, "rooms of an emitter join not subscribed yet");
@@ -314,8 +321,15 @@ impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
                 });
             }
             EmitterRequest::Leave { selection, rooms } => {
-                self.local
-                    .del_sockets(emitted::options(&selection, false), rooms.clone());
+                let opts = emitted::options(&selection, false);
+                let sids = self.local.sockets(opts.clone());
+                self.local.del_sockets(opts, rooms.clone());
+                self.state.tell_membership(
+                    self.local.path(),
+                    &sids,
+                    &rooms,
+                    MembershipChange::Left,
+                );
                 self.bus.release(rooms);
             }
             EmitterRequest::Disconnect { selection, .. } => {

@@ -10,7 +10,7 @@ mod state;
 
 pub use adapter::{InitRes, RedisAckStream, RedisAdapter};
 pub use gate::MAX_HELD;
-pub use state::{Hold, RedisAdapterState};
+pub use state::{Hold, MembershipChange, RedisAdapterState};
 
 use socketioxide_core::adapter::errors::{AdapterError, BroadcastError};
 

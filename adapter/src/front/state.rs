@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, OnceLock, Weak},
 };
 
 use socketioxide_core::{
@@ -36,7 +36,21 @@ struct Shared {
     config: RedisAdapterConfig,
     redis: Redis,
     namespaces: Mutex<HashMap<String, Namespace>>,
+    membership: OnceLock<MembershipHook>,
 }
+
+/// Which way an emitter operation moved sockets ([`RedisAdapterState::on_emitter_membership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// `socketsJoin`: the sockets are now in the rooms.
+    Joined,
+    /// `socketsLeave`: the sockets are no longer in the rooms.
+    Left,
+}
+
+/// What [`RedisAdapterState::on_emitter_membership`] is told: the namespace, this instance's
+/// sockets that moved, the rooms, and which way.
+type MembershipHook = Box<dyn Fn(&str, &[Sid], &[Room], MembershipChange) + Send + Sync>;
 
 /// What the state reaches of one namespace's adapter.
 struct Namespace {
@@ -129,7 +143,33 @@ impl RedisAdapterState {
                 config,
                 redis,
                 namespaces: Mutex::default(),
+                membership: OnceLock::new(),
             }),
+        }
+    }
+
+    /// Tells `hook` of every `socketsJoin` and `socketsLeave` of the Socket.IO Redis emitter
+    /// carried out on this instance's sockets, after the sockets moved: for applications that
+    /// keep their own record of who is in which room. Set once; `false` if one already was.
+    pub fn on_emitter_membership(
+        &self,
+        hook: impl Fn(&str, &[Sid], &[Room], MembershipChange) + Send + Sync + 'static,
+    ) -> bool {
+        self.shared.membership.set(Box::new(hook)).is_ok()
+    }
+
+    /// Runs the membership hook, if any, for `sids` of namespace `ns`.
+    pub(crate) fn tell_membership(
+        &self,
+        ns: &str,
+        sids: &[Sid],
+        rooms: &[Room],
+        change: MembershipChange,
+    ) {
+        if let Some(hook) = self.shared.membership.get() {
+            if !sids.is_empty() {
+                hook(ns, sids, rooms, change);
+            }
         }
     }
 

@@ -11,6 +11,7 @@ mod catch_up;
 mod census;
 mod deliver;
 mod dm;
+mod emitted;
 mod expiry;
 mod handshake;
 mod history;
@@ -45,6 +46,7 @@ use crate::{
     tenancy::{self, CHAT_NS},
 };
 use census::{Census, Claim, Seat};
+pub(crate) use emitted::track as track_emitter_membership;
 pub(crate) use expiry::spawn as spawn_session_check;
 use order::EventQueue;
 pub(crate) use spooled::spawn as spawn_spool_drain;

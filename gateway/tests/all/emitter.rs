@@ -1,7 +1,8 @@
 //! The official `@socket.io/redis-emitter` (5.1, pinned in tests/node with ioredis) writing
 //! into the Redis of three gateway processes started with `--emitter-key socket.io`, and
 //! official `socket.io-client`s on every instance observing exactly what each operation
-//! should reach: a room, a room with `except`, the namespace, `socketsJoin`,
+//! should reach: a room, a room with `except`, the namespace, `socketsJoin` (after which the
+//! socket may talk in the room) and `socketsLeave` (after which it may not),
 //! `disconnectSockets`, an emit with a binary argument; and nothing of what the tenant rules
 //! refuse (a raw room name, a join across tenants), each refusal counted on every instance.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -91,6 +92,15 @@ async fn the_official_emitter_reaches_exactly_the_sockets_the_tenant_rules_allow
         received["grace"],
         json!([announce, news(6)]),
         "grace, of the other tenant"
+    );
+    let acks = &summary["acks"];
+    assert!(
+        acks["joined"]["id"].is_string(),
+        "carol, joined to ops by the emitter, may send there: {acks}"
+    );
+    assert_eq!(
+        acks["left"]["error"], "not a member of this room",
+        "carol, taken out of ops by the emitter, may not: {acks}"
     );
     assert_eq!(summary["disconnected"]["bob"], "io server disconnect");
     for name in ["alice", "carol", "grace"] {

@@ -12,7 +12,9 @@
 //   1. emit "news" {step: 1} to t:acme:r:general
 //   2. emit "news" {step: 2} to t:acme:r:general except t:acme:u:bob
 //   3. emit "announce" {step: 3} to the whole namespace
-//   4. socketsJoin t:acme:r:ops for the sockets in t:acme:u:carol, then emit {step: 4} there
+//   4. socketsJoin t:acme:r:ops for the sockets in t:acme:u:carol, then emit {step: 4} there;
+//      carol sends a `message` to "ops" (acked as a member: acks.joined), then socketsLeave
+//      t:acme:r:ops for her and she tries again (acks.left)
 //   5. emit {step: 5} to the raw room "general" (not a tenant-scoped name) and to
 //      t:acme:r:general: refused as a whole
 //   6. socketsJoin t:globex:r:general for t:acme:u:alice (crosses tenants), then emit
@@ -22,7 +24,8 @@
 //   9. emit "binary" with a Buffer to t:acme:r:general {step: 9}
 //
 // Prints exactly one JSON line on stdout:
-//   {"ok":true,"received":{"NAME":[{"event":"news","step":1},...]},"disconnected":{"NAME":"reason"}}
+//   {"ok":true,"received":{"NAME":[{"event":"news","step":1},...]},"disconnected":{"NAME":"reason"},
+//    "acks":{"joined":{...},"left":{...}}}
 //   {"ok":false,"error":"..."}                                       (exit 1)
 
 import { parseArgs } from "node:util";
@@ -40,6 +43,9 @@ const { values } = parseArgs({
 });
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// The ack of `event`, or {timeout: true} when none comes within 5 s.
+const ack = (socket, event, data) =>
+  socket.timeout(5000).emitWithAck(event, data).catch(() => ({ timeout: true }));
 const pauseMs = Number(values["pause-ms"]);
 const sockets = [];
 let redis;
@@ -109,6 +115,14 @@ try {
   await pause(pauseMs);
   emitter.to("t:acme:r:ops").emit("news", { step: 4 });
   await pause(pauseMs);
+  const acks = {};
+  const carol = clients.find((client) => client.name === "carol");
+  if (carol) {
+    acks.joined = await ack(carol.socket, "message", { room: "ops", text: "carol, joined by the emitter" });
+    emitter.in("t:acme:u:carol").socketsLeave("t:acme:r:ops");
+    await pause(pauseMs);
+    acks.left = await ack(carol.socket, "message", { room: "ops", text: "carol, out again" });
+  }
   emitter.to(["general", "t:acme:r:general"]).emit("news", { step: 5 });
   await pause(pauseMs);
   emitter.in("t:acme:u:alice").socketsJoin("t:globex:r:general");
@@ -128,7 +142,7 @@ try {
     received[client.name] = client.received;
     disconnected[client.name] = client.disconnected;
   }
-  finish({ ok: true, received, disconnected }, 0);
+  finish({ ok: true, received, disconnected, acks }, 0);
 } catch (err) {
   finish({ ok: false, error: String(err?.message ?? err) }, 1);
 }
