@@ -33,7 +33,7 @@ use super::{
     state::{MembershipChange, NamespaceRooms, RedisAdapterState},
 };
 use crate::{
-    cluster::{EmitterRequest, Id, Inbound, NamespaceBus, Outgoing},
+    cluster::{EmitterRequest, Id, Inbound, NamespaceBus, Outgoing, Selection},
     connection::{Redis, Wait},
     error::Error,
     scope,
@@ -305,15 +305,7 @@ impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
                 }
             }
             EmitterRequest::Join { selection, rooms } => {
-                let opts = emitted::options(&selection, false);
-                let sids = self.local.sockets(opts.clone());
-                self.local.add_sockets(opts, rooms.clone());
-                self.state.tell_membership(
-                    self.local.path(),
-                    &sids,
-                    &rooms,
-                    MembershipChange::Joined,
-                );
+                self.move_sockets(&selection, &rooms, MembershipChange::Joined);
                 tokio::spawn(async move {
                     if let Err(err) = self.bus.subscribe_held(&rooms).await {
                         tracing::warn!(%err, "rooms of an emitter join not subscribed yet");
@@ -321,15 +313,7 @@ impl<E: SocketEmitter> Inbound for RedisAdapter<E> {
                 });
             }
             EmitterRequest::Leave { selection, rooms } => {
-                let opts = emitted::options(&selection, false);
-                let sids = self.local.sockets(opts.clone());
-                self.local.del_sockets(opts, rooms.clone());
-                self.state.tell_membership(
-                    self.local.path(),
-                    &sids,
-                    &rooms,
-                    MembershipChange::Left,
-                );
+                self.move_sockets(&selection, &rooms, MembershipChange::Left);
                 self.bus.release(rooms);
             }
             EmitterRequest::Disconnect { selection, .. } => {
@@ -460,6 +444,19 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 self.send_each(self.local.sockets(opts), &packet, volatile);
             },
         )
+    }
+
+    /// Moves the local sockets of an emitter's `selection` in or out of `rooms`, then tells
+    /// the application ([`RedisAdapterState::on_emitter_membership`]).
+    fn move_sockets(&self, selection: &Selection, rooms: &[Room], change: MembershipChange) {
+        let opts = emitted::options(selection, false);
+        let sids = self.local.sockets(opts.clone());
+        match change {
+            MembershipChange::Joined => self.local.add_sockets(opts, rooms.to_vec()),
+            MembershipChange::Left => self.local.del_sockets(opts, rooms.to_vec()),
+        }
+        self.state
+            .tell_membership(self.local.path(), &sids, rooms, change);
     }
 
     /// Sends `packet` to socket `sid` alone.
