@@ -16,7 +16,11 @@
 //! - **Pipelined publishes.** Every publish of the process goes through one bounded, ordered
 //!   queue whose writer sends whatever is waiting as one pipeline: a burst of emits costs a
 //!   few round trips. An emit returns once its message is queued; wrap it in [`confirmed`]
-//!   to wait for Redis. A full queue refuses at once ([`Error::QueueFull`]).
+//!   to wait for Redis. A full queue refuses at once ([`Error::QueueFull`]): it holds at most
+//!   [`RedisConfig::publish_queue_capacity`] messages and
+//!   [`RedisConfig::publish_queue_max_bytes`], and one room's channel at most
+//!   1 / [`RedisConfig::publish_channel_share`] of either, so a burst on one room (or a Redis
+//!   that stopped taking publishes) never keeps the other rooms' publishes out.
 //! - **Redis Cluster** with sharded Pub/Sub (`SSUBSCRIBE`/`SPUBLISH`, Redis >= 7): connect
 //!   with a `redis+cluster://host:port,host:port` URL and room channels spread over the
 //!   shards. After a failover the subscriptions move to the new master by themselves.
