@@ -1,13 +1,13 @@
-//! Encoding and decoding of engine.io v4 / Socket.IO v5 text packets.
+//! The client's side of engine.io v4 / Socket.IO v5 text packets, on the shared codecs of
+//! the `engine` crate ([`engine::eio`], [`engine::sio`]).
 //!
 //! Pure functions, no I/O. Only the main namespace `/` and text packets are supported.
 //! A websocket frame carries one engine.io packet; a long-polling payload carries several,
-//! separated by [`SEPARATOR`] (which JSON text never contains unescaped).
+//! separated by [`engine::eio::SEPARATOR`].
 //! The decoder never panics: any input it does not understand is a [`ClientError::Protocol`].
 //! Event arguments are left undecoded ([`RawEvent`]) for the handler to decode as it needs.
 
-use std::io::Write;
-
+use engine::{eio, sio};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -19,8 +19,6 @@ pub(crate) const PONG: &str = "3";
 pub(crate) const DISCONNECT: &str = "41";
 /// engine.io CLOSE, sent by a long-polling client that leaves.
 pub(crate) const CLOSE: &str = "1";
-/// Separates the packets of one long-polling payload.
-pub(crate) const SEPARATOR: char = '\u{1e}';
 
 /// A decoded server-to-client packet, borrowing from the frame.
 #[derive(Debug, PartialEq)]
@@ -64,67 +62,50 @@ struct Handshake {
 
 /// Decodes one engine.io packet (a websocket frame, or one packet of a polling payload).
 pub(crate) fn decode(frame: &str) -> Result<Packet<'_>, ClientError> {
-    let mut chars = frame.chars();
-    match chars.next() {
-        Some('0') => {
-            let Handshake { sid } = json(chars.as_str(), frame)?;
+    let packet = eio::decode(frame).map_err(|err| protocol(&err.to_string(), frame))?;
+    match packet.kind {
+        eio::Kind::Open => {
+            let Handshake { sid } = json(packet.data, frame)?;
             Ok(Packet::Open { sid })
         }
-        Some('1') => Ok(Packet::Close),
-        Some('2') => Ok(Packet::Ping),
-        Some('3' | '6') => Ok(Packet::Noop),
-        Some('4') => decode_socketio(chars.as_str()),
-        _ => Err(protocol("unknown engine.io packet", frame)),
+        eio::Kind::Close => Ok(Packet::Close),
+        eio::Kind::Ping => Ok(Packet::Ping),
+        eio::Kind::Pong | eio::Kind::Noop => Ok(Packet::Noop),
+        eio::Kind::Message => decode_socketio(packet.data),
+        eio::Kind::Upgrade => Err(protocol("unexpected engine.io UPGRADE", frame)),
     }
 }
 
 /// Decodes the Socket.IO packet carried by an engine.io MESSAGE.
-fn decode_socketio(packet: &str) -> Result<Packet<'_>, ClientError> {
-    let mut chars = packet.chars();
-    let kind = chars.next();
-    let rest = chars.as_str();
-    if rest.starts_with('/') {
-        return Err(protocol("only the main namespace is supported", packet));
+fn decode_socketio(text: &str) -> Result<Packet<'_>, ClientError> {
+    let packet = sio::decode(text).map_err(|err| protocol(&err.to_string(), text))?;
+    if packet.ns != "/" {
+        return Err(protocol("only the main namespace is supported", text));
     }
-    match kind {
-        Some('0') => {
-            let Handshake { sid } = json(rest, packet)?;
+    match packet.kind {
+        sio::Kind::Connect => {
+            let Handshake { sid } = json(packet.data, text)?;
             Ok(Packet::Connect { sid })
         }
-        Some('1') => Ok(Packet::Disconnect),
-        Some('2') => {
-            let (ack_id, payload) = split_ack_id(rest, packet)?;
-            if !payload.starts_with('[') {
-                return Err(protocol("event is not an array", packet));
+        sio::Kind::Disconnect => Ok(Packet::Disconnect),
+        sio::Kind::Event => {
+            if !packet.data.starts_with('[') {
+                return Err(protocol("event is not an array", text));
             }
-            Ok(Packet::Event(RawEvent::new(ack_id, payload)))
+            Ok(Packet::Event(RawEvent::new(packet.ack, packet.data)))
         }
-        Some('3') => match split_ack_id(rest, packet)? {
-            (Some(id), payload) => Ok(Packet::Ack {
+        sio::Kind::Ack => match packet.ack {
+            Some(id) => Ok(Packet::Ack {
                 id,
-                args: json(payload, packet)?,
+                args: json(packet.data, text)?,
             }),
-            (None, _) => Err(protocol("ack without an id", packet)),
+            None => Err(protocol("ack without an id", text)),
         },
-        Some('4') => Ok(Packet::ConnectError(connect_error_message(rest))),
-        Some('5' | '6') => Err(protocol("binary packets are not supported", packet)),
-        _ => Err(protocol("unknown socket.io packet", packet)),
+        sio::Kind::ConnectError => Ok(Packet::ConnectError(connect_error_message(packet.data))),
+        sio::Kind::BinaryEvent | sio::Kind::BinaryAck => {
+            Err(protocol("binary packets are not supported", text))
+        }
     }
-}
-
-/// Splits the optional leading ack id off a packet body.
-fn split_ack_id<'a>(body: &'a str, packet: &str) -> Result<(Option<u64>, &'a str), ClientError> {
-    let payload = body.trim_start_matches(|c: char| c.is_ascii_digit());
-    // `payload` is a suffix of `body`, so the difference cannot underflow.
-    let id = match body.get(..body.len() - payload.len()) {
-        None | Some("") => None,
-        Some(digits) => Some(
-            digits
-                .parse()
-                .map_err(|_| protocol("invalid ack id", packet))?,
-        ),
-    };
-    Ok((id, payload))
 }
 
 /// The message of a CONNECT_ERROR body: `{"message": "..."}`, a bare JSON string, or the raw text.
@@ -149,10 +130,7 @@ fn protocol(what: &str, packet: &str) -> ClientError {
 
 /// Socket.IO CONNECT to the main namespace, with an optional auth payload.
 pub(crate) fn connect(auth: Option<&Value>) -> Result<String, ClientError> {
-    match auth {
-        Some(auth) => encode("40", None, auth),
-        None => Ok("40".to_owned()),
-    }
+    message(sio::Kind::Connect, None, auth)
 }
 
 /// Socket.IO EVENT `42[<ack id>]["name",data]`; `data` is sent as the single argument.
@@ -161,31 +139,23 @@ pub(crate) fn event<T: Serialize + ?Sized>(
     data: &T,
     ack_id: Option<u64>,
 ) -> Result<String, ClientError> {
-    encode("42", ack_id, &(name, data))
+    message(sio::Kind::Event, ack_id, Some(&(name, data)))
 }
 
 /// Socket.IO ACK `43<id>[data]` answering a server event that asked for one.
 pub(crate) fn ack(id: u64, data: &Value) -> Result<String, ClientError> {
-    encode("43", Some(id), &[data])
+    message(sio::Kind::Ack, Some(id), Some(&[data]))
 }
 
-/// `prefix`, the optional ack id and the JSON of `payload`, in one allocation.
-fn encode<T: Serialize + ?Sized>(
-    prefix: &str,
-    id: Option<u64>,
-    payload: &T,
+/// An engine.io MESSAGE carrying the Socket.IO packet `kind` on the main namespace.
+fn message<T: Serialize + ?Sized>(
+    kind: sio::Kind,
+    ack: Option<u64>,
+    data: Option<&T>,
 ) -> Result<String, ClientError> {
-    let mut buf = Vec::with_capacity(64);
-    buf.extend_from_slice(prefix.as_bytes());
-    if let Some(id) = id {
-        write!(buf, "{id}").map_err(|e| encode_error(&e))?;
-    }
-    serde_json::to_writer(&mut buf, payload).map_err(|e| encode_error(&e))?;
-    String::from_utf8(buf).map_err(|e| encode_error(&e))
-}
-
-fn encode_error(e: &dyn std::fmt::Display) -> ClientError {
-    ClientError::Protocol(format!("cannot encode packet: {e}"))
+    let packet = sio::encode(kind, "/", ack, data)
+        .map_err(|err| ClientError::Protocol(format!("cannot encode packet: {err}")))?;
+    Ok(eio::encode(eio::Kind::Message, &packet))
 }
 
 #[cfg(test)]

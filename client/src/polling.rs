@@ -18,8 +18,8 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
-use super::packet::SEPARATOR;
 use super::{ClientError, ConnectOptions, packet, tcp};
+use engine::eio::SEPARATOR;
 
 /// Largest response body accepted: a long-polling payload batches many packets.
 const MAX_BODY: usize = 16 * 1024 * 1024;

@@ -1,0 +1,46 @@
+//! Our Socket.IO engine, from the protocol specifications (issue 14; the plan is
+//! `docs/engine-plan.md`). So far: the packet codecs both sides of a connection share,
+//! [`eio`] for engine.io v4 packets and long-polling payloads, [`sio`] for the Socket.IO v5
+//! packets they carry. The test client (`socketio-client`) decodes with them.
+//!
+//! Decoders borrow from their input, allocate nothing and never panic: anything that is not
+//! a packet is an [`Error`].
+//!
+//! ```
+//! use engine::{eio, sio};
+//!
+//! let frame = eio::decode(r#"42/chat,7["hello",1]"#)?;
+//! assert_eq!(frame.kind, eio::Kind::Message);
+//! let packet = sio::decode(frame.data)?;
+//! assert_eq!((packet.kind, packet.ns, packet.ack), (sio::Kind::Event, "/chat", Some(7)));
+//! assert_eq!(packet.data, r#"["hello",1]"#);
+//! let ack = sio::encode(sio::Kind::Ack, "/chat", Some(7), Some(&["ok"]))?;
+//! assert_eq!(eio::encode(eio::Kind::Message, &ack), r#"43/chat,7["ok"]"#);
+//! # Ok::<(), engine::Error>(())
+//! ```
+
+pub mod eio;
+pub mod sio;
+
+/// Why some text is not a packet, or a packet could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An empty packet.
+    #[error("empty packet")]
+    Empty,
+    /// The first character is no packet type of the protocol.
+    #[error("unknown packet type {0:?}")]
+    UnknownType(char),
+    /// A binary packet's attachment count is missing, not a number, or not ended by `-`.
+    #[error("invalid attachment count")]
+    Attachments,
+    /// The ack id does not fit in 64 bits.
+    #[error("invalid ack id")]
+    AckId,
+    /// A namespace that does not start with `/` or holds a `,`, on encoding.
+    #[error("invalid namespace {0:?}")]
+    Namespace(String),
+    /// The data could not be written as JSON.
+    #[error("cannot encode the data: {0}")]
+    Json(String),
+}
