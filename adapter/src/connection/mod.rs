@@ -106,6 +106,9 @@ impl Redis {
             interval: config.probe_interval,
             timeout: config.probe_timeout,
             received: Arc::default(),
+            // One connection delivers everything in order: while it delivers anything it is
+            // alive. A cluster's pushes mix every shard's, so one deaf shard would hide.
+            patient: matches!(subscriptions, Subscriptions::Standalone(_)),
         };
         subscriptions
             .subscribe(

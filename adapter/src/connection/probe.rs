@@ -1,9 +1,11 @@
 //! The Pub/Sub probe: a message sent through Redis to this process's own subscriber. A
 //! connection can look alive (no error, no EOF) and still deliver nothing, after a network
-//! partition or a proxy losing state; when a probe does not come back in time and nothing
-//! else was delivered meanwhile, the subscriber connection is rebuilt. A subscriber that is
-//! merely behind (a burst it is still working through, with the probe queued after it) keeps
-//! delivering, so it is waited for: rebuilding it would throw away what it has not read yet.
+//! partition or a proxy losing state; when a probe does not come back in time, the subscriber
+//! connection is rebuilt. On a standalone Redis, a subscriber that is merely behind (a burst
+//! it is still working through, with the probe queued after it) keeps delivering, so it is
+//! waited for: rebuilding it would throw away what it has not read yet. A cluster's
+//! subscriber mixes every shard's messages, so there the probe stays strict (a deaf shard
+//! must not hide behind the live ones) and a burst can still cost a rebuild.
 
 use std::{
     sync::{
@@ -35,6 +37,9 @@ pub(crate) struct Probe {
     pub timeout: Duration,
     /// The sequence number of the last probe received.
     pub received: Arc<AtomicU64>,
+    /// Whether a late probe is waited for while other messages keep being delivered (see
+    /// [`Probe::wait_for`]): only where one connection carries every message in order.
+    pub patient: bool,
 }
 
 impl Probe {
@@ -83,7 +88,8 @@ impl Probe {
         }
     }
 
-    /// Whether probe `seq` comes back before a whole timeout passes with nothing delivered.
+    /// Whether probe `seq` comes back in time: within one timeout, or, when [`Probe::patient`],
+    /// before a whole timeout passes with nothing else delivered either.
     async fn wait_for(&self, seq: u64) -> bool {
         let delivered = || self.counters.received.load(Ordering::Relaxed);
         let mut mark = delivered();
@@ -94,7 +100,7 @@ impl Probe {
             }
             if tokio::time::Instant::now() >= deadline {
                 let now = delivered();
-                if now == mark {
+                if now == mark || !self.patient {
                     return false;
                 }
                 tracing::debug!(
