@@ -154,7 +154,7 @@ impl Outbox {
                     continue;
                 }
                 let mut inner = self.lock();
-                self.refused(&mut inner, sid, packet, volatile);
+                self.hold_back(&mut inner, sid, packet, volatile);
                 return self.send_locked(inner, sids, packet, volatile, try_send);
             }
         }
@@ -171,36 +171,22 @@ impl Outbox {
         try_send: impl Fn(Sid, Packet) -> Handoff,
     ) -> bool {
         for sid in sids {
-            if let Some(backlog) = inner.sockets.get(&sid) {
-                let slow = backlog.slow;
-                self.drop_behind(sid, slow, volatile, &mut inner, packet);
-            } else if try_send(sid, packet.clone()) == Handoff::Full {
-                self.refused(&mut inner, sid, packet, volatile);
+            match inner.sockets.get(&sid).map(|backlog| backlog.slow) {
+                Some(true) => Counters::incr(&self.counters.local_drops_slow),
+                // Behind: waits after what is already there.
+                Some(false) => self.hold_back(&mut inner, sid, packet, volatile),
+                None if try_send(sid, packet.clone()) == Handoff::Full => {
+                    self.hold_back(&mut inner, sid, packet, volatile);
+                }
+                None => {}
             }
         }
         self.start_retrying(&mut inner)
     }
 
-    /// `packet` for `sid`, which has a backlog: queued behind it, or dropped.
-    fn drop_behind(
-        &self,
-        sid: Sid,
-        slow: bool,
-        volatile: bool,
-        inner: &mut Backlogs,
-        packet: &Packet,
-    ) {
-        if slow {
-            Counters::incr(&self.counters.local_drops_slow);
-        } else if volatile {
-            Counters::incr(&self.counters.local_drops_volatile);
-        } else {
-            self.queue(inner, sid, packet.clone());
-        }
-    }
-
-    /// `packet` for `sid` found its channel full.
-    fn refused(&self, inner: &mut Backlogs, sid: Sid, packet: &Packet, volatile: bool) {
+    /// `packet` for `sid`, which cannot go straight to its channel (full, or a backlog
+    /// waiting): queued at the end of the backlog, or dropped if volatile.
+    fn hold_back(&self, inner: &mut Backlogs, sid: Sid, packet: &Packet, volatile: bool) {
         if volatile {
             Counters::incr(&self.counters.local_drops_volatile);
         } else {
