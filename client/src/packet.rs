@@ -153,9 +153,8 @@ fn message<T: Serialize + ?Sized>(
     ack: Option<u64>,
     data: Option<&T>,
 ) -> Result<String, ClientError> {
-    let packet = sio::encode(kind, "/", ack, data)
-        .map_err(|err| ClientError::Protocol(format!("cannot encode packet: {err}")))?;
-    Ok(eio::encode(eio::Kind::Message, &packet))
+    sio::encode_message(kind, "/", ack, data)
+        .map_err(|err| ClientError::Protocol(format!("cannot encode packet: {err}")))
 }
 
 #[cfg(test)]

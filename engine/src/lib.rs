@@ -14,8 +14,8 @@
 //! let packet = sio::decode(frame.data)?;
 //! assert_eq!((packet.kind, packet.ns, packet.ack), (sio::Kind::Event, "/chat", Some(7)));
 //! assert_eq!(packet.data, r#"["hello",1]"#);
-//! let ack = sio::encode(sio::Kind::Ack, "/chat", Some(7), Some(&["ok"]))?;
-//! assert_eq!(eio::encode(eio::Kind::Message, &ack), r#"43/chat,7["ok"]"#);
+//! let ack = sio::encode_message(sio::Kind::Ack, "/chat", Some(7), Some(&["ok"]))?;
+//! assert_eq!(ack, r#"43/chat,7["ok"]"#);
 //! # Ok::<(), engine::Error>(())
 //! ```
 

@@ -7,9 +7,11 @@
 //! must have (an object for CONNECT, an array starting with the event name for EVENT...) is for
 //! the side that reads it.
 
+use std::fmt::Write;
+
 use serde::Serialize;
 
-use crate::Error;
+use crate::{Error, eio};
 
 /// The type of a Socket.IO packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,17 +131,41 @@ pub fn encode<T: Serialize + ?Sized>(
     ack: Option<u64>,
     data: Option<&T>,
 ) -> Result<String, Error> {
+    write(String::with_capacity(64), kind, ns, ack, data)
+}
+
+/// [`encode`], framed as the engine.io MESSAGE that carries it (`4` first), still in one
+/// allocation: what a websocket frame or a polling payload holds.
+pub fn encode_message<T: Serialize + ?Sized>(
+    kind: Kind,
+    ns: &str,
+    ack: Option<u64>,
+    data: Option<&T>,
+) -> Result<String, Error> {
+    let mut text = String::with_capacity(64);
+    text.push(eio::Kind::Message.as_char());
+    write(text, kind, ns, ack, data)
+}
+
+/// Appends the packet to `text`.
+fn write<T: Serialize + ?Sized>(
+    mut text: String,
+    kind: Kind,
+    ns: &str,
+    ack: Option<u64>,
+    data: Option<&T>,
+) -> Result<String, Error> {
     if !ns.starts_with('/') || ns.contains(',') {
         return Err(Error::Namespace(ns.to_owned()));
     }
-    let mut text = String::with_capacity(64);
     text.push(kind.as_char());
     if ns != "/" {
         text.push_str(ns);
         text.push(',');
     }
     if let Some(ack) = ack {
-        text.push_str(&ack.to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{ack}");
     }
     let mut bytes = text.into_bytes();
     if let Some(data) = data {
@@ -293,6 +319,15 @@ mod tests {
             encode(Kind::Event, "/a,b", None, none),
             Err(Error::Namespace("/a,b".to_owned()))
         );
+    }
+
+    #[test]
+    fn a_message_is_the_packet_framed_for_engine_io() {
+        let data = json!(["news", 1]);
+        let framed = encode_message(Kind::Event, "/admin", Some(3), Some(&data)).unwrap();
+        let packet = encode(Kind::Event, "/admin", Some(3), Some(&data)).unwrap();
+        assert_eq!(framed, eio::encode(eio::Kind::Message, &packet));
+        assert_eq!(framed, r#"42/admin,3["news",1]"#);
     }
 
     proptest::proptest! {
