@@ -205,14 +205,6 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
     })
 }
 
-/// Binds, then serves until `shutdown` resolves; see [`bind`] and [`Gateway::serve`].
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    bind(config).await?.serve(shutdown).await
-}
-
 impl Gateway {
     /// The address actually bound (the real port when `--listen` asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {

@@ -40,7 +40,17 @@ fn serve(mut config: gateway::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(gateway::run(config, shutdown::signal()));
+    let result = runtime.block_on(async {
+        let gateway = gateway::bind(config).await?;
+        // The one line on stdout: the addresses actually bound, so `--listen 127.0.0.1:0`
+        // works for scripts and tests (no port picked in advance that another may take).
+        println!(
+            "listening on {} admin {}",
+            gateway.local_addr(),
+            gateway.admin_addr()
+        );
+        gateway.serve(shutdown::signal()).await
+    });
     // `run` already honoured the shutdown deadline; don't let a stuck task hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
@@ -58,7 +68,8 @@ fn worker(args: &WorkerArgs) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(gateway::run_worker(args, shutdown::signal())) {
+    let announce = |admin: std::net::SocketAddr| println!("admin listening on {admin}");
+    match runtime.block_on(gateway::run_worker(args, announce, shutdown::signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(%err, "worker stopped");

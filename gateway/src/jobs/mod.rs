@@ -157,9 +157,11 @@ impl Jobs {
 }
 
 /// `gateway worker`: runs jobs until `shutdown` resolves (then lets the running ones
-/// finish). Waits for Redis as long as it takes, at start as later.
+/// finish). Waits for Redis as long as it takes, at start as later. `announce` is given the
+/// admin listener's bound address (the real port when `--admin-listen` asked for port 0).
 pub async fn run_worker(
     args: &WorkerArgs,
+    announce: impl FnOnce(std::net::SocketAddr),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let url = redis_url(&args.redis)?;
@@ -179,14 +181,17 @@ pub async fn run_worker(
     };
     let admin = match &args.admin_listen {
         None => None,
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
+        Some(addr) => {
+            let bind_error = |source| Error::Bind {
+                addr: addr.clone(),
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| Error::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?,
-        ),
+                .map_err(bind_error)?;
+            announce(listener.local_addr().map_err(bind_error)?);
+            Some(listener)
+        }
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let keys = Keys::new(&args.redis.key_prefix);

@@ -218,51 +218,51 @@ pub struct ChildGateway {
 }
 
 impl ChildGateway {
-    /// Starts the binary on a free loopback port (and its admin listener on another) with
-    /// `args` and waits until `/healthz` answers.
+    /// Starts the binary on port 0 (and its admin listener on another) with `args`, reads the
+    /// ports it bound from its stdout, and waits until `/healthz` answers. Binding port 0 in
+    /// the child itself means no other test can take the port between picking and binding.
     pub async fn start(args: &[String]) -> Self {
-        let port = test_support::free_port();
-        let admin_port = test_support::free_port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the gateway binary starts");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(args);
+        let (child, line) = spawn_announcing(command).await;
+        let (url, admin) = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_once(" admin "))
+            .unwrap_or_else(|| panic!("not the gateway's address line: {line:?}"));
         let gateway = Self {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{url}"),
             child,
         };
-        gateway::testing::register_admin(&gateway.url, &format!("http://127.0.0.1:{admin_port}"));
+        gateway::testing::register_admin(&gateway.url, &format!("http://{admin}"));
         assert!(
             becomes_healthy(&gateway.url).await,
-            "gateway child on port {port} did not become healthy"
+            "gateway child at {url} did not become healthy"
         );
         gateway
     }
 
-    /// Starts `gateway worker` with its admin listener on a free loopback port and `args`,
-    /// and waits until its `/healthz` answers; [`ChildGateway::url`] is then the admin
-    /// listener's (`/metrics`, `/healthz`).
+    /// Starts `gateway worker` with its admin listener on port 0 and `args`, reads the port
+    /// from its stdout, and waits until its `/healthz` answers; [`ChildGateway::url`] is then
+    /// the admin listener's (`/metrics`, `/healthz`).
     pub async fn worker(args: &[String]) -> Self {
-        let admin_port = test_support::free_port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
+        command
             .arg("worker")
-            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the gateway binary starts");
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(args);
+        let (child, line) = spawn_announcing(command).await;
+        let admin = line
+            .strip_prefix("admin listening on ")
+            .unwrap_or_else(|| panic!("not the worker's address line: {line:?}"));
         let worker = Self {
-            url: format!("http://127.0.0.1:{admin_port}"),
+            url: format!("http://{admin}"),
             child,
         };
         assert!(
             becomes_healthy(&worker.url).await,
-            "worker child on admin port {admin_port} did not become healthy"
+            "worker child at {admin} did not become healthy"
         );
         worker
     }
@@ -316,6 +316,37 @@ impl Drop for ChildGateway {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Spawns `command` (logging at `warn`) and returns it with the first line it prints on
+/// stdout, its bound addresses; the rest of its stdout is drained so that a later print never
+/// meets a closed pipe.
+async fn spawn_announcing(mut command: std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the gateway binary starts");
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (first, line) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        let _read = reader.read_line(&mut line);
+        let _gone = first.send(line.trim_end().to_owned());
+        let _drained = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = tokio::time::timeout(Duration::from_secs(30), line)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    if line.is_empty() {
+        let status = child.try_wait().ok().flatten();
+        panic!("the gateway child printed no address line within 30 s (exit status: {status:?})");
+    }
+    (child, line)
 }
 
 /// `args` with the value of `flag` replaced by `value` (added if absent).

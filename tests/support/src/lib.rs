@@ -95,19 +95,29 @@ impl RedisServer {
     }
 
     async fn start_with(durable: bool) -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("test-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|err| panic!("creating {}: {err}", dir.display()));
-        let mut server = Self {
-            port,
-            dir,
-            child: None,
-            durable,
-        };
-        server.spawn();
-        server.wait_ready().await;
-        server
+        // A port free a moment ago may be taken by another test's server before ours binds
+        // it; the server answering is then not ours, and we try another port.
+        for _ in 0..5 {
+            let port = free_port();
+            // Unique even when two servers of this process are given the same port.
+            static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("test-redis-{}-{port}-{nth}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|err| panic!("creating {}: {err}", dir.display()));
+            let mut server = Self {
+                port,
+                dir,
+                child: None,
+                durable,
+            };
+            server.spawn();
+            if server.wait_ready().await {
+                return server;
+            }
+        }
+        panic!("five free ports in a row were taken by another redis-server before ours bound");
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -132,7 +142,11 @@ impl RedisServer {
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn();
-        self.wait_ready().await;
+        assert!(
+            self.wait_ready().await,
+            "port {} was taken by another server while ours was down",
+            self.port
+        );
     }
 
     /// A plain client connection, for tests that poke Redis directly.
@@ -153,9 +167,26 @@ impl RedisServer {
         self.child = Some(spawn_redis(&mut command));
     }
 
-    async fn wait_ready(&self) {
+    /// Waits until the port answers PING; whether the server answering is our child
+    /// (`INFO server`'s `process_id`), not another test's that took the port first.
+    async fn wait_ready(&self) -> bool {
         let client = redis::Client::open(self.url()).unwrap_or_else(|err| panic!("{err}"));
         wait_for_ping(&client, &format!("redis-server on port {}", self.port)).await;
+        let Some(ours) = self.child.as_ref().map(Child::id) else {
+            return false;
+        };
+        let info: String = match client.get_multiplexed_async_connection().await {
+            Ok(mut conn) => redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        info.lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            == Some(ours)
     }
 }
 
