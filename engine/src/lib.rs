@@ -20,6 +20,7 @@
 //! ```
 
 pub mod eio;
+pub mod server;
 pub mod sio;
 
 /// Why some text is not a packet, or a packet could not be encoded.

@@ -1,0 +1,205 @@
+//! The engine.io v4 server: sessions over HTTP long-polling and websocket, the upgrade from
+//! one to the other, heartbeats and limits. The layer above (Socket.IO) is a [`Handler`]:
+//! told of each session's open, messages and close, it sends through the [`Session`].
+//!
+//! Tasks: one per connection while hyper serves HTTP on it; a websocket's connection is then
+//! read by that one task, with no read buffer while idle, and written to directly by
+//! whichever task sends (see `sink`); one heartbeat task per session.
+
+mod config;
+mod ids;
+mod query;
+mod requests;
+mod session;
+mod sink;
+mod ws;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use bytes::Bytes;
+
+pub use self::{config::Config, query::Transport, requests::NotFound, session::Session};
+
+/// What the layer above the engine does with sessions. Calls come from the task that read
+/// the packet (a websocket's reader, a polling POST), in the order the client sent them.
+pub trait Handler: Send + Sync + 'static {
+    /// A session opened; its open packet is sent.
+    fn on_open(&self, session: &Arc<Session>);
+    /// A client message arrived.
+    fn on_message(&self, session: &Session, message: Message<'_>);
+    /// The session closed, for `reason`; it accepts no more packets.
+    fn on_close(&self, session: &Session, reason: CloseReason);
+}
+
+/// A message from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message (the data of an engine.io MESSAGE packet).
+    Text(&'a str),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+/// Why a session closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent CLOSE.
+    ClientClosed,
+    /// The server closed it ([`Session::close`], or the engine stopping).
+    ServerClosed,
+    /// No PONG within `pingTimeout` of a PING.
+    PingTimeout,
+    /// The websocket closed (a close frame, or the connection ended).
+    TransportClosed,
+    /// The connection failed.
+    TransportError,
+    /// A packet that is not one, a message over `maxPayload`, a frame the protocol forbids.
+    InvalidPacket,
+    /// More than `max_buffered` bytes waited for the client.
+    TooSlow,
+    /// A polling GET while another waited.
+    DuplicatePoll,
+    /// A polling POST while another was handled.
+    OverlappingPost,
+}
+
+impl CloseReason {
+    /// Whether the client is sent CLOSE (it did not end the session itself).
+    fn client_is_told(self) -> bool {
+        !matches!(
+            self,
+            Self::ClientClosed | Self::TransportClosed | Self::TransportError
+        )
+    }
+}
+
+/// An engine.io packet to send, encoded once whatever the number of sessions it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// A text packet, type character first (`4hello` is the MESSAGE `hello`).
+    Text(Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+impl Packet {
+    /// The MESSAGE packet of `text`.
+    pub fn message(text: &str) -> Self {
+        Self::Text(crate::eio::encode(crate::eio::Kind::Message, text).into())
+    }
+
+    /// A text packet from a static encoding (`b"2"`, `b"3probe"`).
+    pub(crate) fn text_static(text: &'static [u8]) -> Self {
+        Self::Text(Bytes::from_static(text))
+    }
+
+    /// Its encoded bytes.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Text(bytes) | Self::Binary(bytes) => bytes,
+        }
+    }
+
+    /// Its length in bytes, as encoded.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(bytes) | Self::Binary(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether it has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An engine.io server: its sessions and its handler. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+/// What the server's tasks share.
+pub(crate) struct Shared {
+    config: Config,
+    handler: Box<dyn Handler>,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+}
+
+impl Shared {
+    /// The open session `sid`.
+    fn session(&self, sid: &str) -> Option<Arc<Session>> {
+        lock(&self.sessions).get(sid).cloned()
+    }
+
+    /// Removes a closed session.
+    fn forget(&self, sid: &str) {
+        lock(&self.sessions).remove(sid);
+    }
+}
+
+impl Engine {
+    /// A server configured by `config`, handing sessions to `handler`.
+    pub fn new(config: Config, handler: impl Handler) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                handler: Box::new(handler),
+                sessions: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The open session `sid`.
+    pub fn session(&self, sid: &str) -> Option<Arc<Session>> {
+        self.shared.session(sid)
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        lock(&self.shared.sessions).len()
+    }
+
+    /// Closes every session (each client is sent CLOSE).
+    pub fn close_all(&self) {
+        let sessions: Vec<Arc<Session>> = lock(&self.shared.sessions).values().cloned().collect();
+        for session in sessions {
+            session.close();
+        }
+    }
+}
+
+/// Pings `session` every `interval` and closes it when a PONG takes longer than `timeout`.
+async fn heartbeat(session: std::sync::Weak<Session>, interval: Duration, timeout: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match session.upgrade() {
+            Some(session) if !session.is_closed() => session.ping(),
+            _ => return,
+        }
+        tokio::time::sleep(timeout).await;
+        match session.upgrade() {
+            Some(session) if session.is_closed() => return,
+            Some(session) if !session.has_ponged() => {
+                return session.close_with(CloseReason::PingTimeout);
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,318 @@
+//! HTTP: the accept loop, one hyper HTTP/1 connection per client, and the engine.io requests
+//! (handshake, poll, post, websocket) routed from the engine's path; every other request goes
+//! to the fallback service (the application's router).
+
+use std::{convert::Infallible, future::poll_fn, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{
+    Engine, Shared, heartbeat,
+    query::{self, Refusal, Transport},
+    session::Session,
+    sink::Sink,
+    ws::{self, Role},
+};
+
+/// The fallback of a server that serves only engine.io: 404 for everything else.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotFound;
+
+impl tower_service::Service<Request<Incoming>> for NotFound {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Incoming>) -> Self::Future {
+        std::future::ready(Ok(respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found",
+        )))
+    }
+}
+
+/// An engine.io answer, or the fallback's.
+type Answer<B> = Response<Either<Full<Bytes>, B>>;
+
+impl Engine {
+    /// Accepts connections on `listener` and serves each (see [`Engine::serve_connection`])
+    /// until the returned future is dropped.
+    pub async fn serve<F, B>(&self, listener: TcpListener, fallback: F)
+    where
+        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        F::Future: Send,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            tokio::spawn(
+                self.clone()
+                    .serve_connection(stream, peer, fallback.clone()),
+            );
+        }
+    }
+
+    /// Serves one HTTP/1 connection from `peer`: engine.io on the engine's path, `fallback`
+    /// for the rest. A websocket upgrade takes the connection over.
+    pub async fn serve_connection<F, B>(self, stream: TcpStream, peer: SocketAddr, fallback: F)
+    where
+        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        F::Future: Send,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+        let head_timeout = self.shared.config.request_head_timeout;
+        let service = service_fn(move |request: Request<Incoming>| {
+            let engine = self.clone();
+            let mut fallback = fallback.clone();
+            async move {
+                if request.uri().path() == engine.shared.config.path {
+                    let answer = engine.answer(request, peer).await;
+                    return Ok::<Answer<B>, Infallible>(answer.map(Either::Left));
+                }
+                poll_fn(|cx| fallback.poll_ready(cx)).await?;
+                let answer = fallback.call(request).await?;
+                Ok(answer.map(Either::Right))
+            }
+        });
+        let served = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(head_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+        if let Err(err) = served {
+            tracing::debug!(%err, %peer, "HTTP connection ended");
+        }
+    }
+
+    /// Answers one engine.io request.
+    async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        match self.route(request, peer).await {
+            Ok(response) => response,
+            Err(refusal) => respond(refusal.status(), "application/json", refusal.body()),
+        }
+    }
+
+    async fn route(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Full<Bytes>>, Refusal> {
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        let query = query::parse(&query)?;
+        let shared = &self.shared;
+        match (query.transport, query.sid) {
+            (Transport::Websocket, sid) => {
+                let sid = sid.map(str::to_owned);
+                self.websocket(request, peer, sid.as_deref())
+            }
+            (Transport::Polling, None) if request.method() == Method::GET => {
+                let (parts, _body) = request.into_parts();
+                let session = self.open(parts, peer, None)?;
+                let open = session_open(&shared.config, &session, &["websocket"]);
+                shared.handler.on_open(&session);
+                Ok(respond(StatusCode::OK, TEXT, open))
+            }
+            (Transport::Polling, None) => Err(Refusal::BadHandshakeMethod),
+            (Transport::Polling, Some(sid)) => {
+                let session = shared.session(sid).ok_or(Refusal::UnknownSession)?;
+                match *request.method() {
+                    Method::GET => {
+                        let payload = session.poll().await?;
+                        Ok(respond(StatusCode::OK, TEXT, payload))
+                    }
+                    Method::POST => post(shared, &session, request.into_body()).await,
+                    _ => Err(Refusal::BadRequest),
+                }
+            }
+        }
+    }
+
+    /// Opens a session for the request `parts` from `peer`, on `websocket` or on polling.
+    fn open(
+        &self,
+        parts: http::request::Parts,
+        peer: SocketAddr,
+        websocket: Option<Arc<Sink>>,
+    ) -> Result<Arc<Session>, Refusal> {
+        let shared = &self.shared;
+        let sid: Arc<str> = super::ids::sid().into();
+        let session = Session::new(sid.clone(), parts, peer, websocket, Arc::downgrade(shared));
+        {
+            let mut sessions = super::lock(&shared.sessions);
+            if sessions.len() >= shared.config.max_sessions {
+                return Err(Refusal::Full);
+            }
+            sessions.insert(sid, session.clone());
+        }
+        tokio::spawn(heartbeat(
+            Arc::downgrade(&session),
+            shared.config.ping_interval,
+            shared.config.ping_timeout,
+        ));
+        Ok(session)
+    }
+
+    /// A websocket request: a new session, or the upgrade of polling session `sid`.
+    fn websocket(
+        &self,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        sid: Option<&str>,
+    ) -> Result<Response<Full<Bytes>>, Refusal> {
+        let headers = request.headers();
+        let upgrade = headers
+            .get(header::UPGRADE)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+        let (Some(key), true, true) = (key, upgrade, request.method() == Method::GET) else {
+            return Err(Refusal::BadRequest);
+        };
+        let upgrading = match sid {
+            Some(sid) => {
+                let session = self.shared.session(sid).ok_or(Refusal::UnknownSession)?;
+                session.begin_upgrade()?;
+                Some(session)
+            }
+            None => None,
+        };
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(err) => {
+                    tracing::debug!(%err, "websocket upgrade failed");
+                    if let Some(session) = &upgrading {
+                        session.abort_upgrade();
+                    }
+                    return;
+                }
+            };
+            let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+                tracing::error!("a websocket on a connection the engine did not accept itself");
+                return;
+            };
+            let stream = Arc::new(parts.io.into_inner());
+            let config = &engine.shared.config;
+            let sink = Sink::new(stream.clone(), config.max_buffered);
+            let (session, role) = match upgrading {
+                Some(session) => (session, Role::Probing),
+                None => {
+                    let (request, _body) = request.into_parts();
+                    let Ok(session) = engine.open(request, peer, Some(sink.clone())) else {
+                        return;
+                    };
+                    let open = session_open(config, &session, &[]);
+                    let _sent = sink.text(&Bytes::from(open));
+                    engine.shared.handler.on_open(&session);
+                    (session, Role::Session)
+                }
+            };
+            ws::read(
+                session,
+                stream,
+                sink,
+                parts.read_buf,
+                role,
+                config.max_payload,
+            )
+            .await;
+        });
+        let accept = ws::accept_key(key.as_bytes());
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| Refusal::BadRequest)
+    }
+}
+
+/// A polling POST: its body (at most `maxPayload`) handed to the session.
+async fn post(
+    shared: &Shared,
+    session: &Session,
+    body: Incoming,
+) -> Result<Response<Full<Bytes>>, Refusal> {
+    let posting = session.begin_post()?;
+    let body = match Limited::new(body, shared.config.max_payload)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            drop(posting);
+            session.close_with(super::CloseReason::InvalidPacket);
+            return Ok(respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                TEXT,
+                "payload too large",
+            ));
+        }
+    };
+    session.post(&posting, &body)?;
+    Ok(respond(StatusCode::OK, "text/html", "ok"))
+}
+
+/// The OPEN packet of `session`, offering `upgrades`.
+fn session_open(config: &super::Config, session: &Session, upgrades: &[&str]) -> String {
+    let open = serde_json::json!({
+        "sid": session.sid(),
+        "upgrades": upgrades,
+        "pingInterval": config.ping_interval.as_millis(),
+        "pingTimeout": config.ping_timeout.as_millis(),
+        "maxPayload": config.max_payload,
+    });
+    crate::eio::encode(crate::eio::Kind::Open, &open.to_string())
+}
+
+/// engine.io's content type for payloads.
+const TEXT: &str = "text/plain; charset=UTF-8";
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}

@@ -1,0 +1,232 @@
+//! The sending side of one websocket: a frame is written to the socket directly by whichever
+//! task has it (a broadcast's fan-out, the reader answering) while the kernel's send buffer
+//! takes it; what it does not take waits in a bounded queue that a task, spawned only then,
+//! flushes. Over the bound the connection is closed.
+
+use std::{
+    collections::VecDeque,
+    io::{self, IoSlice},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::{net::TcpStream, sync::Notify};
+use tungstenite::protocol::frame::{FrameHeader, coding::OpCode};
+
+/// Why a frame was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The connection is closed.
+    Closed,
+    /// The queue would exceed its bound: the connection is now closed.
+    Full,
+}
+
+/// What waits to be written, and whether a flush task owns the socket's writes.
+#[derive(Default)]
+struct Pending {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    flushing: bool,
+}
+
+/// The sending side of one websocket.
+pub(crate) struct Sink {
+    stream: Arc<TcpStream>,
+    pending: Mutex<Pending>,
+    max_buffered: usize,
+    closed: AtomicBool,
+    /// Wakes the reader when the sending side closes the connection.
+    closing: Notify,
+}
+
+impl Sink {
+    /// The sending side of `stream` (shared with its reader), queueing at most `max_buffered`
+    /// bytes.
+    pub(crate) fn new(stream: Arc<TcpStream>, max_buffered: usize) -> Arc<Self> {
+        Arc::new(Self {
+            stream,
+            pending: Mutex::default(),
+            max_buffered,
+            closed: AtomicBool::new(false),
+            closing: Notify::new(),
+        })
+    }
+
+    /// Whether the connection was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection closed and wakes its reader, which drops the socket.
+    pub(crate) fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.closing.notify_one();
+        }
+    }
+
+    /// Resolves once [`Sink::close`] was called.
+    pub(crate) async fn closed(&self) {
+        let notified = self.closing.notified();
+        if !self.is_closed() {
+            notified.await;
+        }
+    }
+
+    /// Sends a text frame of `payload` after everything sent before it.
+    pub(crate) fn text(self: &Arc<Self>, payload: &Bytes) -> Result<(), Refused> {
+        self.frame(
+            OpCode::Data(tungstenite::protocol::frame::coding::Data::Text),
+            payload,
+        )
+    }
+
+    /// Sends a binary frame of `payload` after everything sent before it.
+    pub(crate) fn binary(self: &Arc<Self>, payload: &Bytes) -> Result<(), Refused> {
+        self.frame(
+            OpCode::Data(tungstenite::protocol::frame::coding::Data::Binary),
+            payload,
+        )
+    }
+
+    /// Sends a control frame (`Pong`, `Close`) of `payload`.
+    pub(crate) fn control(
+        self: &Arc<Self>,
+        control: tungstenite::protocol::frame::coding::Control,
+        payload: &Bytes,
+    ) -> Result<(), Refused> {
+        self.frame(OpCode::Control(control), payload)
+    }
+
+    fn frame(self: &Arc<Self>, opcode: OpCode, payload: &Bytes) -> Result<(), Refused> {
+        if self.is_closed() {
+            return Err(Refused::Closed);
+        }
+        let head = head(opcode, payload.len());
+        let mut pending = lock(&self.pending);
+        if pending.flushing || !pending.frames.is_empty() {
+            return self.enqueue(&mut pending, joined(&head, payload, 0));
+        }
+        let parts = [IoSlice::new(&head), IoSlice::new(payload)];
+        match self.stream.try_write_vectored(&parts) {
+            Ok(written) if written == head.len() + payload.len() => Ok(()),
+            Ok(written) => {
+                let queued = self.enqueue(&mut pending, joined(&head, payload, written));
+                self.start_flush(&mut pending);
+                queued
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                let queued = self.enqueue(&mut pending, joined(&head, payload, 0));
+                self.start_flush(&mut pending);
+                queued
+            }
+            Err(_) => {
+                drop(pending);
+                self.close();
+                Err(Refused::Closed)
+            }
+        }
+    }
+
+    fn enqueue(&self, pending: &mut Pending, bytes: Bytes) -> Result<(), Refused> {
+        if pending.bytes + bytes.len() > self.max_buffered {
+            pending.frames.clear();
+            pending.bytes = 0;
+            self.close();
+            return Err(Refused::Full);
+        }
+        pending.bytes += bytes.len();
+        pending.frames.push_back(bytes);
+        Ok(())
+    }
+
+    fn start_flush(self: &Arc<Self>, pending: &mut Pending) {
+        if pending.flushing || self.is_closed() {
+            return;
+        }
+        pending.flushing = true;
+        tokio::spawn(self.clone().flush());
+    }
+
+    /// Writes the queue out as the socket becomes writable, then gives the writes back.
+    async fn flush(self: Arc<Self>) {
+        loop {
+            if self.stream.writable().await.is_err() || self.is_closed() {
+                return self.close();
+            }
+            let mut pending = lock(&self.pending);
+            while let Some(front) = pending.frames.pop_front() {
+                match self.stream.try_write(&front) {
+                    Ok(written) => {
+                        pending.bytes -= written;
+                        if written < front.len() {
+                            pending.frames.push_front(front.slice(written..));
+                            break;
+                        }
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        pending.frames.push_front(front);
+                        break;
+                    }
+                    Err(_) => {
+                        drop(pending);
+                        return self.close();
+                    }
+                }
+            }
+            if pending.frames.is_empty() {
+                pending.flushing = false;
+                return;
+            }
+        }
+    }
+}
+
+/// The header of a final, unmasked server frame of `opcode` with `len` payload bytes.
+fn head(opcode: OpCode, len: usize) -> BytesMut {
+    let header = FrameHeader {
+        opcode,
+        ..FrameHeader::default()
+    };
+    let len = len as u64;
+    let mut head = BytesMut::with_capacity(header.len(len)).writer();
+    // Writing into memory cannot fail.
+    let _infallible = header.format(len, &mut head);
+    head.into_inner()
+}
+
+/// `head` then `payload`, without their first `skip` bytes (already written).
+fn joined(head: &[u8], payload: &Bytes, skip: usize) -> Bytes {
+    if skip >= head.len() {
+        return payload.slice(skip - head.len()..);
+    }
+    let mut bytes = BytesMut::with_capacity(head.len() + payload.len() - skip);
+    bytes.put_slice(&head[skip..]);
+    bytes.put_slice(payload);
+    bytes.freeze()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_frames_are_final_unmasked_and_carry_their_length() {
+        let text = OpCode::Data(tungstenite::protocol::frame::coding::Data::Text);
+        assert_eq!(&head(text, 2)[..], &[0x81, 2]);
+        assert_eq!(&head(text, 300)[..], &[0x81, 126, 1, 44]);
+        assert_eq!(head(text, 70_000).len(), 10);
+        let payload = Bytes::from_static(b"42");
+        assert_eq!(&joined(&[0x81, 2], &payload, 1)[..], &[2, b'4', b'2']);
+        assert_eq!(&joined(&[0x81, 2], &payload, 3)[..], b"2");
+    }
+}

@@ -1,0 +1,608 @@
+//! The official engine.io protocol test suite (socketio/engine.io-protocol, `test-suite/`),
+//! case by case, against our server with the suite's settings (ping interval 300 ms, ping
+//! timeout 200 ms, maxPayload 1,000,000) and an echo handler, as the suite's reference
+//! server has. Plus the limits the suite does not test.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{sync::Arc, time::Duration};
+
+use engine::server::{CloseReason, Config, Engine, Handler, Message, NotFound, Packet, Session};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
+
+const PING_INTERVAL: Duration = Duration::from_millis(300);
+const PING_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a test waits for something that should happen.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Sends every message back to its session, as the suite's reference server does.
+struct Echo;
+
+impl Handler for Echo {
+    fn on_open(&self, _: &Arc<Session>) {}
+
+    fn on_message(&self, session: &Session, message: Message<'_>) {
+        let packet = match message {
+            Message::Text(text) => Packet::message(text),
+            Message::Binary(bytes) => Packet::Binary(bytes),
+        };
+        session.send(&packet);
+    }
+
+    fn on_close(&self, _: &Session, _: CloseReason) {}
+}
+
+/// An echo server on a free loopback port; its base URL (`http://127.0.0.1:P`).
+async fn server(config: Config) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let engine = Engine::new(config, Echo);
+    tokio::spawn(async move { engine.serve(listener, NotFound).await });
+    url
+}
+
+fn suite_config() -> Config {
+    Config {
+        ping_interval: PING_INTERVAL,
+        ping_timeout: PING_TIMEOUT,
+        max_payload: 1_000_000,
+        ..Config::default()
+    }
+}
+
+async fn suite_server() -> String {
+    server(suite_config()).await
+}
+
+fn endpoint(url: &str, query: &str) -> String {
+    format!("{url}/socket.io/?{query}")
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn post(url: &str, body: &'static str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The JSON of an OPEN packet.
+fn open_packet(text: &str) -> Value {
+    let json = text
+        .strip_prefix('0')
+        .unwrap_or_else(|| panic!("not OPEN: {text:?}"));
+    serde_json::from_str(json).unwrap()
+}
+
+/// Opens a polling session; its sid.
+async fn polling_session(url: &str) -> String {
+    let (status, body) = get(&endpoint(url, "EIO=4&transport=polling")).await;
+    assert_eq!(status, 200, "{body}");
+    open_packet(&body)["sid"].as_str().unwrap().to_owned()
+}
+
+fn session_url(url: &str, sid: &str) -> String {
+    endpoint(url, &format!("EIO=4&transport=polling&sid={sid}"))
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn websocket(url: &str, query: &str) -> Result<Ws, tungstenite::Error> {
+    let ws_url = endpoint(&url.replace("http://", "ws://"), query);
+    tokio_tungstenite::connect_async(ws_url)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// The next data frame, or `None` when the connection closes first.
+async fn next(ws: &mut Ws) -> Option<tungstenite::Message> {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame or the close within the wait");
+        match message {
+            Some(Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_))) => {}
+            Some(Ok(tungstenite::Message::Close(_))) | Some(Err(_)) | None => return None,
+            Some(Ok(message)) => return Some(message),
+        }
+    }
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    match next(ws).await {
+        Some(tungstenite::Message::Text(text)) => text.to_string(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+async fn send(ws: &mut Ws, text: &str) {
+    ws.send(tungstenite::Message::text(text)).await.unwrap();
+}
+
+/// A websocket session past its OPEN packet.
+async fn websocket_session(url: &str) -> Ws {
+    let mut ws = websocket(url, "EIO=4&transport=websocket").await.unwrap();
+    open_packet(&next_text(&mut ws).await);
+    ws
+}
+
+async fn closes(ws: &mut Ws) {
+    assert_eq!(next(ws).await, None, "the connection should close");
+}
+
+fn assert_handshake(open: &Value, upgrades: &[&str]) {
+    let mut keys: Vec<&str> = open
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "maxPayload",
+            "pingInterval",
+            "pingTimeout",
+            "sid",
+            "upgrades"
+        ]
+    );
+    assert!(open["sid"].is_string());
+    assert_eq!(open["upgrades"], serde_json::json!(upgrades));
+    assert_eq!(open["pingInterval"], 300);
+    assert_eq!(open["pingTimeout"], 200);
+    assert_eq!(open["maxPayload"], 1_000_000);
+}
+
+mod handshake {
+    use super::*;
+
+    #[tokio::test]
+    async fn polling_opens_a_session() {
+        let url = suite_server().await;
+        let (status, body) = get(&endpoint(&url, "EIO=4&transport=polling")).await;
+        assert_eq!(status, 200);
+        assert_handshake(&open_packet(&body), &["websocket"]);
+    }
+
+    #[tokio::test]
+    async fn polling_fails_with_an_invalid_eio() {
+        let url = suite_server().await;
+        for query in ["transport=polling", "EIO=abc&transport=polling"] {
+            assert_eq!(get(&endpoint(&url, query)).await.0, 400, "{query}");
+        }
+    }
+
+    #[tokio::test]
+    async fn polling_fails_with_an_invalid_transport() {
+        let url = suite_server().await;
+        for query in ["EIO=4", "EIO=4&transport=abc"] {
+            assert_eq!(get(&endpoint(&url, query)).await.0, 400, "{query}");
+        }
+    }
+
+    #[tokio::test]
+    async fn polling_fails_with_an_invalid_request_method() {
+        let url = suite_server().await;
+        let target = endpoint(&url, "EIO=4&transport=polling");
+        let client = reqwest::Client::new();
+        for method in [reqwest::Method::POST, reqwest::Method::PUT] {
+            let response = client
+                .request(method.clone(), &target)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{method}");
+        }
+    }
+
+    #[tokio::test]
+    async fn websocket_opens_a_session() {
+        let url = suite_server().await;
+        let mut ws = websocket(&url, "EIO=4&transport=websocket").await.unwrap();
+        assert_handshake(&open_packet(&next_text(&mut ws).await), &[]);
+    }
+
+    #[tokio::test]
+    async fn websocket_fails_with_an_invalid_eio_or_transport() {
+        let url = suite_server().await;
+        for query in [
+            "transport=websocket",
+            "EIO=abc&transport=websocket",
+            "EIO=4",
+            "EIO=4&transport=abc",
+        ] {
+            assert!(websocket(&url, query).await.is_err(), "{query}");
+        }
+    }
+}
+
+mod message {
+    use super::*;
+
+    #[tokio::test]
+    async fn polling_sends_and_receives_one_plain_text_packet() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        assert_eq!(post(&session, "4hello").await, (200, "ok".into()));
+        assert_eq!(get(&session).await, (200, "4hello".into()));
+    }
+
+    #[tokio::test]
+    async fn polling_sends_and_receives_several_plain_text_packets() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        let payload = "4test1\u{1e}4test2\u{1e}4test3";
+        assert_eq!(post(&session, payload).await, (200, "ok".into()));
+        assert_eq!(get(&session).await, (200, payload.into()));
+    }
+
+    #[tokio::test]
+    async fn polling_sends_and_receives_text_and_binary_packets() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        let payload = "4hello\u{1e}bAQIDBA==";
+        assert_eq!(post(&session, payload).await, (200, "ok".into()));
+        assert_eq!(get(&session).await, (200, payload.into()));
+    }
+
+    #[tokio::test]
+    async fn polling_closes_the_session_upon_an_invalid_packet() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        assert_eq!(post(&session, "abc").await.0, 400);
+        assert_eq!(get(&session).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn polling_closes_the_session_upon_duplicate_poll_requests() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        let first = tokio::spawn({
+            let session = session.clone();
+            async move { get(&session).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = get(&format!("{session}&t=burst")).await;
+        assert_eq!(first.await.unwrap(), (200, "1".into()));
+        assert_eq!(second.0, 400);
+        assert_eq!(get(&session).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn websocket_sends_and_receives_a_plain_text_packet() {
+        let url = suite_server().await;
+        let mut ws = websocket_session(&url).await;
+        send(&mut ws, "4hello").await;
+        assert_eq!(next_text(&mut ws).await, "4hello");
+    }
+
+    #[tokio::test]
+    async fn websocket_sends_and_receives_a_binary_packet() {
+        let url = suite_server().await;
+        let mut ws = websocket_session(&url).await;
+        ws.send(tungstenite::Message::binary(vec![1u8, 2, 3, 4]))
+            .await
+            .unwrap();
+        match next(&mut ws).await {
+            Some(tungstenite::Message::Binary(bytes)) => assert_eq!(&bytes[..], [1, 2, 3, 4]),
+            other => panic!("expected a binary frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn websocket_closes_the_session_upon_an_invalid_packet() {
+        let url = suite_server().await;
+        let mut ws = websocket_session(&url).await;
+        send(&mut ws, "abc").await;
+        closes(&mut ws).await;
+    }
+}
+
+mod heartbeat {
+    use super::*;
+
+    #[tokio::test]
+    async fn polling_sends_ping_and_takes_pong() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        for _ in 0..3 {
+            assert_eq!(get(&session).await, (200, "2".into()));
+            assert_eq!(post(&session, "3").await, (200, "ok".into()));
+        }
+    }
+
+    #[tokio::test]
+    async fn polling_closes_the_session_upon_ping_timeout() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        tokio::time::sleep(PING_INTERVAL + PING_TIMEOUT + Duration::from_millis(100)).await;
+        assert_eq!(post(&session, "3").await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn websocket_sends_ping_and_takes_pong() {
+        let url = suite_server().await;
+        let mut ws = websocket_session(&url).await;
+        for _ in 0..3 {
+            assert_eq!(next_text(&mut ws).await, "2");
+            send(&mut ws, "3").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn websocket_closes_the_session_upon_ping_timeout() {
+        let url = suite_server().await;
+        let mut ws = websocket_session(&url).await;
+        assert_eq!(next_text(&mut ws).await, "2");
+        // No PONG: the server sends CLOSE and closes the connection.
+        assert_eq!(next_text(&mut ws).await, "1");
+        closes(&mut ws).await;
+    }
+}
+
+mod close {
+    use super::*;
+
+    #[tokio::test]
+    async fn polling_forcefully_closes_the_session() {
+        let url = suite_server().await;
+        let session = session_url(&url, &polling_session(&url).await);
+        let pending = tokio::spawn({
+            let session = session.clone();
+            async move { get(&session).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(post(&session, "1").await.0, 200);
+        assert_eq!(pending.await.unwrap(), (200, "6".into()));
+        assert_eq!(get(&session).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn websocket_forcefully_closes_the_session() {
+        let url = suite_server().await;
+        let mut ws = websocket_session(&url).await;
+        send(&mut ws, "1").await;
+        closes(&mut ws).await;
+    }
+}
+
+mod upgrade {
+    use super::*;
+
+    /// A polling session upgraded: probe answered, the pending poll released with NOOP,
+    /// UPGRADE sent. Its websocket and sid.
+    async fn upgraded(url: &str) -> (Ws, String) {
+        let sid = polling_session(url).await;
+        let mut ws = websocket(url, &format!("EIO=4&transport=websocket&sid={sid}"))
+            .await
+            .unwrap();
+        send(&mut ws, "2probe").await;
+        assert_eq!(next_text(&mut ws).await, "3probe");
+        assert_eq!(get(&session_url(url, &sid)).await, (200, "6".into()));
+        send(&mut ws, "5").await;
+        (ws, sid)
+    }
+
+    #[tokio::test]
+    async fn polling_upgrades_to_websocket() {
+        let url = suite_server().await;
+        let (mut ws, _) = upgraded(&url).await;
+        send(&mut ws, "4hello").await;
+        assert_eq!(next_text(&mut ws).await, "4hello");
+    }
+
+    #[tokio::test]
+    async fn http_requests_with_the_same_sid_are_refused_after_the_upgrade() {
+        let url = suite_server().await;
+        let (mut ws, sid) = upgraded(&url).await;
+        send(&mut ws, "4hello").await;
+        assert_eq!(next_text(&mut ws).await, "4hello");
+        assert_eq!(get(&session_url(&url, &sid)).await.0, 400);
+        send(&mut ws, "4again").await;
+        assert_eq!(next_text(&mut ws).await, "4again");
+    }
+
+    #[tokio::test]
+    async fn a_websocket_with_the_same_sid_is_refused_after_the_upgrade() {
+        let url = suite_server().await;
+        let (mut ws, sid) = upgraded(&url).await;
+        send(&mut ws, "4hello").await;
+        assert_eq!(next_text(&mut ws).await, "4hello");
+        let second = websocket(&url, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+        assert!(second.is_err(), "a second websocket took the session");
+        send(&mut ws, "4again").await;
+        assert_eq!(next_text(&mut ws).await, "4again");
+    }
+
+    #[tokio::test]
+    async fn what_polling_had_waiting_goes_out_on_the_websocket_first() {
+        let url = suite_server().await;
+        let sid = polling_session(&url).await;
+        let session = session_url(&url, &sid);
+        let mut ws = websocket(&url, &format!("EIO=4&transport=websocket&sid={sid}"))
+            .await
+            .unwrap();
+        send(&mut ws, "2probe").await;
+        assert_eq!(next_text(&mut ws).await, "3probe");
+        assert_eq!(get(&session).await, (200, "6".into()));
+        // Echoed onto polling while the upgrade is not complete.
+        assert_eq!(post(&session, "4queued").await.0, 200);
+        send(&mut ws, "5").await;
+        assert_eq!(next_text(&mut ws).await, "4queued");
+    }
+}
+
+mod limits {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_polling_body_over_max_payload_is_413_and_ends_the_session() {
+        let url = server(Config {
+            max_payload: 100,
+            ..suite_config()
+        })
+        .await;
+        let session = session_url(&url, &polling_session(&url).await);
+        let body: &'static str = Box::leak(format!("4{}", "x".repeat(200)).into_boxed_str());
+        assert_eq!(post(&session, body).await.0, 413);
+        assert_eq!(get(&session).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn a_websocket_message_over_max_payload_closes_that_connection_only() {
+        let url = server(Config {
+            max_payload: 100,
+            ..suite_config()
+        })
+        .await;
+        let mut big = websocket_session(&url).await;
+        let mut other = websocket_session(&url).await;
+        send(&mut big, &format!("4{}", "x".repeat(200))).await;
+        closes(&mut big).await;
+        send(&mut other, "4still here").await;
+        assert_eq!(next_text(&mut other).await, "4still here");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_sid_is_refused() {
+        let url = suite_server().await;
+        assert_eq!(get(&session_url(&url, "nope")).await.0, 400);
+        assert_eq!(post(&session_url(&url, "nope"), "4x").await.0, 400);
+        assert!(
+            websocket(&url, "EIO=4&transport=websocket&sid=nope")
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn handshakes_beyond_max_sessions_are_503() {
+        let url = server(Config {
+            max_sessions: 2,
+            ..suite_config()
+        })
+        .await;
+        polling_session(&url).await;
+        polling_session(&url).await;
+        assert_eq!(get(&endpoint(&url, "EIO=4&transport=polling")).await.0, 503);
+    }
+
+    #[tokio::test]
+    async fn other_paths_go_to_the_fallback() {
+        let url = suite_server().await;
+        assert_eq!(get(&format!("{url}/elsewhere")).await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_closed_as_too_slow() {
+        let url = server(Config {
+            max_buffered: 64 << 10,
+            ping_interval: Duration::from_secs(60),
+            ..suite_config()
+        })
+        .await;
+        let mut ws = websocket_session(&url).await;
+        // Echoes of 1 MB of messages the client does not read fill the socket buffers and
+        // then the bound: the server closes the connection.
+        let chunk = format!("4{}", "y".repeat(60_000));
+        let mut closed = false;
+        for _ in 0..400 {
+            if ws
+                .send(tungstenite::Message::text(chunk.as_str()))
+                .await
+                .is_err()
+            {
+                closed = true;
+                break;
+            }
+        }
+        if !closed {
+            // Draining now shows the close after some echoes.
+            let drained =
+                tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = ws.next().await {} })
+                    .await;
+            closed = drained.is_ok();
+        }
+        assert!(closed, "the server kept a client that read nothing");
+    }
+}
+
+/// The official engine.io-client (npm, pinned by `engine/tests/node/package-lock.json`) over
+/// each transport and through the upgrade.
+mod official_client {
+    use super::*;
+
+    async fn run(mode: &str) -> Value {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node"));
+        test_support::npm_ci(dir, "engine.io-client");
+        let url = server(Config::default()).await;
+        let run = tokio::process::Command::new("node")
+            .args(["eio.mjs", &url, mode])
+            .current_dir(dir)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the client ends by itself")
+            .unwrap_or_else(|err| {
+                panic!("cannot run node ({err}): install the Debian package `nodejs`")
+            });
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{mode}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"))
+    }
+
+    #[tokio::test]
+    async fn talks_over_long_polling() {
+        let seen = run("polling").await;
+        assert_eq!(seen["opened"], "polling", "{seen}");
+        assert_eq!(
+            seen["echoes"],
+            serde_json::json!(["hello", "binary:1,2,3,5"])
+        );
+    }
+
+    #[tokio::test]
+    async fn talks_over_websocket() {
+        let seen = run("websocket").await;
+        assert_eq!(seen["opened"], "websocket", "{seen}");
+        assert_eq!(
+            seen["echoes"],
+            serde_json::json!(["hello", "binary:1,2,3,5"])
+        );
+    }
+
+    #[tokio::test]
+    async fn upgrades_from_polling_to_websocket_keeping_every_message_in_order() {
+        let seen = run("upgrade").await;
+        assert_eq!(
+            (&seen["opened"], &seen["upgraded"]),
+            (&"polling".into(), &"websocket".into()),
+            "{seen}"
+        );
+        assert_eq!(
+            seen["echoes"],
+            serde_json::json!([
+                "hello",
+                "binary:1,2,3,5",
+                "after upgrade",
+                "binary:1,2,3,13"
+            ])
+        );
+    }
+}
