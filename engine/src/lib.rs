@@ -43,4 +43,7 @@ pub enum Error {
     /// The data could not be written as JSON.
     #[error("cannot encode the data: {0}")]
     Json(String),
+    /// A binary message of a long-polling payload (`b...`) whose data is not base64.
+    #[error("invalid base64 in a binary message")]
+    Base64,
 }
