@@ -124,14 +124,15 @@ fn digits(text: &str) -> Option<usize> {
 }
 
 /// Encodes a text packet (no attachments): `kind`, namespace `ns` (written only when it is
-/// not `/`), the optional `ack` id and `data` as JSON, in one allocation.
+/// not `/`), the optional `ack` id and `data` as JSON, in one allocation. A binary `kind` is
+/// written with 0 attachments.
 pub fn encode<T: Serialize + ?Sized>(
     kind: Kind,
     ns: &str,
     ack: Option<u64>,
     data: Option<&T>,
 ) -> Result<String, Error> {
-    write(String::with_capacity(64), kind, ns, ack, data)
+    write(String::with_capacity(64), kind, ns, 0, ack, data)
 }
 
 /// [`encode`], framed as the engine.io MESSAGE that carries it (`4` first), still in one
@@ -144,14 +145,15 @@ pub fn encode_message<T: Serialize + ?Sized>(
 ) -> Result<String, Error> {
     let mut text = String::with_capacity(64);
     text.push(eio::Kind::Message.as_char());
-    write(text, kind, ns, ack, data)
+    write(text, kind, ns, 0, ack, data)
 }
 
-/// Appends the packet to `text`.
+/// Appends the packet to `text`, with its count of `attachments` when `kind` is binary.
 fn write<T: Serialize + ?Sized>(
     mut text: String,
     kind: Kind,
     ns: &str,
+    attachments: usize,
     ack: Option<u64>,
     data: Option<&T>,
 ) -> Result<String, Error> {
@@ -159,12 +161,15 @@ fn write<T: Serialize + ?Sized>(
         return Err(Error::Namespace(ns.to_owned()));
     }
     text.push(kind.as_char());
+    // Writing to a String cannot fail (here and for the ack id).
+    if kind.is_binary() {
+        let _ = write!(text, "{attachments}-");
+    }
     if ns != "/" {
         text.push_str(ns);
         text.push(',');
     }
     if let Some(ack) = ack {
-        // Writing to a String cannot fail.
         let _ = write!(text, "{ack}");
     }
     let mut bytes = text.into_bytes();
@@ -312,6 +317,10 @@ mod tests {
             "37[[1,2]]"
         );
         assert_eq!(
+            encode(Kind::BinaryAck, "/admin", Some(1), Some(&[0])).unwrap(),
+            "60-/admin,1[0]"
+        );
+        assert_eq!(
             encode(Kind::Event, "admin", None, none),
             Err(Error::Namespace("admin".to_owned()))
         );
@@ -338,7 +347,7 @@ mod tests {
 
         #[test]
         fn encoded_packets_decode_back(
-            kind in 0u8..5,
+            kind in 0u8..7,
             ns in "(/|/[a-z]{1,8})",
             ack in proptest::option::of(proptest::prelude::any::<u64>()),
             args in proptest::collection::vec("\\PC{0,8}", 0..4),
