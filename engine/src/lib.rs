@@ -46,4 +46,30 @@ pub enum Error {
     /// A binary message of a long-polling payload (`b...`) whose data is not base64.
     #[error("invalid base64 in a binary message")]
     Base64,
+    /// The data of a binary packet is not JSON.
+    #[error("invalid JSON data: {0}")]
+    InvalidJson(String),
+    /// A binary packet announces more attachments than the limit.
+    #[error("{announced} attachments announced, above the limit of {max}")]
+    TooManyAttachments {
+        /// The count the packet announces.
+        announced: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The attachments of a binary packet hold more bytes than the limit (given).
+    #[error("attachments above the limit of {0} bytes")]
+    AttachmentsTooLarge(usize),
+    /// An object with `"_placeholder": true` whose `num` names no attachment of its packet.
+    #[error("a placeholder names no attachment")]
+    Placeholder,
+    /// A binary message while no binary packet waits for attachments.
+    #[error("binary message while no packet waits for attachments")]
+    UnexpectedBinary,
+    /// A text packet while a binary packet still waits for attachments.
+    #[error("text packet while attachments are still expected")]
+    AttachmentsPending,
+    /// Attachments for a packet type that has none, on encoding.
+    #[error("packet type {0:?} has no attachments")]
+    NotBinary(char),
 }
