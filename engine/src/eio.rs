@@ -1,11 +1,21 @@
 //! engine.io v4 packets: one type character and its data, one per websocket text frame, or
 //! several in a long-polling payload joined by [`SEPARATOR`] (which JSON text never contains
 //! unescaped).
+//!
+//! A binary message has no type character: over websocket it is a binary frame, its bytes as
+//! they are; in a long-polling payload it is [`BINARY`] followed by its bytes in base64
+//! ([`decode_payload_packet`], [`encode_binary`]).
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use bytes::Bytes;
 
 use crate::Error;
 
 /// Separates the packets of one long-polling payload.
 pub const SEPARATOR: char = '\u{1e}';
+
+/// Starts a binary message in a long-polling payload, before its base64.
+pub const BINARY: char = 'b';
 
 /// The type of an engine.io packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +93,38 @@ pub fn encode(kind: Kind, data: &str) -> String {
     text
 }
 
+/// One packet of a long-polling payload: a text packet or a binary message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadPacket<'a> {
+    /// A text packet, as [`decode`] reads it.
+    Text(Packet<'a>),
+    /// A binary message (a MESSAGE whose data is bytes), decoded from base64.
+    Binary(Bytes),
+}
+
+/// Decodes one packet of a long-polling payload (one item of [`split_payload`]): `b<base64>`
+/// is a binary message, anything else a text packet. The bytes of a binary message are the
+/// only allocation.
+pub fn decode_payload_packet(text: &str) -> Result<PayloadPacket<'_>, Error> {
+    match text.strip_prefix(BINARY) {
+        Some(base64) => {
+            let bytes = STANDARD.decode(base64).map_err(|_| Error::Base64)?;
+            Ok(PayloadPacket::Binary(Bytes::from(bytes)))
+        }
+        None => decode(text).map(PayloadPacket::Text),
+    }
+}
+
+/// Encodes a binary message for a long-polling payload: [`BINARY`] and `data` in base64, in
+/// one allocation. (Over websocket, `data` is sent as a binary frame as it is.)
+pub fn encode_binary(data: &[u8]) -> String {
+    let len = base64::encoded_len(data.len(), true).unwrap_or_default();
+    let mut text = String::with_capacity(1 + len);
+    text.push(BINARY);
+    STANDARD.encode_string(data, &mut text);
+    text
+}
+
 /// The packets of a long-polling payload, in order (an empty payload has none).
 pub fn split_payload(payload: &str) -> impl Iterator<Item = &str> {
     payload.split(SEPARATOR).filter(|packet| !packet.is_empty())
@@ -143,11 +185,64 @@ mod tests {
         assert_eq!(join_payload(["6"]), "6");
     }
 
+    #[test]
+    fn binary_messages_in_a_payload_as_in_the_specification() {
+        let payload = "4hello\u{1e}bAQIDBA==";
+        let packets: Vec<_> = split_payload(payload)
+            .map(|packet| decode_payload_packet(packet).unwrap())
+            .collect();
+        assert_eq!(
+            packets,
+            [
+                PayloadPacket::Text(Packet {
+                    kind: Kind::Message,
+                    data: "hello"
+                }),
+                PayloadPacket::Binary(Bytes::from_static(&[1, 2, 3, 4])),
+            ]
+        );
+        let binary = encode_binary(&[1, 2, 3, 4]);
+        assert_eq!(binary, "bAQIDBA==");
+        assert_eq!(join_payload(["4hello", binary.as_str()]), payload);
+        assert_eq!(encode_binary(&[]), "b");
+        assert_eq!(
+            decode_payload_packet("b"),
+            Ok(PayloadPacket::Binary(Bytes::new()))
+        );
+        // Over websocket, `b` starts no packet: binary messages are binary frames there.
+        assert_eq!(decode("bAQIDBA=="), Err(Error::UnknownType('b')));
+    }
+
+    #[test]
+    fn an_invalid_base64_is_an_error() {
+        for text in [
+            "b!",
+            "bAQIDBA",
+            "bAQIDBA=",
+            "bAQ==AA=",
+            "bAQ",
+            "b====",
+            "bAQIDBA==\n",
+        ] {
+            assert_eq!(decode_payload_packet(text), Err(Error::Base64), "{text:?}");
+        }
+        assert_eq!(decode_payload_packet(""), Err(Error::Empty));
+        assert_eq!(decode_payload_packet("7"), Err(Error::UnknownType('7')));
+    }
+
     proptest::proptest! {
         #[test]
         fn decoding_any_text_never_panics(text in "\\PC{0,64}") {
             let _ = decode(&text);
             let _ = split_payload(&text).map(decode).count();
+            let _ = split_payload(&text).map(decode_payload_packet).count();
+            let _ = decode_payload_packet(&format!("{BINARY}{text}"));
+        }
+
+        #[test]
+        fn binary_messages_decode_back(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let text = encode_binary(&data);
+            proptest::prop_assert_eq!(decode_payload_packet(&text), Ok(PayloadPacket::Binary(Bytes::from(data))));
         }
 
         #[test]

@@ -1,10 +1,12 @@
 //! Our Socket.IO engine, from the protocol specifications (issue 14; the plan is
 //! `docs/engine-plan.md`). So far: the packet codecs both sides of a connection share,
 //! [`eio`] for engine.io v4 packets and long-polling payloads, [`sio`] for the Socket.IO v5
-//! packets they carry. The test client (`socketio-client`) decodes with them.
+//! packets they carry, binary messages and attachments included. The test client
+//! (`socketio-client`) decodes text packets with them.
 //!
-//! Decoders borrow from their input, allocate nothing and never panic: anything that is not
-//! a packet is an [`Error`].
+//! Decoders never panic: anything that is not a packet is an [`Error`]. Text packets borrow
+//! from their input and allocate nothing; the bytes of a binary message and the parsed JSON
+//! of a binary packet ([`sio::Assembler`]) are the allocations.
 //!
 //! ```
 //! use engine::{eio, sio};
@@ -16,6 +18,30 @@
 //! assert_eq!(packet.data, r#"["hello",1]"#);
 //! let ack = sio::encode_message(sio::Kind::Ack, "/chat", Some(7), Some(&["ok"]))?;
 //! assert_eq!(ack, r#"43/chat,7["ok"]"#);
+//! # Ok::<(), engine::Error>(())
+//! ```
+//!
+//! A binary event over long-polling: its text packet, then its attachment in base64.
+//!
+//! ```
+//! use engine::{eio, sio};
+//!
+//! let header = r#"451-["file",{"_placeholder":true,"num":0}]"#;
+//! let payload = format!("{header}\u{1e}bAQID");
+//! let mut assembler = sio::Assembler::default();
+//! let mut done = None;
+//! for packet in eio::split_payload(&payload) {
+//!     match eio::decode_payload_packet(packet)? {
+//!         eio::PayloadPacket::Text(frame) => {
+//!             let step = assembler.text(sio::decode(frame.data)?)?;
+//!             assert_eq!(step, sio::Assembled::Waiting);
+//!         }
+//!         eio::PayloadPacket::Binary(bytes) => done = assembler.binary(bytes)?,
+//!     }
+//! }
+//! let packet = done.ok_or(engine::Error::Empty)?;
+//! assert_eq!(packet.attachment(&packet.data[1]).map(|b| b.as_ref()), Some(&[1, 2, 3][..]));
+//! assert_eq!(packet.encode_message()?, header);
 //! # Ok::<(), engine::Error>(())
 //! ```
 
@@ -44,4 +70,33 @@ pub enum Error {
     /// The data could not be written as JSON.
     #[error("cannot encode the data: {0}")]
     Json(String),
+    /// A binary message of a long-polling payload (`b...`) whose data is not base64.
+    #[error("invalid base64 in a binary message")]
+    Base64,
+    /// The data of a binary packet is not JSON.
+    #[error("invalid JSON data: {0}")]
+    InvalidJson(String),
+    /// A binary packet announces more attachments than the limit.
+    #[error("{announced} attachments announced, above the limit of {max}")]
+    TooManyAttachments {
+        /// The count the packet announces.
+        announced: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The attachments of a binary packet hold more bytes than the limit (given).
+    #[error("attachments above the limit of {0} bytes")]
+    AttachmentsTooLarge(usize),
+    /// An object with `"_placeholder": true` whose `num` names no attachment of its packet.
+    #[error("a placeholder names no attachment")]
+    Placeholder,
+    /// A binary message while no binary packet waits for attachments.
+    #[error("binary message while no packet waits for attachments")]
+    UnexpectedBinary,
+    /// A text packet while a binary packet still waits for attachments.
+    #[error("text packet while attachments are still expected")]
+    AttachmentsPending,
+    /// Attachments for a packet type that has none, on encoding.
+    #[error("packet type {0:?} has no attachments")]
+    NotBinary(char),
 }
