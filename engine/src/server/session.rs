@@ -10,12 +10,11 @@ use std::{
     },
 };
 
-use base64::{Engine as _, engine::general_purpose::STANDARD};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use super::{CloseReason, Message, Packet, Shared, query::Refusal, sink::Sink};
-use crate::eio;
+use crate::eio::{self, PayloadPacket};
 
 /// One client's engine.io session, shared by its transports and the layer above.
 pub struct Session {
@@ -194,31 +193,31 @@ impl Session {
     /// Hands one client packet to the handler or acts on it; `Err` closes the session.
     pub(crate) fn receive(
         &self,
-        packet: Result<Received<'_>, crate::Error>,
+        packet: Result<PayloadPacket<'_>, crate::Error>,
     ) -> Result<(), CloseReason> {
         let packet = packet.map_err(|_| CloseReason::InvalidPacket)?;
         let message = match packet {
-            Received::Binary(bytes) => Message::Binary(bytes),
-            Received::Text(eio::Packet {
+            PayloadPacket::Binary(bytes) => Message::Binary(bytes),
+            PayloadPacket::Text(eio::Packet {
                 kind: eio::Kind::Message,
                 data,
             }) => Message::Text(data),
-            Received::Text(eio::Packet {
+            PayloadPacket::Text(eio::Packet {
                 kind: eio::Kind::Pong,
                 ..
             }) => {
                 self.ponged();
                 return Ok(());
             }
-            Received::Text(eio::Packet {
+            PayloadPacket::Text(eio::Packet {
                 kind: eio::Kind::Noop,
                 ..
             }) => return Ok(()),
-            Received::Text(eio::Packet {
+            PayloadPacket::Text(eio::Packet {
                 kind: eio::Kind::Close,
                 ..
             }) => return Err(CloseReason::ClientClosed),
-            Received::Text(_) => return Err(CloseReason::InvalidPacket),
+            PayloadPacket::Text(_) => return Err(CloseReason::InvalidPacket),
         };
         if let Some(shared) = self.shared.upgrade() {
             shared.handler.on_message(self, message);
@@ -296,7 +295,8 @@ impl Session {
         let outcome = std::str::from_utf8(body)
             .map_err(|_| CloseReason::InvalidPacket)
             .and_then(|payload| {
-                eio::split_payload(payload).try_for_each(|packet| self.receive(received(packet)))
+                eio::split_payload(payload)
+                    .try_for_each(|packet| self.receive(eio::decode_payload_packet(packet)))
             });
         match outcome {
             Ok(()) => Ok(()),
@@ -361,25 +361,6 @@ impl Session {
     }
 }
 
-/// A packet as a transport read it.
-pub(crate) enum Received<'a> {
-    /// A text packet.
-    Text(eio::Packet<'a>),
-    /// A binary message.
-    Binary(Bytes),
-}
-
-/// One packet of a polling payload: text, or `b` + base64 for binary.
-fn received(packet: &str) -> Result<Received<'_>, crate::Error> {
-    match packet.strip_prefix('b') {
-        Some(base64) => STANDARD
-            .decode(base64)
-            .map(|bytes| Received::Binary(bytes.into()))
-            .map_err(|_| crate::Error::UnknownType('b')),
-        None => eio::decode(packet).map(Received::Text),
-    }
-}
-
 /// A polling payload of `packets`: text as is, binary as `b` + base64, joined by the record
 /// separator.
 fn payload(packets: impl Iterator<Item = Packet>) -> Bytes {
@@ -390,10 +371,7 @@ fn payload(packets: impl Iterator<Item = Packet>) -> Bytes {
         }
         match packet {
             Packet::Text(text) => payload.put_slice(&text),
-            Packet::Binary(bytes) => {
-                payload.put_u8(b'b');
-                payload.put_slice(STANDARD.encode(bytes).as_bytes());
-            }
+            Packet::Binary(bytes) => payload.put_slice(eio::encode_binary(&bytes).as_bytes()),
         }
     }
     payload.freeze()
@@ -444,7 +422,5 @@ mod tests {
             Packet::Binary(Bytes::from_static(&[1, 2, 3, 4])),
         ];
         assert_eq!(&payload(packets.into_iter())[..], b"4hello\x1ebAQIDBA==");
-        assert!(matches!(received("bAQIDBA=="), Ok(Received::Binary(b)) if b[..] == [1, 2, 3, 4]));
-        assert!(received("b!!").is_err());
     }
 }

@@ -11,12 +11,8 @@ use tungstenite::protocol::frame::{
     coding::{Control, Data, OpCode},
 };
 
-use super::{
-    CloseReason, Packet,
-    session::{Received, Session},
-    sink::Sink,
-};
-use crate::eio;
+use super::{CloseReason, Packet, session::Session, sink::Sink};
+use crate::eio::{self, PayloadPacket};
 
 /// The `Sec-WebSocket-Accept` answering `key`.
 pub(crate) fn accept_key(key: &[u8]) -> String {
@@ -196,7 +192,7 @@ pub(crate) async fn read(
                     }
                 }
                 Frame::Binary(bytes) if role == Role::Session => {
-                    if let Err(reason) = session.receive(Ok(Received::Binary(bytes))) {
+                    if let Err(reason) = session.receive(Ok(PayloadPacket::Binary(bytes))) {
                         break 'read reason;
                     }
                 }
@@ -254,7 +250,7 @@ fn on_text(
             Ok(())
         }
         (Role::Probing, _) => Err(CloseReason::InvalidPacket),
-        (Role::Session, _) => session.receive(Ok(Received::Text(packet))),
+        (Role::Session, _) => session.receive(Ok(PayloadPacket::Text(packet))),
     }
 }
 
