@@ -48,6 +48,7 @@
 pub mod eio;
 pub mod server;
 pub mod sio;
+pub mod sockets;
 
 /// Why some text is not a packet, or a packet could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,4 +100,8 @@ pub enum Error {
     /// Attachments for a packet type that has none, on encoding.
     #[error("packet type {0:?} has no attachments")]
     NotBinary(char),
+    /// A packet the client may not send now: an event for a namespace it did not join, a
+    /// second CONNECT, CONNECT_ERROR.
+    #[error("a packet the connection's state does not allow")]
+    State,
 }

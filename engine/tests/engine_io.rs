@@ -6,16 +6,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use engine::server::{CloseReason, Config, Engine, Handler, Message, NotFound, Packet, Session};
+use engine::server::{CloseReason, Config, Engine, Handler, Message, Packet, Session};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
+use tokio_tungstenite::tungstenite;
+
+mod common;
+use common::{WAIT, Ws, closes, endpoint, next, next_text, send, websocket};
 
 const PING_INTERVAL: Duration = Duration::from_millis(300);
 const PING_TIMEOUT: Duration = Duration::from_millis(200);
-/// How long a test waits for something that should happen.
-const WAIT: Duration = Duration::from_secs(5);
 
 /// Sends every message back to its session, as the suite's reference server does.
 struct Echo;
@@ -36,11 +36,7 @@ impl Handler for Echo {
 
 /// An echo server on a free loopback port; its base URL (`http://127.0.0.1:P`).
 async fn server(config: Config) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let engine = Engine::new(config, Echo);
-    tokio::spawn(async move { engine.serve(listener, NotFound).await });
-    url
+    common::serve(Engine::new(config, Echo)).await
 }
 
 fn suite_config() -> Config {
@@ -54,10 +50,6 @@ fn suite_config() -> Config {
 
 async fn suite_server() -> String {
     server(suite_config()).await
-}
-
-fn endpoint(url: &str, query: &str) -> String {
-    format!("{url}/socket.io/?{query}")
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -94,49 +86,11 @@ fn session_url(url: &str, sid: &str) -> String {
     endpoint(url, &format!("EIO=4&transport=polling&sid={sid}"))
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn websocket(url: &str, query: &str) -> Result<Ws, tungstenite::Error> {
-    let ws_url = endpoint(&url.replace("http://", "ws://"), query);
-    tokio_tungstenite::connect_async(ws_url)
-        .await
-        .map(|(ws, _)| ws)
-}
-
-/// The next data frame, or `None` when the connection closes first.
-async fn next(ws: &mut Ws) -> Option<tungstenite::Message> {
-    loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame or the close within the wait");
-        match message {
-            Some(Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_))) => {}
-            Some(Ok(tungstenite::Message::Close(_))) | Some(Err(_)) | None => return None,
-            Some(Ok(message)) => return Some(message),
-        }
-    }
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    match next(ws).await {
-        Some(tungstenite::Message::Text(text)) => text.to_string(),
-        other => panic!("expected a text frame, got {other:?}"),
-    }
-}
-
-async fn send(ws: &mut Ws, text: &str) {
-    ws.send(tungstenite::Message::text(text)).await.unwrap();
-}
-
 /// A websocket session past its OPEN packet.
 async fn websocket_session(url: &str) -> Ws {
     let mut ws = websocket(url, "EIO=4&transport=websocket").await.unwrap();
     open_packet(&next_text(&mut ws).await);
     ws
-}
-
-async fn closes(ws: &mut Ws) {
-    assert_eq!(next(ws).await, None, "the connection should close");
 }
 
 fn assert_handshake(open: &Value, upgrades: &[&str]) {
@@ -544,27 +498,7 @@ mod official_client {
     use super::*;
 
     async fn run(mode: &str) -> Value {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node"));
-        test_support::npm_ci(dir, "engine.io-client");
-        let url = server(Config::default()).await;
-        let run = tokio::process::Command::new("node")
-            .args(["eio.mjs", &url, mode])
-            .current_dir(dir)
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(20), run)
-            .await
-            .expect("the client ends by itself")
-            .unwrap_or_else(|err| {
-                panic!("cannot run node ({err}): install the Debian package `nodejs`")
-            });
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{mode}: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"))
+        common::run_node("eio.mjs", &server(Config::default()).await, mode).await
     }
 
     #[tokio::test]

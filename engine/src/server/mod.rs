@@ -22,6 +22,7 @@ use std::{
 
 use bytes::Bytes;
 
+pub(crate) use self::ids::new_id;
 pub use self::{config::Config, query::Transport, requests::NotFound, session::Session};
 
 /// What the layer above the engine does with sessions. Calls come from the task that read

@@ -168,7 +168,7 @@ impl Engine {
         websocket: Option<Arc<Sink>>,
     ) -> Result<Arc<Session>, Refusal> {
         let shared = &self.shared;
-        let sid: Arc<str> = super::ids::sid().into();
+        let sid: Arc<str> = super::ids::new_id().into();
         let session = Session::new(sid.clone(), parts, peer, websocket, Arc::downgrade(shared));
         {
             let mut sessions = super::lock(&shared.sessions);

@@ -2,10 +2,11 @@
 //! after an upgrade), what waits for a polling client, the heartbeat, and its close.
 
 use std::{
+    any::Any,
     collections::VecDeque,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, MutexGuard, Weak,
+        Arc, Mutex, MutexGuard, OnceLock, Weak,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -28,6 +29,8 @@ pub struct Session {
     pong: AtomicBool,
     closed: AtomicBool,
     shared: Weak<Shared>,
+    /// What the layer above keeps with the session (Socket.IO: its namespaces' sockets).
+    extension: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 /// Where a session's packets go.
@@ -79,6 +82,7 @@ impl Session {
             pong: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             shared,
+            extension: OnceLock::new(),
         })
     }
 
@@ -97,6 +101,25 @@ impl Session {
         self.peer
     }
 
+    /// Keeps `value` with the session, once: the layer above's state for it. `Err` gives it
+    /// back when the session already has one.
+    pub fn set_extension<T: Any + Send + Sync>(&self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        let _set = self.extension.get_or_init(|| Box::new(value.take()));
+        match value {
+            None => Ok(()),
+            Some(value) => Err(value),
+        }
+    }
+
+    /// What [`Session::set_extension`] kept, if it is a `T`.
+    pub fn extension<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.extension
+            .get()
+            .and_then(|value| value.downcast_ref::<Option<T>>())
+            .and_then(Option::as_ref)
+    }
+
     /// Whether the session was closed.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
@@ -111,6 +134,12 @@ impl Session {
     /// it (more than the configured bytes waiting) is closed as too slow; `false` when the
     /// packet was not sent.
     pub fn send(&self, packet: &Packet) -> bool {
+        self.send_all(std::slice::from_ref(packet))
+    }
+
+    /// Sends `packets` one after the other with nothing else between them (a binary packet
+    /// and its attachments), as [`Session::send`] does one.
+    pub fn send_all(&self, packets: &[Packet]) -> bool {
         let mut state = lock(&self.state);
         let sent = match &mut *state {
             State::Polling(polling) => {
@@ -118,18 +147,22 @@ impl Session {
                     .shared
                     .upgrade()
                     .map_or(0, |shared| shared.config.max_buffered);
-                if polling.bytes + packet.len() > max {
+                let len: usize = packets.iter().map(Packet::len).sum();
+                if polling.bytes + len > max {
                     Err(CloseReason::TooSlow)
                 } else {
-                    polling.bytes += packet.len();
-                    polling.queue.push_back(packet.clone());
+                    polling.bytes += len;
+                    polling.queue.extend(packets.iter().cloned());
                     Ok(())
                 }
             }
-            State::Websocket(sink) => write(sink, packet).map_err(|refused| match refused {
-                super::sink::Refused::Full => CloseReason::TooSlow,
-                super::sink::Refused::Closed => CloseReason::TransportClosed,
-            }),
+            State::Websocket(sink) => packets
+                .iter()
+                .try_for_each(|packet| write(sink, packet))
+                .map_err(|refused| match refused {
+                    super::sink::Refused::Full => CloseReason::TooSlow,
+                    super::sink::Refused::Closed => CloseReason::TransportClosed,
+                }),
             State::Closed(_) => return false,
         };
         drop(state);

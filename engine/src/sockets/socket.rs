@@ -1,0 +1,247 @@
+//! One socket: a client's membership of one namespace over its engine.io session; what it
+//! emits, the acks it waits for, its disconnect.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{DisconnectReason, Namespace, connection::Connection};
+use crate::{
+    Error,
+    server::{Packet, Session},
+    sio::{self, BinaryPacket, Kind},
+};
+
+/// Why an emit's acknowledgement did not come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// Not within the timeout.
+    #[error("no acknowledgement within the timeout")]
+    Timeout,
+    /// The socket left before answering (or the emit could not be sent).
+    #[error("the socket disconnected before acknowledging")]
+    Disconnected,
+}
+
+/// An acknowledgement's arguments and attachments.
+type Acked = (Vec<Value>, Vec<Bytes>);
+
+/// The acks a socket waits for.
+#[derive(Default)]
+struct Acks {
+    next: u64,
+    waiting: HashMap<u64, oneshot::Sender<Acked>>,
+}
+
+/// A client's socket in one namespace.
+pub struct Socket {
+    id: Arc<str>,
+    ns: Arc<str>,
+    session: Arc<Session>,
+    namespace: Arc<dyn Namespace>,
+    auth: Option<Value>,
+    acks: Mutex<Acks>,
+    connected: AtomicBool,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("ns", &self.ns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    /// A socket of `ns` on `session`, asking to join with `auth`; not connected yet.
+    pub(crate) fn new(
+        ns: &str,
+        session: Arc<Session>,
+        namespace: Arc<dyn Namespace>,
+        auth: Option<Value>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id: crate::server::new_id().into(),
+            ns: ns.into(),
+            session,
+            namespace,
+            auth,
+            acks: Mutex::default(),
+            connected: AtomicBool::new(false),
+        })
+    }
+
+    /// Its Socket.IO id (not the engine.io session's).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its namespace.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
+    /// The engine.io session it is carried by (its request, peer address, transport).
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Whether it is connected (answered, and not disconnected since).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn namespace(&self) -> &Arc<dyn Namespace> {
+        &self.namespace
+    }
+
+    /// Marks it connected; whether it was not before.
+    pub(crate) fn mark_connected(&self) -> bool {
+        !self.connected.swap(true, Ordering::AcqRel)
+    }
+
+    /// Emits `event` with one argument, `data`. `false` when the session cannot take it.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<bool, Error> {
+        let text = sio::encode_message(Kind::Event, &self.ns, None, Some(&(event, data)))?;
+        Ok(self.session.send(&Packet::Text(text.into())))
+    }
+
+    /// Emits `event` with `args`, which hold placeholders for `attachments` (if any).
+    pub fn emit_args(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+    ) -> Result<bool, Error> {
+        let data = event_data(event, args);
+        if attachments.is_empty() {
+            let text = sio::encode_message(Kind::Event, &self.ns, None, Some(&data))?;
+            return Ok(self.session.send(&Packet::Text(text.into())));
+        }
+        self.send_binary(Kind::BinaryEvent, None, data, attachments)
+    }
+
+    /// The CONNECT payload it joined with (`None` without one).
+    pub fn auth(&self) -> Option<&Value> {
+        self.auth.as_ref()
+    }
+
+    /// Emits `event` with `data` and waits up to `timeout` for the client's acknowledgement:
+    /// its arguments.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, AckError> {
+        let (id, acked) = self.wait_ack();
+        let sent = sio::encode_message(Kind::Event, &self.ns, Some(id), Some(&(event, data)))
+            .is_ok_and(|text| self.session.send(&Packet::Text(text.into())));
+        if !sent {
+            lock(&self.acks).waiting.remove(&id);
+            return Err(AckError::Disconnected);
+        }
+        match tokio::time::timeout(timeout, acked).await {
+            Ok(Ok((args, _attachments))) => Ok(args),
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => {
+                lock(&self.acks).waiting.remove(&id);
+                Err(AckError::Timeout)
+            }
+        }
+    }
+
+    /// Leaves the namespace from the server's side: the client is sent DISCONNECT.
+    pub fn disconnect(&self) {
+        if let Ok(text) = sio::encode_message::<()>(Kind::Disconnect, &self.ns, None, None) {
+            self.session.send(&Packet::Text(text.into()));
+        }
+        if let Some(connection) = self.session.extension::<Connection>() {
+            connection.remove(&self.ns, DisconnectReason::ServerDisconnected);
+        }
+    }
+
+    /// An ack id and the receiver of its answer.
+    fn wait_ack(&self) -> (u64, oneshot::Receiver<Acked>) {
+        let (answer, acked) = oneshot::channel();
+        let mut acks = lock(&self.acks);
+        let id = acks.next;
+        acks.next = acks.next.wrapping_add(1);
+        acks.waiting.insert(id, answer);
+        (id, acked)
+    }
+
+    /// The client acknowledged emit `id`; an unknown id (timed out, or never asked) is
+    /// ignored.
+    pub(crate) fn receive_ack(&self, id: u64, args: Vec<Value>, attachments: Vec<Bytes>) {
+        if let Some(answer) = lock(&self.acks).waiting.remove(&id) {
+            let _late = answer.send((args, attachments));
+        }
+    }
+
+    /// Answers the client's ack request `id` with `args` (a JSON array).
+    pub(crate) fn send_ack(
+        &self,
+        id: u64,
+        args: &Value,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), Error> {
+        if attachments.is_empty() {
+            let text = sio::encode_message(Kind::Ack, &self.ns, Some(id), Some(args))?;
+            self.session.send(&Packet::Text(text.into()));
+            return Ok(());
+        }
+        self.send_binary(Kind::BinaryAck, Some(id), args.clone(), attachments)
+            .map(|_| ())
+    }
+
+    fn send_binary(
+        &self,
+        kind: Kind,
+        ack: Option<u64>,
+        data: Value,
+        attachments: Vec<Bytes>,
+    ) -> Result<bool, Error> {
+        let packet = BinaryPacket {
+            kind,
+            ns: self.ns.to_string(),
+            ack,
+            data,
+            attachments,
+        };
+        let header = packet.encode_message()?;
+        let packets: Vec<Packet> = std::iter::once(Packet::Text(header.into()))
+            .chain(packet.attachments.into_iter().map(Packet::Binary))
+            .collect();
+        Ok(self.session.send_all(&packets))
+    }
+
+    /// It left: nothing more is sent, and the acks it was waiting for fail.
+    pub(crate) fn left(&self) {
+        self.connected.store(false, Ordering::Release);
+        lock(&self.acks).waiting.clear();
+    }
+}
+
+/// The data array of an event: its name, then its arguments.
+fn event_data(event: &str, args: Vec<Value>) -> Value {
+    Value::Array(std::iter::once(Value::from(event)).chain(args).collect())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
