@@ -104,4 +104,7 @@ pub enum Error {
     /// second CONNECT, CONNECT_ERROR.
     #[error("a packet the connection's state does not allow")]
     State,
+    /// The cluster did not take a broadcast.
+    #[error("the cluster did not take the broadcast: {0}")]
+    Remote(String),
 }

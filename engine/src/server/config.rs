@@ -18,6 +18,9 @@ pub struct Config {
     /// Bytes that may wait for one session's transport (a websocket's send buffer full, or a
     /// polling client not polling); a session over it is closed as too slow.
     pub max_buffered: usize,
+    /// How long bytes may wait for a websocket that takes none of them; the session is then
+    /// closed as too slow.
+    pub max_stall: Duration,
     /// Sessions open at once; a handshake beyond it is answered 503.
     pub max_sessions: usize,
     /// How long a connection may take to send a request head.
@@ -32,6 +35,7 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(20),
             max_payload: 1_000_000,
             max_buffered: 4 << 20,
+            max_stall: Duration::from_secs(10),
             max_sessions: 100_000,
             request_head_timeout: Duration::from_secs(10),
         }

@@ -36,6 +36,20 @@ pub trait Handler: Send + Sync + 'static {
     fn on_close(&self, session: &Session, reason: CloseReason);
 }
 
+impl<H: Handler> Handler for Arc<H> {
+    fn on_open(&self, session: &Arc<Session>) {
+        (**self).on_open(session);
+    }
+
+    fn on_message(&self, session: &Session, message: Message<'_>) {
+        (**self).on_message(session, message);
+    }
+
+    fn on_close(&self, session: &Session, reason: CloseReason) {
+        (**self).on_close(session, reason);
+    }
+}
+
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -127,6 +141,8 @@ pub struct Engine {
 /// What the server's tasks share.
 pub(crate) struct Shared {
     config: Config,
+    /// Sessions closed as too slow (their transport stayed behind past its bounds).
+    slow_closed: std::sync::atomic::AtomicU64,
     handler: Box<dyn Handler>,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
 }
@@ -149,6 +165,7 @@ impl Engine {
         Self {
             shared: Arc::new(Shared {
                 config,
+                slow_closed: std::sync::atomic::AtomicU64::new(0),
                 handler: Box::new(handler),
                 sessions: Mutex::default(),
             }),
@@ -163,6 +180,13 @@ impl Engine {
     /// The open session `sid`.
     pub fn session(&self, sid: &str) -> Option<Arc<Session>> {
         self.shared.session(sid)
+    }
+
+    /// How many sessions were closed as too slow since the start.
+    pub fn slow_closed(&self) -> u64 {
+        self.shared
+            .slow_closed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many sessions are open.

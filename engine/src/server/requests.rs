@@ -227,7 +227,7 @@ impl Engine {
             };
             let stream = Arc::new(parts.io.into_inner());
             let config = &engine.shared.config;
-            let sink = Sink::new(stream.clone(), config.max_buffered);
+            let sink = Sink::new(stream.clone(), config.max_buffered, config.max_stall);
             let (session, role) = match upgrading {
                 Some(session) => (session, Role::Probing),
                 None => {

@@ -159,10 +159,7 @@ impl Session {
             State::Websocket(sink) => packets
                 .iter()
                 .try_for_each(|packet| write(sink, packet))
-                .map_err(|refused| match refused {
-                    super::sink::Refused::Full => CloseReason::TooSlow,
-                    super::sink::Refused::Closed => CloseReason::TransportClosed,
-                }),
+                .map_err(CloseReason::from),
             State::Closed(_) => return false,
         };
         drop(state);
@@ -173,6 +170,37 @@ impl Session {
             }
             Err(reason) => {
                 self.close_with(reason);
+                false
+            }
+        }
+    }
+
+    /// Sends `packet` only if the transport takes it at once (a websocket with nothing
+    /// queued and room in its send buffer, a polling GET waiting with nothing before it);
+    /// `false` when it was dropped. For what may be lost: typing notices, volatile emits.
+    pub fn send_volatile(&self, packet: &Packet) -> bool {
+        let mut state = lock(&self.state);
+        let sent = match &mut *state {
+            State::Polling(polling) if polling.polling && polling.queue.is_empty() => {
+                polling.bytes += packet.len();
+                polling.queue.push_back(packet.clone());
+                Ok(true)
+            }
+            State::Polling(_) | State::Closed(_) => Ok(false),
+            State::Websocket(sink) => match packet {
+                Packet::Text(bytes) => sink.now(bytes, false),
+                Packet::Binary(bytes) => sink.now(bytes, true),
+            },
+        };
+        drop(state);
+        match sent {
+            Ok(true) => {
+                self.wake.notify_waiters();
+                true
+            }
+            Ok(false) => false,
+            Err(refused) => {
+                self.close_with(refused.into());
                 false
             }
         }
@@ -202,6 +230,10 @@ impl Session {
         }
         self.wake.notify_waiters();
         if let Some(shared) = self.shared.upgrade() {
+            if reason == CloseReason::TooSlow {
+                shared.slow_closed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(sid = %self.sid, "session closed: its client stayed behind");
+            }
             shared.forget(&self.sid);
             shared.handler.on_close(self, reason);
         }

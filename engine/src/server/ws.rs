@@ -210,7 +210,7 @@ pub(crate) async fn read(
             readable = stream.readable() => if readable.is_err() {
                 break CloseReason::TransportError;
             },
-            () = sink.closed() => break CloseReason::TransportClosed,
+            () = sink.closed() => break sink.reason().unwrap_or(CloseReason::TransportClosed),
         }
         let mut chunk = [0u8; 4096];
         match stream.try_read(&mut chunk) {

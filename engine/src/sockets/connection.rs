@@ -10,7 +10,7 @@ use std::{
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Ack, DisconnectReason, Event, Namespace, socket::Socket};
+use super::{Ack, DisconnectReason, Event, nsp::Nsp, socket::Socket};
 use crate::{
     Error,
     server::{CloseReason, Message, Packet, Session},
@@ -20,7 +20,7 @@ use crate::{
 /// The Socket.IO state of one session.
 pub(crate) struct Connection {
     session: Weak<Session>,
-    namespaces: HashMap<String, Arc<dyn Namespace>>,
+    namespaces: HashMap<String, Arc<Nsp>>,
     state: Mutex<State>,
 }
 
@@ -34,10 +34,7 @@ struct State {
 
 impl Connection {
     /// The Socket.IO side of `session`, serving `namespaces`.
-    pub(crate) fn new(
-        session: &Arc<Session>,
-        namespaces: HashMap<String, Arc<dyn Namespace>>,
-    ) -> Self {
+    pub(crate) fn new(session: &Arc<Session>, namespaces: HashMap<String, Arc<Nsp>>) -> Self {
         Self {
             session: Arc::downgrade(session),
             namespaces,
@@ -109,7 +106,7 @@ impl Connection {
     /// one asks its [`Namespace::connect`].
     fn connect(&self, ns: &str, auth: &str) -> Result<(), Error> {
         let session = self.session.upgrade().ok_or(Error::State)?;
-        let Some(namespace) = self.namespaces.get(ns) else {
+        let Some(nsp) = self.namespaces.get(ns) else {
             let refusal = json!({ "message": "Invalid namespace" });
             let text = sio::encode_message(Kind::ConnectError, ns, None, Some(&refusal))?;
             session.send(&Packet::Text(text.into()));
@@ -127,14 +124,14 @@ impl Connection {
                 Err(err) => return Err(Error::InvalidJson(err.to_string())),
             },
         };
-        let socket = Socket::new(ns, session, namespace.clone(), auth);
+        let socket = Socket::new(nsp.clone(), session, auth);
         {
             let mut state = lock(&self.state);
             if state.sockets.contains_key(ns) || !state.connecting.insert(ns.into()) {
                 return Err(Error::State);
             }
         }
-        namespace.connect(Connecting {
+        nsp.handler().connect(Connecting {
             socket,
             answered: false,
         });
@@ -167,7 +164,8 @@ impl Connection {
                     session.send(&Packet::Text(text.into()));
                 }
                 socket.mark_connected();
-                socket.namespace().connected(&socket);
+                socket.nsp().rooms().add_socket(&socket);
+                socket.nsp().handler().connected(&socket);
             }
         }
     }
@@ -198,7 +196,7 @@ impl Connection {
             socket: socket.clone(),
             id,
         });
-        socket.namespace().clone().event(
+        socket.nsp().handler().clone().event(
             &socket,
             Event {
                 name,
@@ -237,7 +235,7 @@ impl Connection {
             )
         };
         socket.left();
-        socket.namespace().disconnected(&socket, reason);
+        socket.nsp().handler().disconnected(&socket, reason);
         if none_left && reason == DisconnectReason::ClientDisconnected {
             socket.session().close_with(CloseReason::ClientClosed);
         }
@@ -254,7 +252,8 @@ impl Connection {
         for socket in sockets {
             socket.left();
             socket
-                .namespace()
+                .nsp()
+                .handler()
                 .disconnected(&socket, DisconnectReason::Closed(reason));
         }
     }

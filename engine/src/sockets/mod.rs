@@ -4,6 +4,8 @@
 //! the task that read the packet, so a handler that needs to wait spawns its own task.
 
 mod connection;
+mod nsp;
+mod rooms;
 mod socket;
 
 use std::{collections::HashMap, sync::Arc};
@@ -12,6 +14,7 @@ use serde_json::Value;
 
 pub use self::{
     connection::Connecting,
+    nsp::{Broadcast, Deliveries, Nsp, Remote, RemoteError, Remoting},
     socket::{AckError, Socket},
 };
 use crate::server::{self, CloseReason, Message, Session};
@@ -92,7 +95,7 @@ pub enum DisconnectReason {
 /// The Socket.IO server: namespaces by name, and the engine.io [`server::Handler`] that
 /// gives them their sockets.
 pub struct SocketIo {
-    namespaces: HashMap<String, Arc<dyn Namespace>>,
+    namespaces: HashMap<String, Arc<Nsp>>,
 }
 
 impl SocketIo {
@@ -106,8 +109,14 @@ impl SocketIo {
     /// Serves namespace `name` (`/`, `/admin`) with `namespace`.
     #[must_use]
     pub fn namespace(mut self, name: &str, namespace: impl Namespace) -> Self {
-        self.namespaces.insert(name.to_owned(), Arc::new(namespace));
+        self.namespaces
+            .insert(name.to_owned(), Nsp::new(name, Arc::new(namespace)));
         self
+    }
+
+    /// Namespace `name`, to broadcast in or give a cluster.
+    pub fn of(&self, name: &str) -> Option<&Arc<Nsp>> {
+        self.namespaces.get(name)
     }
 }
 

@@ -2,7 +2,7 @@
 //! emits, the acks it waits for, its disconnect.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt,
     sync::{
         Arc, Mutex, MutexGuard,
@@ -16,7 +16,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{DisconnectReason, Namespace, connection::Connection};
+use redis_adapter::Room;
+
+use super::{
+    DisconnectReason,
+    connection::Connection,
+    nsp::{Broadcast, Nsp},
+};
 use crate::{
     Error,
     server::{Packet, Session},
@@ -47,10 +53,10 @@ struct Acks {
 /// A client's socket in one namespace.
 pub struct Socket {
     id: Arc<str>,
-    ns: Arc<str>,
+    nsp: Arc<Nsp>,
     session: Arc<Session>,
-    namespace: Arc<dyn Namespace>,
     auth: Option<Value>,
+    rooms: Mutex<HashSet<Room>>,
     acks: Mutex<Acks>,
     connected: AtomicBool,
 }
@@ -59,25 +65,20 @@ impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket")
             .field("id", &self.id)
-            .field("ns", &self.ns)
+            .field("ns", &self.nsp.name())
             .finish_non_exhaustive()
     }
 }
 
 impl Socket {
     /// A socket of `ns` on `session`, asking to join with `auth`; not connected yet.
-    pub(crate) fn new(
-        ns: &str,
-        session: Arc<Session>,
-        namespace: Arc<dyn Namespace>,
-        auth: Option<Value>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(nsp: Arc<Nsp>, session: Arc<Session>, auth: Option<Value>) -> Arc<Self> {
         Arc::new(Self {
             id: crate::server::new_id().into(),
-            ns: ns.into(),
+            nsp,
             session,
-            namespace,
             auth,
+            rooms: Mutex::default(),
             acks: Mutex::default(),
             connected: AtomicBool::new(false),
         })
@@ -88,9 +89,75 @@ impl Socket {
         &self.id
     }
 
-    /// Its namespace.
+    /// Its id, shared.
+    pub(crate) fn id_arc(&self) -> Arc<str> {
+        self.id.clone()
+    }
+
+    /// Its namespace's name.
     pub fn ns(&self) -> &str {
-        &self.ns
+        self.nsp.name()
+    }
+
+    /// Its namespace.
+    pub fn nsp(&self) -> &Arc<Nsp> {
+        &self.nsp
+    }
+
+    /// The rooms it is in.
+    pub fn rooms(&self) -> HashSet<Room> {
+        lock(&self.rooms).clone()
+    }
+
+    /// Whether it is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        lock(&self.rooms).contains(room)
+    }
+
+    /// Enters `room`. The first local socket in a room makes the cluster send this instance
+    /// the room's broadcasts; this resolves once it does.
+    pub async fn join(self: &Arc<Self>, room: impl Into<Room>) -> Result<(), Error> {
+        let room = room.into();
+        if !self.is_connected() || !lock(&self.rooms).insert(room.clone()) {
+            return Ok(());
+        }
+        if self.nsp.rooms().join(self, &room)
+            && let Some(remote) = self.nsp.remote()
+        {
+            remote
+                .hold(&room)
+                .await
+                .map_err(|err| Error::Remote(err.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, room: &str) {
+        let Some(room) = lock(&self.rooms).take(room) else {
+            return;
+        };
+        let emptied = self.nsp.rooms().leave(self, [room]);
+        self.release(emptied);
+    }
+
+    /// A broadcast to the sockets in `rooms` but this one.
+    pub fn to(&self, rooms: impl IntoIterator<Item = impl Into<Room>>) -> Broadcast {
+        self.nsp.to(rooms).except_socket(self.id.clone())
+    }
+
+    /// Every room it was in, emptied.
+    pub(crate) fn take_rooms(&self) -> HashSet<Room> {
+        std::mem::take(&mut *lock(&self.rooms))
+    }
+
+    /// Tells the cluster of the rooms no local socket is in any more.
+    pub(crate) fn release(&self, emptied: Vec<Room>) {
+        if !emptied.is_empty()
+            && let Some(remote) = self.nsp.remote()
+        {
+            remote.release(emptied);
+        }
     }
 
     /// The engine.io session it is carried by (its request, peer address, transport).
@@ -103,10 +170,6 @@ impl Socket {
         self.connected.load(Ordering::Acquire)
     }
 
-    pub(crate) fn namespace(&self) -> &Arc<dyn Namespace> {
-        &self.namespace
-    }
-
     /// Marks it connected; whether it was not before.
     pub(crate) fn mark_connected(&self) -> bool {
         !self.connected.swap(true, Ordering::AcqRel)
@@ -114,7 +177,7 @@ impl Socket {
 
     /// Emits `event` with one argument, `data`. `false` when the session cannot take it.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<bool, Error> {
-        let text = sio::encode_message(Kind::Event, &self.ns, None, Some(&(event, data)))?;
+        let text = sio::encode_message(Kind::Event, self.nsp.name(), None, Some(&(event, data)))?;
         Ok(self.session.send(&Packet::Text(text.into())))
     }
 
@@ -127,7 +190,7 @@ impl Socket {
     ) -> Result<bool, Error> {
         let data = event_data(event, args);
         if attachments.is_empty() {
-            let text = sio::encode_message(Kind::Event, &self.ns, None, Some(&data))?;
+            let text = sio::encode_message(Kind::Event, self.nsp.name(), None, Some(&data))?;
             return Ok(self.session.send(&Packet::Text(text.into())));
         }
         self.send_binary(Kind::BinaryEvent, None, data, attachments)
@@ -147,8 +210,9 @@ impl Socket {
         timeout: Duration,
     ) -> Result<Vec<Value>, AckError> {
         let (id, acked) = self.wait_ack();
-        let sent = sio::encode_message(Kind::Event, &self.ns, Some(id), Some(&(event, data)))
-            .is_ok_and(|text| self.session.send(&Packet::Text(text.into())));
+        let sent =
+            sio::encode_message(Kind::Event, self.nsp.name(), Some(id), Some(&(event, data)))
+                .is_ok_and(|text| self.session.send(&Packet::Text(text.into())));
         if !sent {
             lock(&self.acks).waiting.remove(&id);
             return Err(AckError::Disconnected);
@@ -165,11 +229,11 @@ impl Socket {
 
     /// Leaves the namespace from the server's side: the client is sent DISCONNECT.
     pub fn disconnect(&self) {
-        if let Ok(text) = sio::encode_message::<()>(Kind::Disconnect, &self.ns, None, None) {
+        if let Ok(text) = sio::encode_message::<()>(Kind::Disconnect, self.nsp.name(), None, None) {
             self.session.send(&Packet::Text(text.into()));
         }
         if let Some(connection) = self.session.extension::<Connection>() {
-            connection.remove(&self.ns, DisconnectReason::ServerDisconnected);
+            connection.remove(self.nsp.name(), DisconnectReason::ServerDisconnected);
         }
     }
 
@@ -199,7 +263,7 @@ impl Socket {
         attachments: Vec<Bytes>,
     ) -> Result<(), Error> {
         if attachments.is_empty() {
-            let text = sio::encode_message(Kind::Ack, &self.ns, Some(id), Some(args))?;
+            let text = sio::encode_message(Kind::Ack, self.nsp.name(), Some(id), Some(args))?;
             self.session.send(&Packet::Text(text.into()));
             return Ok(());
         }
@@ -216,7 +280,7 @@ impl Socket {
     ) -> Result<bool, Error> {
         let packet = BinaryPacket {
             kind,
-            ns: self.ns.to_string(),
+            ns: self.nsp.name().to_owned(),
             ack,
             data,
             attachments,
@@ -228,9 +292,12 @@ impl Socket {
         Ok(self.session.send_all(&packets))
     }
 
-    /// It left: nothing more is sent, and the acks it was waiting for fail.
+    /// It left: out of its rooms, nothing more is sent, and the acks it was waiting for
+    /// fail.
     pub(crate) fn left(&self) {
         self.connected.store(false, Ordering::Release);
+        let emptied = self.nsp.rooms().remove_socket(self);
+        self.release(emptied);
         lock(&self.acks).waiting.clear();
     }
 }

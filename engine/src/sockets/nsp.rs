@@ -1,0 +1,227 @@
+//! A namespace at run time: its application handler, its local sockets and rooms, and the
+//! cluster it shares its rooms with; broadcasts encode their packet once, write it to each
+//! local member, and hand it to the cluster for the members elsewhere.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use redis_adapter::{Room, Selection};
+use serde::Serialize;
+
+use super::{Namespace, rooms::Rooms, socket::Socket};
+use crate::{
+    Error,
+    server::Packet,
+    sio::{self, Kind},
+};
+
+/// What a cluster failed at.
+pub type RemoteError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A future of the cluster's.
+pub type Remoting = Pin<Box<dyn Future<Output = Result<(), RemoteError>> + Send>>;
+
+/// The instances a namespace shares its rooms with (see `engine::cluster` for the Redis
+/// one).
+pub trait Remote: Send + Sync + 'static {
+    /// Sends the Socket.IO `packet` (engine.io MESSAGE text) to the sockets of `selection`
+    /// on the other instances.
+    fn broadcast(&self, selection: &Selection, packet: &Bytes, volatile: bool) -> Remoting;
+    /// A local socket entered `room`, which had none: the other instances' broadcasts to it
+    /// must reach this one from now on (resolves once they do).
+    fn hold(&self, room: &Room) -> Remoting;
+    /// No local socket is in `rooms` any more.
+    fn release(&self, rooms: Vec<Room>);
+}
+
+/// What a namespace's deliveries cost and lost.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    /// Packets written or queued for a local socket.
+    pub sent: AtomicU64,
+    /// Volatile packets dropped because a socket could not take them at once.
+    pub volatile_dropped: AtomicU64,
+}
+
+/// One namespace of the server.
+pub struct Nsp {
+    name: Arc<str>,
+    handler: Arc<dyn Namespace>,
+    rooms: Rooms,
+    remote: OnceLock<Arc<dyn Remote>>,
+    deliveries: Deliveries,
+}
+
+impl Nsp {
+    /// Namespace `name` handled by `handler`.
+    pub(crate) fn new(name: &str, handler: Arc<dyn Namespace>) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            handler,
+            rooms: Rooms::default(),
+            remote: OnceLock::new(),
+            deliveries: Deliveries::default(),
+        })
+    }
+
+    /// Its name (`/`, `/admin`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What its deliveries did.
+    pub fn deliveries(&self) -> &Deliveries {
+        &self.deliveries
+    }
+
+    /// Shares its rooms with `remote`, once (before sockets join).
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) -> Result<(), Arc<dyn Remote>> {
+        self.remote.set(remote)
+    }
+
+    pub(crate) fn handler(&self) -> &Arc<dyn Namespace> {
+        &self.handler
+    }
+
+    pub(crate) fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    pub(crate) fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.get()
+    }
+
+    /// Whether a local socket is in `room`.
+    pub fn holds(&self, room: &str) -> bool {
+        self.rooms.holds(room)
+    }
+
+    /// The rooms local sockets are in.
+    pub fn held_rooms(&self) -> std::collections::HashSet<Room> {
+        self.rooms.held()
+    }
+
+    /// The local sockets of `selection`.
+    pub fn local_sockets(&self, selection: &Selection) -> Vec<Arc<Socket>> {
+        self.rooms.select(selection, None)
+    }
+
+    /// A broadcast to the sockets in any of `rooms`, on every instance.
+    pub fn to(self: &Arc<Self>, rooms: impl IntoIterator<Item = impl Into<Room>>) -> Broadcast {
+        Broadcast {
+            nsp: self.clone(),
+            selection: Selection {
+                rooms: rooms.into_iter().map(Into::into).collect(),
+                except: Vec::new(),
+            },
+            except_socket: None,
+            volatile: false,
+            local: false,
+        }
+    }
+
+    /// A broadcast to every socket of the namespace, on every instance.
+    pub fn everyone(self: &Arc<Self>) -> Broadcast {
+        self.to(std::iter::empty::<Room>())
+    }
+
+    /// Writes `packet` to the local sockets of `selection` but `except`; how many took it.
+    pub fn deliver(
+        &self,
+        selection: &Selection,
+        except: Option<&str>,
+        packet: &Packet,
+        volatile: bool,
+    ) -> usize {
+        let mut sent = 0;
+        for socket in self.rooms.select(selection, except) {
+            let session = socket.session();
+            let took = if volatile {
+                session.send_volatile(packet)
+            } else {
+                session.send(packet)
+            };
+            if took {
+                sent += 1;
+            } else if volatile {
+                self.deliveries
+                    .volatile_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.deliveries
+            .sent
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        sent
+    }
+}
+
+/// A broadcast being set up: [`Nsp::to`], [`Socket::to`].
+pub struct Broadcast {
+    nsp: Arc<Nsp>,
+    selection: Selection,
+    except_socket: Option<Arc<str>>,
+    volatile: bool,
+    local: bool,
+}
+
+impl Broadcast {
+    /// Leaves out the sockets in `rooms`.
+    #[must_use]
+    pub fn except(mut self, rooms: impl IntoIterator<Item = impl Into<Room>>) -> Self {
+        self.selection
+            .except
+            .extend(rooms.into_iter().map(Into::into));
+        self
+    }
+
+    /// Leaves out the socket `id` (the sender, for [`Socket::to`]).
+    #[must_use]
+    pub(crate) fn except_socket(mut self, id: Arc<str>) -> Self {
+        self.except_socket = Some(id);
+        self
+    }
+
+    /// May be dropped for a socket that cannot take it at once (typing notices).
+    #[must_use]
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+
+    /// Reaches this instance's sockets only.
+    #[must_use]
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// Emits `event` with `data`: the packet is encoded once, written to the local members
+    /// now, and handed to the cluster for the others. Resolves when the cluster took it.
+    pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<usize, Error> {
+        let text = sio::encode_message(Kind::Event, &self.nsp.name, None, Some(&(event, data)))?;
+        let packet = Bytes::from(text);
+        let local = self.nsp.deliver(
+            &self.selection,
+            self.except_socket.as_deref(),
+            &Packet::Text(packet.clone()),
+            self.volatile,
+        );
+        if !self.local
+            && let Some(remote) = self.nsp.remote()
+        {
+            remote
+                .broadcast(&self.selection, &packet, self.volatile)
+                .await
+                .map_err(|err| Error::Remote(err.to_string()))?;
+        }
+        Ok(local)
+    }
+}
