@@ -45,6 +45,7 @@
 //! # Ok::<(), engine::Error>(())
 //! ```
 
+pub mod cluster;
 pub mod eio;
 pub mod server;
 pub mod sio;

@@ -132,21 +132,22 @@ impl Nsp {
         self.to(std::iter::empty::<Room>())
     }
 
-    /// Writes `packet` to the local sockets of `selection` but `except`; how many took it.
+    /// Writes `packets` (one, or a binary packet and its attachments) to the local sockets
+    /// of `selection` but `except`; how many took them. A volatile single packet is dropped
+    /// for a socket that cannot take it at once.
     pub fn deliver(
         &self,
         selection: &Selection,
         except: Option<&str>,
-        packet: &Packet,
+        packets: &[Packet],
         volatile: bool,
     ) -> usize {
         let mut sent = 0;
         for socket in self.rooms.select(selection, except) {
             let session = socket.session();
-            let took = if volatile {
-                session.send_volatile(packet)
-            } else {
-                session.send(packet)
+            let took = match packets {
+                [packet] if volatile => session.send_volatile(packet),
+                packets => session.send_all(packets),
             };
             if took {
                 sent += 1;
@@ -211,7 +212,7 @@ impl Broadcast {
         let local = self.nsp.deliver(
             &self.selection,
             self.except_socket.as_deref(),
-            &Packet::Text(packet.clone()),
+            &[Packet::Text(packet.clone())],
             self.volatile,
         );
         if !self.local

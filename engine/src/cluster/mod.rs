@@ -1,0 +1,199 @@
+//! The engine's front end of the cluster bus (`redis_adapter::NamespaceBus`): a namespace's
+//! broadcasts reach the instances holding its rooms through per-room channels, as with the
+//! adapter's socketioxide front end, and what they send is delivered here to the local
+//! members with the packet their instance encoded. The Socket.IO Redis emitter's operations
+//! are carried out on the local sockets.
+
+mod body;
+mod emitted;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Weak},
+};
+
+use bytes::Bytes;
+use redis_adapter::{EmitterRequest, Id, Inbound, NamespaceBus, PubSub, Room, Selection, Wait};
+
+use crate::{
+    server::Packet,
+    sio,
+    sockets::{Nsp, Remote, Remoting},
+};
+
+/// One namespace of the engine on the cluster bus.
+pub struct ClusterFront<P: PubSub> {
+    nsp: Weak<Nsp>,
+    bus: Arc<NamespaceBus<P>>,
+}
+
+impl<P: PubSub> ClusterFront<P> {
+    /// Shares `nsp`'s rooms through `bus` (of the same namespace name): the bus is started
+    /// with this front end, and the namespace's broadcasts go through it from now on.
+    pub async fn attach(
+        nsp: &Arc<Nsp>,
+        bus: Arc<NamespaceBus<P>>,
+    ) -> Result<Arc<Self>, redis_adapter::Error> {
+        let front = Arc::new(Self {
+            nsp: Arc::downgrade(nsp),
+            bus,
+        });
+        front
+            .bus
+            .start(Arc::downgrade(&front) as Weak<dyn Inbound>)
+            .await?;
+        // A namespace has one cluster; attaching again keeps the first.
+        let _first = nsp.set_remote(front.clone());
+        Ok(front)
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<NamespaceBus<P>> {
+        &self.bus
+    }
+
+    /// Delivers a broadcast another instance sent, once checked.
+    fn deliver(&self, body: &[u8], room: Option<&Room>) -> Result<(), String> {
+        let nsp = self.nsp.upgrade().ok_or("the namespace is gone")?;
+        let body = body::decode(body).map_err(|err| err.to_string())?;
+        if let Some(room) = room
+            && body.rooms != std::slice::from_ref(room)
+        {
+            return Err("a room's channel carried something else than a broadcast to it".into());
+        }
+        let text = std::str::from_utf8(&body.packet).map_err(|_| "a packet that is not UTF-8")?;
+        let packet = text
+            .strip_prefix(sio_message_prefix())
+            .map(sio::decode)
+            .ok_or("not an engine.io MESSAGE")?
+            .map_err(|err| err.to_string())?;
+        if packet.ns != nsp.name() || packet.kind != sio::Kind::Event {
+            return Err(format!("a {:?} of namespace {}", packet.kind, packet.ns));
+        }
+        let selection = Selection {
+            rooms: body.rooms,
+            except: body.except,
+        };
+        nsp.deliver(
+            &selection,
+            None,
+            &[Packet::Text(body.packet)],
+            body.volatile,
+        );
+        Ok(())
+    }
+}
+
+/// The engine.io MESSAGE type a broadcast's packet starts with.
+fn sio_message_prefix() -> char {
+    crate::eio::Kind::Message.as_char()
+}
+
+impl<P: PubSub> Remote for ClusterFront<P> {
+    fn broadcast(&self, selection: &Selection, packet: &Bytes, volatile: bool) -> Remoting {
+        let outgoing = if selection.rooms.is_empty() {
+            self.bus
+                .request(None, |buf| {
+                    body::encode(buf, &[], &selection.except, &[], volatile, packet)
+                })
+                .map(|outgoing| vec![outgoing])
+        } else {
+            self.bus
+                .room_requests(&selection.rooms, |room, earlier, buf| {
+                    body::encode(
+                        buf,
+                        std::slice::from_ref(room),
+                        &selection.except,
+                        earlier,
+                        volatile,
+                        packet,
+                    )
+                })
+        };
+        let bus = self.bus.clone();
+        Box::pin(async move {
+            let outgoing = outgoing?;
+            bus.send(outgoing, Wait::Queued).await?;
+            Ok(())
+        })
+    }
+
+    fn hold(&self, room: &Room) -> Remoting {
+        let bus = self.bus.clone();
+        let room = room.clone();
+        Box::pin(async move {
+            bus.join(std::slice::from_ref(&room)).await?;
+            Ok(())
+        })
+    }
+
+    fn release(&self, rooms: Vec<Room>) {
+        self.bus.release(rooms);
+    }
+}
+
+impl<P: PubSub> Inbound for ClusterFront<P> {
+    fn on_request(self: Arc<Self>, origin: Id, body: &[u8], room: Option<&Room>) {
+        if let Err(err) = self.deliver(body, room) {
+            self.bus.drop_malformed(origin, &err);
+        }
+    }
+
+    fn holds(&self, room: &str) -> bool {
+        self.nsp.upgrade().is_some_and(|nsp| nsp.holds(room))
+    }
+
+    fn held_rooms(&self) -> HashSet<Room> {
+        self.nsp
+            .upgrade()
+            .map(|nsp| nsp.held_rooms())
+            .unwrap_or_default()
+    }
+
+    fn on_emitter(self: Arc<Self>, request: EmitterRequest) {
+        let Some(nsp) = self.nsp.upgrade() else {
+            return;
+        };
+        match request {
+            EmitterRequest::Broadcast {
+                selection,
+                event,
+                args,
+                volatile,
+            } => match emitted::event_packets(nsp.name(), &event, &args.0) {
+                Ok(packets) => {
+                    nsp.deliver(&selection, None, &packets, volatile);
+                }
+                Err(err) => self.bus.drop_emitted(&err),
+            },
+            EmitterRequest::Join { selection, rooms } => {
+                let sockets = nsp.local_sockets(&selection);
+                tokio::spawn(async move {
+                    for socket in sockets {
+                        for room in &rooms {
+                            if let Err(err) = socket.join(room.clone()).await {
+                                tracing::warn!(%err, %room, "an emitter's socketsJoin failed");
+                            }
+                        }
+                    }
+                });
+            }
+            EmitterRequest::Leave { selection, rooms } => {
+                for socket in nsp.local_sockets(&selection) {
+                    for room in &rooms {
+                        socket.leave(room);
+                    }
+                }
+            }
+            EmitterRequest::Disconnect { selection, close } => {
+                for socket in nsp.local_sockets(&selection) {
+                    if close {
+                        socket.session().close();
+                    } else {
+                        socket.disconnect();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Three engine instances sharing rooms through a real Redis (a `redis-server` of the test's
+//! own): broadcasts reach exactly the selected sockets on every instance, once each, with
+//! the packet their sender encoded; what is not a broadcast is dropped and counted; the
+//! official `@socket.io/redis-emitter` (npm, pinned) reaches the engine's sockets unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{sync::Arc, time::Duration};
+
+use engine::{
+    cluster::ClusterFront,
+    server::{Config, Engine},
+    sockets::{DisconnectReason, Event, Namespace, Socket, SocketIo},
+};
+use redis_adapter::{
+    Counters, EmitterConfig, Id, Inbound, NamespaceBus, Redis, RedisAdapterConfig, RedisConfig,
+};
+use serde_json::{Value, json};
+use test_support::RedisServer;
+
+mod common;
+use common::{Ws, next_text, send, websocket};
+
+/// `join` (acked once joined), `say` (to a room but the sender), `shout` (to rooms except
+/// rooms), `all` (everyone).
+struct Chat;
+
+fn names(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Namespace for Chat {
+    fn connected(&self, _: &Arc<Socket>) {}
+
+    fn event(&self, socket: &Arc<Socket>, event: Event) {
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            let first = event.args.first();
+            match event.name.as_str() {
+                "join" => {
+                    for room in names(first) {
+                        socket.join(room).await.unwrap();
+                    }
+                }
+                "say" => {
+                    socket
+                        .to(names(first))
+                        .emit("said", &event.args[1])
+                        .await
+                        .unwrap();
+                }
+                "shout" => {
+                    let except = names(event.args.get(1));
+                    socket
+                        .nsp()
+                        .to(names(first))
+                        .except(except)
+                        .emit("shouted", &"!")
+                        .await
+                        .unwrap();
+                }
+                "all" => {
+                    socket.nsp().everyone().emit("all", &"hello").await.unwrap();
+                }
+                _ => {}
+            }
+            if let Some(ack) = event.ack {
+                ack.send(&json!(["done"])).unwrap();
+            }
+        });
+    }
+
+    fn disconnected(&self, _: &Arc<Socket>, _: DisconnectReason) {}
+}
+
+/// One instance: its URL and its cluster front end.
+struct Instance {
+    url: String,
+    front: Arc<ClusterFront<Redis>>,
+    counters: Arc<Counters>,
+}
+
+async fn instance(redis: &RedisServer) -> Instance {
+    let io = Arc::new(SocketIo::new().namespace("/", Chat));
+    let connection = Arc::new(
+        Redis::connect(&redis.url(), RedisConfig::default())
+            .await
+            .unwrap(),
+    );
+    let counters = Arc::new(Counters::default());
+    let bus = NamespaceBus::new(
+        connection,
+        &RedisAdapterConfig::default()
+            .with_prefix("engine-test")
+            .with_emitter(EmitterConfig::new("socket.io")),
+        counters.clone(),
+        "/",
+        Id::random(),
+    );
+    let front = ClusterFront::attach(io.of("/").unwrap(), bus)
+        .await
+        .unwrap();
+    let url = common::serve(Engine::new(Config::default(), io)).await;
+    Instance {
+        url,
+        front,
+        counters,
+    }
+}
+
+async fn cluster(redis: &RedisServer) -> Vec<Instance> {
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(instance(redis).await);
+    }
+    // Each instance counts the others before broadcasts are relied on.
+    let seen = test_support::eventually(Duration::from_secs(10), || {
+        instances
+            .iter()
+            .all(|instance| instance.front.bus().server_count() == 3)
+    })
+    .await;
+    assert!(seen, "the instances did not see each other");
+    instances
+}
+
+/// A raw client connected to `/` of `url`, in `rooms` (comma-separated).
+async fn member(url: &str, rooms: &str) -> Ws {
+    let mut ws = websocket(url, "EIO=4&transport=websocket").await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with('0'));
+    send(&mut ws, "40").await;
+    assert!(next_text(&mut ws).await.starts_with("40"));
+    call(&mut ws, 1, json!(["join", rooms])).await;
+    ws
+}
+
+async fn call(ws: &mut Ws, id: u64, args: Value) {
+    send(ws, &format!("42{id}{args}")).await;
+    assert_eq!(next_text(ws).await, format!(r#"43{id}["done"]"#));
+}
+
+async fn quiet(ws: &mut Ws) {
+    let next = tokio::time::timeout(Duration::from_millis(300), common::next(ws)).await;
+    assert!(next.is_err(), "expected nothing, got {next:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_broadcast_reaches_its_members_on_every_instance_once_each() {
+    let redis = RedisServer::start().await;
+    let instances = cluster(&redis).await;
+    let mut sender = member(&instances[0].url, "a").await;
+    let mut near = member(&instances[0].url, "a").await;
+    let mut far = member(&instances[1].url, "a,b").await;
+    let mut farther = member(&instances[2].url, "a").await;
+    let mut outsider = member(&instances[2].url, "c").await;
+
+    call(&mut sender, 2, json!(["say", "a", "hi"])).await;
+    for ws in [&mut near, &mut far, &mut farther] {
+        assert_eq!(next_text(ws).await, r#"42["said","hi"]"#);
+    }
+    quiet(&mut sender).await;
+    quiet(&mut outsider).await;
+
+    // Two rooms: `far` is in both and gets it once.
+    call(&mut outsider, 2, json!(["shout", "a,b", ""])).await;
+    for ws in [&mut sender, &mut near, &mut far, &mut farther] {
+        assert_eq!(next_text(ws).await, r#"42["shouted","!"]"#);
+    }
+    quiet(&mut far).await;
+
+    // Except a room: `far` is in `b`.
+    call(&mut outsider, 3, json!(["shout", "a", "b"])).await;
+    for ws in [&mut sender, &mut near, &mut farther] {
+        assert_eq!(next_text(ws).await, r#"42["shouted","!"]"#);
+    }
+    quiet(&mut far).await;
+
+    // Everyone, the sender included.
+    send(&mut far, r#"42["all"]"#).await;
+    for ws in [
+        &mut sender,
+        &mut near,
+        &mut far,
+        &mut farther,
+        &mut outsider,
+    ] {
+        assert_eq!(next_text(ws).await, r#"42["all","hello"]"#);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_not_a_broadcast_is_dropped_and_counted() {
+    let redis = RedisServer::start().await;
+    let instances = cluster(&redis).await;
+    let mut listener = member(&instances[1].url, "a").await;
+    let front = instances[1].front.clone();
+    let room = redis_adapter::Room::Borrowed("a");
+    for garbage in [
+        &b"garbage"[..],
+        b"\x01\x00\x00\x01\x00\x01a",
+        b"\x01\x00\x00\x01\x00\x01a\x00\x00not a packet",
+    ] {
+        front.clone().on_request(Id::random(), garbage, Some(&room));
+    }
+    let dropped = instances[1].counters.snapshot().dropped_malformed;
+    assert_eq!(dropped, 3);
+    quiet(&mut listener).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_redis_emitter_reaches_the_engines_sockets() {
+    let redis = RedisServer::start().await;
+    let instances = cluster(&redis).await;
+    let mut a1 = member(&instances[0].url, "a").await;
+    let mut a2 = member(&instances[1].url, "a,b").await;
+    let mut c1 = member(&instances[2].url, "c").await;
+    let emit = |step: &'static str| {
+        let url = redis.url();
+        async move {
+            let done = common::run_node("emitter.mjs", &url, step).await;
+            assert_eq!(done["ok"], true, "{done}");
+        }
+    };
+
+    emit("room").await;
+    for ws in [&mut a1, &mut a2] {
+        assert_eq!(next_text(ws).await, r#"42["news",{"step":"room"}]"#);
+    }
+    quiet(&mut c1).await;
+
+    emit("except").await;
+    assert_eq!(next_text(&mut a1).await, r#"42["news",{"step":"except"}]"#);
+    quiet(&mut a2).await;
+
+    emit("all").await;
+    for ws in [&mut a1, &mut a2, &mut c1] {
+        assert_eq!(next_text(ws).await, r#"42["news",{"step":"all"}]"#);
+    }
+
+    emit("binary").await;
+    for ws in [&mut a1, &mut a2] {
+        assert_eq!(
+            next_text(ws).await,
+            r#"451-["file",{"_placeholder":true,"num":0}]"#
+        );
+        match common::next(ws).await {
+            Some(tokio_tungstenite::tungstenite::Message::Binary(bytes)) => {
+                assert_eq!(&bytes[..], [1, 2, 3]);
+            }
+            other => panic!("expected the attachment, got {other:?}"),
+        }
+    }
+
+    emit("join").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    emit("joined").await;
+    assert_eq!(next_text(&mut c1).await, r#"42["news",{"step":"joined"}]"#);
+    quiet(&mut a1).await;
+
+    emit("kick").await;
+    assert_eq!(next_text(&mut c1).await, "41");
+    quiet(&mut a2).await;
+}
