@@ -204,17 +204,13 @@ impl Broadcast {
         self
     }
 
-    /// Emits `event` with `data`: the packet is encoded once, written to the local members
-    /// now, and handed to the cluster for the others. Resolves when the cluster took it.
+    /// Emits `event` with `data`: the packet is encoded once, handed to the cluster for the
+    /// members elsewhere, then written to the local members. A broadcast the cluster refuses
+    /// (its publish queue full, Redis unreachable) is an error and reaches no one, so that
+    /// the caller may retry it; the number of local sockets that took it otherwise.
     pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<usize, Error> {
         let text = sio::encode_message(Kind::Event, &self.nsp.name, None, Some(&(event, data)))?;
         let packet = Bytes::from(text);
-        let local = self.nsp.deliver(
-            &self.selection,
-            self.except_socket.as_deref(),
-            &[Packet::Text(packet.clone())],
-            self.volatile,
-        );
         if !self.local
             && let Some(remote) = self.nsp.remote()
         {
@@ -223,6 +219,11 @@ impl Broadcast {
                 .await
                 .map_err(|err| Error::Remote(err.to_string()))?;
         }
-        Ok(local)
+        Ok(self.nsp.deliver(
+            &self.selection,
+            self.except_socket.as_deref(),
+            &[Packet::Text(packet)],
+            self.volatile,
+        ))
     }
 }
