@@ -5,9 +5,9 @@
 #   ours-live           the same with --no-history (live only), to measure what the store costs
 #   socketioxide-redis  socketioxide 0.18 + the stock socketioxide-redis 0.4 adapter
 #   node                socket.io 4.8 + @socket.io/redis-adapter 8.3 on ioredis
-#   proto               issue 14's delivery-engine prototype (bench/engine-proto): the peers'
-#                       chat protocol without socketioxide, over the adapter's cluster bus;
-#                       websocket only, no accounts, no history (not in the default set)
+#   engine              the peers' chat protocol on our engine (bench/engine-chat on engine/,
+#                       issue 14) over the engine's front end of the adapter's cluster bus;
+#                       no accounts, no history (not in the default set)
 # The system under test (its instances + Redis) is pinned to CPU 0 and the load tester to CPU 1.
 #
 # Steps (env STEPS, default all, in this order):
@@ -97,7 +97,7 @@ need python3 python3
 need curl curl
 
 echo "== building (release)"
-cargo build --release --quiet -p gateway -p loadtest -p engine-proto
+cargo build --release --quiet -p gateway -p loadtest -p engine-chat
 cargo build --release --quiet --manifest-path bench/peers/socketioxide-redis/Cargo.toml
 (cd bench/peers/node && npm ci --no-audit --no-fund --loglevel=error)
 LOADTEST=$ROOT/target/release/loadtest
@@ -165,8 +165,8 @@ start_instance() {
                 --listen "127.0.0.1:$port" --redis-url "$redis" --worker-threads 1 \
                 "${flags[@]}" >"$WORK/$system-$port.log" 2>&1 &
             ;;
-        proto)
-            taskset -c $SUT_CPU "$ROOT/target/release/engine-proto" --listen "127.0.0.1:$port" \
+        engine)
+            taskset -c $SUT_CPU "$ROOT/target/release/engine-chat" --listen "127.0.0.1:$port" \
                 --redis-url "$redis" --worker-threads 1 >"$WORK/$system-$port.log" 2>&1 &
             ;;
         node)
@@ -382,8 +382,8 @@ PY
         stop_cluster
     fi
 
-    if has_step burst && [ "$system" = proto ]; then
-        echo "   burst: skipped (the prototype has no bench endpoint)"
+    if has_step burst && [ "$system" = engine ]; then
+        echo "   burst: skipped (engine-chat has no bench endpoint)"
     elif has_step burst; then
         echo "   burst: $BURST_COUNT broadcasts from the first of $BURST_INSTANCES instances to $BURST_MEMBERS members on the others"
         start_cluster "$system" $BURST_INSTANCES bench

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A CPU profile of one instance of SYSTEM (ours-live or proto) under compare.sh's fixed load:
+# A CPU profile of one instance of SYSTEM (ours-live or engine) under compare.sh's fixed load:
 # 3 instances on one Redis (pinned to CPU 0), 1500 users in rooms of 10 at 2 msg/s each
 # (loadtest on CPU 1), `perf record -g` of the first instance for 15 s in the middle of the
 # run. Writes bench/results/<OUT>-<system>.txt (perf report, flat, top symbols).
@@ -39,8 +39,8 @@ for _ in 1 2 3; do
                 --users-file "$WORK/users.json" --rate-login 1000000/60s \
                 --rate-handshake 1000000/60s --rate-message 1000000/60s >/dev/null 2>&1 &
             ;;
-        proto)
-            taskset -c 0 "$ROOT/target/release/engine-proto" --listen "127.0.0.1:$port" \
+        engine)
+            taskset -c 0 "$ROOT/target/release/engine-chat" --listen "127.0.0.1:$port" \
                 --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 >/dev/null 2>&1 &
             ;;
         *) echo "unknown system $system" >&2; exit 1 ;;

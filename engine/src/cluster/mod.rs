@@ -13,12 +13,13 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use redis_adapter::{EmitterRequest, Id, Inbound, NamespaceBus, PubSub, Room, Selection, Wait};
 
 use crate::{
     server::Packet,
     sio,
-    sockets::{Nsp, Remote, Remoting},
+    sockets::{Nsp, Remote, RemoteError, Remoting},
 };
 
 /// One namespace of the engine on the cluster bus.
@@ -89,9 +90,15 @@ fn sio_message_prefix() -> char {
     crate::eio::Kind::Message.as_char()
 }
 
-impl<P: PubSub> Remote for ClusterFront<P> {
-    fn broadcast(&self, selection: &Selection, packet: &Bytes, volatile: bool) -> Remoting {
-        let outgoing = if selection.rooms.is_empty() {
+impl<P: PubSub> ClusterFront<P> {
+    /// The messages of a broadcast: one per target room, or one on the namespace channel.
+    fn outgoing(
+        &self,
+        selection: &Selection,
+        packet: &Bytes,
+        volatile: bool,
+    ) -> Result<Vec<redis_adapter::Outgoing>, body::BadBody> {
+        if selection.rooms.is_empty() {
             self.bus
                 .request(None, |buf| {
                     body::encode(buf, &[], &selection.except, &[], volatile, packet)
@@ -109,13 +116,34 @@ impl<P: PubSub> Remote for ClusterFront<P> {
                         packet,
                     )
                 })
-        };
+        }
+    }
+}
+
+impl<P: PubSub> Remote for ClusterFront<P> {
+    fn broadcast(&self, selection: &Selection, packet: &Bytes, volatile: bool) -> Remoting {
+        let outgoing = self.outgoing(selection, packet, volatile);
         let bus = self.bus.clone();
         Box::pin(async move {
             let outgoing = outgoing?;
             bus.send(outgoing, Wait::Queued).await?;
             Ok(())
         })
+    }
+
+    fn broadcast_now(
+        &self,
+        selection: &Selection,
+        packet: &Bytes,
+        volatile: bool,
+    ) -> Result<(), RemoteError> {
+        for outgoing in self.outgoing(selection, packet, volatile)? {
+            // A queued publish is taken or refused when it is made: its future is ready.
+            if let Some(Err(err)) = self.bus.publish(outgoing, Wait::Queued).now_or_never() {
+                return Err(err.into());
+            }
+        }
+        Ok(())
     }
 
     fn hold(&self, room: &Room) -> Remoting {

@@ -34,6 +34,14 @@ pub trait Remote: Send + Sync + 'static {
     /// Sends the Socket.IO `packet` (engine.io MESSAGE text) to the sockets of `selection`
     /// on the other instances.
     fn broadcast(&self, selection: &Selection, packet: &Bytes, volatile: bool) -> Remoting;
+    /// Like [`Remote::broadcast`], queued now without waiting: for handlers that answer from
+    /// the task that read the event.
+    fn broadcast_now(
+        &self,
+        selection: &Selection,
+        packet: &Bytes,
+        volatile: bool,
+    ) -> Result<(), RemoteError>;
     /// A local socket entered `room`, which had none: the other instances' broadcasts to it
     /// must reach this one from now on (resolves once they do).
     fn hold(&self, room: &Room) -> Remoting;
@@ -204,13 +212,40 @@ impl Broadcast {
         self
     }
 
+    /// Like [`Broadcast::emit`], without waiting: the cluster queues the packet now (or
+    /// refuses it, and then no one gets it).
+    pub fn emit_now<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<usize, Error> {
+        let packet = self.packet(event, data)?;
+        if !self.local
+            && let Some(remote) = self.nsp.remote()
+        {
+            remote
+                .broadcast_now(&self.selection, &packet, self.volatile)
+                .map_err(|err| Error::Remote(err.to_string()))?;
+        }
+        Ok(self.deliver_locally(packet))
+    }
+
+    fn packet<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<Bytes, Error> {
+        let text = sio::encode_message(Kind::Event, &self.nsp.name, None, Some(&(event, data)))?;
+        Ok(Bytes::from(text))
+    }
+
+    fn deliver_locally(&self, packet: Bytes) -> usize {
+        self.nsp.deliver(
+            &self.selection,
+            self.except_socket.as_deref(),
+            &[Packet::Text(packet)],
+            self.volatile,
+        )
+    }
+
     /// Emits `event` with `data`: the packet is encoded once, handed to the cluster for the
     /// members elsewhere, then written to the local members. A broadcast the cluster refuses
     /// (its publish queue full, Redis unreachable) is an error and reaches no one, so that
     /// the caller may retry it; the number of local sockets that took it otherwise.
     pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<usize, Error> {
-        let text = sio::encode_message(Kind::Event, &self.nsp.name, None, Some(&(event, data)))?;
-        let packet = Bytes::from(text);
+        let packet = self.packet(event, data)?;
         if !self.local
             && let Some(remote) = self.nsp.remote()
         {
@@ -219,11 +254,6 @@ impl Broadcast {
                 .await
                 .map_err(|err| Error::Remote(err.to_string()))?;
         }
-        Ok(self.nsp.deliver(
-            &self.selection,
-            self.except_socket.as_deref(),
-            &[Packet::Text(packet)],
-            self.volatile,
-        ))
+        Ok(self.deliver_locally(packet))
     }
 }

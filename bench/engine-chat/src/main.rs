@@ -1,28 +1,25 @@
-//! Issue 14, phase 1: the delivery hot path without socketioxide, to measure its floor.
-//!
-//! engine.io v4 over websocket only and enough Socket.IO v5 for `loadtest chat` (the
-//! benchmark peers' chat protocol), shared across instances by the adapter's cluster bus
-//! (`redis_adapter::NamespaceBus`). A broadcast's websocket frame is encoded once and written
-//! to each local member straight from the task that has it (the Redis subscriber for remote
-//! broadcasts) while the kernel takes it; a per-socket queue and a task exist only for a
-//! socket that is behind. An idle connection is one task with no read buffer, and one ping
-//! task serves them all. Not a product: no long-polling, no binary, no ack timeouts, no
-//! accounts.
+//! The benchmark peers' chat protocol (`loadtest chat`: `join`, `leave`, `message`,
+//! `typing`) on our engine (`engine/`), its rooms shared across instances by the engine's
+//! front end of the adapter's cluster bus. What `bench/compare.sh` runs as `engine`: the
+//! engine's delivery cost with the same handlers as the Node, socketioxide and stock peers,
+//! not a product (no accounts, no history).
 
-mod conn;
-mod rooms;
-mod server;
-mod session;
-mod ws;
+mod chat;
+mod health;
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
 use clap::Parser;
+use engine::{
+    cluster::ClusterFront,
+    server::{Config, Engine},
+    sockets::SocketIo,
+};
 use redis_adapter::{Counters, Id, NamespaceBus, Redis, RedisAdapterConfig, RedisConfig};
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(about = "Delivery-engine prototype (issue 14, phase 1)")]
+#[command(about = "The benchmark peers' chat on our engine (issue 14)")]
 struct Args {
     /// Address to listen on, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:3000")]
@@ -55,7 +52,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("engine-proto stopped: {err}");
+            eprintln!("engine-chat stopped: {err}");
             ExitCode::FAILURE
         }
     }
@@ -63,24 +60,21 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let redis = Arc::new(Redis::connect(&args.redis_url, RedisConfig::default()).await?);
-    let rooms = Arc::new(rooms::Rooms::default());
+    let instance: Arc<str> = format!("{:08x}", rand::random::<u32>()).into();
+    let io = Arc::new(SocketIo::new().namespace("/", chat::Chat::new(instance)));
     let bus = NamespaceBus::new(
         redis,
-        &RedisAdapterConfig::default().with_prefix("engine-proto"),
+        &RedisAdapterConfig::default().with_prefix("engine-chat"),
         Arc::new(Counters::default()),
         "/",
         Id::random(),
     );
-    rooms.set_bus(bus.clone());
-    bus.start(Arc::downgrade(&rooms) as std::sync::Weak<dyn redis_adapter::Inbound>)
-        .await?;
-    let server = server::Server::new(rooms);
-    tokio::spawn(server.clone().ping_all());
+    let nsp = io.of("/").ok_or("no namespace /")?;
+    ClusterFront::attach(nsp, bus).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    tracing::info!(listen = %listener.local_addr()?, "engine-proto listening");
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(session::serve(stream, server.clone()));
-    }
+    tracing::info!(listen = %listener.local_addr()?, "engine-chat listening");
+    Engine::new(Config::default(), io)
+        .serve(listener, health::Health)
+        .await;
+    Ok(())
 }
