@@ -452,6 +452,48 @@ mod limits {
         assert_eq!(get(&endpoint(&url, "EIO=4&transport=polling")).await.0, 503);
     }
 
+    /// A websocket that is not its connection's first request goes through hyper's upgrade
+    /// (the first is taken before hyper).
+    #[tokio::test]
+    async fn a_websocket_on_a_kept_alive_connection_opens_a_session_too() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let url = suite_server().await;
+        let mut tcp = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        tcp.write_all(b"GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).ends_with("not found") {
+            let mut chunk = [0u8; 512];
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        tcp.write_all(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut seen = Vec::new();
+        // The 101, then the first frame: OPEN as text.
+        while !String::from_utf8_lossy(&seen).contains(r#""upgrades":[]}"#) {
+            let mut chunk = [0u8; 512];
+            let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&seen);
+        assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+        assert!(text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{text}");
+    }
+
     #[tokio::test]
     async fn other_paths_go_to_the_fallback() {
         let url = suite_server().await;

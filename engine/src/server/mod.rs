@@ -7,6 +7,7 @@
 //! whichever task sends (see `sink`); one heartbeat task per session.
 
 mod config;
+mod direct;
 mod ids;
 mod query;
 mod requests;

@@ -93,6 +93,10 @@ impl Engine {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
         let head_timeout = self.shared.config.request_head_timeout;
+        let stream = match super::direct::take_websocket(&self, stream, peer).await {
+            super::direct::Taken::Websocket | super::direct::Taken::Gone => return,
+            super::direct::Taken::Http(stream) => stream,
+        };
         let service = service_fn(move |request: Request<Incoming>| {
             let engine = self.clone();
             let mut fallback = fallback.clone();
@@ -185,19 +189,20 @@ impl Engine {
         Ok(session)
     }
 
-    /// A websocket request: a new session, or the upgrade of polling session `sid`.
-    fn websocket(
+    /// Checks a websocket request (`method`, `headers`) for a new session, or for the
+    /// upgrade of polling session `sid` (which then begins): its `Sec-WebSocket-Key`, and the
+    /// session it upgrades.
+    pub(crate) fn websocket_target(
         &self,
-        mut request: Request<Incoming>,
-        peer: SocketAddr,
+        method: &Method,
+        headers: &http::HeaderMap,
         sid: Option<&str>,
-    ) -> Result<Response<Full<Bytes>>, Refusal> {
-        let headers = request.headers();
+    ) -> Result<(header::HeaderValue, Option<Arc<Session>>), Refusal> {
         let upgrade = headers
             .get(header::UPGRADE)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
         let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
-        let (Some(key), true, true) = (key, upgrade, request.method() == Method::GET) else {
+        let (Some(key), true, true) = (key, upgrade, method == Method::GET) else {
             return Err(Refusal::BadRequest);
         };
         let upgrading = match sid {
@@ -208,7 +213,22 @@ impl Engine {
             }
             None => None,
         };
+        Ok((key, upgrading))
+    }
+
+    /// A websocket request that reached hyper (one after another request on a kept-alive
+    /// connection; a connection's first is taken before hyper, see `direct`): answered 101 by
+    /// hyper, then run on the TCP stream hyper gives back.
+    fn websocket(
+        &self,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        sid: Option<&str>,
+    ) -> Result<Response<Full<Bytes>>, Refusal> {
+        let (key, upgrading) = self.websocket_target(request.method(), request.headers(), sid)?;
         let on_upgrade = hyper::upgrade::on(&mut request);
+        // Only a new session keeps its request (without the body); an upgrade needs none.
+        let opening = upgrading.is_none().then(|| request.into_parts().0);
         let engine = self.clone();
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
@@ -225,40 +245,52 @@ impl Engine {
                 tracing::error!("a websocket on a connection the engine did not accept itself");
                 return;
             };
-            let stream = Arc::new(parts.io.into_inner());
-            let config = &engine.shared.config;
-            let sink = Sink::new(stream.clone(), config.max_buffered, config.max_stall);
-            let (session, role) = match upgrading {
-                Some(session) => (session, Role::Probing),
-                None => {
-                    let (request, _body) = request.into_parts();
-                    let Ok(session) = engine.open(request, peer, Some(sink.clone())) else {
-                        return;
-                    };
-                    let open = session_open(config, &session, &[]);
-                    let _sent = sink.text(&Bytes::from(open));
-                    engine.shared.handler.on_open(&session);
-                    (session, Role::Session)
-                }
-            };
-            ws::read(
-                session,
-                stream,
-                sink,
-                parts.read_buf,
-                role,
-                config.max_payload,
-            )
-            .await;
+            engine
+                .run_websocket(
+                    parts.io.into_inner(),
+                    parts.read_buf,
+                    opening,
+                    upgrading,
+                    peer,
+                )
+                .await;
         });
-        let accept = ws::accept_key(key.as_bytes());
         Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::CONNECTION, "Upgrade")
             .header(header::UPGRADE, "websocket")
-            .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+            .header(header::SEC_WEBSOCKET_ACCEPT, ws::accept_key(key.as_bytes()))
             .body(Full::new(Bytes::new()))
             .map_err(|_| Refusal::BadRequest)
+    }
+
+    /// Runs an accepted websocket (its 101 sent; `read`, what was read past the request):
+    /// the session `opening` asked for, or the probe of the `upgrading` one.
+    pub(crate) async fn run_websocket(
+        &self,
+        stream: TcpStream,
+        read: Bytes,
+        opening: Option<http::request::Parts>,
+        upgrading: Option<Arc<Session>>,
+        peer: SocketAddr,
+    ) {
+        let stream = Arc::new(stream);
+        let config = &self.shared.config;
+        let sink = Sink::new(stream.clone(), config.max_buffered, config.max_stall);
+        let (session, role) = match (upgrading, opening) {
+            (Some(session), _) => (session, Role::Probing),
+            (None, Some(request)) => {
+                let Ok(session) = self.open(request, peer, Some(sink.clone())) else {
+                    return;
+                };
+                let open = session_open(config, &session, &[]);
+                let _sent = sink.text(&Bytes::from(open));
+                self.shared.handler.on_open(&session);
+                (session, Role::Session)
+            }
+            (None, None) => return,
+        };
+        ws::read(session, stream, sink, read, role, config.max_payload).await;
     }
 }
 

@@ -64,11 +64,13 @@ impl Session {
     /// A session `sid` opened by `request` from `peer`, on polling or on `websocket`.
     pub(crate) fn new(
         sid: Arc<str>,
-        request: http::request::Parts,
+        mut request: http::request::Parts,
         peer: SocketAddr,
         websocket: Option<Arc<Sink>>,
         shared: Weak<Shared>,
     ) -> Arc<Self> {
+        // What hyper keeps in a request's extensions is its own, not the session's.
+        request.extensions = http::Extensions::new();
         let state = match websocket {
             Some(sink) => State::Websocket(sink),
             None => State::Polling(Polling::default()),

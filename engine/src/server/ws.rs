@@ -169,7 +169,9 @@ pub(crate) async fn read(
     mut role: Role,
     max_payload: usize,
 ) {
+    // `read` may be a slice of the HTTP server's whole read buffer: copied, and let go.
     let mut buf = BytesMut::from(&read[..]);
+    drop(read);
     let mut frames = Frames::default();
     let reason = 'read: loop {
         loop {

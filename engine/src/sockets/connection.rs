@@ -20,7 +20,7 @@ use crate::{
 /// The Socket.IO state of one session.
 pub(crate) struct Connection {
     session: Weak<Session>,
-    namespaces: HashMap<String, Arc<Nsp>>,
+    namespaces: Arc<HashMap<String, Arc<Nsp>>>,
     state: Mutex<State>,
 }
 
@@ -34,7 +34,7 @@ struct State {
 
 impl Connection {
     /// The Socket.IO side of `session`, serving `namespaces`.
-    pub(crate) fn new(session: &Arc<Session>, namespaces: HashMap<String, Arc<Nsp>>) -> Self {
+    pub(crate) fn new(session: &Arc<Session>, namespaces: Arc<HashMap<String, Arc<Nsp>>>) -> Self {
         Self {
             session: Arc::downgrade(session),
             namespaces,

@@ -95,21 +95,22 @@ pub enum DisconnectReason {
 /// The Socket.IO server: namespaces by name, and the engine.io [`server::Handler`] that
 /// gives them their sockets.
 pub struct SocketIo {
-    namespaces: HashMap<String, Arc<Nsp>>,
+    /// Shared with every session's connection (namespaces are set before serving).
+    namespaces: Arc<HashMap<String, Arc<Nsp>>>,
 }
 
 impl SocketIo {
     /// A server with no namespace yet.
     pub fn new() -> Self {
         Self {
-            namespaces: HashMap::new(),
+            namespaces: Arc::default(),
         }
     }
 
     /// Serves namespace `name` (`/`, `/admin`) with `namespace`.
     #[must_use]
     pub fn namespace(mut self, name: &str, namespace: impl Namespace) -> Self {
-        self.namespaces
+        Arc::make_mut(&mut self.namespaces)
             .insert(name.to_owned(), Nsp::new(name, Arc::new(namespace)));
         self
     }
