@@ -1,8 +1,43 @@
-//! Our Socket.IO engine, from the protocol specifications (issue 14; the plan is
-//! `docs/engine-plan.md`). So far: the packet codecs both sides of a connection share,
-//! [`eio`] for engine.io v4 packets and long-polling payloads, [`sio`] for the Socket.IO v5
-//! packets they carry, binary messages and attachments included. The test client
-//! (`socketio-client`) decodes text packets with them.
+//! Our Socket.IO engine, from the protocol specifications (issue 14; the plan and its status
+//! are `docs/engine-plan.md`):
+//! - [`eio`] and [`sio`]: the packet codecs both sides of a connection share (engine.io v4
+//!   packets and long-polling payloads; the Socket.IO v5 packets they carry, binary messages
+//!   and attachments included). The test client (`socketio-client`) decodes with them.
+//! - [`server`]: the engine.io server (long-polling, websocket, the upgrade, heartbeats,
+//!   limits), a [`server::Handler`] above it.
+//! - [`sockets`]: the Socket.IO server as that handler (namespaces, acks, rooms, broadcasts).
+//! - [`cluster`]: the namespaces' front end of the adapter's cluster bus.
+//!
+//! A chat on one namespace, shared across instances through Redis:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use engine::{cluster::ClusterFront, server::{Config, Engine, NotFound}, sockets::*};
+//! use redis_adapter::{Counters, Id, NamespaceBus, Redis, RedisAdapterConfig, RedisConfig};
+//!
+//! struct Chat;
+//!
+//! impl Namespace for Chat {
+//!     fn connected(&self, _socket: &Arc<Socket>) {}
+//!     fn event(&self, socket: &Arc<Socket>, event: Event) {
+//!         if event.name == "say" {
+//!             // Encoded once, written to each local member, published once for the others.
+//!             let _ = socket.nsp().to(["lobby"]).emit_now("said", &event.args);
+//!         }
+//!     }
+//!     fn disconnected(&self, _socket: &Arc<Socket>, _reason: DisconnectReason) {}
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let io = Arc::new(SocketIo::new().namespace("/", Chat));
+//! let redis = Arc::new(Redis::connect("redis://127.0.0.1:6379", RedisConfig::default()).await?);
+//! let bus = NamespaceBus::new(redis, &RedisAdapterConfig::default(), Arc::new(Counters::default()), "/", Id::random());
+//! ClusterFront::attach(io.of("/").ok_or("no namespace")?, bus).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! Engine::new(Config::default(), io).serve(listener, NotFound).await;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Decoders never panic: anything that is not a packet is an [`Error`]. Text packets borrow
 //! from their input and allocate nothing; the bytes of a binary message and the parsed JSON
@@ -49,6 +84,7 @@ pub mod cluster;
 pub mod eio;
 pub mod server;
 pub mod sio;
+mod slot;
 pub mod sockets;
 
 /// Why some text is not a packet, or a packet could not be encoded.

@@ -19,6 +19,10 @@ use tokio_tungstenite::tungstenite;
 mod common;
 use common::{Ws, closes, next, next_text, send, websocket};
 
+/// What the reference namespace keeps with each socket: its CONNECT payload's token.
+#[derive(Debug)]
+struct Token(String);
+
 /// The suite's reference namespace; it also reports disconnects to the test.
 struct Reference {
     left: mpsc::UnboundedSender<(String, DisconnectReason)>,
@@ -34,7 +38,18 @@ impl Namespace for Reference {
             .map(str::to_owned);
         match refused {
             Some(message) => connecting.refuse(&message, Some(json!({ "why": "asked" }))),
-            None => connecting.accept(),
+            None => {
+                // The application's state for the socket, kept from its CONNECT.
+                let token = connecting
+                    .socket()
+                    .auth()
+                    .and_then(|auth| auth.get("token"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("anonymous")
+                    .to_owned();
+                connecting.socket().set_data(Token(token)).unwrap();
+                connecting.accept();
+            }
         }
     }
 
@@ -70,6 +85,10 @@ impl Namespace for Reference {
                 });
             }
             "kick-me" => socket.disconnect(),
+            "whoami" => {
+                let Token(token) = socket.data::<Token>().unwrap();
+                socket.emit("you-are", token).unwrap();
+            }
             _ => {}
         }
     }
@@ -202,6 +221,17 @@ mod connect {
         let mut ws = opened(&url).await;
         send(&mut ws, "4abc").await;
         closes(&mut ws).await;
+    }
+
+    #[tokio::test]
+    async fn what_the_namespace_keeps_at_connect_stays_with_the_socket() {
+        let (url, _) = server().await;
+        let mut ws = opened(&url).await;
+        send(&mut ws, r#"40{"token":"t-9"}"#).await;
+        connected_sid(&text(&mut ws).await, "40");
+        assert_eq!(text(&mut ws).await, r#"42["auth",{"token":"t-9"}]"#);
+        send(&mut ws, r#"42["whoami"]"#).await;
+        assert_eq!(text(&mut ws).await, r#"42["you-are","t-9"]"#);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::{
     collections::VecDeque,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, MutexGuard, OnceLock, Weak,
+        Arc, Mutex, MutexGuard, Weak,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -15,7 +15,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use super::{CloseReason, Message, Packet, Shared, query::Refusal, sink::Sink};
-use crate::eio::{self, PayloadPacket};
+use crate::{
+    eio::{self, PayloadPacket},
+    slot::Slot,
+};
 
 /// One client's engine.io session, shared by its transports and the layer above.
 pub struct Session {
@@ -30,7 +33,7 @@ pub struct Session {
     closed: AtomicBool,
     shared: Weak<Shared>,
     /// What the layer above keeps with the session (Socket.IO: its namespaces' sockets).
-    extension: OnceLock<Box<dyn Any + Send + Sync>>,
+    extension: Slot,
 }
 
 /// Where a session's packets go.
@@ -84,7 +87,7 @@ impl Session {
             pong: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             shared,
-            extension: OnceLock::new(),
+            extension: Slot::default(),
         })
     }
 
@@ -106,20 +109,12 @@ impl Session {
     /// Keeps `value` with the session, once: the layer above's state for it. `Err` gives it
     /// back when the session already has one.
     pub fn set_extension<T: Any + Send + Sync>(&self, value: T) -> Result<(), T> {
-        let mut value = Some(value);
-        let _set = self.extension.get_or_init(|| Box::new(value.take()));
-        match value {
-            None => Ok(()),
-            Some(value) => Err(value),
-        }
+        self.extension.set(value)
     }
 
     /// What [`Session::set_extension`] kept, if it is a `T`.
     pub fn extension<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.extension
-            .get()
-            .and_then(|value| value.downcast_ref::<Option<T>>())
-            .and_then(Option::as_ref)
+        self.extension.get()
     }
 
     /// Whether the session was closed.

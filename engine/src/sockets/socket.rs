@@ -27,6 +27,7 @@ use crate::{
     Error,
     server::{Packet, Session},
     sio::{self, BinaryPacket, Kind},
+    slot::Slot,
 };
 
 /// Why an emit's acknowledgement did not come.
@@ -56,6 +57,8 @@ pub struct Socket {
     nsp: Arc<Nsp>,
     session: Arc<Session>,
     auth: Option<Value>,
+    /// The application's state for the socket (its user, say).
+    data: Slot,
     rooms: Mutex<HashSet<Room>>,
     acks: Mutex<Acks>,
     connected: AtomicBool,
@@ -78,6 +81,7 @@ impl Socket {
             nsp,
             session,
             auth,
+            data: Slot::default(),
             rooms: Mutex::default(),
             acks: Mutex::default(),
             connected: AtomicBool::new(false),
@@ -194,6 +198,19 @@ impl Socket {
             return Ok(self.session.send(&Packet::Text(text.into())));
         }
         self.send_binary(Kind::BinaryEvent, None, data, attachments)
+    }
+
+    /// Keeps the application's `value` with the socket, once (in [`Namespace::connect`],
+    /// typically: who the socket is); `Err` gives it back when it has one already.
+    ///
+    /// [`Namespace::connect`]: super::Namespace::connect
+    pub fn set_data<T: std::any::Any + Send + Sync>(&self, value: T) -> Result<(), T> {
+        self.data.set(value)
+    }
+
+    /// What [`Socket::set_data`] kept, if it is a `T`.
+    pub fn data<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.data.get()
     }
 
     /// The CONNECT payload it joined with (`None` without one).
