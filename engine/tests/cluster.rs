@@ -93,6 +93,11 @@ impl Namespace for Chat {
     }
 
     fn disconnected(&self, _: &Arc<Socket>, _: DisconnectReason) {}
+
+    /// Other instances see a socket's CONNECT payload.
+    fn describe(&self, socket: &Arc<Socket>) -> Value {
+        socket.auth().cloned().unwrap_or(Value::Null)
+    }
 }
 
 /// One instance: its URL and its cluster front end.
@@ -150,9 +155,18 @@ async fn cluster(redis: &RedisServer) -> Vec<Instance> {
 
 /// A raw client connected to `/` of `url`, in `rooms` (comma-separated).
 async fn member(url: &str, rooms: &str) -> Ws {
+    named(url, rooms, "").await
+}
+
+/// A member whose CONNECT payload is `{"name": name}` (none when `name` is empty).
+async fn named(url: &str, rooms: &str, name: &str) -> Ws {
     let mut ws = websocket(url, "EIO=4&transport=websocket").await.unwrap();
     assert!(next_text(&mut ws).await.starts_with('0'));
-    send(&mut ws, "40").await;
+    if name.is_empty() {
+        send(&mut ws, "40").await;
+    } else {
+        send(&mut ws, &format!("40{}", json!({ "name": name }))).await;
+    }
     assert!(next_text(&mut ws).await.starts_with("40"));
     call(&mut ws, 1, json!(["join", rooms])).await;
     ws
@@ -382,4 +396,45 @@ async fn a_burst_of_100_000_broadcasts_reaches_every_member_whole_and_in_order()
         all && wrong == 0,
         "received in order {received:?}, out of order {wrong}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sockets_sees_the_selection_on_every_instance_with_what_its_namespace_says() {
+    let redis = RedisServer::start().await;
+    let instances = cluster(&redis).await;
+    let _alice = named(&instances[0].url, "a", "alice").await;
+    let _bob = named(&instances[1].url, "a,b", "bob").await;
+    let _carol = named(&instances[2].url, "b", "carol").await;
+    let _dave = named(&instances[2].url, "a", "dave").await;
+    let nsp = instances[0].io.of("/").unwrap();
+    let fetch = |rooms: &[&str], except: &[&str]| {
+        let selection = redis_adapter::Selection {
+            rooms: rooms.iter().map(|room| room.to_string().into()).collect(),
+            except: except.iter().map(|room| room.to_string().into()).collect(),
+        };
+        async move {
+            let mut sockets = nsp.fetch_sockets(&selection).await.unwrap();
+            sockets.sort_by(|x, y| x.data["name"].as_str().cmp(&y.data["name"].as_str()));
+            sockets
+        }
+    };
+    let in_a = fetch(&["a"], &[]).await;
+    let names: Vec<&str> = in_a
+        .iter()
+        .filter_map(|s| s.data["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "dave"]);
+    let bob = &in_a[1];
+    let mut rooms: Vec<&str> = bob.rooms.iter().map(|room| room.as_ref()).collect();
+    rooms.sort_unstable();
+    assert_eq!(rooms, ["a", "b"]);
+    assert!(!bob.id.is_empty());
+
+    let a_not_b = fetch(&["a"], &["b"]).await;
+    let names: Vec<&str> = a_not_b
+        .iter()
+        .filter_map(|s| s.data["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alice", "dave"]);
+    assert_eq!(fetch(&[], &[]).await.len(), 4, "everyone");
 }

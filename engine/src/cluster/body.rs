@@ -1,15 +1,23 @@
-//! What one instance's broadcast carries to the others on the cluster bus: the rooms it is
-//! for, the rooms left out, whether it is volatile, and the Socket.IO packet as it is written
-//! to each socket (engine.io MESSAGE text, encoded once by the sender).
+//! What one instance asks the others on the cluster bus, and what they answer.
 //!
-//! Layout: version (1), flags (bit 0: volatile), the rooms and the except rooms (each a u16
-//! count, then per room a u16 length and its UTF-8 name), then the packet to the end.
+//! A broadcast carries the rooms it is for, the rooms left out, whether it is volatile, and
+//! the Socket.IO packet as it is written to each socket (engine.io MESSAGE text, encoded once
+//! by the sender). Layout: kind (1), flags (bit 0: volatile), the rooms and the except rooms
+//! (each a u16 count, then per room a u16 length and its UTF-8 name), the packet to the end.
+//!
+//! A fetch asks for the sockets of a selection: kind (2), the request id (16 bytes), the
+//! rooms, the except rooms. Its answer lists them: a u32 count, then per socket its id (u16
+//! length and bytes), its rooms (as above) and its data (u32 length and JSON).
 
 use bytes::{BufMut, Bytes};
-use redis_adapter::Room;
+use redis_adapter::{Id, Room, Selection};
 
-/// The layout's version.
-const VERSION: u8 = 1;
+use crate::sockets::SocketView;
+
+/// Kind: a broadcast.
+const BROADCAST: u8 = 1;
+/// Kind: a fetch of sockets.
+const FETCH: u8 = 2;
 /// Flag: volatile.
 const VOLATILE: u8 = 1;
 
@@ -26,12 +34,29 @@ pub(crate) struct Body {
     pub(crate) packet: Bytes,
 }
 
+/// What another instance asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Deliver this.
+    Broadcast(Body),
+    /// Answer request `req_id` with the local sockets of `selection`.
+    Fetch {
+        /// The request's id.
+        req_id: Id,
+        /// The sockets asked for.
+        selection: Selection,
+    },
+}
+
 /// Why a body is not one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum BadBody {
-    /// Another layout version.
-    #[error("unknown broadcast body version {0}")]
+    /// An unknown kind (another version's).
+    #[error("unknown cluster request kind {0}")]
     Version(u8),
+    /// Data that is not JSON.
+    #[error("a socket's data is not JSON")]
+    Json,
     /// Cut short.
     #[error("truncated broadcast body")]
     Truncated,
@@ -53,7 +78,7 @@ pub(crate) fn encode(
     volatile: bool,
     packet: &[u8],
 ) -> Result<(), BadBody> {
-    buf.put_u8(VERSION);
+    buf.put_u8(BROADCAST);
     buf.put_u8(if volatile { VOLATILE } else { 0 });
     put_rooms(buf, rooms.len(), rooms.iter())?;
     put_rooms(
@@ -78,21 +103,81 @@ fn put_rooms<'a>(
     Ok(())
 }
 
-/// Reads a body.
-pub(crate) fn decode(body: &[u8]) -> Result<Body, BadBody> {
+/// Appends a fetch of the sockets of `selection`, request `req_id`, to `buf`.
+pub(crate) fn encode_fetch(
+    buf: &mut Vec<u8>,
+    req_id: Id,
+    selection: &Selection,
+) -> Result<(), BadBody> {
+    buf.put_u8(FETCH);
+    buf.put_slice(req_id.as_bytes());
+    put_rooms(buf, selection.rooms.len(), selection.rooms.iter())?;
+    put_rooms(buf, selection.except.len(), selection.except.iter())
+}
+
+/// Reads a request.
+pub(crate) fn decode(body: &[u8]) -> Result<Request, BadBody> {
     let mut rest = body;
-    let [version, flags] = take::<2>(&mut rest)?;
-    if version != VERSION {
-        return Err(BadBody::Version(version));
+    let [kind] = take::<1>(&mut rest)?;
+    match kind {
+        BROADCAST => {
+            let [flags] = take::<1>(&mut rest)?;
+            let rooms = take_rooms(&mut rest)?;
+            let except = take_rooms(&mut rest)?;
+            Ok(Request::Broadcast(Body {
+                rooms,
+                except,
+                volatile: flags & VOLATILE != 0,
+                packet: Bytes::copy_from_slice(rest),
+            }))
+        }
+        FETCH => {
+            let id = take::<16>(&mut rest)?;
+            let req_id = Id::parse(&id).ok_or(BadBody::Truncated)?;
+            let rooms = take_rooms(&mut rest)?;
+            let except = take_rooms(&mut rest)?;
+            Ok(Request::Fetch {
+                req_id,
+                selection: Selection { rooms, except },
+            })
+        }
+        other => Err(BadBody::Version(other)),
     }
-    let rooms = take_rooms(&mut rest)?;
-    let except = take_rooms(&mut rest)?;
-    Ok(Body {
-        rooms,
-        except,
-        volatile: flags & VOLATILE != 0,
-        packet: Bytes::copy_from_slice(rest),
-    })
+}
+
+/// Appends the answer listing `sockets` to `buf`.
+pub(crate) fn encode_sockets(buf: &mut Vec<u8>, sockets: &[SocketView]) -> Result<(), BadBody> {
+    buf.put_u32(u32::try_from(sockets.len()).map_err(|_| BadBody::TooLong)?);
+    for socket in sockets {
+        buf.put_u16(u16::try_from(socket.id.len()).map_err(|_| BadBody::TooLong)?);
+        buf.put_slice(socket.id.as_bytes());
+        put_rooms(buf, socket.rooms.len(), socket.rooms.iter())?;
+        let data = serde_json::to_vec(&socket.data).map_err(|_| BadBody::Json)?;
+        buf.put_u32(u32::try_from(data.len()).map_err(|_| BadBody::TooLong)?);
+        buf.put_slice(&data);
+    }
+    Ok(())
+}
+
+/// Reads an answer to a fetch.
+pub(crate) fn decode_sockets(answer: &[u8]) -> Result<Vec<SocketView>, BadBody> {
+    let mut rest = answer;
+    let count = u32::from_be_bytes(take::<4>(&mut rest)?);
+    let mut sockets = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(rest.len() / 8));
+    for _ in 0..count {
+        let id = take_name(&mut rest)?;
+        let rooms = take_rooms(&mut rest)?;
+        let len = usize::try_from(u32::from_be_bytes(take::<4>(&mut rest)?))
+            .map_err(|_| BadBody::Truncated)?;
+        if rest.len() < len {
+            return Err(BadBody::Truncated);
+        }
+        let (data, tail) = rest.split_at(len);
+        let data = serde_json::from_slice(data).map_err(|_| BadBody::Json)?;
+        rest = tail;
+        sockets.push(SocketView { id, rooms, data });
+    }
+    Ok(sockets)
 }
 
 fn take<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N], BadBody> {
@@ -105,16 +190,21 @@ fn take_rooms(rest: &mut &[u8]) -> Result<Vec<Room>, BadBody> {
     let count = u16::from_be_bytes(take::<2>(rest)?);
     let mut rooms = Vec::with_capacity(usize::from(count).min(rest.len() / 2));
     for _ in 0..count {
-        let len = usize::from(u16::from_be_bytes(take::<2>(rest)?));
-        if rest.len() < len {
-            return Err(BadBody::Truncated);
-        }
-        let (name, tail) = rest.split_at(len);
-        let name = std::str::from_utf8(name).map_err(|_| BadBody::Room)?;
-        rooms.push(Room::Owned(name.to_owned()));
-        *rest = tail;
+        rooms.push(Room::Owned(take_name(rest)?));
     }
     Ok(rooms)
+}
+
+/// A u16 length and that many bytes of UTF-8.
+fn take_name(rest: &mut &[u8]) -> Result<String, BadBody> {
+    let len = usize::from(u16::from_be_bytes(take::<2>(rest)?));
+    if rest.len() < len {
+        return Err(BadBody::Truncated);
+    }
+    let (name, tail) = rest.split_at(len);
+    let name = std::str::from_utf8(name).map_err(|_| BadBody::Room)?;
+    *rest = tail;
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]
@@ -136,7 +226,9 @@ mod tests {
             b"42[\"m\"]",
         )
         .unwrap();
-        let body = decode(&buf).unwrap();
+        let Request::Broadcast(body) = decode(&buf).unwrap() else {
+            panic!("not a broadcast");
+        };
         assert_eq!(body.rooms, rooms);
         assert_eq!(body.except, [Room::Borrowed("x"), Room::Borrowed("é")]);
         assert!(body.volatile);
@@ -145,10 +237,35 @@ mod tests {
         assert_eq!(decode(&[9, 0]), Err(BadBody::Version(9)));
     }
 
+    #[test]
+    fn a_fetch_and_its_answer_read_back() {
+        let mut buf = Vec::new();
+        let req_id = Id::random();
+        let selection = Selection {
+            rooms: vec![Room::Borrowed("a")],
+            except: vec![Room::Borrowed("b")],
+        };
+        encode_fetch(&mut buf, req_id, &selection).unwrap();
+        assert_eq!(decode(&buf).unwrap(), Request::Fetch { req_id, selection });
+        let sockets = vec![SocketView {
+            id: "s1".into(),
+            rooms: vec![Room::Borrowed("a")],
+            data: serde_json::json!({"user": "alice"}),
+        }];
+        let mut answer = Vec::new();
+        encode_sockets(&mut answer, &sockets).unwrap();
+        assert_eq!(decode_sockets(&answer).unwrap(), sockets);
+        assert_eq!(
+            decode_sockets(&answer[..answer.len() - 1]),
+            Err(BadBody::Truncated)
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn decoding_any_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = decode(&bytes);
+            let _ = decode_sockets(&bytes);
         }
     }
 }

@@ -19,7 +19,7 @@ use redis_adapter::{EmitterRequest, Id, Inbound, NamespaceBus, PubSub, Room, Sel
 use crate::{
     server::Packet,
     sio,
-    sockets::{Nsp, Remote, RemoteError, Remoting},
+    sockets::{Fetching, Nsp, Remote, RemoteError, Remoting},
 };
 
 /// One namespace of the engine on the cluster bus.
@@ -53,36 +53,55 @@ impl<P: PubSub> ClusterFront<P> {
         &self.bus
     }
 
-    /// Delivers a broadcast another instance sent, once checked.
-    fn deliver(&self, body: &[u8], room: Option<&Room>) -> Result<(), String> {
+    /// Carries out a request another instance sent, once checked.
+    fn carry_out(&self, origin: Id, body: &[u8], room: Option<&Room>) -> Result<(), String> {
         let nsp = self.nsp.upgrade().ok_or("the namespace is gone")?;
-        let body = body::decode(body).map_err(|err| err.to_string())?;
-        if let Some(room) = room
-            && body.rooms != std::slice::from_ref(room)
-        {
-            return Err("a room's channel carried something else than a broadcast to it".into());
+        match body::decode(body).map_err(|err| err.to_string())? {
+            body::Request::Broadcast(body) => deliver(&nsp, body, room),
+            body::Request::Fetch { .. } if room.is_some() => {
+                Err("a room's channel carried a fetch".into())
+            }
+            body::Request::Fetch { req_id, selection } => {
+                let sockets = nsp.local_views(&selection);
+                let answer = self
+                    .bus
+                    .response(origin, req_id, |buf| body::encode_sockets(buf, &sockets))
+                    .map_err(|err| err.to_string())?;
+                // Answered in the background: the reader goes on with the next message.
+                tokio::spawn(self.bus.publish(answer, Wait::Queued));
+                Ok(())
+            }
         }
-        let text = std::str::from_utf8(&body.packet).map_err(|_| "a packet that is not UTF-8")?;
-        let packet = text
-            .strip_prefix(sio_message_prefix())
-            .map(sio::decode)
-            .ok_or("not an engine.io MESSAGE")?
-            .map_err(|err| err.to_string())?;
-        if packet.ns != nsp.name() || packet.kind != sio::Kind::Event {
-            return Err(format!("a {:?} of namespace {}", packet.kind, packet.ns));
-        }
-        let selection = Selection {
-            rooms: body.rooms,
-            except: body.except,
-        };
-        nsp.deliver(
-            &selection,
-            None,
-            &[Packet::Text(body.packet)],
-            body.volatile,
-        );
-        Ok(())
     }
+}
+
+/// Delivers a broadcast another instance sent, once checked.
+fn deliver(nsp: &Nsp, body: body::Body, room: Option<&Room>) -> Result<(), String> {
+    if let Some(room) = room
+        && body.rooms != std::slice::from_ref(room)
+    {
+        return Err("a room's channel carried something else than a broadcast to it".into());
+    }
+    let text = std::str::from_utf8(&body.packet).map_err(|_| "a packet that is not UTF-8")?;
+    let packet = text
+        .strip_prefix(sio_message_prefix())
+        .map(sio::decode)
+        .ok_or("not an engine.io MESSAGE")?
+        .map_err(|err| err.to_string())?;
+    if packet.ns != nsp.name() || packet.kind != sio::Kind::Event {
+        return Err(format!("a {:?} of namespace {}", packet.kind, packet.ns));
+    }
+    let selection = Selection {
+        rooms: body.rooms,
+        except: body.except,
+    };
+    nsp.deliver(
+        &selection,
+        None,
+        &[Packet::Text(body.packet)],
+        body.volatile,
+    );
+    Ok(())
 }
 
 /// The engine.io MESSAGE type a broadcast's packet starts with.
@@ -158,11 +177,32 @@ impl<P: PubSub> Remote for ClusterFront<P> {
     fn release(&self, rooms: Vec<Room>) {
         self.bus.release(rooms);
     }
+
+    fn fetch(&self, selection: &Selection) -> Fetching {
+        let req_id = Id::random();
+        let outgoing = self
+            .bus
+            .request(None, |buf| body::encode_fetch(buf, req_id, selection));
+        let expected = self.bus.expected_responses(None);
+        let bus = self.bus.clone();
+        Box::pin(async move {
+            let answers = bus.query(outgoing?, req_id, expected).await?;
+            let mut sockets = Vec::new();
+            for answer in answers {
+                match body::decode_sockets(&answer) {
+                    Ok(some) => sockets.extend(some),
+                    // The answers come without their sender: the request is named instead.
+                    Err(err) => bus.drop_malformed(req_id, &format!("an answer to a fetch: {err}")),
+                }
+            }
+            Ok(sockets)
+        })
+    }
 }
 
 impl<P: PubSub> Inbound for ClusterFront<P> {
     fn on_request(self: Arc<Self>, origin: Id, body: &[u8], room: Option<&Room>) {
-        if let Err(err) = self.deliver(body, room) {
+        if let Err(err) = self.carry_out(origin, body, room) {
             self.bus.drop_malformed(origin, &err);
         }
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use self::{
     connection::Connecting,
-    nsp::{Broadcast, Deliveries, Nsp, Remote, RemoteError, Remoting},
+    nsp::{Broadcast, Deliveries, Fetching, Nsp, Remote, RemoteError, Remoting, SocketView},
     socket::{AckError, Socket},
 };
 use crate::server::{self, CloseReason, Message, Session};
@@ -36,6 +36,13 @@ pub trait Namespace: Send + Sync + 'static {
 
     /// `socket` left, for `reason`; it sends nothing more.
     fn disconnected(&self, socket: &Arc<Socket>, reason: DisconnectReason);
+
+    /// What the other instances are told of `socket` when they fetch it
+    /// ([`Nsp::fetch_sockets`]): who it is, say. Nothing by default.
+    fn describe(&self, socket: &Arc<Socket>) -> Value {
+        let _ = socket;
+        Value::Null
+    }
 }
 
 /// An event a client emitted.

@@ -28,6 +28,21 @@ pub type RemoteError = Box<dyn std::error::Error + Send + Sync>;
 /// A future of the cluster's.
 pub type Remoting = Pin<Box<dyn Future<Output = Result<(), RemoteError>> + Send>>;
 
+/// The sockets the other instances answered a fetch with.
+pub type Fetching = Pin<Box<dyn Future<Output = Result<Vec<SocketView>, RemoteError>> + Send>>;
+
+/// A socket as any instance sees it: its id, its rooms, and what its namespace says of it
+/// ([`Namespace::describe`](super::Namespace::describe)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketView {
+    /// Its Socket.IO id.
+    pub id: String,
+    /// The rooms it is in.
+    pub rooms: Vec<Room>,
+    /// Its namespace's description of it.
+    pub data: serde_json::Value,
+}
+
 /// The instances a namespace shares its rooms with (see `engine::cluster` for the Redis
 /// one).
 pub trait Remote: Send + Sync + 'static {
@@ -47,6 +62,9 @@ pub trait Remote: Send + Sync + 'static {
     fn hold(&self, room: &Room) -> Remoting;
     /// No local socket is in `rooms` any more.
     fn release(&self, rooms: Vec<Room>);
+    /// The sockets of `selection` on the other instances (those that answer within the
+    /// cluster's request timeout).
+    fn fetch(&self, selection: &Selection) -> Fetching;
 }
 
 /// What a namespace's deliveries cost and lost.
@@ -119,6 +137,33 @@ impl Nsp {
     /// The local sockets of `selection`.
     pub fn local_sockets(&self, selection: &Selection) -> Vec<Arc<Socket>> {
         self.rooms.select(selection, None)
+    }
+
+    /// The local sockets of `selection` as the cluster sees them.
+    pub fn local_views(&self, selection: &Selection) -> Vec<SocketView> {
+        self.rooms
+            .select(selection, None)
+            .into_iter()
+            .map(|socket| SocketView {
+                id: socket.id().to_owned(),
+                rooms: socket.rooms().into_iter().collect(),
+                data: self.handler.describe(&socket),
+            })
+            .collect()
+    }
+
+    /// The sockets of `selection` on every instance: the local ones, and those the others
+    /// answer with.
+    pub async fn fetch_sockets(&self, selection: &Selection) -> Result<Vec<SocketView>, Error> {
+        let mut sockets = self.local_views(selection);
+        if let Some(remote) = self.remote() {
+            let others = remote
+                .fetch(selection)
+                .await
+                .map_err(|err| Error::Remote(err.to_string()))?;
+            sockets.extend(others);
+        }
+        Ok(sockets)
     }
 
     /// A broadcast to the sockets in any of `rooms`, on every instance.
