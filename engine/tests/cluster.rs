@@ -438,3 +438,40 @@ async fn fetch_sockets_sees_the_selection_on_every_instance_with_what_its_namesp
     assert_eq!(names, ["alice", "dave"]);
     assert_eq!(fetch(&[], &[]).await.len(), 4, "everyone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_join_leave_and_are_disconnected_on_every_instance() {
+    use engine::sockets::Change;
+    let redis = RedisServer::start().await;
+    let instances = cluster(&redis).await;
+    let mut bob_here = named(&instances[0].url, "u:bob", "bob").await;
+    let mut bob_there = named(&instances[2].url, "u:bob", "bob").await;
+    let mut carol = named(&instances[1].url, "ops", "carol").await;
+    let nsp = instances[1].io.of("/").unwrap();
+    let bob = redis_adapter::Selection {
+        rooms: vec!["u:bob".into()],
+        except: Vec::new(),
+    };
+    // Every socket of bob joins `ops`, on every instance, before this returns.
+    nsp.change(&bob, Change::Join(vec!["ops".into()]))
+        .await
+        .unwrap();
+    nsp.to(["ops"]).emit("news", &1).await.unwrap();
+    for ws in [&mut bob_here, &mut bob_there, &mut carol] {
+        assert_eq!(next_text(ws).await, r#"42["news",1]"#);
+    }
+    nsp.change(&bob, Change::Leave(vec!["ops".into()]))
+        .await
+        .unwrap();
+    nsp.to(["ops"]).emit("news", &2).await.unwrap();
+    assert_eq!(next_text(&mut carol).await, r#"42["news",2]"#);
+    quiet(&mut bob_here).await;
+    quiet(&mut bob_there).await;
+    nsp.change(&bob, Change::Disconnect { close: false })
+        .await
+        .unwrap();
+    for ws in [&mut bob_here, &mut bob_there] {
+        assert_eq!(next_text(ws).await, "41");
+    }
+    quiet(&mut carol).await;
+}

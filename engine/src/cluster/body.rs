@@ -8,16 +8,26 @@
 //! A fetch asks for the sockets of a selection: kind (2), the request id (16 bytes), the
 //! rooms, the except rooms. Its answer lists them: a u32 count, then per socket its id (u16
 //! length and bytes), its rooms (as above) and its data (u32 length and JSON).
+//!
+//! A change moves the sockets of a selection: kind (3 join, 4 leave, 5 disconnect), the
+//! request id, the rooms, the except rooms, then the rooms joined or left (for 5: one byte,
+//! 1 to close the whole connection). Each instance answers once it is carried out.
 
 use bytes::{BufMut, Bytes};
 use redis_adapter::{Id, Room, Selection};
 
-use crate::sockets::SocketView;
+use crate::sockets::{Change, SocketView};
 
 /// Kind: a broadcast.
 const BROADCAST: u8 = 1;
 /// Kind: a fetch of sockets.
 const FETCH: u8 = 2;
+/// Kind: sockets join rooms.
+const JOIN: u8 = 3;
+/// Kind: sockets leave rooms.
+const LEAVE: u8 = 4;
+/// Kind: sockets are disconnected.
+const DISCONNECT: u8 = 5;
 /// Flag: volatile.
 const VOLATILE: u8 = 1;
 
@@ -45,6 +55,15 @@ pub(crate) enum Request {
         req_id: Id,
         /// The sockets asked for.
         selection: Selection,
+    },
+    /// Move the local sockets of `selection` as `change` says, then answer request `req_id`.
+    Change {
+        /// The request's id.
+        req_id: Id,
+        /// The sockets moved.
+        selection: Selection,
+        /// What happens to them.
+        change: Change,
     },
 }
 
@@ -115,6 +134,30 @@ pub(crate) fn encode_fetch(
     put_rooms(buf, selection.except.len(), selection.except.iter())
 }
 
+/// Appends `change` of the sockets of `selection`, request `req_id`, to `buf`.
+pub(crate) fn encode_change(
+    buf: &mut Vec<u8>,
+    req_id: Id,
+    selection: &Selection,
+    change: &Change,
+) -> Result<(), BadBody> {
+    buf.put_u8(match change {
+        Change::Join(_) => JOIN,
+        Change::Leave(_) => LEAVE,
+        Change::Disconnect { .. } => DISCONNECT,
+    });
+    buf.put_slice(req_id.as_bytes());
+    put_rooms(buf, selection.rooms.len(), selection.rooms.iter())?;
+    put_rooms(buf, selection.except.len(), selection.except.iter())?;
+    match change {
+        Change::Join(rooms) | Change::Leave(rooms) => put_rooms(buf, rooms.len(), rooms.iter()),
+        Change::Disconnect { close } => {
+            buf.put_u8(u8::from(*close));
+            Ok(())
+        }
+    }
+}
+
 /// Reads a request.
 pub(crate) fn decode(body: &[u8]) -> Result<Request, BadBody> {
     let mut rest = body;
@@ -131,14 +174,24 @@ pub(crate) fn decode(body: &[u8]) -> Result<Request, BadBody> {
                 packet: Bytes::copy_from_slice(rest),
             }))
         }
-        FETCH => {
+        FETCH | JOIN | LEAVE | DISCONNECT => {
             let id = take::<16>(&mut rest)?;
             let req_id = Id::parse(&id).ok_or(BadBody::Truncated)?;
             let rooms = take_rooms(&mut rest)?;
             let except = take_rooms(&mut rest)?;
-            Ok(Request::Fetch {
+            let selection = Selection { rooms, except };
+            let change = match kind {
+                FETCH => return Ok(Request::Fetch { req_id, selection }),
+                JOIN => Change::Join(take_rooms(&mut rest)?),
+                LEAVE => Change::Leave(take_rooms(&mut rest)?),
+                _ => Change::Disconnect {
+                    close: take::<1>(&mut rest)? == [1],
+                },
+            };
+            Ok(Request::Change {
                 req_id,
-                selection: Selection { rooms, except },
+                selection,
+                change,
             })
         }
         other => Err(BadBody::Version(other)),
@@ -259,6 +312,32 @@ mod tests {
             decode_sockets(&answer[..answer.len() - 1]),
             Err(BadBody::Truncated)
         );
+    }
+
+    #[test]
+    fn changes_read_back() {
+        let selection = Selection {
+            rooms: vec![Room::Borrowed("t:acme:u:bob")],
+            except: Vec::new(),
+        };
+        for change in [
+            Change::Join(vec![Room::Borrowed("ops")]),
+            Change::Leave(vec![Room::Borrowed("ops"), Room::Borrowed("x")]),
+            Change::Disconnect { close: true },
+            Change::Disconnect { close: false },
+        ] {
+            let mut buf = Vec::new();
+            let req_id = Id::random();
+            encode_change(&mut buf, req_id, &selection, &change).unwrap();
+            assert_eq!(
+                decode(&buf).unwrap(),
+                Request::Change {
+                    req_id,
+                    selection: selection.clone(),
+                    change
+                }
+            );
+        }
     }
 
     proptest::proptest! {

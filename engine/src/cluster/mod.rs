@@ -19,7 +19,7 @@ use redis_adapter::{EmitterRequest, Id, Inbound, NamespaceBus, PubSub, Room, Sel
 use crate::{
     server::Packet,
     sio,
-    sockets::{Fetching, Nsp, Remote, RemoteError, Remoting},
+    sockets::{Change, Fetching, Nsp, Remote, RemoteError, Remoting},
 };
 
 /// One namespace of the engine on the cluster bus.
@@ -69,6 +69,23 @@ impl<P: PubSub> ClusterFront<P> {
                     .map_err(|err| err.to_string())?;
                 // Answered in the background: the reader goes on with the next message.
                 tokio::spawn(self.bus.publish(answer, Wait::Queued));
+                Ok(())
+            }
+            body::Request::Change { .. } if room.is_some() => {
+                Err("a room's channel carried a change of sockets".into())
+            }
+            body::Request::Change {
+                req_id,
+                selection,
+                change,
+            } => {
+                let bus = self.bus.clone();
+                tokio::spawn(async move {
+                    nsp.change_locally(&selection, &change).await;
+                    // Only the acknowledgement: the sockets' own joins and leaves already
+                    // held and released their rooms.
+                    bus.remote_change_applied(origin, req_id, false, Vec::new());
+                });
                 Ok(())
             }
         }
@@ -178,6 +195,19 @@ impl<P: PubSub> Remote for ClusterFront<P> {
         self.bus.release(rooms);
     }
 
+    fn change(&self, selection: &Selection, change: Change) -> Remoting {
+        let req_id = Id::random();
+        let outgoing = self.bus.request(None, |buf| {
+            body::encode_change(buf, req_id, selection, &change)
+        });
+        let expected = self.bus.expected_responses(None);
+        let bus = self.bus.clone();
+        Box::pin(async move {
+            bus.apply_remotely(outgoing?, req_id, expected).await?;
+            Ok(())
+        })
+    }
+
     fn fetch(&self, selection: &Selection) -> Fetching {
         let req_id = Id::random();
         let outgoing = self
@@ -235,32 +265,20 @@ impl<P: PubSub> Inbound for ClusterFront<P> {
                 Err(err) => self.bus.drop_emitted(&err),
             },
             EmitterRequest::Join { selection, rooms } => {
-                let sockets = nsp.local_sockets(&selection);
-                tokio::spawn(async move {
-                    for socket in sockets {
-                        for room in &rooms {
-                            if let Err(err) = socket.join(room.clone()).await {
-                                tracing::warn!(%err, %room, "an emitter's socketsJoin failed");
-                            }
-                        }
-                    }
-                });
+                let change = Change::Join(rooms);
+                tokio::spawn(async move { nsp.change_locally(&selection, &change).await });
             }
+            // Leaves and disconnects never wait: carried out now, before the emitter's next
+            // message is read.
             EmitterRequest::Leave { selection, rooms } => {
-                for socket in nsp.local_sockets(&selection) {
-                    for room in &rooms {
-                        socket.leave(room);
-                    }
-                }
+                let _done = nsp
+                    .change_locally(&selection, &Change::Leave(rooms))
+                    .now_or_never();
             }
             EmitterRequest::Disconnect { selection, close } => {
-                for socket in nsp.local_sockets(&selection) {
-                    if close {
-                        socket.session().close();
-                    } else {
-                        socket.disconnect();
-                    }
-                }
+                let _done = nsp
+                    .change_locally(&selection, &Change::Disconnect { close })
+                    .now_or_never();
             }
         }
     }

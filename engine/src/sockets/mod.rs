@@ -14,7 +14,9 @@ use serde_json::Value;
 
 pub use self::{
     connection::Connecting,
-    nsp::{Broadcast, Deliveries, Fetching, Nsp, Remote, RemoteError, Remoting, SocketView},
+    nsp::{
+        Broadcast, Change, Deliveries, Fetching, Nsp, Remote, RemoteError, Remoting, SocketView,
+    },
     socket::{AckError, Socket},
 };
 use crate::server::{self, CloseReason, Message, Session};

@@ -65,6 +65,23 @@ pub trait Remote: Send + Sync + 'static {
     /// The sockets of `selection` on the other instances (those that answer within the
     /// cluster's request timeout).
     fn fetch(&self, selection: &Selection) -> Fetching;
+    /// Moves the sockets of `selection` on the other instances; resolves once each has
+    /// carried it out (or the cluster's request timeout passed).
+    fn change(&self, selection: &Selection, change: Change) -> Remoting;
+}
+
+/// What [`Nsp::change`] does to the sockets it selects, on every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// They join these rooms.
+    Join(Vec<Room>),
+    /// They leave these rooms.
+    Leave(Vec<Room>),
+    /// They leave the namespace (sent DISCONNECT), or, with `close`, lose their connection.
+    Disconnect {
+        /// Whether the whole connection is closed, not just this namespace.
+        close: bool,
+    },
 }
 
 /// What a namespace's deliveries cost and lost.
@@ -150,6 +167,42 @@ impl Nsp {
                 data: self.handler.describe(&socket),
             })
             .collect()
+    }
+
+    /// Moves the sockets of `selection` on every instance (a user's sockets into a room, a
+    /// room's sockets out of the namespace); resolves once each instance carried it out.
+    pub async fn change(&self, selection: &Selection, change: Change) -> Result<(), Error> {
+        self.change_locally(selection, &change).await;
+        if let Some(remote) = self.remote() {
+            remote
+                .change(selection, change)
+                .await
+                .map_err(|err| Error::Remote(err.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Moves the local sockets of `selection` as `change` says (a join the cluster could not
+    /// hold is logged: the socket is in the room here, and a retry completes it).
+    pub(crate) async fn change_locally(&self, selection: &Selection, change: &Change) {
+        for socket in self.local_sockets(selection) {
+            match change {
+                Change::Join(rooms) => {
+                    for room in rooms {
+                        if let Err(err) = socket.join(room.clone()).await {
+                            tracing::warn!(%err, %room, "a join was not held by the cluster");
+                        }
+                    }
+                }
+                Change::Leave(rooms) => {
+                    for room in rooms {
+                        socket.leave(room);
+                    }
+                }
+                Change::Disconnect { close: true } => socket.session().close(),
+                Change::Disconnect { close: false } => socket.disconnect(),
+            }
+        }
     }
 
     /// The sockets of `selection` on every instance: the local ones, and those the others
