@@ -224,6 +224,12 @@ async fn a_member_that_stops_reading_is_closed_as_too_slow_and_the_others_get_ev
     .await;
     assert!(closed.is_ok(), "the stalled member was not closed");
     assert_eq!(engine.slow_closed(), 1, "closed as too slow, and only it");
+    let slow = engine
+        .readings()
+        .into_iter()
+        .find(|reading| reading.name == "redis_adapter_local_slow_sockets_total")
+        .map(|reading| reading.value);
+    assert_eq!(slow, Some(1), "the metric says so too");
 }
 
 #[tokio::test]

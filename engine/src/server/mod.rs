@@ -190,6 +190,25 @@ impl Engine {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The engine's metrics, under the adapter's names where they mean the same (so that
+    /// dashboards do not change): sockets closed as too slow, and the open sessions.
+    pub fn readings(&self) -> Vec<redis_adapter::Reading> {
+        vec![
+            redis_adapter::Reading {
+                name: "redis_adapter_local_slow_sockets_total",
+                label: None,
+                kind: redis_adapter::MetricKind::Counter,
+                value: self.slow_closed(),
+            },
+            redis_adapter::Reading {
+                name: "engine_sessions",
+                label: None,
+                kind: redis_adapter::MetricKind::Gauge,
+                value: self.session_count() as u64,
+            },
+        ]
+    }
+
     /// How many sessions are open.
     pub fn session_count(&self) -> usize {
         lock(&self.shared.sessions).len()

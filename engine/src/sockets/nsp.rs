@@ -124,6 +124,25 @@ impl Nsp {
         &self.deliveries
     }
 
+    /// Its deliveries as metrics, under the adapter's names where they mean the same:
+    /// packets written or queued for local sockets, volatile packets dropped.
+    pub fn readings(&self) -> Vec<redis_adapter::Reading> {
+        let counter = |name, label, value: &AtomicU64| redis_adapter::Reading {
+            name,
+            label,
+            kind: redis_adapter::MetricKind::Counter,
+            value: value.load(Ordering::Relaxed),
+        };
+        vec![
+            counter("engine_deliveries_total", None, &self.deliveries.sent),
+            counter(
+                "redis_adapter_local_drops_total",
+                Some(("reason", "volatile")),
+                &self.deliveries.volatile_dropped,
+            ),
+        ]
+    }
+
     /// Shares its rooms with `remote`, once (before sockets join).
     pub fn set_remote(&self, remote: Arc<dyn Remote>) -> Result<(), Arc<dyn Remote>> {
         self.remote.set(remote)
