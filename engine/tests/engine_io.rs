@@ -495,6 +495,46 @@ mod limits {
     }
 
     #[tokio::test]
+    async fn the_application_may_turn_new_sessions_away_on_either_transport() {
+        let engine = Engine::new(suite_config(), Echo);
+        engine.set_admission(Arc::new(|parts, _peer| {
+            if parts.headers.contains_key("x-deny") {
+                Err(engine::server::Denial {
+                    status: http::StatusCode::TOO_MANY_REQUESTS,
+                    content_type: "application/json",
+                    body: bytes::Bytes::from_static(br#"{"error":"rate_limited"}"#),
+                })
+            } else {
+                Ok(())
+            }
+        }));
+        let url = common::serve(engine).await;
+        let denied = reqwest::Client::new()
+            .get(endpoint(&url, "EIO=4&transport=polling"))
+            .header("x-deny", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), 429);
+        assert_eq!(denied.text().await.unwrap(), r#"{"error":"rate_limited"}"#);
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(endpoint(
+            &url.replace("http://", "ws://"),
+            "EIO=4&transport=websocket",
+        ))
+        .unwrap();
+        request
+            .headers_mut()
+            .insert("x-deny", http::HeaderValue::from_static("1"));
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        // Without the header both open.
+        polling_session(&url).await;
+        websocket_session(&url).await;
+    }
+
+    #[tokio::test]
     async fn other_paths_go_to_the_fallback() {
         let url = suite_server().await;
         assert_eq!(get(&format!("{url}/elsewhere")).await.0, 404);

@@ -14,7 +14,7 @@ use tokio::{
 
 use super::{
     Engine,
-    query::{self, Refusal, Transport},
+    query::{self, Transport},
     ws,
 };
 
@@ -117,10 +117,19 @@ async fn run(
     let (key, upgrading) = match target {
         Ok(target) => target,
         Err(refusal) => {
-            let _gone = stream.write_all(refused(refusal).as_bytes()).await;
+            let status = refusal.status();
+            let answer = raw(status, "application/json", refusal.body().as_bytes());
+            let _gone = stream.write_all(&answer).await;
             return Taken::Gone;
         }
     };
+    if upgrading.is_none()
+        && let Err(denial) = engine.admit(&request, peer)
+    {
+        let answer = raw(denial.status, denial.content_type, &denial.body);
+        let _gone = stream.write_all(&answer).await;
+        return Taken::Gone;
+    }
     let accepted = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n\r\n",
@@ -139,16 +148,18 @@ async fn run(
     Taken::Websocket
 }
 
-/// The HTTP answer to a refused websocket request.
-fn refused(refusal: Refusal) -> String {
-    let body = refusal.body();
-    format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        refusal.status().as_u16(),
-        refusal.status().canonical_reason().unwrap_or_default(),
+/// The HTTP answer refusing a websocket request, closing the connection.
+fn raw(status: http::StatusCode, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut answer = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
         body.len()
     )
+    .into_bytes();
+    answer.extend_from_slice(body);
+    answer
 }
 
 #[cfg(test)]

@@ -51,6 +51,23 @@ impl<H: Handler> Handler for Arc<H> {
     }
 }
 
+/// How the application turns a new session away: the answer to its opening request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// Its status (429 for a rate limit, say).
+    pub status: http::StatusCode,
+    /// Its content type.
+    pub content_type: &'static str,
+    /// Its body.
+    pub body: Bytes,
+}
+
+/// The application's say on each new session, before it opens (a cap per client address,
+/// say): `Err` answers the opening request (a handshake poll, or a websocket before its 101)
+/// with that [`Denial`] instead.
+pub type Admission =
+    Arc<dyn Fn(&http::request::Parts, std::net::SocketAddr) -> Result<(), Denial> + Send + Sync>;
+
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -144,6 +161,8 @@ pub(crate) struct Shared {
     config: Config,
     /// Sessions closed as too slow (their transport stayed behind past its bounds).
     slow_closed: std::sync::atomic::AtomicU64,
+    /// The application's say on new sessions.
+    admission: std::sync::OnceLock<Admission>,
     handler: Box<dyn Handler>,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
 }
@@ -167,9 +186,28 @@ impl Engine {
             shared: Arc::new(Shared {
                 config,
                 slow_closed: std::sync::atomic::AtomicU64::new(0),
+                admission: std::sync::OnceLock::new(),
                 handler: Box::new(handler),
                 sessions: Mutex::default(),
             }),
+        }
+    }
+
+    /// Lets `admission` decide on every new session from now on (once; `false` when one was
+    /// set already).
+    pub fn set_admission(&self, admission: Admission) -> bool {
+        self.shared.admission.set(admission).is_ok()
+    }
+
+    /// Whether the application lets the request `parts` from `peer` open a session.
+    pub(crate) fn admit(
+        &self,
+        parts: &http::request::Parts,
+        peer: std::net::SocketAddr,
+    ) -> Result<(), Denial> {
+        match self.shared.admission.get() {
+            Some(admission) => admission(parts, peer),
+            None => Ok(()),
         }
     }
 

@@ -144,6 +144,9 @@ impl Engine {
             }
             (Transport::Polling, None) if request.method() == Method::GET => {
                 let (parts, _body) = request.into_parts();
+                if let Err(denial) = self.admit(&parts, peer) {
+                    return Ok(denied(denial));
+                }
                 let session = self.open(parts, peer, None)?;
                 let open = session_open(&shared.config, &session, &["websocket"]);
                 shared.handler.on_open(&session);
@@ -226,6 +229,13 @@ impl Engine {
         sid: Option<&str>,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
         let (key, upgrading) = self.websocket_target(request.method(), request.headers(), sid)?;
+        if upgrading.is_none() {
+            let (parts, body) = request.into_parts();
+            if let Err(denial) = self.admit(&parts, peer) {
+                return Ok(denied(denial));
+            }
+            request = Request::from_parts(parts, body);
+        }
         let on_upgrade = hyper::upgrade::on(&mut request);
         // Only a new session keeps its request (without the body); an upgrade needs none.
         let opening = upgrading.is_none().then(|| request.into_parts().0);
@@ -330,6 +340,11 @@ fn session_open(config: &super::Config, session: &Session, upgrades: &[&str]) ->
         "maxPayload": config.max_payload,
     });
     crate::eio::encode(crate::eio::Kind::Open, &open.to_string())
+}
+
+/// The answer of a [`super::Denial`].
+fn denied(denial: super::Denial) -> Response<Full<Bytes>> {
+    respond(denial.status, denial.content_type, denial.body)
 }
 
 /// engine.io's content type for payloads.
