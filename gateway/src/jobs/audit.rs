@@ -1,9 +1,11 @@
 //! The audit log: one JSON line per event, appended to the file `--audit-log` names.
 //!
 //! Idempotent by event id, with a marker per event in Redis (`keys::job_done`): before the
-//! append a worker takes the marker (`SET NX`, a lease of [`LEASE`]); after it the marker
-//! says `done` for [`REMEMBER`]. A delivery that finds `done` writes nothing; one that finds
-//! another's lease fails and is retried later. Redis rather than the file's tail: several
+//! append a worker takes the marker (`SET NX` of the job's id, a lease of [`LEASE`]); after
+//! it the marker says `done` for [`REMEMBER`]. A delivery that finds `done` writes nothing;
+//! one that finds its own job's id holds the lease (an earlier attempt took it, and its
+//! answer was lost to a timeout); one that finds another job's lease fails and is retried
+//! later. Redis rather than the file's tail: several
 //! workers on several machines may write several files, and the marker is one round trip
 //! where the tail is a read of unbounded length. The one window left: a worker that dies
 //! between the append and the `done` (one round trip) has its event written again after the
@@ -41,8 +43,9 @@ impl AuditLog {
         }
     }
 
-    /// Writes `event` once, whatever the number of deliveries.
-    pub(crate) async fn write(&self, event: &AuditEvent) -> Result<(), Failure> {
+    /// Writes `event` of job `job` once, whatever the number of deliveries (the job's id
+    /// names its lease).
+    pub(crate) async fn write(&self, event: &AuditEvent, job: &str) -> Result<(), Failure> {
         if !crate::tenancy::valid_id(&event.event_id) {
             return Err(Failure::Permanent(
                 "an audit event id that is not an id".into(),
@@ -52,7 +55,7 @@ impl AuditLog {
         let mut lease = redis::cmd("SET");
         lease
             .arg(&marker)
-            .arg("writing")
+            .arg(job)
             .arg("NX")
             .arg("PX")
             .arg(millis(LEASE));
@@ -61,12 +64,16 @@ impl AuditLog {
             let mut get = redis::cmd("GET");
             get.arg(&marker);
             let state: Option<String> = self.store.query(&get).await.map_err(Failure::redis)?;
-            return match state.as_deref() {
-                Some(DONE) => Ok(()),
-                _ => Err(Failure::Transient(
-                    "another delivery of this event is being written".into(),
-                )),
-            };
+            match state.as_deref() {
+                Some(DONE) => return Ok(()),
+                // Our own lease: an earlier attempt took it and did not hear back.
+                Some(owner) if owner == job => {}
+                _ => {
+                    return Err(Failure::Transient(
+                        "another delivery of this event is being written".into(),
+                    ));
+                }
+            }
         }
         if let Err(err) = self.append(event).await {
             let mut release = redis::cmd("DEL");

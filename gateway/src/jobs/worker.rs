@@ -83,7 +83,7 @@ impl Handlers {
     async fn run(&self, job: &Job) -> Result<(), Failure> {
         match &job.work {
             Work::Audit(event) => match &self.audit {
-                Some(log) => log.write(event).await,
+                Some(log) => log.write(event, &job.id).await,
                 None => Err(Failure::Transient("this worker has no --audit-log".into())),
             },
             Work::DmNotification(dm) => {
