@@ -82,6 +82,7 @@
 
 pub mod cluster;
 pub mod eio;
+mod locks;
 pub mod server;
 pub mod sio;
 mod slot;

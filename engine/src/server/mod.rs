@@ -15,9 +15,10 @@ mod session;
 mod sink;
 mod ws;
 
+use crate::locks::lock;
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -128,13 +129,6 @@ impl Packet {
     /// A text packet from a static encoding (`b"2"`, `b"3probe"`).
     pub(crate) fn text_static(text: &'static [u8]) -> Self {
         Self::Text(Bytes::from_static(text))
-    }
-
-    /// Its encoded bytes.
-    pub(crate) fn into_bytes(self) -> Bytes {
-        match self {
-            Self::Text(bytes) | Self::Binary(bytes) => bytes,
-        }
     }
 
     /// Its length in bytes, as encoded.
@@ -279,10 +273,4 @@ async fn heartbeat(session: std::sync::Weak<Session>, interval: Duration, timeou
             None => return,
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

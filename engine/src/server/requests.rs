@@ -178,7 +178,7 @@ impl Engine {
         let sid: Arc<str> = super::ids::new_id().into();
         let session = Session::new(sid.clone(), parts, peer, websocket, Arc::downgrade(shared));
         {
-            let mut sessions = super::lock(&shared.sessions);
+            let mut sessions = crate::locks::lock(&shared.sessions);
             if sessions.len() >= shared.config.max_sessions {
                 return Err(Refusal::Full);
             }

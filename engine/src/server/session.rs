@@ -1,12 +1,13 @@
 //! One engine.io session: its transport (long-polling, or a websocket from the handshake or
 //! after an upgrade), what waits for a polling client, the heartbeat, and its close.
 
+use crate::locks::lock;
 use std::{
     any::Any,
     collections::VecDeque,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, MutexGuard, Weak,
+        Arc, Mutex, Weak,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -463,12 +464,6 @@ impl Drop for Flag<'_> {
             *(self.flag)(polling) = false;
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 //! takes it; what it does not take waits in a bounded queue that a task, spawned only then,
 //! flushes. Over the bound the connection is closed.
 
+use crate::locks::lock;
 use std::{
     collections::VecDeque,
     io::{self, IoSlice},
     sync::{
-        Arc, Mutex, MutexGuard, OnceLock,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -264,12 +265,6 @@ fn joined(head: &[u8], payload: &Bytes, skip: usize) -> Bytes {
     bytes.put_slice(&head[skip..]);
     bytes.put_slice(payload);
     bytes.freeze()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

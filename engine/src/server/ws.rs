@@ -11,7 +11,7 @@ use tungstenite::protocol::frame::{
     coding::{Control, Data, OpCode},
 };
 
-use super::{CloseReason, Packet, session::Session, sink::Sink};
+use super::{CloseReason, session::Session, sink::Sink};
 use crate::eio::{self, PayloadPacket};
 
 /// The `Sec-WebSocket-Accept` answering `key`.
@@ -239,7 +239,7 @@ fn on_text(
     let packet = eio::decode(text).map_err(|_| CloseReason::InvalidPacket)?;
     match (*role, packet.kind) {
         (Role::Probing, eio::Kind::Ping) if packet.data == "probe" => {
-            sink.text(&Packet::text_static(b"3probe").into_bytes())
+            sink.text(&Bytes::from_static(b"3probe"))
                 .map_err(|_| CloseReason::TransportClosed)?;
             session.probed();
             Ok(())

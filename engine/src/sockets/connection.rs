@@ -2,9 +2,10 @@
 //! answered, the binary packet being reassembled, and the packets it reads. A packet that is
 //! not one, or one the client may not send in that state, closes the session.
 
+use crate::locks::lock;
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, MutexGuard, Weak},
+    sync::{Arc, Mutex, Weak},
 };
 
 use bytes::Bytes;
@@ -301,10 +302,4 @@ impl Drop for Connecting {
     fn drop(&mut self) {
         self.answer(Some(json!({ "message": "not accepted" })));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

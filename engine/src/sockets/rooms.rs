@@ -1,9 +1,10 @@
 //! A namespace's local sockets and rooms: who is in which room on this instance, and the
 //! sockets a broadcast's selection reaches here.
 
+use crate::locks::{read, write};
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, RwLock},
 };
 
 use redis_adapter::{Room, Selection};
@@ -101,13 +102,4 @@ impl Rooms {
         }
         selected
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,11 +1,12 @@
 //! One socket: a client's membership of one namespace over its engine.io session; what it
 //! emits, the acks it waits for, its disconnect.
 
+use crate::locks::lock;
 use std::{
     collections::{HashMap, HashSet},
     fmt,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -322,10 +323,4 @@ impl Socket {
 /// The data array of an event: its name, then its arguments.
 fn event_data(event: &str, args: Vec<Value>) -> Value {
     Value::Array(std::iter::once(Value::from(event)).chain(args).collect())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
