@@ -78,7 +78,8 @@ impl Engine {
     }
 
     /// Serves one HTTP/1 connection from `peer`: engine.io on the engine's path, `fallback`
-    /// for the rest. A websocket upgrade takes the connection over.
+    /// for the rest, each of its requests carrying `peer` (a `SocketAddr`) in its extensions.
+    /// A websocket upgrade takes the connection over.
     pub async fn serve_connection<F, B>(self, stream: TcpStream, peer: SocketAddr, fallback: F)
     where
         F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -97,7 +98,7 @@ impl Engine {
             super::direct::Taken::Websocket | super::direct::Taken::Gone => return,
             super::direct::Taken::Http(stream) => stream,
         };
-        let service = service_fn(move |request: Request<Incoming>| {
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let engine = self.clone();
             let mut fallback = fallback.clone();
             async move {
@@ -105,6 +106,8 @@ impl Engine {
                     let answer = engine.answer(request, peer).await;
                     return Ok::<Answer<B>, Infallible>(answer.map(Either::Left));
                 }
+                // The application reads the client's address as axum's `ConnectInfo` would.
+                request.extensions_mut().insert(peer);
                 poll_fn(|cx| fallback.poll_ready(cx)).await?;
                 let answer = fallback.call(request).await?;
                 Ok(answer.map(Either::Right))
