@@ -25,7 +25,12 @@ use std::{
 use bytes::Bytes;
 
 pub(crate) use self::ids::new_id;
-pub use self::{config::Config, query::Transport, requests::NotFound, session::Session};
+pub use self::{
+    config::Config,
+    query::Transport,
+    requests::{EngineService, NotFound, RequestBody},
+    session::Session,
+};
 
 /// What the layer above the engine does with sessions. Calls come from the task that read
 /// the packet (a websocket's reader, a polling POST), in the order the client sent them.

@@ -44,6 +44,65 @@ impl tower_service::Service<Request<Incoming>> for NotFound {
     }
 }
 
+/// Whether a connection's requests on the engine's path go to the engine, or all to the
+/// application (which mounts [`EngineService`] itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routing {
+    Intercept,
+    Application,
+}
+
+/// A request body the engine reads (a polling POST's): hyper's, or an application's.
+pub trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
+/// The engine's requests as a tower service ([`Engine::service`]).
+#[derive(Clone)]
+pub struct EngineService {
+    engine: Engine,
+}
+
+impl<B: RequestBody> tower_service::Service<Request<B>> for EngineService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let engine = self.engine.clone();
+        Box::pin(async move {
+            let Some(&peer) = request.extensions().get::<SocketAddr>() else {
+                tracing::error!("an engine.io request without the client's address");
+                return Ok(respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    "no client address",
+                ));
+            };
+            Ok(engine.answer(request, peer).await)
+        })
+    }
+}
+
 /// An engine.io answer, or the fallback's.
 type Answer<B> = Response<Either<Full<Bytes>, B>>;
 
@@ -51,6 +110,45 @@ impl Engine {
     /// Accepts connections on `listener` and serves each (see [`Engine::serve_connection`])
     /// until the returned future is dropped.
     pub async fn serve<F, B>(&self, listener: TcpListener, fallback: F)
+    where
+        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        F::Future: Send,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.accept(listener, fallback, Routing::Intercept).await;
+    }
+
+    /// Like [`Engine::serve`], except that `app` gets every HTTP request, the engine's path
+    /// included: the application mounts [`Engine::service`] there itself, inside its own
+    /// layers (a CORS policy, say). A connection whose first request is a websocket is still
+    /// taken before HTTP, and opens its session through the admission hook only.
+    pub async fn serve_app<F, B>(&self, listener: TcpListener, app: F)
+    where
+        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        F::Future: Send,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.accept(listener, app, Routing::Application).await;
+    }
+
+    /// The engine.io requests as a service of its own, for [`Engine::serve_app`]: requests
+    /// must carry the client's `SocketAddr` in their extensions, as the engine's connections
+    /// give them.
+    pub fn service(&self) -> EngineService {
+        EngineService {
+            engine: self.clone(),
+        }
+    }
+
+    async fn accept<F, B>(&self, listener: TcpListener, fallback: F, routing: Routing)
     where
         F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
             + Clone
@@ -72,7 +170,7 @@ impl Engine {
             };
             tokio::spawn(
                 self.clone()
-                    .serve_connection(stream, peer, fallback.clone()),
+                    .connection(stream, peer, fallback.clone(), routing),
             );
         }
     }
@@ -82,6 +180,25 @@ impl Engine {
     /// A websocket upgrade takes the connection over.
     pub async fn serve_connection<F, B>(self, stream: TcpStream, peer: SocketAddr, fallback: F)
     where
+        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        F::Future: Send,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.connection(stream, peer, fallback, Routing::Intercept)
+            .await;
+    }
+
+    async fn connection<F, B>(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        fallback: F,
+        routing: Routing,
+    ) where
         F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
             + Clone
             + Send
@@ -102,7 +219,9 @@ impl Engine {
             let engine = self.clone();
             let mut fallback = fallback.clone();
             async move {
-                if request.uri().path() == engine.shared.config.path {
+                if routing == Routing::Intercept
+                    && request.uri().path() == engine.shared.config.path
+                {
                     let answer = engine.answer(request, peer).await;
                     return Ok::<Answer<B>, Infallible>(answer.map(Either::Left));
                 }
@@ -125,16 +244,20 @@ impl Engine {
     }
 
     /// Answers one engine.io request.
-    async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    async fn answer<B: RequestBody>(
+        &self,
+        request: Request<B>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
         match self.route(request, peer).await {
             Ok(response) => response,
             Err(refusal) => respond(refusal.status(), "application/json", refusal.body()),
         }
     }
 
-    async fn route(
+    async fn route<B: RequestBody>(
         &self,
-        request: Request<Incoming>,
+        request: Request<B>,
         peer: SocketAddr,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
         let query = request.uri().query().unwrap_or_default().to_owned();
@@ -225,9 +348,9 @@ impl Engine {
     /// A websocket request that reached hyper (one after another request on a kept-alive
     /// connection; a connection's first is taken before hyper, see `direct`): answered 101 by
     /// hyper, then run on the TCP stream hyper gives back.
-    fn websocket(
+    fn websocket<B>(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<B>,
         peer: SocketAddr,
         sid: Option<&str>,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
@@ -308,10 +431,10 @@ impl Engine {
 }
 
 /// A polling POST: its body (at most `maxPayload`) handed to the session.
-async fn post(
+async fn post<B: RequestBody>(
     shared: &Shared,
     session: &Session,
-    body: Incoming,
+    body: B,
 ) -> Result<Response<Full<Bytes>>, Refusal> {
     let posting = session.begin_post()?;
     let body = match Limited::new(body, shared.config.max_payload)
