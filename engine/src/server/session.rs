@@ -138,8 +138,23 @@ impl Session {
     /// Sends `packets` one after the other with nothing else between them (a binary packet
     /// and its attachments), as [`Session::send`] does one.
     pub fn send_all(&self, packets: &[Packet]) -> bool {
+        self.settle(self.try_send_all(packets))
+    }
+
+    /// Sends `packet` only if the transport takes it at once (a websocket with nothing
+    /// queued and room in its send buffer, a polling GET waiting with nothing before it);
+    /// `false` when it was dropped. For what may be lost: typing notices, volatile emits.
+    pub fn send_volatile(&self, packet: &Packet) -> bool {
+        self.settle(self.try_send_volatile(packet))
+    }
+
+    /// Like [`Session::send_all`], but a session its transport refuses is not closed here:
+    /// `Err` says why it must be, which the caller does with [`Session::close_with`] once it
+    /// holds no lock of its own (the close runs the handler's `on_close`). `Ok(false)`: the
+    /// session was closed already.
+    pub(crate) fn try_send_all(&self, packets: &[Packet]) -> Result<bool, CloseReason> {
         let mut state = lock(&self.state);
-        let sent = match &mut *state {
+        match &mut *state {
             State::Polling(polling) => {
                 let max = self
                     .shared
@@ -147,61 +162,52 @@ impl Session {
                     .map_or(0, |shared| shared.config.max_buffered);
                 let len: usize = packets.iter().map(Packet::len).sum();
                 if polling.bytes + len > max {
-                    Err(CloseReason::TooSlow)
-                } else {
-                    polling.bytes += len;
-                    polling.queue.extend(packets.iter().cloned());
-                    Ok(())
+                    return Err(CloseReason::TooSlow);
                 }
+                polling.bytes += len;
+                polling.queue.extend(packets.iter().cloned());
             }
             State::Websocket(sink) => packets
                 .iter()
                 .try_for_each(|packet| write(sink, packet))
-                .map_err(CloseReason::from),
-            State::Closed(_) => return false,
-        };
-        drop(state);
-        match sent {
-            Ok(()) => {
-                self.wake.notify_waiters();
-                true
-            }
-            Err(reason) => {
-                self.close_with(reason);
-                false
-            }
+                .map_err(CloseReason::from)?,
+            State::Closed(_) => return Ok(false),
         }
+        drop(state);
+        self.wake.notify_waiters();
+        Ok(true)
     }
 
-    /// Sends `packet` only if the transport takes it at once (a websocket with nothing
-    /// queued and room in its send buffer, a polling GET waiting with nothing before it);
-    /// `false` when it was dropped. For what may be lost: typing notices, volatile emits.
-    pub fn send_volatile(&self, packet: &Packet) -> bool {
+    /// Like [`Session::send_volatile`], leaving the close of a session its transport refuses
+    /// to the caller as [`Session::try_send_all`] does.
+    pub(crate) fn try_send_volatile(&self, packet: &Packet) -> Result<bool, CloseReason> {
         let mut state = lock(&self.state);
         let sent = match &mut *state {
             State::Polling(polling) if polling.polling && polling.queue.is_empty() => {
                 polling.bytes += packet.len();
                 polling.queue.push_back(packet.clone());
-                Ok(true)
+                true
             }
-            State::Polling(_) | State::Closed(_) => Ok(false),
+            State::Polling(_) | State::Closed(_) => false,
             State::Websocket(sink) => match packet {
                 Packet::Text(bytes) => sink.now(bytes, false),
                 Packet::Binary(bytes) => sink.now(bytes, true),
-            },
+            }
+            .map_err(CloseReason::from)?,
         };
         drop(state);
-        match sent {
-            Ok(true) => {
-                self.wake.notify_waiters();
-                true
-            }
-            Ok(false) => false,
-            Err(refused) => {
-                self.close_with(refused.into());
-                false
-            }
+        if sent {
+            self.wake.notify_waiters();
         }
+        Ok(sent)
+    }
+
+    /// Whether a send went through; a session its transport refused is closed.
+    fn settle(&self, sent: Result<bool, CloseReason>) -> bool {
+        sent.unwrap_or_else(|reason| {
+            self.close_with(reason);
+            false
+        })
     }
 
     /// Closes the session from the server's side: the client is sent CLOSE.

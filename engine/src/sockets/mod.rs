@@ -4,6 +4,7 @@
 //! the task that read the packet, so a handler that needs to wait spawns its own task.
 
 mod connection;
+mod hold;
 mod nsp;
 mod rooms;
 mod socket;
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 pub use self::{
     connection::Connecting,
+    hold::{Held, MAX_HELD},
     nsp::{
         Broadcast, Change, Deliveries, Fetching, Nsp, Remote, RemoteError, Remoting, SocketView,
     },

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use redis_adapter::{Room, Selection};
 use serde::Serialize;
 
-use super::{Namespace, rooms::Rooms, socket::Socket};
+use super::{Namespace, hold::Delivery, rooms::Rooms, socket::Socket};
 use crate::{
     Error,
     server::Packet,
@@ -259,7 +259,8 @@ impl Nsp {
 
     /// Writes `packets` (one, or a binary packet and its attachments) to the local sockets
     /// of `selection` but `except`; how many took them. A volatile single packet is dropped
-    /// for a socket that cannot take it at once.
+    /// for a socket that cannot take it at once. A socket in a catch-up join of a room of
+    /// the selection ([`Socket::hold`]) may have them held instead.
     pub fn deliver(
         &self,
         selection: &Selection,
@@ -269,17 +270,14 @@ impl Nsp {
     ) -> usize {
         let mut sent = 0;
         for socket in self.rooms.select(selection, except) {
-            let session = socket.session();
-            let took = match packets {
-                [packet] if volatile => session.send_volatile(packet),
-                packets => session.send_all(packets),
-            };
-            if took {
-                sent += 1;
-            } else if volatile {
-                self.deliveries
-                    .volatile_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+            match socket.deliver(selection, packets, volatile) {
+                Delivery::Sent => sent += 1,
+                Delivery::Dropped if volatile => {
+                    self.deliveries
+                        .volatile_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Delivery::Dropped | Delivery::Held => {}
             }
         }
         self.deliveries

@@ -22,11 +22,12 @@ use redis_adapter::Room;
 use super::{
     DisconnectReason,
     connection::Connection,
+    hold::{Delivery, Held, Holds},
     nsp::{Broadcast, Nsp},
 };
 use crate::{
     Error,
-    server::{Packet, Session},
+    server::{CloseReason, Packet, Session},
     sio::{self, BinaryPacket, Kind},
     slot::Slot,
 };
@@ -61,6 +62,8 @@ pub struct Socket {
     /// The application's state for the socket (its user, say).
     data: Slot,
     rooms: Mutex<HashSet<Room>>,
+    /// Its catch-up joins ([`Socket::hold`]).
+    holds: Holds,
     acks: Mutex<Acks>,
     connected: AtomicBool,
 }
@@ -84,6 +87,7 @@ impl Socket {
             auth,
             data: Slot::default(),
             rooms: Mutex::default(),
+            holds: Holds::default(),
             acks: Mutex::default(),
             connected: AtomicBool::new(false),
         })
@@ -137,13 +141,107 @@ impl Socket {
         Ok(())
     }
 
-    /// Leaves `room`.
+    /// Starts a catch-up join of `room`: the cluster is made to send this instance the
+    /// room's broadcasts (as [`Socket::join`] does), but the broadcasts to `room` that reach
+    /// this socket are held back (not written) until [`Held::join`]. Resolves once the
+    /// cluster sends them (always waited for, even when other local sockets are in the room
+    /// already, so that the application's replay read that follows misses nothing).
+    ///
+    /// The socket is in the room from now on ([`Socket::in_room`], [`Nsp::fetch_sockets`]);
+    /// only deliveries whose selection names the room, and reach the socket through it alone,
+    /// are held: a broadcast to the whole namespace, or to another room the socket is a
+    /// member of too, is written as usual. Held broadcasts are kept whole (a binary one with
+    /// its attachments), at most [`MAX_HELD`](super::MAX_HELD); volatile ones are dropped.
+    /// Holding a room held already replaces the earlier hold (its [`Held`] ends nothing);
+    /// [`Socket::leave`] ends the hold. On error the socket is not in the room.
+    pub async fn hold(self: &Arc<Self>, room: impl Into<Room>) -> Result<Held, Error> {
+        let room = room.into();
+        if !self.is_connected() {
+            return Ok(Held::new(self.clone(), None, room));
+        }
+        let ticket = self.holds.open(&room, || {
+            if lock(&self.rooms).insert(room.clone()) {
+                self.nsp.rooms().join(self, &room);
+            }
+        });
+        if !self.is_connected() {
+            // It left meanwhile, maybe before it entered the room: out again.
+            self.cancel_hold(ticket, &room);
+            return Ok(Held::new(self.clone(), None, room));
+        }
+        // Dropped on error (or if this future is), it takes the socket out of the room.
+        let held = Held::new(self.clone(), Some(ticket), room);
+        if let Some(remote) = self.nsp.remote() {
+            remote
+                .hold(held.room())
+                .await
+                .map_err(|err| Error::Remote(err.to_string()))?;
+        }
+        Ok(held)
+    }
+
+    /// Leaves `room` (a catch-up join of it in progress ends: the socket is not made a
+    /// member by its [`Held::join`]).
     pub fn leave(&self, room: &str) {
-        let Some(room) = lock(&self.rooms).take(room) else {
-            return;
-        };
-        let emptied = self.nsp.rooms().leave(self, [room]);
+        let emptied = self.holds.leave(room, || self.leave_now(room));
         self.release(emptied);
+    }
+
+    /// Takes the socket out of `room`; the rooms that emptied.
+    fn leave_now(&self, room: &str) -> Vec<Room> {
+        let Some(room) = lock(&self.rooms).take(room) else {
+            return Vec::new();
+        };
+        self.nsp.rooms().leave(self, [room])
+    }
+
+    /// Hold `ticket` of `room` ends without joining: the socket leaves the room (unless the
+    /// hold ended before).
+    pub(crate) fn cancel_hold(&self, ticket: u64, room: &str) {
+        let emptied = self.holds.cancel(ticket, || self.leave_now(room));
+        self.release(emptied);
+    }
+
+    /// Its catch-up joins.
+    pub(crate) fn holds(&self) -> &Holds {
+        &self.holds
+    }
+
+    /// Delivers a broadcast to `selection` (`packets`: one, or a binary packet and its
+    /// attachments): written, unless a catch-up join holds it. One atomic load for a socket
+    /// with no hold.
+    pub(crate) fn deliver(
+        &self,
+        selection: &redis_adapter::Selection,
+        packets: &[Packet],
+        volatile: bool,
+    ) -> Delivery {
+        if self.holds.any() {
+            return self.holds.deliver(self, selection, packets, volatile);
+        }
+        let took = match packets {
+            [packet] if volatile => self.session.send_volatile(packet),
+            packets => self.session.send_all(packets),
+        };
+        if took {
+            Delivery::Sent
+        } else {
+            Delivery::Dropped
+        }
+    }
+
+    /// Writes `packets` (a volatile single packet only if the transport takes it at once),
+    /// leaving the close of a session its transport refused to the caller (see
+    /// `Session::try_send_all`).
+    pub(crate) fn try_write(
+        &self,
+        packets: &[Packet],
+        volatile: bool,
+    ) -> Result<bool, CloseReason> {
+        match packets {
+            [packet] if volatile => self.session.try_send_volatile(packet),
+            packets => self.session.try_send_all(packets),
+        }
     }
 
     /// A broadcast to the sockets in `rooms` but this one.
