@@ -10,27 +10,14 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use engine::{
-    cluster::ClusterFront,
     server::{Config, Engine, Packet},
-    sockets::{DisconnectReason, Event, MAX_HELD, Namespace, Nsp, Socket, SocketIo},
+    sockets::{MAX_HELD, Nsp, Socket, SocketIo},
 };
-use redis_adapter::{
-    Counters, Id, NamespaceBus, Redis, RedisAdapterConfig, RedisConfig, Selection,
-};
-use serde_json::Value;
+use redis_adapter::{RedisConfig, Selection};
 use test_support::RedisServer;
 
 mod common;
-use common::{Ws, next_text, send, websocket};
-
-/// Sockets join nothing by themselves: the tests move them.
-struct Quiet;
-
-impl Namespace for Quiet {
-    fn connected(&self, _: &Arc<Socket>) {}
-    fn event(&self, _: &Arc<Socket>, _: Event) {}
-    fn disconnected(&self, _: &Arc<Socket>, _: DisconnectReason) {}
-}
+use common::{Instance, Quiet, Ws, next_text};
 
 async fn server() -> (String, Arc<Nsp>) {
     let io = Arc::new(SocketIo::new().namespace("/", Quiet));
@@ -40,18 +27,7 @@ async fn server() -> (String, Arc<Nsp>) {
 
 /// A raw client connected to `/` of `url`, and its socket on the server.
 async fn client(url: &str, nsp: &Nsp) -> (Ws, Arc<Socket>) {
-    let mut ws = websocket(url, "EIO=4&transport=websocket").await.unwrap();
-    assert!(next_text(&mut ws).await.starts_with('0'));
-    send(&mut ws, "40").await;
-    let connect = next_text(&mut ws).await;
-    let welcome: Value = serde_json::from_str(connect.strip_prefix("40").unwrap()).unwrap();
-    let sid = welcome["sid"].as_str().unwrap();
-    let socket = nsp
-        .local_sockets(&Selection::default())
-        .into_iter()
-        .find(|socket| socket.id() == sid)
-        .unwrap();
-    (ws, socket)
+    common::socket_client(url, nsp).await
 }
 
 async fn quiet(ws: &mut Ws) {
@@ -278,37 +254,13 @@ async fn a_hold_over_its_bound_keeps_nothing_and_the_socket_is_still_a_member() 
     assert_eq!(next_text(&mut ws).await, numbered(1));
 }
 
-/// One instance on `redis`: its URL, its namespace and its bus front end.
-async fn instance(redis: &RedisServer) -> (String, Arc<Nsp>, Arc<ClusterFront<Redis>>) {
-    let io = Arc::new(SocketIo::new().namespace("/", Quiet));
-    let connection = Arc::new(
-        Redis::connect(&redis.url(), RedisConfig::default())
-            .await
-            .unwrap(),
-    );
-    let bus = NamespaceBus::new(
-        connection,
-        &RedisAdapterConfig::default().with_prefix("engine-hold"),
-        Arc::new(Counters::default()),
-        "/",
-        Id::random(),
-    );
-    let nsp = io.of("/").unwrap().clone();
-    let front = ClusterFront::attach(&nsp, bus).await.unwrap();
-    let url = common::serve(Engine::new(Config::default(), io)).await;
-    (url, nsp, front)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_from_another_instance_during_the_hold_is_held_then_delivered() {
     let redis = RedisServer::start().await;
-    let (url, here, front) = instance(&redis).await;
-    let (_, there, other) = instance(&redis).await;
-    let seen = test_support::eventually(Duration::from_secs(10), || {
-        front.bus().server_count() == 2 && other.bus().server_count() == 2
-    })
-    .await;
-    assert!(seen, "the instances did not see each other");
+    let here = Instance::start(&redis.url(), RedisConfig::default()).await;
+    let there = Instance::start(&redis.url(), RedisConfig::default()).await;
+    Instance::see_each_other(&[&here, &there]).await;
+    let (url, here, there) = (here.url, here.nsp, there.nsp);
     let (mut ws, socket) = client(&url, &here).await;
     let (mut observer_ws, observer) = client(&url, &here).await;
 

@@ -19,7 +19,7 @@ use redis_adapter::{EmitterRequest, Id, Inbound, NamespaceBus, PubSub, Room, Sel
 use crate::{
     server::Packet,
     sio,
-    sockets::{Change, Fetching, Nsp, Remote, RemoteError, Remoting},
+    sockets::{BroadcastOptions, Change, Fetching, Nsp, Remote, RemoteError, Remoting},
 };
 
 /// One namespace of the engine on the cluster bus.
@@ -157,12 +157,22 @@ impl<P: PubSub> ClusterFront<P> {
 }
 
 impl<P: PubSub> Remote for ClusterFront<P> {
-    fn broadcast(&self, selection: &Selection, packet: &Bytes, volatile: bool) -> Remoting {
-        let outgoing = self.outgoing(selection, packet, volatile);
+    fn broadcast(
+        &self,
+        selection: &Selection,
+        packet: &Bytes,
+        options: BroadcastOptions,
+    ) -> Remoting {
+        let outgoing = self.outgoing(selection, packet, options.volatile);
+        let wait = if options.confirmed {
+            Wait::Confirmed
+        } else {
+            Wait::Queued
+        };
         let bus = self.bus.clone();
         Box::pin(async move {
             let outgoing = outgoing?;
-            bus.send(outgoing, Wait::Queued).await?;
+            bus.send(outgoing, wait).await?;
             Ok(())
         })
     }
@@ -171,9 +181,9 @@ impl<P: PubSub> Remote for ClusterFront<P> {
         &self,
         selection: &Selection,
         packet: &Bytes,
-        volatile: bool,
+        options: BroadcastOptions,
     ) -> Result<(), RemoteError> {
-        for outgoing in self.outgoing(selection, packet, volatile)? {
+        for outgoing in self.outgoing(selection, packet, options.volatile)? {
             // A queued publish is taken or refused when it is made: its future is ready.
             if let Some(Err(err)) = self.bus.publish(outgoing, Wait::Queued).now_or_never() {
                 return Err(err.into());

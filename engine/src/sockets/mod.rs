@@ -17,7 +17,8 @@ pub use self::{
     connection::Connecting,
     hold::{Held, MAX_HELD},
     nsp::{
-        Broadcast, Change, Deliveries, Fetching, Nsp, Remote, RemoteError, Remoting, SocketView,
+        Broadcast, BroadcastOptions, Change, Deliveries, Fetching, Nsp, Remote, RemoteError,
+        Remoting, SocketView,
     },
     socket::{AckError, Socket},
 };

@@ -43,19 +43,35 @@ pub struct SocketView {
     pub data: serde_json::Value,
 }
 
+/// How a broadcast is handed to the cluster ([`Remote::broadcast`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BroadcastOptions {
+    /// It may be dropped for a socket that cannot take it at once.
+    pub volatile: bool,
+    /// [`Remote::broadcast`] resolves once the cluster took it (Redis answered its
+    /// PUBLISH), not once it is queued; [`Remote::broadcast_now`] cannot wait, and queues it
+    /// as any other.
+    pub confirmed: bool,
+}
+
 /// The instances a namespace shares its rooms with (see `engine::cluster` for the Redis
 /// one).
 pub trait Remote: Send + Sync + 'static {
     /// Sends the Socket.IO `packet` (engine.io MESSAGE text) to the sockets of `selection`
-    /// on the other instances.
-    fn broadcast(&self, selection: &Selection, packet: &Bytes, volatile: bool) -> Remoting;
+    /// on the other instances; resolves once it is queued (or, `confirmed`, sent).
+    fn broadcast(
+        &self,
+        selection: &Selection,
+        packet: &Bytes,
+        options: BroadcastOptions,
+    ) -> Remoting;
     /// Like [`Remote::broadcast`], queued now without waiting: for handlers that answer from
     /// the task that read the event.
     fn broadcast_now(
         &self,
         selection: &Selection,
         packet: &Bytes,
-        volatile: bool,
+        options: BroadcastOptions,
     ) -> Result<(), RemoteError>;
     /// A local socket entered `room`, which had none: the other instances' broadcasts to it
     /// must reach this one from now on (resolves once they do).
@@ -247,8 +263,8 @@ impl Nsp {
                 except: Vec::new(),
             },
             except_socket: None,
-            volatile: false,
-            local: false,
+            reach: Reach::Everywhere,
+            options: BroadcastOptions::default(),
         }
     }
 
@@ -292,8 +308,19 @@ pub struct Broadcast {
     nsp: Arc<Nsp>,
     selection: Selection,
     except_socket: Option<Arc<str>>,
-    volatile: bool,
-    local: bool,
+    reach: Reach,
+    options: BroadcastOptions,
+}
+
+/// Which instances a broadcast reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// This one and the others.
+    Everywhere,
+    /// This one only.
+    Local,
+    /// The others only.
+    Remote,
 }
 
 impl Broadcast {
@@ -316,14 +343,33 @@ impl Broadcast {
     /// May be dropped for a socket that cannot take it at once (typing notices).
     #[must_use]
     pub fn volatile(mut self) -> Self {
-        self.volatile = true;
+        self.options.volatile = true;
         self
     }
 
-    /// Reaches this instance's sockets only.
+    /// Reaches this instance's sockets only (replaces [`Broadcast::remote_only`]).
     #[must_use]
     pub fn local(mut self) -> Self {
-        self.local = true;
+        self.reach = Reach::Local;
+        self
+    }
+
+    /// Is handed to the cluster only: no socket of this instance gets it (its members here
+    /// were sent it earlier, while the cluster could not take it, say). Without a cluster it
+    /// reaches no one. Replaces [`Broadcast::local`].
+    #[must_use]
+    pub fn remote_only(mut self) -> Self {
+        self.reach = Reach::Remote;
+        self
+    }
+
+    /// [`Broadcast::emit`] resolves only once the cluster took the broadcast (Redis answered
+    /// its PUBLISH) rather than once it is queued, so that the caller learns of a broadcast
+    /// lost with the connection and may retry or keep it. [`Broadcast::emit_now`] cannot
+    /// wait: it queues a confirmed broadcast as any other.
+    #[must_use]
+    pub fn confirmed(mut self) -> Self {
+        self.options.confirmed = true;
         self
     }
 
@@ -331,14 +377,20 @@ impl Broadcast {
     /// refuses it, and then no one gets it).
     pub fn emit_now<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<usize, Error> {
         let packet = self.packet(event, data)?;
-        if !self.local
-            && let Some(remote) = self.nsp.remote()
-        {
+        if let Some(remote) = self.remote() {
             remote
-                .broadcast_now(&self.selection, &packet, self.volatile)
+                .broadcast_now(&self.selection, &packet, self.options)
                 .map_err(|err| Error::Remote(err.to_string()))?;
         }
         Ok(self.deliver_locally(packet))
+    }
+
+    /// The cluster, if the broadcast goes to it.
+    fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        match self.reach {
+            Reach::Local => None,
+            Reach::Everywhere | Reach::Remote => self.nsp.remote(),
+        }
     }
 
     fn packet<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<Bytes, Error> {
@@ -347,25 +399,27 @@ impl Broadcast {
     }
 
     fn deliver_locally(&self, packet: Bytes) -> usize {
+        if self.reach == Reach::Remote {
+            return 0;
+        }
         self.nsp.deliver(
             &self.selection,
             self.except_socket.as_deref(),
             &[Packet::Text(packet)],
-            self.volatile,
+            self.options.volatile,
         )
     }
 
     /// Emits `event` with `data`: the packet is encoded once, handed to the cluster for the
     /// members elsewhere, then written to the local members. A broadcast the cluster refuses
-    /// (its publish queue full, Redis unreachable) is an error and reaches no one, so that
-    /// the caller may retry it; the number of local sockets that took it otherwise.
+    /// (its publish queue full, Redis unreachable; with [`Broadcast::confirmed`], a publish
+    /// Redis did not answer in time) is an error and reaches no one here, so that the caller
+    /// may retry it; the number of local sockets that took it otherwise.
     pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<usize, Error> {
         let packet = self.packet(event, data)?;
-        if !self.local
-            && let Some(remote) = self.nsp.remote()
-        {
+        if let Some(remote) = self.remote() {
             remote
-                .broadcast(&self.selection, &packet, self.volatile)
+                .broadcast(&self.selection, &packet, self.options)
                 .await
                 .map_err(|err| Error::Remote(err.to_string()))?;
         }

@@ -104,3 +104,87 @@ pub async fn run_node(script: &str, url: &str, mode: &str) -> serde_json::Value 
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"))
 }
+
+/// A namespace whose sockets join nothing by themselves: the tests move them.
+pub struct Quiet;
+
+impl engine::sockets::Namespace for Quiet {
+    fn connected(&self, _: &std::sync::Arc<engine::sockets::Socket>) {}
+    fn event(&self, _: &std::sync::Arc<engine::sockets::Socket>, _: engine::sockets::Event) {}
+    fn disconnected(
+        &self,
+        _: &std::sync::Arc<engine::sockets::Socket>,
+        _: engine::sockets::DisconnectReason,
+    ) {
+    }
+}
+
+/// A raw websocket client connected to `/` of `url`, and its socket on the server, found
+/// in `nsp` by the id its CONNECT answer gives.
+pub async fn socket_client(
+    url: &str,
+    nsp: &engine::sockets::Nsp,
+) -> (Ws, std::sync::Arc<engine::sockets::Socket>) {
+    let mut ws = websocket(url, "EIO=4&transport=websocket").await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with('0'));
+    send(&mut ws, "40").await;
+    let connect = next_text(&mut ws).await;
+    let welcome: serde_json::Value =
+        serde_json::from_str(connect.strip_prefix("40").unwrap()).unwrap();
+    let sid = welcome["sid"].as_str().unwrap();
+    let socket = nsp
+        .local_sockets(&redis_adapter::Selection::default())
+        .into_iter()
+        .find(|socket| socket.id() == sid)
+        .unwrap();
+    (ws, socket)
+}
+
+/// One instance serving [`Quiet`] on `/`, sharing its rooms through the Redis at
+/// `redis_url` (its Redis layer configured by `config`).
+pub struct Instance {
+    /// Its base URL.
+    pub url: String,
+    /// Its namespace `/`.
+    pub nsp: std::sync::Arc<engine::sockets::Nsp>,
+    /// Its bus front end.
+    pub front: std::sync::Arc<engine::cluster::ClusterFront<redis_adapter::Redis>>,
+}
+
+impl Instance {
+    /// Starts it.
+    pub async fn start(redis_url: &str, config: redis_adapter::RedisConfig) -> Self {
+        use std::sync::Arc;
+        let io = Arc::new(engine::sockets::SocketIo::new().namespace("/", Quiet));
+        let connection = Arc::new(
+            redis_adapter::Redis::connect(redis_url, config)
+                .await
+                .unwrap(),
+        );
+        let bus = redis_adapter::NamespaceBus::new(
+            connection,
+            &redis_adapter::RedisAdapterConfig::default().with_prefix("engine-quiet"),
+            Arc::new(redis_adapter::Counters::default()),
+            "/",
+            redis_adapter::Id::random(),
+        );
+        let nsp = io.of("/").unwrap().clone();
+        let front = engine::cluster::ClusterFront::attach(&nsp, bus)
+            .await
+            .unwrap();
+        let url = serve(Engine::new(engine::server::Config::default(), io)).await;
+        Self { url, nsp, front }
+    }
+
+    /// Waits until each of `instances` counts them all.
+    pub async fn see_each_other(instances: &[&Self]) {
+        let count = u16::try_from(instances.len()).unwrap();
+        let seen = test_support::eventually(Duration::from_secs(10), || {
+            instances
+                .iter()
+                .all(|instance| instance.front.bus().server_count() == count)
+        })
+        .await;
+        assert!(seen, "the instances did not see each other");
+    }
+}
