@@ -25,6 +25,12 @@ pub struct Config {
     pub max_sessions: usize,
     /// How long a connection may take to send a request head.
     pub request_head_timeout: Duration,
+    /// How long a session may stay open without the layer above counting it established
+    /// ([`Handler::is_established`](super::Handler::is_established); Socket.IO: with no
+    /// namespace connected, a CONNECT pending or refused included): checked once, that long
+    /// after the session opened, and the session closed if it is not (socket.io's
+    /// `connectTimeout`).
+    pub connect_timeout: Duration,
 }
 
 impl Default for Config {
@@ -38,6 +44,7 @@ impl Default for Config {
             max_stall: Duration::from_secs(10),
             max_sessions: 100_000,
             request_head_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(45),
         }
     }
 }

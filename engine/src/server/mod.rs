@@ -4,7 +4,8 @@
 //!
 //! Tasks: one per connection while hyper serves HTTP on it; a websocket's connection is then
 //! read by that one task, with no read buffer while idle, and written to directly by
-//! whichever task sends (see `sink`); one heartbeat task per session.
+//! whichever task sends (see `sink`); one heartbeat task per session, which also closes a
+//! session the layer above did not establish within [`Config::connect_timeout`].
 
 mod config;
 mod direct;
@@ -41,6 +42,15 @@ pub trait Handler: Send + Sync + 'static {
     fn on_message(&self, session: &Session, message: Message<'_>);
     /// The session closed, for `reason`; it accepts no more packets.
     fn on_close(&self, session: &Session, reason: CloseReason);
+
+    /// Whether `session` is in use by the layer above (Socket.IO: a namespace is
+    /// connected); asked once, [`Config::connect_timeout`] after the session opened, and a
+    /// session that is not is closed ([`CloseReason::ConnectTimeout`]). Every session is, by
+    /// default.
+    fn is_established(&self, session: &Session) -> bool {
+        let _ = session;
+        true
+    }
 }
 
 impl<H: Handler> Handler for Arc<H> {
@@ -54,6 +64,10 @@ impl<H: Handler> Handler for Arc<H> {
 
     fn on_close(&self, session: &Session, reason: CloseReason) {
         (**self).on_close(session, reason);
+    }
+
+    fn is_established(&self, session: &Session) -> bool {
+        (**self).is_established(session)
     }
 }
 
@@ -104,6 +118,9 @@ pub enum CloseReason {
     DuplicatePoll,
     /// A polling POST while another was handled.
     OverlappingPost,
+    /// The layer above did not establish the session within [`Config::connect_timeout`]
+    /// (Socket.IO: no namespace connected).
+    ConnectTimeout,
 }
 
 impl CloseReason {
@@ -260,15 +277,27 @@ impl Engine {
     }
 }
 
-/// Pings `session` every `interval` and closes it when a PONG takes longer than `timeout`.
-async fn heartbeat(session: std::sync::Weak<Session>, interval: Duration, timeout: Duration) {
+/// Pings `session` every `interval` and closes it when a PONG takes longer than `timeout`;
+/// on the way, `connect_timeout` after it started, closes it unless the handler counts it
+/// established.
+async fn heartbeat(
+    session: std::sync::Weak<Session>,
+    interval: Duration,
+    timeout: Duration,
+    connect_timeout: Duration,
+) {
+    let mut deadline = tokio::time::Instant::now().checked_add(connect_timeout);
     loop {
-        tokio::time::sleep(interval).await;
+        if !sleep_checking(&session, interval, &mut deadline).await {
+            return;
+        }
         match session.upgrade() {
             Some(session) if !session.is_closed() => session.ping(),
             _ => return,
         }
-        tokio::time::sleep(timeout).await;
+        if !sleep_checking(&session, timeout, &mut deadline).await {
+            return;
+        }
         match session.upgrade() {
             Some(session) if session.is_closed() => return,
             Some(session) if !session.has_ponged() => {
@@ -278,4 +307,30 @@ async fn heartbeat(session: std::sync::Weak<Session>, interval: Duration, timeou
             None => return,
         }
     }
+}
+
+/// Sleeps for `duration`; if `deadline` comes first, it is checked then (once): a session
+/// its handler does not count established is closed. `false` when the session is closed
+/// or gone.
+async fn sleep_checking(
+    session: &std::sync::Weak<Session>,
+    duration: Duration,
+    deadline: &mut Option<tokio::time::Instant>,
+) -> bool {
+    let started = tokio::time::Instant::now();
+    let due = deadline.take_if(|at| started.checked_add(duration).is_none_or(|wake| *at <= wake));
+    if let Some(at) = due {
+        tokio::time::sleep_until(at).await;
+        match session.upgrade() {
+            Some(session) if session.is_closed() => return false,
+            Some(session) if !session.is_established() => {
+                session.close_with(CloseReason::ConnectTimeout);
+                return false;
+            }
+            Some(_) => {}
+            None => return false,
+        }
+    }
+    tokio::time::sleep(duration.saturating_sub(started.elapsed())).await;
+    true
 }

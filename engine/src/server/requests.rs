@@ -314,6 +314,7 @@ impl Engine {
             Arc::downgrade(&session),
             shared.config.ping_interval,
             shared.config.ping_timeout,
+            shared.config.connect_timeout,
         ));
         Ok(session)
     }

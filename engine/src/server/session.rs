@@ -243,6 +243,14 @@ impl Session {
         }
     }
 
+    /// Whether the handler counts the session established (see
+    /// [`Handler::is_established`](super::Handler::is_established)).
+    pub(crate) fn is_established(&self) -> bool {
+        self.shared
+            .upgrade()
+            .is_none_or(|shared| shared.handler.is_established(self))
+    }
+
     /// Records a PONG.
     pub(crate) fn ponged(&self) {
         self.pong.store(true, Ordering::Release);

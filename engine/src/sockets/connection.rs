@@ -43,6 +43,11 @@ impl Connection {
         }
     }
 
+    /// Whether a namespace is connected (its CONNECT accepted, not left since).
+    pub(crate) fn has_sockets(&self) -> bool {
+        !lock(&self.state).sockets.is_empty()
+    }
+
     /// One engine.io message of the client.
     pub(crate) fn receive(&self, message: Message<'_>) {
         let read = match message {
@@ -274,7 +279,7 @@ impl Connecting {
     }
 
     /// Lets the socket join: it is sent CONNECT with its id, and
-    /// [`Namespace::connected`] runs.
+    /// [`Namespace::connected`](super::Namespace::connected) runs.
     pub fn accept(mut self) {
         self.answer(None);
     }

@@ -157,4 +157,12 @@ impl server::Handler for SocketIo {
             connection.closed(reason);
         }
     }
+
+    /// A session is in use while a namespace is connected on it (a CONNECT waiting for its
+    /// answer, or refused, does not count).
+    fn is_established(&self, session: &Session) -> bool {
+        session
+            .extension::<connection::Connection>()
+            .is_some_and(connection::Connection::has_sockets)
+    }
 }
