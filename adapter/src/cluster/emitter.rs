@@ -52,6 +52,16 @@ pub struct Selection {
     pub except: Vec<Room>,
 }
 
+impl Selection {
+    /// The sockets in `room`.
+    pub fn room(room: impl Into<Room>) -> Self {
+        Self {
+            rooms: vec![room.into()],
+            except: Vec::new(),
+        }
+    }
+}
+
 /// One emitter operation, decoded and checked for shape (not yet for the application's
 /// rules: see [`EmitterConfig::accept`](crate::EmitterConfig)).
 #[derive(Debug, Clone, PartialEq)]

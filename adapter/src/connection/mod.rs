@@ -237,7 +237,12 @@ impl Redis {
         self.link().borrow().connected
     }
 
-    pub(crate) fn counters(&self) -> &Arc<Counters> {
+    /// The counters of this Redis layer and of every bus on it (a [`NamespaceBus`] counts
+    /// into them when given them): what [`Stats`] snapshots.
+    ///
+    /// [`NamespaceBus`]: crate::NamespaceBus
+    /// [`Stats`]: crate::Stats
+    pub fn counters(&self) -> &Arc<Counters> {
         &self.inner.counters
     }
 }
