@@ -9,6 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use redis_adapter::Room;
 use serde_json::{Value, json};
 
 use super::{Ack, DisconnectReason, Event, nsp::Nsp, socket::Socket};
@@ -150,6 +151,8 @@ impl Connection {
         {
             let mut state = lock(&self.state);
             if !state.connecting.remove(&ns) {
+                // The session closed meanwhile: the rooms joined while connecting go.
+                socket.release(socket.take_rooms().into_iter().collect());
                 return;
             }
             if refusal.is_none() {
@@ -159,6 +162,7 @@ impl Connection {
         let session = socket.session();
         match refusal {
             Some(refusal) => {
+                socket.release(socket.take_rooms().into_iter().collect());
                 if let Ok(text) = sio::encode_message(Kind::ConnectError, &ns, None, Some(&refusal))
                 {
                     session.send(&Packet::Text(text.into()));
@@ -166,12 +170,24 @@ impl Connection {
             }
             None => {
                 let welcome = json!({ "sid": socket.id() });
-                if let Ok(text) = sio::encode_message(Kind::Connect, &ns, None, Some(&welcome)) {
-                    session.send(&Packet::Text(text.into()));
-                }
+                let connect = match sio::encode_message(Kind::Connect, &ns, None, Some(&welcome)) {
+                    Ok(text) => Packet::Text(text.into()),
+                    Err(err) => {
+                        tracing::error!(%err, "cannot encode CONNECT");
+                        return session.close_with(CloseReason::ServerClosed);
+                    }
+                };
                 socket.mark_connected();
-                socket.nsp().rooms().add_socket(&socket);
-                socket.nsp().handler().connected(&socket);
+                // CONNECT goes out as the socket enters its rooms: no broadcast to them
+                // reaches the client before it, and none after it is missed.
+                let sent = socket
+                    .nsp()
+                    .rooms()
+                    .add_socket(&socket, || session.try_send_all(&[connect]));
+                match sent {
+                    Ok(_) => socket.nsp().handler().connected(&socket),
+                    Err(reason) => session.close_with(reason),
+                }
             }
         }
     }
@@ -276,6 +292,13 @@ impl Connecting {
     /// The socket that would join.
     pub fn socket(&self) -> &Arc<Socket> {
         &self.socket
+    }
+
+    /// Puts the socket in `room` before it is let in (its user's room, say): resolves once
+    /// the cluster sends this instance the room's broadcasts. The socket receives them from
+    /// its CONNECT on, none before and none missed; refused, it leaves the room again.
+    pub async fn join(&self, room: impl Into<Room>) -> Result<(), Error> {
+        self.socket.join_pending(room.into()).await
     }
 
     /// Lets the socket join: it is sent CONNECT with its id, and

@@ -22,9 +22,19 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
-    /// `socket` connected.
-    pub(crate) fn add_socket(&self, socket: &Arc<Socket>) {
-        write(&self.sockets).insert(socket.id_arc(), socket.clone());
+    /// `socket` connected: it enters the namespace and the rooms it joined while connecting,
+    /// and `announce` (its CONNECT) runs before any broadcast can select it.
+    pub(crate) fn add_socket<R>(&self, socket: &Arc<Socket>, announce: impl FnOnce() -> R) -> R {
+        let mut sockets = write(&self.sockets);
+        let mut rooms = write(&self.rooms);
+        sockets.insert(socket.id_arc(), socket.clone());
+        for room in socket.rooms() {
+            rooms
+                .entry(room)
+                .or_default()
+                .insert(socket.id_arc(), socket.clone());
+        }
+        announce()
     }
 
     /// `socket` left: it leaves its rooms too; the rooms it emptied.

@@ -130,15 +130,37 @@ impl Socket {
         if !self.is_connected() || !lock(&self.rooms).insert(room.clone()) {
             return Ok(());
         }
-        if self.nsp.rooms().join(self, &room)
-            && let Some(remote) = self.nsp.remote()
-        {
-            remote
-                .hold(&room)
-                .await
-                .map_err(|err| Error::Remote(err.to_string()))?;
+        self.nsp.rooms().join(self, &room);
+        // Waited for even when the room had local members: their join may still be
+        // subscribing it.
+        self.subscribe(&room).await
+    }
+
+    /// Enters `room` while its CONNECT is being answered (see [`Connecting::join`]): only
+    /// its own room set for now, the namespace's rooms once it is let in.
+    ///
+    /// [`Connecting::join`]: super::Connecting::join
+    pub(crate) async fn join_pending(&self, room: Room) -> Result<(), Error> {
+        if self.is_connected() || !lock(&self.rooms).insert(room.clone()) {
+            return Ok(());
         }
-        Ok(())
+        let subscribed = self.subscribe(&room).await;
+        if subscribed.is_err() {
+            lock(&self.rooms).remove(&room);
+            self.release(vec![room]);
+        }
+        subscribed
+    }
+
+    /// Resolves once the cluster sends this instance `room`'s broadcasts.
+    async fn subscribe(&self, room: &Room) -> Result<(), Error> {
+        match self.nsp.remote() {
+            Some(remote) => remote
+                .hold(room)
+                .await
+                .map_err(|err| Error::Remote(err.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Starts a catch-up join of `room`: the cluster is made to send this instance the
@@ -171,12 +193,7 @@ impl Socket {
         }
         // Dropped on error (or if this future is), it takes the socket out of the room.
         let held = Held::new(self.clone(), Some(ticket), room);
-        if let Some(remote) = self.nsp.remote() {
-            remote
-                .hold(held.room())
-                .await
-                .map_err(|err| Error::Remote(err.to_string()))?;
-        }
+        self.subscribe(held.room()).await?;
         Ok(held)
     }
 
