@@ -195,6 +195,18 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// The server is gone with sessions still open (its runtime was dropped, say): their
+    /// transports close, so that clients learn it at once. The handler is not told: what it
+    /// would do next may need the runtime that is going away.
+    fn drop(&mut self) {
+        let sessions = std::mem::take(&mut *lock(&self.sessions));
+        for session in sessions.into_values() {
+            session.abandon();
+        }
+    }
+}
+
 impl Engine {
     /// A server configured by `config`, handing sessions to `handler`.
     pub fn new(config: Config, handler: impl Handler) -> Self {

@@ -243,6 +243,22 @@ impl Session {
         }
     }
 
+    /// Ends the session without a word to anyone: its server is gone. Its transport closes
+    /// (a websocket's connection with the last reference to it).
+    pub(crate) fn abandon(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let previous = std::mem::replace(
+            &mut *lock(&self.state),
+            State::Closed(CloseReason::ServerClosed),
+        );
+        if let State::Websocket(sink) = previous {
+            sink.close();
+        }
+        self.wake.notify_waiters();
+    }
+
     /// Whether the handler counts the session established (see
     /// [`Handler::is_established`](super::Handler::is_established)).
     pub(crate) fn is_established(&self) -> bool {
