@@ -16,12 +16,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 /// Default Redis key and channel prefix, the one Node's adapter uses too.
 pub const DEFAULT_KEY_PREFIX: &str = "socket.io";
-/// Default largest HTTP long-polling body, in bytes (socketioxide's own default).
+/// Default largest client message and HTTP long-polling body, in bytes (socket.io's
+/// `maxHttpBufferSize` is 1 MB; chat lines are small).
 pub const DEFAULT_MAX_PAYLOAD: u64 = 100_000;
-/// Default `--socket-buffer`: packets waiting for one socket's connection. What does not fit
-/// waits in the adapter's per-socket backlog (`redis_adapter::LocalBacklog`) instead of being
-/// lost; a larger buffer than socketioxide's 128 only spares that detour in everyday bursts.
-pub const DEFAULT_SOCKET_BUFFER: usize = 1024;
+/// Default `--max-buffered`: bytes that may wait for one client's connection (4 MiB, the
+/// engine's default): a burst to a healthy client fits; a client that stays behind is closed.
+pub const DEFAULT_MAX_BUFFERED: usize = 4 << 20;
 /// Default `--spool-capacity`: messages kept through a Redis outage (a few MB at most).
 pub const DEFAULT_SPOOL_CAPACITY: usize = 10_000;
 /// Default engine.io ping interval (the Socket.IO default). Durations are written the way the
@@ -170,12 +170,12 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAX_OPENS_PER_ADDRESS", default_value_t = DEFAULT_MAX_OPENS_PER_ADDRESS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_opens_per_address: u32,
 
-    /// Packets that may wait in one socket's channel; beyond it broadcasts wait in the
-    /// adapter's backlog of that socket, in order, and a socket that stays behind past the
-    /// backlog's limits is disconnected (the server never grows without bound). The buffer
-    /// grows only as packets wait.
-    #[arg(long, env = "GATEWAY_SOCKET_BUFFER", default_value_t = DEFAULT_SOCKET_BUFFER)]
-    pub socket_buffer: usize,
+    /// Bytes that may wait for one client's connection (its socket's send buffer full, or a
+    /// polling client not polling); a client over it is closed as too slow, and so is one
+    /// that takes no byte for 10 s (the server never grows without bound). Volatile packets
+    /// (typing notices) are never queued. Nothing is allocated until bytes wait.
+    #[arg(long, env = "GATEWAY_MAX_BUFFERED", default_value_t = DEFAULT_MAX_BUFFERED)]
+    pub max_buffered: usize,
 
     /// Interval between two engine.io pings (`25s`, `500ms`).
     #[arg(long, env = "GATEWAY_PING_INTERVAL", default_value = DEFAULT_PING_INTERVAL, value_parser = humantime::parse_duration)]
@@ -607,7 +607,7 @@ impl Default for Config {
             max_sockets_per_session: DEFAULT_MAX_SOCKETS_PER_SESSION,
             connect_timeout: duration(DEFAULT_CONNECT_TIMEOUT),
             max_opens_per_address: DEFAULT_MAX_OPENS_PER_ADDRESS,
-            socket_buffer: DEFAULT_SOCKET_BUFFER,
+            max_buffered: DEFAULT_MAX_BUFFERED,
             ping_interval: duration(DEFAULT_PING_INTERVAL),
             ping_timeout: duration(DEFAULT_PING_TIMEOUT),
             heartbeat_interval: duration(DEFAULT_HEARTBEAT_INTERVAL),

@@ -21,15 +21,18 @@ pub enum Error {
     /// An entry of `--cors-origins` is not a valid origin header value.
     #[error("invalid CORS origin {0:?}")]
     CorsOrigin(String),
+    /// A gateway's serving task panicked or was cancelled (`testing::TestGateway::stop`).
+    #[error("gateway task: {0}")]
+    ServerTask(#[from] tokio::task::JoinError),
+    /// Something the gateway assembles itself is missing (a bug).
+    #[error("internal: {0} is missing")]
+    Missing(&'static str),
     /// The Redis adapter could not start or register a namespace.
     #[error("Redis adapter: {0}")]
     Adapter(#[from] redis_adapter::Error),
     /// The HTTP server stopped on an I/O error.
     #[error("HTTP server: {0}")]
     Serve(#[source] io::Error),
-    /// The HTTP server task panicked or was cancelled.
-    #[error("HTTP server task: {0}")]
-    ServerTask(#[from] tokio::task::JoinError),
     /// The user directory could not be read, parsed or written, or holds an invalid entry.
     #[error("users file {path}: {reason}")]
     UsersFile {

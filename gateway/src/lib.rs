@@ -51,13 +51,16 @@ mod validate;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, serve::ListenerExt};
-use redis_adapter::{
-    ClusterSecret, Credentials, Redis, RedisAdapter, RedisAdapterConfig, RedisAdapterState,
-    RedisConfig,
+use axum::Router;
+use engine::{
+    cluster::ClusterFront,
+    server::{self as engine_server, Engine},
+    sockets::SocketIo,
 };
-use socketioxide::{SocketIo, adapter::Adapter, layer::SocketIoLayer};
-use tokio::{net::TcpListener, sync::oneshot};
+use redis_adapter::{
+    ClusterSecret, Credentials, Id, NamespaceBus, Redis, RedisAdapterConfig, RedisConfig,
+};
+use tokio::net::TcpListener;
 
 pub use api::{CommandOutput, run_api_key_command};
 pub use config::{Cli, Command, Config, LogFormat, RedisArgs};
@@ -71,16 +74,16 @@ use counters::Counters;
 use http::HttpState;
 use mode::Mode;
 use shutdown::Shutdown;
-
-/// Initial websocket read buffer per socket, allocated for each connection's whole life.
-const WS_READ_BUFFER_SIZE: usize = 256;
+use tenancy::CHAT_NS;
 
 /// A gateway bound to its address and ready to serve.
 pub struct Gateway {
     listener: TcpListener,
     local_addr: SocketAddr,
     instance: String,
-    /// HTTP routes wrapped in the Socket.IO layer and the CORS policy.
+    /// The engine serving Socket.IO (its requests are mounted in `app`).
+    engine: Engine,
+    /// HTTP routes, the engine's included, wrapped in the CORS policy.
     app: Router,
     /// The operational listener (`--admin-listen`) and its routes (metrics, stats, cluster).
     admin_listener: TcpListener,
@@ -119,75 +122,91 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
 
     let counters = Arc::new(Counters::default());
     let mut background = Background::default();
-    // One bound for every client-sent body: a polling POST, a websocket message or frame.
-    let max_message = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
-    let builder = SocketIo::builder()
-        .max_payload(config.max_payload)
-        .ws_max_message_size(max_message)
-        .ws_max_frame_size(max_message)
-        .connect_timeout(config.connect_timeout)
-        .max_buffer_size(config.socket_buffer)
-        .ping_interval(config.ping_interval)
-        .ping_timeout(config.ping_timeout)
-        // Chat frames are small; tungstenite grows the buffer for a larger one as needed.
-        .ws_read_buffer_size(WS_READ_BUFFER_SIZE);
-    let (app, admin_app, shutdown) = match &config.redis.redis_url {
+    let (mode, bus) = match &config.redis.redis_url {
         None => {
             tracing::warn!(
-                "no Redis URL: running standalone on the in-memory adapter, \
-                 rooms are not shared with other instances"
+                "no Redis URL: running standalone, rooms are not shared with other instances"
             );
             tracing::warn!(
                 "DEVELOPMENT MODE: no accounts, no sessions, no rate limits; every socket is an \
                  anonymous user of tenant `dev`"
             );
-            let mode = Arc::new(Mode::Standalone);
-            let (layer, io) = builder
-                .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
-                .build_layer();
-            chat::register(&io);
-            assemble(&config, &instance, mode, counters, layer, io)
+            (Arc::new(Mode::Standalone), None)
         }
         Some(url) => {
-            // The process's one Redis layer: the adapter, sessions, limits and settings share it.
-            // Every file a flag names is read before anything connects.
+            // The process's one Redis layer: the cluster bus, sessions, limits and settings
+            // share it. Every file a flag names is read before anything connects.
             let (adapter_config, redis_config) =
                 (adapter_config(&config)?, redis_config(&config.redis)?);
             let redis = Redis::connect(url, redis_config).await?;
             let accounts =
                 Accounts::start(&config, redis.clone(), counters.clone(), &mut background).await?;
-            let adapter = RedisAdapterState::new(redis, adapter_config);
-            let mode = Arc::new(Mode::Clustered {
-                adapter: adapter.clone(),
-                accounts: accounts.clone(),
-            });
-            let (layer, io) = builder
-                .with_adapter::<RedisAdapter<_>>(adapter.clone())
-                .with_state(chat::ChatState::new(&instance, mode.clone(), &config))
-                .build_layer();
-            chat::register(&io).await?;
-            if config.emitter_key.is_some() {
-                chat::track_emitter_membership(&adapter, io.clone());
-            }
-            if let Some(history) = &accounts.history {
-                let connected = adapter.clone();
-                background.push(chat::spawn_spool_drain(
-                    io.clone(),
-                    history.clone(),
-                    move || connected.is_connected(),
-                    config.redis.redis_reconnect().1,
-                ));
-            }
-            background.push(chat::spawn_session_check(
-                io.clone(),
+            let bus = NamespaceBus::new(
+                Arc::new(redis.clone()),
+                &adapter_config,
+                redis.counters().clone(),
+                CHAT_NS,
+                Id::random(),
+            );
+            let mode = Mode::Clustered {
+                redis,
+                bus: bus.clone(),
                 accounts,
-                // At least a second between two checks.
-                config.session_check_interval.max(Duration::from_secs(1)),
-            ));
-            tracing::info!(prefix = %config.redis.key_prefix, "joined the cluster over Redis");
-            assemble(&config, &instance, mode, counters, layer, io)
+            };
+            (Arc::new(mode), Some(bus))
         }
     };
+    let chat = chat::Chat::new(chat::ChatState::new(&instance, mode.clone(), &config));
+    let io = SocketIo::new().namespace(CHAT_NS, chat);
+    let nsp = io
+        .of(CHAT_NS)
+        .cloned()
+        .ok_or(Error::Missing("the chat namespace"))?;
+    let engine = Engine::new(engine_config(&config), io);
+    if let (
+        Some(bus),
+        Mode::Clustered {
+            redis, accounts, ..
+        },
+    ) = (&bus, &*mode)
+    {
+        ClusterFront::attach(&nsp, bus.clone()).await?;
+        if let Some(history) = &accounts.history {
+            let connected = redis.clone();
+            background.push(chat::spawn_spool_drain(
+                nsp.clone(),
+                history.clone(),
+                move || connected.is_connected(),
+                config.redis.redis_reconnect().1,
+            ));
+        }
+        background.push(chat::spawn_session_check(
+            nsp.clone(),
+            accounts.clone(),
+            // At least a second between two checks.
+            config.session_check_interval.max(Duration::from_secs(1)),
+        ));
+        tracing::info!(prefix = %config.redis.key_prefix, "joined the cluster over Redis");
+    }
+    let opens = Arc::new(http::Opens::new(
+        config.connect_timeout,
+        config.max_opens_per_address,
+        request::TrustedProxies::new(&config.trusted_proxies),
+        counters.clone(),
+    ));
+    engine.set_admission(http::admission(opens));
+    let state = HttpState {
+        instance: Arc::from(instance.as_str()),
+        chat: nsp,
+        engine: engine.clone(),
+        mode,
+        counters,
+        web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
+        bench_endpoints: config.bench_endpoints,
+    };
+    let admin_app = http::admin_router(state.clone());
+    let app = http::router(state);
+    let shutdown = Shutdown::new(engine.clone(), bus, config.shutdown_timeout);
     let app = match cors {
         Some(cors) => app.layer(cors),
         None => app,
@@ -196,6 +215,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         listener,
         local_addr,
         instance,
+        engine,
         app,
         admin_listener,
         admin_addr,
@@ -222,25 +242,12 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully within the shutdown timeout:
-    /// stop accepting, close every socket and leave the cluster, finish in-flight requests.
+    /// stop accepting, close every socket and leave the cluster.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         tracing::info!(addr = %self.local_addr, admin = %self.admin_addr, "listening");
-        let listener = self.listener.tap_io(|tcp| {
-            // Chat frames are small: send them now rather than batching them (Nagle).
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "cannot set TCP_NODELAY");
-            }
-        });
-        let (stop_accepting, stopped) = oneshot::channel::<()>();
-        // The peer address is kept with each request (and each socket's handshake): the
-        // client IP of the rate limits is derived from it.
-        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
         // Dropped when serving ends: stops the background tasks, the admin listener with them.
         let mut background = self.background;
         let admin = axum::serve(self.admin_listener, self.admin_app);
@@ -250,51 +257,24 @@ impl Gateway {
             }
         }));
         let _background = background;
-        let mut server = tokio::spawn(server.into_future());
-        tokio::select! {
-            // The server only stops by itself on a fatal I/O error.
-            joined = &mut server => return joined?.map_err(Error::Serve),
-            () = shutdown => {}
-        }
-        self.shutdown.run(stop_accepting, server).await
+        let (engine, listener, app) = (self.engine, self.listener, self.app);
+        let accepting = tokio::spawn(async move { engine.serve_app(listener, app).await });
+        shutdown.await;
+        self.shutdown.run(accepting).await;
+        Ok(())
     }
 }
 
-/// The app for one adapter type: HTTP routes inside the Socket.IO layer, the admin routes,
-/// and its shutdown.
-fn assemble<A: Adapter>(
-    config: &Config,
-    instance: &str,
-    mode: Arc<Mode>,
-    counters: Arc<Counters>,
-    layer: SocketIoLayer<A>,
-    io: SocketIo<A>,
-) -> (Router, Router, Shutdown) {
-    let state = HttpState {
-        instance: Arc::from(instance),
-        io: io.clone(),
-        mode,
-        counters: counters.clone(),
-        web_modules_dir: Arc::from(config.web_modules_dir.as_path()),
-        bench_endpoints: config.bench_endpoints,
-    };
-    let admin = http::admin_router(state.clone());
-    let opens = Arc::new(http::Opens::new(
-        config.connect_timeout,
-        config.max_opens_per_address,
-        request::TrustedProxies::new(&config.trusted_proxies),
-        counters,
-    ));
-    // The outermost layer runs first: request parts are copied before engineioxide keeps them,
-    // and an open beyond its address's cap never reaches engineioxide.
-    let app = http::router(state)
-        .layer(layer)
-        .layer(axum::middleware::map_request(http::detach_from_read_buffer))
-        .layer(axum::middleware::from_fn_with_state(
-            opens,
-            http::limit_opens,
-        ));
-    (app, admin, Shutdown::new(io, config.shutdown_timeout))
+/// The engine's settings from the gateway's flags.
+fn engine_config(config: &Config) -> engine_server::Config {
+    engine_server::Config {
+        ping_interval: config.ping_interval,
+        ping_timeout: config.ping_timeout,
+        max_payload: usize::try_from(config.max_payload).unwrap_or(usize::MAX),
+        max_buffered: config.max_buffered,
+        connect_timeout: config.connect_timeout,
+        ..engine_server::Config::default()
+    }
 }
 
 /// The Redis adapter's settings from the gateway's flags.

@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use redis_adapter::{Hold, RedisAdapterState};
-use socketioxide::{adapter::Adapter, socket::Socket};
+use redis_adapter::{NamespaceBus, Redis};
 
 use crate::{
     Error,
@@ -17,7 +16,7 @@ use crate::{
     metrics,
     ratelimit::{self, Scope},
     refusal::Refusal,
-    tenancy::{self, CHAT_NS},
+    tenancy,
 };
 
 /// What became of a message handed to [`Mode::store`].
@@ -32,54 +31,21 @@ pub(crate) enum Stored {
 
 /// How this instance runs.
 pub(crate) enum Mode {
-    /// Development: alone on socketioxide's in-memory adapter, no accounts, no sessions, no
-    /// rate limits; every socket is an anonymous user of tenant `dev`.
+    /// Development: alone, rooms on this instance only, no accounts, no sessions, no rate
+    /// limits; every socket is an anonymous user of tenant `dev`.
     Standalone,
     /// Rooms shared with the other instances through Redis, and accounts in Redis.
     Clustered {
-        /// The Redis adapter's join path and live view of the cluster.
-        adapter: RedisAdapterState,
+        /// The process's Redis layer: its connection state and counters.
+        redis: Redis,
+        /// The chat namespace's cluster bus: the live view of the other instances.
+        bus: Arc<NamespaceBus<Redis>>,
         /// Sessions, limits and tenant settings.
         accounts: Arc<Accounts>,
     },
 }
 
 impl Mode {
-    /// Puts `socket` in `room`. Over Redis this returns once this instance is subscribed to
-    /// the room, so the socket misses nothing sent after it joined.
-    pub(crate) async fn join<A: Adapter>(
-        &self,
-        socket: &Socket<A>,
-        room: String,
-    ) -> Result<(), Refusal> {
-        match self {
-            Self::Clustered { adapter, .. } => adapter
-                .join(socket.ns(), socket.id, room)
-                .await
-                .map_err(|err| {
-                    tracing::debug!(%err, "room not subscribed: the join is refused");
-                    Refusal::ClusterUnavailable
-                }),
-            Self::Standalone => {
-                socket.join(room);
-                Ok(())
-            }
-        }
-    }
-
-    /// Takes `socket` out of `room`; over Redis the room is let go once empty for a moment.
-    pub(crate) fn leave<A: Adapter>(&self, socket: &Socket<A>, room: String) {
-        match self {
-            Self::Clustered { adapter, .. } => {
-                if let Err(err) = adapter.leave(socket.ns(), socket.id, room.clone()) {
-                    tracing::debug!(%err, "leaving through socketioxide");
-                    socket.leave(room);
-                }
-            }
-            Self::Standalone => socket.leave(room),
-        }
-    }
-
     /// Counts one event of `user` of `tenant` in `scope` (no limits standalone).
     pub(crate) async fn limit(
         &self,
@@ -211,26 +177,6 @@ impl Mode {
         Ok(replay)
     }
 
-    /// Starts a catch-up join of `socket` to `room` (see `RedisAdapterState::hold`): `None`
-    /// standalone, where nothing is stored to catch up from.
-    pub(crate) async fn hold<A: Adapter>(
-        &self,
-        socket: &Socket<A>,
-        room: String,
-    ) -> Result<Option<Hold>, Refusal> {
-        match self {
-            Self::Clustered { adapter, .. } => adapter
-                .hold(socket.ns(), socket.id, room)
-                .await
-                .map(Some)
-                .map_err(|err| {
-                    tracing::debug!(%err, "room not subscribed: the join is refused");
-                    Refusal::ClusterUnavailable
-                }),
-            Self::Standalone => Ok(None),
-        }
-    }
-
     /// The accounts and the history, when messages are stored.
     fn history(&self) -> Option<(&Accounts, &History)> {
         match self {
@@ -279,8 +225,7 @@ impl Mode {
     pub(crate) fn servers(&self) -> u16 {
         match self {
             Self::Standalone => 1,
-            // `None` only before the namespace is registered; by then this instance serves it.
-            Self::Clustered { adapter, .. } => adapter.server_count(CHAT_NS).unwrap_or(1),
+            Self::Clustered { bus, .. } => bus.server_count(),
         }
     }
 }

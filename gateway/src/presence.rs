@@ -2,12 +2,13 @@
 //! members, each once however many sockets they hold. Read by the socket `members` event and
 //! by `GET /api/v1/rooms/{room}/presence`.
 //!
-//! One cluster-wide request: the rooms of the room's members (`rooms()` of the room) include
+//! One cluster-wide request: the rooms of the room's members (a `fetch_sockets` of the room) include
 //! each member's private user room, which names the user. The request waits at most the
 //! request timeout; when the other instances cannot be asked, this instance's members answer.
 
+use engine::sockets::Nsp;
+use redis_adapter::Selection;
 use serde::Serialize;
-use socketioxide::{adapter::Adapter, operators::BroadcastOperators};
 
 use crate::{mode::Mode, tenancy};
 
@@ -28,21 +29,19 @@ pub(crate) struct Members {
 }
 
 /// The members of the room `room` selects (one tenant-scoped room of `tenant`).
-pub(crate) async fn members<A: Adapter>(
-    room: BroadcastOperators<A>,
-    tenant: &str,
-    mode: &Mode,
-) -> Members {
-    let member_rooms = match room.clone().rooms().await {
-        Ok(rooms) => rooms,
+pub(crate) async fn members(chat: &Nsp, room: String, tenant: &str, mode: &Mode) -> Members {
+    let selection = Selection::room(room);
+    let sockets = match chat.fetch_sockets(&selection).await {
+        Ok(sockets) => sockets,
         Err(err) => {
             tracing::debug!(%err, "members not known cluster-wide: listing local ones");
-            room.local().rooms().await.unwrap_or_default()
+            chat.local_views(&selection)
         }
     };
     let users_prefix = tenancy::user_room(tenant, "");
-    let mut members: Vec<Member> = member_rooms
+    let mut members: Vec<Member> = sockets
         .iter()
+        .flat_map(|socket| &socket.rooms)
         .filter_map(|room| room.strip_prefix(users_prefix.as_str()))
         .map(|user| Member {
             user: user.to_owned(),

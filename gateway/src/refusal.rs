@@ -167,28 +167,22 @@ impl Refusal {
         }
     }
 
-    /// Sorts the outcome of a room broadcast from the sender's point of view.
+    /// Sorts the outcome of a room broadcast (the local members it reached) from the
+    /// sender's point of view.
     ///
-    /// Only an adapter failure concerns the sender: the other instances were not reached (the
-    /// adapter has still served the local members). A local member that could not take the
-    /// packet (closing, or its buffer full) is that member's problem and is only logged.
-    pub(crate) fn from_broadcast(
-        result: Result<(), socketioxide::BroadcastError>,
-    ) -> Result<(), Self> {
-        use socketioxide::BroadcastError;
+    /// Only a refusal of the cluster concerns the sender: the broadcast reached no one, so it
+    /// may be retried or spooled. A local member that could not take the packet (closing, or
+    /// too slow) is that member's problem.
+    pub(crate) fn from_broadcast(result: Result<usize, engine::Error>) -> Result<(), Self> {
         match result {
-            Ok(()) => Ok(()),
-            Err(BroadcastError::Adapter(err)) => {
-                // The adapter already warns about each failed publish.
-                tracing::debug!(%err, "broadcast did not reach the other instances");
+            Ok(_) => Ok(()),
+            Err(engine::Error::Remote(err)) => {
+                // The Redis layer already warns about each failed publish.
+                tracing::debug!(%err, "broadcast refused by the cluster");
                 Err(Self::ClusterUnavailable)
             }
-            Err(BroadcastError::Socket(errors)) => {
-                tracing::debug!(failed = errors.len(), "some local members were not served");
-                Ok(())
-            }
-            Err(BroadcastError::Serialize(err)) => {
-                tracing::error!(%err, "could not serialize a broadcast");
+            Err(err) => {
+                tracing::error!(%err, "could not encode a broadcast");
                 Err(Self::Internal)
             }
         }

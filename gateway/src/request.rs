@@ -17,7 +17,7 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::FromRequestParts,
     http::{HeaderMap, header, request::Parts},
 };
 use cookie::Cookie;
@@ -86,19 +86,15 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .map(|addr| addr.ip().to_canonical())
 }
 
-/// The TCP peer's address, when the server runs with connection info.
+/// The TCP peer's address, as the engine records it in each request (`None` for a request
+/// that came some other way: a unit test's).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
 
 impl Peer {
-    /// The peer recorded in request parts (also those engineioxide keeps for a socket).
+    /// The peer recorded in request parts.
     pub(crate) fn of(parts: &Parts) -> Self {
-        Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0),
-        )
+        Self(parts.extensions.get::<SocketAddr>().copied())
     }
 }
 

@@ -1,12 +1,11 @@
 //! Graceful shutdown: what asks the gateway to stop ([`signal`]) and what it then does
 //! (the crate-private `Shutdown`).
 
-use std::{future::Future, io, pin::Pin, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use socketioxide::{SocketIo, adapter::Adapter};
-use tokio::{sync::oneshot, task::JoinHandle};
-
-use crate::Error;
+use engine::server::Engine;
+use redis_adapter::{NamespaceBus, Redis};
+use tokio::task::JoinHandle;
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
 pub async fn signal() {
@@ -38,61 +37,52 @@ pub async fn signal() {
 }
 
 /// The stop sequence of one gateway, bounded by a deadline: stop accepting connections, close
-/// Socket.IO (every socket, then the adapter, which tells the other instances at once that
-/// this one leaves), then let the HTTP server finish its in-flight requests.
+/// every session (each client is sent CLOSE), then leave the cluster, which tells the other
+/// instances at once that this one leaves.
 pub(crate) struct Shutdown {
-    /// The Socket.IO server, whatever its adapter.
-    io: Box<dyn CloseIo>,
+    /// The engine serving the sockets.
+    engine: Engine,
+    /// The chat namespace's cluster bus, when clustered.
+    bus: Option<Arc<NamespaceBus<Redis>>>,
     /// The whole sequence must end within this.
     deadline: Duration,
 }
 
 impl Shutdown {
-    /// The stop sequence of `io`, bounded by `deadline`.
-    pub(crate) fn new<A: Adapter>(io: SocketIo<A>, deadline: Duration) -> Self {
+    /// The stop sequence of `engine` and `bus`, bounded by `deadline`.
+    pub(crate) fn new(
+        engine: Engine,
+        bus: Option<Arc<NamespaceBus<Redis>>>,
+        deadline: Duration,
+    ) -> Self {
         Self {
-            io: Box::new(io),
+            engine,
+            bus,
             deadline,
         }
     }
 
-    /// Runs the sequence: `stop_accepting` makes `server` stop its accept loop and wind down.
-    /// Past the deadline the server task is aborted and the gateway returns anyway.
-    pub(crate) async fn run(
-        self,
-        stop_accepting: oneshot::Sender<()>,
-        mut server: JoinHandle<io::Result<()>>,
-    ) -> Result<(), Error> {
+    /// Runs the sequence: `accepting`, the accept loop, is stopped first (its listener
+    /// closes). Past the deadline the gateway returns anyway.
+    pub(crate) async fn run(self, accepting: JoinHandle<()>) {
         tracing::info!(deadline = ?self.deadline, "shutting down");
-        // An error means the server task is already gone; `server` tells why below.
-        let _ = stop_accepting.send(());
+        accepting.abort();
         let sequence = async {
-            self.io.close().await;
-            tracing::info!("Socket.IO closed: sockets disconnected, adapter closed");
-            (&mut server).await
+            // Whatever the accept loop's end, nothing is accepted any more.
+            let _ = accepting.await;
+            self.engine.close_all();
+            tracing::info!("every session closed");
+            if let Some(bus) = &self.bus
+                && let Err(err) = bus.close().await
+            {
+                tracing::warn!(%err, "could not tell the cluster that this instance leaves");
+            }
         };
         match tokio::time::timeout(self.deadline, sequence).await {
-            Ok(joined) => {
-                joined?.map_err(Error::Serve)?;
-                tracing::info!("shutdown complete");
-            }
+            Ok(()) => tracing::info!("shutdown complete"),
             Err(_) => {
-                server.abort();
                 tracing::warn!(deadline = ?self.deadline, "shutdown deadline passed, stopping anyway");
             }
         }
-        Ok(())
-    }
-}
-
-/// `SocketIo::close` without the adapter type.
-trait CloseIo: Send + Sync {
-    /// Closes every socket, then the adapters.
-    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-}
-
-impl<A: Adapter> CloseIo for SocketIo<A> {
-    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(SocketIo::close(self))
     }
 }

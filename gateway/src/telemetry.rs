@@ -1,7 +1,7 @@
 //! Logging: `tracing` to stderr, human-readable or one JSON object per line, filtered by
 //! `RUST_LOG` (default `info`), with this instance's id on every line.
 //!
-//! The id is added by the formatter rather than by a root span: socketioxide and tokio spawn
+//! The id is added by the formatter rather than by a root span: the engine and tokio spawn
 //! tasks that a span entered in `main` would not follow.
 
 use std::{fmt, io::IsTerminal};

@@ -3,12 +3,11 @@
 //! publication handed to the other instances, and only once Redis took them all, to this
 //! instance's sockets.
 //!
-//! The adapter normally serves local sockets first and publishes after (the chat's choice:
-//! local members keep chatting through a Redis outage). A backend retries instead, so here
-//! nothing may reach anyone unless everything can reach everyone: the publishes run inside
-//! `redis_adapter::remote_only(confirmed(..))`, all at once (the adapter's queue pipelines
-//! them), and the local delivery follows once Redis confirmed them. Nothing goes to the
-//! chat's outage spool.
+//! The chat serves local sockets even while Redis is down (spooling for the others). A
+//! backend retries instead, so here nothing may reach anyone unless everything can reach
+//! everyone: the publishes go out `remote_only` and `confirmed`, all at once (the publish
+//! queue pipelines them), and the local delivery follows once Redis confirmed them. Nothing
+//! goes to the chat's outage spool.
 //!
 //! What a failure can still leave behind: Redis took part of a batch's publishes and not the
 //! rest (other instances may have delivered that part), or the script stored the chat
@@ -16,10 +15,12 @@
 //! retry with the same `Idempotency-Key` stores nothing twice: its messages have the same
 //! keys, and the script finds them among the streams' newest entries.
 
+use std::sync::Arc;
+
+use engine::sockets::Nsp;
 use futures_util::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
-use socketioxide::{adapter::Adapter, operators::BroadcastOperators};
 
 use super::{
     ApiState,
@@ -31,7 +32,6 @@ use crate::{
     ids::{self, now_ms},
     metrics,
     refusal::Refusal,
-    tenancy::CHAT_NS,
 };
 
 /// The answer for one publication.
@@ -76,17 +76,13 @@ enum Plan {
 /// Stores and sends `publications` of `key`, all or (as far as Redis lets us know) none;
 /// with `idempotency_key`, message keys are derived from it (`<key id>-<hash>-<index>`), so
 /// that a retry finds what an earlier attempt stored.
-pub(super) async fn deliver<A: Adapter>(
-    api: &ApiState<A>,
+pub(super) async fn deliver(
+    api: &ApiState,
     key: &ApiKey,
     publications: Vec<Publication>,
     retention: Retention,
     idempotency_key: Option<&str>,
 ) -> Result<Vec<Sent>, Refusal> {
-    let chat = api
-        .io
-        .of(CHAT_NS)
-        .ok_or(Refusal::Unavailable("the chat namespace is not registered"))?;
     let derived = idempotency_key.map(|idempotency_key| {
         let hash = ids::digest(idempotency_key);
         format!("{}-{}", key.id, hash.get(..16).unwrap_or(&hash))
@@ -161,7 +157,7 @@ pub(super) async fn deliver<A: Adapter>(
             }
         }
     }
-    fan_out(&chat, &outgoing).await?;
+    fan_out(&api.chat, &outgoing).await?;
     let stored = answers
         .iter()
         .filter(|sent| matches!(sent, Sent::Stored { .. }))
@@ -174,20 +170,19 @@ pub(super) async fn deliver<A: Adapter>(
 /// Sends each `(room, event, data)` of `outgoing` through `chat`: to the other instances
 /// first, every publish at once and each confirmed by Redis, then (only if all were) to this
 /// instance's sockets.
-async fn fan_out<A: Adapter>(
-    chat: &BroadcastOperators<A>,
-    outgoing: &[(String, String, Value)],
-) -> Result<(), Refusal> {
-    let remote = outgoing
-        .iter()
-        .map(|(room, event, data)| chat.clone().to(room.clone()).emit(event.as_str(), data));
-    let published = redis_adapter::remote_only(redis_adapter::confirmed(join_all(remote))).await;
-    for result in published {
+async fn fan_out(chat: &Arc<Nsp>, outgoing: &[(String, String, Value)]) -> Result<(), Refusal> {
+    let remote = outgoing.iter().map(|(room, event, data)| {
+        chat.to([room.clone()])
+            .remote_only()
+            .confirmed()
+            .emit(event.as_str(), data)
+    });
+    for result in join_all(remote).await {
         Refusal::from_broadcast(result)?;
     }
     for (room, event, data) in outgoing {
-        let local = chat.clone().local().to(room.clone());
-        if let Err(err) = local.emit(event.as_str(), data).await {
+        let local = chat.to([room.clone()]).local();
+        if let Err(err) = local.emit_now(event.as_str(), data) {
             tracing::debug!(%err, "a publication did not reach every local socket");
         }
     }

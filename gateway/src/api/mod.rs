@@ -29,7 +29,7 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use socketioxide::{SocketIo, adapter::Adapter};
+use engine::sockets::Nsp;
 
 pub use cli::{CommandOutput, run_api_key_command};
 
@@ -44,9 +44,10 @@ use idempotency::Idempotency;
 use keys::{ApiKey, KeyStore};
 
 /// What the API's routes share.
-struct ApiState<A: Adapter> {
-    /// The Socket.IO server the publications go through.
-    io: SocketIo<A>,
+#[derive(Clone)]
+struct ApiState {
+    /// The chat namespace the publications go through.
+    chat: Arc<Nsp>,
     /// Rooms' streams, settings, the directory.
     mode: Arc<Mode>,
     /// The rate limiter.
@@ -59,20 +60,7 @@ struct ApiState<A: Adapter> {
     message_ids: Arc<MessageIds>,
 }
 
-impl<A: Adapter> Clone for ApiState<A> {
-    fn clone(&self) -> Self {
-        Self {
-            io: self.io.clone(),
-            mode: self.mode.clone(),
-            accounts: self.accounts.clone(),
-            keys: self.keys.clone(),
-            idempotency: self.idempotency.clone(),
-            message_ids: self.message_ids.clone(),
-        }
-    }
-}
-
-impl<A: Adapter> ApiState<A> {
+impl ApiState {
     /// Counts `hits` against `key`'s rate, on every instance (by this one alone while Redis
     /// cannot be asked): 429 beyond it.
     async fn limit(&self, key: &ApiKey, hits: u32) -> Result<(), Refusal> {
@@ -87,13 +75,9 @@ impl<A: Adapter> ApiState<A> {
 
 /// The API's routes: `POST /api/v1/publish`, `POST /api/v1/publish/batch`,
 /// `GET /api/v1/rooms/{room}/presence` and `GET /api/v1/rooms/{room}/history`.
-pub(crate) fn router<A: Adapter>(
-    accounts: Arc<Accounts>,
-    mode: Arc<Mode>,
-    io: SocketIo<A>,
-) -> Router {
+pub(crate) fn router(accounts: Arc<Accounts>, mode: Arc<Mode>, chat: Arc<Nsp>) -> Router {
     let state = ApiState {
-        io,
+        chat,
         mode,
         keys: KeyStore::new(accounts.store.clone()),
         idempotency: Idempotency::new(accounts.store.clone()),
@@ -103,13 +87,13 @@ pub(crate) fn router<A: Adapter>(
     Router::new()
         .route(
             "/api/v1/publish",
-            post(publish::single::<A>).layer(DefaultBodyLimit::max(body::SINGLE_BODY_MAX)),
+            post(publish::single).layer(DefaultBodyLimit::max(body::SINGLE_BODY_MAX)),
         )
         .route(
             "/api/v1/publish/batch",
-            post(publish::batch::<A>).layer(DefaultBodyLimit::max(body::BATCH_BODY_MAX)),
+            post(publish::batch).layer(DefaultBodyLimit::max(body::BATCH_BODY_MAX)),
         )
-        .route("/api/v1/rooms/{room}/presence", get(read::presence::<A>))
-        .route("/api/v1/rooms/{room}/history", get(read::history::<A>))
+        .route("/api/v1/rooms/{room}/presence", get(read::presence))
+        .route("/api/v1/rooms/{room}/history", get(read::history))
         .with_state(state)
 }

@@ -15,7 +15,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use socketioxide::adapter::Adapter;
 
 use super::{
     ApiState, body,
@@ -28,8 +27,8 @@ use crate::{metrics, refusal::Refusal};
 const REPLAYED: &str = "idempotent-replayed";
 
 /// `POST /api/v1/publish`.
-pub(super) async fn single<A: Adapter>(
-    State(api): State<ApiState<A>>,
+pub(super) async fn single(
+    State(api): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -37,8 +36,8 @@ pub(super) async fn single<A: Adapter>(
 }
 
 /// `POST /api/v1/publish/batch`.
-pub(super) async fn batch<A: Adapter>(
-    State(api): State<ApiState<A>>,
+pub(super) async fn batch(
+    State(api): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -110,8 +109,8 @@ enum Outcome {
 }
 
 /// Carries out one publish request.
-async fn publish<A: Adapter>(
-    api: &ApiState<A>,
+async fn publish(
+    api: &ApiState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     shape: Shape,

@@ -13,15 +13,13 @@ use axum::{
     http::HeaderMap,
 };
 use serde::Deserialize;
-use socketioxide::adapter::Adapter;
 
 use super::{ApiState, keys::ApiKey};
 use crate::{
     history::{Messages, page_bounds},
     presence::{self, Members},
     refusal::Refusal,
-    tenancy::{self, CHAT_NS},
-    validate,
+    tenancy, validate,
 };
 
 /// The query of a history read.
@@ -35,24 +33,20 @@ pub(super) struct HistoryQuery {
 }
 
 /// `GET /api/v1/rooms/{room}/presence`.
-pub(super) async fn presence<A: Adapter>(
-    State(api): State<ApiState<A>>,
+pub(super) async fn presence(
+    State(api): State<ApiState>,
     headers: HeaderMap,
     room: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Members>, Refusal> {
     let (key, room) = admitted(&api, &headers, room, |key| key.scopes.presence).await?;
-    let chat = api
-        .io
-        .of(CHAT_NS)
-        .ok_or(Refusal::Unavailable("the chat namespace is not registered"))?;
     let internal = tenancy::room(&key.tenant, &room);
-    let members = presence::members(chat.within(internal), &key.tenant, &api.mode).await;
+    let members = presence::members(&api.chat, internal, &key.tenant, &api.mode).await;
     Ok(Json(members))
 }
 
 /// `GET /api/v1/rooms/{room}/history`.
-pub(super) async fn history<A: Adapter>(
-    State(api): State<ApiState<A>>,
+pub(super) async fn history(
+    State(api): State<ApiState>,
     headers: HeaderMap,
     room: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
@@ -70,8 +64,8 @@ pub(super) async fn history<A: Adapter>(
 
 /// The key of a read and its room, checked: the key (401, 503), its scope (403), the room
 /// name (400), and the key's rate (429).
-async fn admitted<A: Adapter>(
-    api: &ApiState<A>,
+async fn admitted(
+    api: &ApiState,
     headers: &HeaderMap,
     room: Result<Path<String>, PathRejection>,
     allowed: impl Fn(&ApiKey) -> bool,

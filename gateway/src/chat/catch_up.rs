@@ -1,32 +1,31 @@
 //! `join {room, since}`: a client that saw the room up to message `since` gets every message
 //! after it, in order, then the live ones, with no gap and no duplicate at the seam.
 //!
-//! The adapter holds the room's broadcasts back for the socket (`Mode::hold`, subscribed
+//! The engine holds the room's broadcasts back for the socket (`Socket::hold`, subscribed
 //! before anything is read), the stream is read after `since`, the replay is sent, and the
 //! hold ends by sending the held messages the replay did not contain (those with a greater
 //! id, or no id yet) and making the socket a member, with no delivery in between. When
 //! `since` is no longer kept (older than retention, or the stream was lost) nothing is
 //! replayed and the ack says `recovered: false`; so it does when the socket could not take
-//! the whole replay, or more than the adapter holds arrived meanwhile.
+//! the whole replay, or more than the engine holds arrived meanwhile.
 
+use std::sync::Arc;
+
+use engine::{eio, sio, sockets::Socket};
 use serde::Deserialize;
-use socketioxide::{adapter::Adapter, socket::Socket};
-use socketioxide_core::{
-    Value,
-    packet::{Packet, PacketData},
-};
 
 use super::{ChatState, identity::Identity, reply::Reply};
 use crate::{
     history::{Message, MessageId, Replay},
     metrics,
     refusal::Refusal,
+    store::COMMAND_TIMEOUT,
 };
 
 /// Joins `socket` to `room` (internal name; clients call it `name`), replaying what followed
 /// `since`; `max` bounds the replay (the tenant's retention).
-pub(super) async fn join_since<A: Adapter>(
-    socket: &Socket<A>,
+pub(super) async fn join_since(
+    socket: &Arc<Socket>,
     chat: &ChatState,
     identity: &Identity,
     (room, name): (String, String),
@@ -37,11 +36,10 @@ pub(super) async fn join_since<A: Adapter>(
         .mode
         .room_stream(&identity.tenant, &name)
         .ok_or(Refusal::NoHistory)?;
-    let hold = chat
-        .mode
-        .hold(socket, room.clone())
-        .await?
-        .ok_or(Refusal::NoHistory)?;
+    let hold = socket.hold(room).await.map_err(|err| {
+        tracing::debug!(%err, "room not subscribed: the join is refused");
+        Refusal::ClusterUnavailable
+    })?;
     // On error the hold is dropped: the socket is not in the room.
     let replay = chat.mode.replay(&stream, since, max).await?;
     let (mut recovered, mut replayed, mut last) = (false, 0, None);
@@ -59,9 +57,10 @@ pub(super) async fn join_since<A: Adapter>(
         }
         last = last.or(Some(since));
     }
-    let held = hold.join(move |packet| not_replayed(packet, last));
+    // A message stored before the replay was read may be published up to a command
+    // deadline later: broadcasts are filtered the same way for that long.
+    let held = hold.join(move |packet| not_replayed(packet, last), COMMAND_TIMEOUT);
     recovered &= held.is_some();
-    identity.joined.lock().insert(room);
     metrics::replayed(replayed);
     if !recovered {
         metrics::recovery_failed();
@@ -81,14 +80,14 @@ struct Stamped {
 
 /// Whether a held broadcast still has to be sent: anything but a `message` whose id is at
 /// most `last`, the newest replayed (the replay had it).
-fn not_replayed(packet: &Packet, last: Option<MessageId>) -> bool {
+fn not_replayed(packet: &[u8], last: Option<MessageId>) -> bool {
     let Some(last) = last else {
         return true;
     };
-    let PacketData::Event(Value::Str(text, _), _) = &packet.inner else {
+    let Some(data) = event_data(packet) else {
         return true;
     };
-    match serde_json::from_str::<(String, Stamped)>(text.as_str()) {
+    match serde_json::from_str::<(String, Stamped)>(data) {
         Ok((event, Stamped { id: Some(id) })) if event == "message" => {
             id.parse::<MessageId>().map_or(true, |id| id > last)
         }
@@ -96,13 +95,19 @@ fn not_replayed(packet: &Packet, last: Option<MessageId>) -> bool {
     }
 }
 
+/// The JSON data of a Socket.IO EVENT in an engine.io MESSAGE packet (`42[...]`).
+fn event_data(packet: &[u8]) -> Option<&str> {
+    let frame = eio::decode(std::str::from_utf8(packet).ok()?).ok()?;
+    let event = sio::decode(frame.data).ok()?;
+    (frame.kind == eio::Kind::Message && event.kind == sio::Kind::Event).then_some(event.data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn message(id: &str) -> Packet {
-        let text = format!(r#"["message",{{"room":"a","id":"{id}","text":"hi"}}]"#);
-        Packet::event("/", Value::Str(text.into(), None))
+    fn message(id: &str) -> Vec<u8> {
+        format!(r#"42["message",{{"room":"a","id":"{id}","text":"hi"}}]"#).into_bytes()
     }
 
     #[test]
@@ -112,12 +117,11 @@ mod tests {
         assert!(!not_replayed(&message("10-0"), last));
         assert!(not_replayed(&message("10-1"), last));
         assert!(not_replayed(&message("9-0"), None));
-        let typing = Packet::event("/", Value::Str(r#"["typing",{"room":"a"}]"#.into(), None));
-        assert!(not_replayed(&typing, last));
-        let pending = Packet::event(
-            "/",
-            Value::Str(r#"["message",{"id":null,"pending":true}]"#.into(), None),
-        );
-        assert!(not_replayed(&pending, last));
+        assert!(not_replayed(br#"42["typing",{"room":"a"}]"#, last));
+        assert!(not_replayed(
+            br#"42["message",{"id":null,"pending":true}]"#,
+            last
+        ));
+        assert!(not_replayed(b"not a packet", last));
     }
 }

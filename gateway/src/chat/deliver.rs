@@ -4,10 +4,10 @@
 //! While Redis cannot store it, a line is spooled instead (see `Mode::store`): this
 //! instance's members receive it at once with `id: null, pending: true`, the sender's ack
 //! says the same, and the spool stores it and sends it to the other instances once Redis is
-//! back (`chat::spooled`). A line stored whose publish then failed is spooled for its
-//! publish only: its ack carries its id.
+//! back (`chat::spooled`). A line stored whose publish then failed is served to this
+//! instance's members and spooled for its publish only: its ack carries its id.
 
-use socketioxide::{adapter::Adapter, socket::Socket};
+use engine::sockets::{Nsp, Socket};
 
 use super::{ChatState, identity::Identity, reply::Reply};
 use crate::{
@@ -30,8 +30,8 @@ pub(super) struct Line {
 }
 
 /// Counts, stores and sends `line` from `socket` of `identity`; the ack's reply.
-pub(super) async fn deliver<A: Adapter>(
-    socket: &Socket<A>,
+pub(super) async fn deliver(
+    socket: &Socket,
     chat: &ChatState,
     scope: Scope,
     identity: &Identity,
@@ -57,7 +57,7 @@ pub(super) async fn deliver<A: Adapter>(
             .limit(scope, &identity.tenant, &identity.user)
             .await?;
         // Live only: the key is the id.
-        send(socket, &line.audience, record, Some(key.clone())).await?;
+        send(socket.nsp(), &line.audience, record, Some(key.clone())).await?;
         return Ok(sent(Some(key.clone())));
     };
     let spooled = Spooled {
@@ -73,14 +73,15 @@ pub(super) async fn deliver<A: Adapter>(
     match stored {
         Stored::At(id) => {
             let published = send(
-                socket,
+                socket.nsp(),
                 &spooled.audience,
                 spooled.record.clone(),
                 Some(id.clone()),
             )
             .await;
             if let Err(Refusal::ClusterUnavailable) = published {
-                // Stored, and served here: the spool publishes it to the other instances.
+                // Stored: served here now, and the spool publishes it to the other instances.
+                serve_locally(socket.nsp(), &spooled, Some(id.clone()));
                 chat.mode.spool_publish(&spooled)?;
             } else {
                 published?;
@@ -88,39 +89,42 @@ pub(super) async fn deliver<A: Adapter>(
             Ok(sent(Some(id)))
         }
         Stored::Spooled => {
-            let Spooled {
-                audience, record, ..
-            } = spooled;
-            let message = Message::new(record, None, audience.client_room());
-            let local = socket
-                .local()
-                .within(audience.room().to_owned())
-                .emit(audience.event(), &message)
-                .await;
-            metrics::event_out(audience.event());
-            if let Err(err) = local {
-                tracing::debug!(%err, "a spooled line did not reach every local member");
-            }
+            serve_locally(socket.nsp(), &spooled, None);
             Ok(sent(None))
         }
     }
 }
 
 /// Sends `record`, stored as `id`, to its audience on every instance (the sender's socket
-/// included when it is a member: `within`, not `to`), and waits for Redis to take it.
-async fn send<A: Adapter>(
-    socket: &Socket<A>,
+/// included when it is a member), once Redis took it; refused `cluster_unavailable`, and
+/// sent to no one, when Redis did not.
+async fn send(
+    nsp: &std::sync::Arc<Nsp>,
     audience: &Audience,
     record: Record,
     id: Option<String>,
 ) -> Result<(), Refusal> {
     let message = Message::new(record, id, audience.client_room());
-    let delivery = redis_adapter::confirmed(
-        socket
-            .within(audience.room().to_owned())
-            .emit(audience.event(), &message),
-    )
-    .await;
+    let delivery = nsp
+        .to([audience.room().to_owned()])
+        .confirmed()
+        .emit(audience.event(), &message)
+        .await;
     metrics::event_out(audience.event());
     Refusal::from_broadcast(delivery)
+}
+
+/// Sends `spooled` (stored as `id`, or `None` while it waits in the spool) to its audience on
+/// this instance only.
+fn serve_locally(nsp: &std::sync::Arc<Nsp>, spooled: &Spooled, id: Option<String>) {
+    let audience = &spooled.audience;
+    let message = Message::new(spooled.record.clone(), id, audience.client_room());
+    let local = nsp
+        .to([audience.room().to_owned()])
+        .local()
+        .emit_now(audience.event(), &message);
+    metrics::event_out(audience.event());
+    if let Err(err) = local {
+        tracing::debug!(%err, "a line did not reach this instance's members");
+    }
 }

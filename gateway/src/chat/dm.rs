@@ -4,17 +4,16 @@
 //! does not exist. A recipient with no socket connected anywhere is notified through the
 //! background jobs (`jobs::DmNotification`).
 
+use std::sync::Arc;
+
+use engine::sockets::Nsp;
+use redis_adapter::Selection;
 use serde::Deserialize;
-use socketioxide::{
-    adapter::Adapter,
-    extract::{AckSender, SocketRef, State, TryData},
-};
 
 use super::{
     ChatState,
+    call::Call,
     deliver::{Line, deliver},
-    identity::Identity,
-    order::Turn,
     payload::Object,
     reply::{Reply, answer},
 };
@@ -32,16 +31,17 @@ pub(crate) struct DmRequest {
 
 /// `dm {to, text}`; the ack is `{id, key, ts}` like a `message`'s. The recipients receive
 /// `dm {id, key, from, user, text, ts}` (`user`: the sender's id, to answer to).
-pub(crate) async fn dm<A: Adapter>(
-    socket: SocketRef<A>,
-    identity: Identity,
-    turn: Turn,
-    State(chat): State<ChatState>,
-    ack: AckSender<A>,
-    TryData(request): TryData<Object<DmRequest>>,
-) {
+pub(crate) async fn dm(call: Call) {
+    let Call {
+        socket,
+        chat,
+        identity,
+        turn,
+        ack,
+        payload,
+    } = call;
     answer("dm", turn, ack, async {
-        let request = Object::parse(request)?;
+        let request = Object::<DmRequest>::parse(payload)?;
         validate::text(&request.text)?;
         if !chat.mode.knows(&identity.tenant, &request.to) {
             // Counted like a sent one: whether a user exists is not asked unthrottled.
@@ -79,7 +79,7 @@ pub(crate) async fn dm<A: Adapter>(
                 id: id.clone().unwrap_or_else(|| key.clone()),
                 ts: *ts,
             };
-            notify_if_offline(&socket, &chat, room, notification);
+            notify_if_offline(socket.nsp(), &chat, room, notification);
         }
         Ok(reply)
     })
@@ -89,16 +89,11 @@ pub(crate) async fn dm<A: Adapter>(
 /// After the ack: asks every instance whether the recipient has a socket, and if none has,
 /// enqueues the notification. When the instances cannot be asked, nobody is notified (the
 /// message is in the conversation's history either way).
-fn notify_if_offline<A: Adapter>(
-    socket: &socketioxide::socket::Socket<A>,
-    chat: &ChatState,
-    room: String,
-    notification: DmNotification,
-) {
-    let recipients = socket.within(room);
-    let mode = chat.mode.clone();
+fn notify_if_offline(nsp: &Arc<Nsp>, chat: &ChatState, room: String, notification: DmNotification) {
+    let recipients = Selection::room(room);
+    let (nsp, mode) = (nsp.clone(), chat.mode.clone());
     tokio::spawn(async move {
-        match recipients.fetch_sockets().await {
+        match nsp.fetch_sockets(&recipients).await {
             Ok(sockets) if sockets.is_empty() => mode.notify_offline_dm(notification).await,
             Ok(_) => {}
             Err(err) => tracing::debug!(%err, "dm recipient's presence unknown: not notified"),

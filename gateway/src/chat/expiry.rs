@@ -10,44 +10,34 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
+use engine::sockets::{Nsp, Socket};
+use redis_adapter::Selection;
 use tokio::{task::JoinHandle, time::MissedTickBehavior};
 
-use super::identity::Identity;
-use crate::{accounts::Accounts, jobs::AuditEvent, sessions::SessionId, tenancy::CHAT_NS};
+use super::Member;
+use crate::{accounts::Accounts, jobs::AuditEvent, sessions::SessionId};
 
 /// Sessions asked about in one pipeline.
 const BATCH: usize = 1000;
 
 /// Starts the periodic check of `io`'s local sockets; abort the task to stop it.
-pub(crate) fn spawn<A: Adapter>(
-    io: SocketIo<A>,
-    accounts: Arc<Accounts>,
-    interval: Duration,
-) -> JoinHandle<()> {
+pub(crate) fn spawn(chat: Arc<Nsp>, accounts: Arc<Accounts>, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
-            sweep(&io, &accounts).await;
+            sweep(&chat, &accounts).await;
         }
     })
 }
 
 /// One check of every local socket.
-async fn sweep<A: Adapter>(io: &SocketIo<A>, accounts: &Accounts) {
-    let Some(chat) = io.of(CHAT_NS) else {
-        return;
-    };
-    let mut by_session: HashMap<SessionId, Vec<SocketRef<A>>> = HashMap::new();
-    for socket in chat.sockets() {
-        if let Some(session) = socket
-            .extensions
-            .get::<Identity>()
-            .and_then(|me| me.session)
-        {
+async fn sweep(chat: &Nsp, accounts: &Accounts) {
+    let mut by_session: HashMap<SessionId, Vec<Arc<Socket>>> = HashMap::new();
+    for socket in chat.local_sockets(&Selection::default()) {
+        if let Some(session) = Member::identity(&socket).and_then(|me| me.session.clone()) {
             by_session.entry(session).or_default().push(socket);
         }
     }
@@ -65,16 +55,14 @@ async fn sweep<A: Adapter>(io: &SocketIo<A>, accounts: &Accounts) {
                 continue;
             }
             let sockets = by_session.remove(session).unwrap_or_default();
-            if let Some(me) = sockets.first().and_then(|s| s.extensions.get::<Identity>()) {
+            if let Some(me) = sockets.first().and_then(|s| Member::identity(s)) {
                 let ended = AuditEvent::session_ended(&me.tenant, &me.user, session.as_str());
                 accounts.jobs.audit(ended).await;
             }
             for socket in sockets {
                 accounts.counters.sessions_expired_disconnects.incr();
-                tracing::debug!(sid = %socket.id, "session gone: disconnecting");
-                if let Err(err) = socket.disconnect() {
-                    tracing::debug!(%err, "socket already gone");
-                }
+                tracing::debug!(sid = %socket.id(), "session gone: disconnecting");
+                socket.disconnect();
             }
         }
     }

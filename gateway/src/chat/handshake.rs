@@ -1,5 +1,5 @@
-//! The Socket.IO handshake: who is connecting, decided in the connect middleware before the
-//! socket joins any room or gets any handler.
+//! The Socket.IO handshake: who is connecting, decided when the socket asks to join, before
+//! it joins any room or gets any event.
 //!
 //! With accounts (Redis), in this order: the per-IP handshake rate limit, then a session
 //! token (`auth: {token}`, else `Authorization: Bearer`, else the session cookie, whose page's
@@ -11,63 +11,53 @@
 
 use std::sync::Arc;
 
+use engine::sockets::Socket;
 use serde_json::Value;
-use socketioxide::{ParserError, adapter::Adapter, socket::Socket};
 
 use super::{
     ChatState,
     identity::{DisplayName, Identity},
 };
 use crate::{
-    accounts::Accounts,
-    mode::Mode,
-    ratelimit::Scope,
-    refusal::Refusal,
-    request::{Peer, presented_token},
+    accounts::Accounts, mode::Mode, ratelimit::Scope, refusal::Refusal, request::presented_token,
     tenancy,
 };
 
 /// The identity of the socket being connected, or why it is refused.
-pub(super) async fn identify<A: Adapter>(
-    socket: &Socket<A>,
-    chat: &ChatState,
-    auth: Result<Value, ParserError>,
-) -> Result<Identity, Refusal> {
+pub(super) async fn identify(socket: &Socket, chat: &ChatState) -> Result<Identity, Refusal> {
+    let auth = socket.auth();
     let Mode::Clustered { accounts, .. } = &*chat.mode else {
         return anonymous(socket, auth);
     };
     let identity = authenticate(socket, accounts, auth).await;
     if let Err(err) = &identity {
         accounts.counters.handshakes_refused.incr();
-        tracing::debug!(sid = %socket.id, %err, "handshake refused");
+        tracing::debug!(sid = %socket.id(), %err, "handshake refused");
     }
     identity
 }
 
 /// Standalone mode: an anonymous user of tenant `dev`.
-fn anonymous<A: Adapter>(
-    socket: &Socket<A>,
-    auth: Result<Value, ParserError>,
-) -> Result<Identity, Refusal> {
-    let sid: Arc<str> = socket.id.to_string().into();
+fn anonymous(socket: &Socket, auth: Option<&Value>) -> Result<Identity, Refusal> {
+    let sid: Arc<str> = socket.id().into();
     let name = DisplayName::from_auth(auth)?.unwrap_or_else(|| DisplayName::trusted(sid.clone()));
     Ok(Identity {
         tenant: tenancy::DEV_TENANT.into(),
         user: sid,
         name,
         session: None,
-        joined: Default::default(),
     })
 }
 
 /// Account mode: a valid session, within the handshake rate limit.
-async fn authenticate<A: Adapter>(
-    socket: &Socket<A>,
+async fn authenticate(
+    socket: &Socket,
     accounts: &Accounts,
-    auth: Result<Value, ParserError>,
+    auth: Option<&Value>,
 ) -> Result<Identity, Refusal> {
-    let parts = socket.req_parts();
-    let peer = Peer::of(parts).0;
+    let session = socket.session();
+    let parts = session.request();
+    let peer = Some(session.peer());
     let ip = accounts.proxies.client_ip(peer, &parts.headers);
     // Counted by this instance alone while Redis cannot be asked: the token is then checked
     // within that limit (and its session read most likely fails the same way: 503).
@@ -78,7 +68,7 @@ async fn authenticate<A: Adapter>(
 
     // `auth.token` is sent deliberately; a cookie is attached by the browser whichever page
     // opened the socket, so its page must be allowed to use it.
-    let token = match auth_token(&auth) {
+    let token = match auth_token(auth) {
         Some(token) => Some(token),
         None => {
             accounts.origins.guard_cookie(peer, &parts.headers)?;
@@ -92,14 +82,13 @@ async fn authenticate<A: Adapter>(
         user: user.id.clone(),
         name: DisplayName::trusted(user.name.clone()),
         session: Some(signed_in.session),
-        joined: Default::default(),
     })
 }
 
 /// `auth.token`, when it is a string.
-fn auth_token(auth: &Result<Value, ParserError>) -> Option<String> {
+fn auth_token(auth: Option<&Value>) -> Option<String> {
     match auth {
-        Ok(Value::Object(auth)) => auth.get("token")?.as_str().map(str::to_owned),
+        Some(Value::Object(auth)) => auth.get("token")?.as_str().map(str::to_owned),
         _ => None,
     }
 }
@@ -112,9 +101,13 @@ mod tests {
 
     #[test]
     fn tokens_from_auth() {
-        assert_eq!(auth_token(&Ok(json!({"token": "abc"}))), Some("abc".into()));
-        assert_eq!(auth_token(&Ok(json!({"token": 7}))), None);
-        assert_eq!(auth_token(&Ok(json!({"name": "x"}))), None);
-        assert_eq!(auth_token(&Ok(json!("abc"))), None);
+        assert_eq!(
+            auth_token(Some(&json!({"token": "abc"}))),
+            Some("abc".into())
+        );
+        assert_eq!(auth_token(Some(&json!({"token": 7}))), None);
+        assert_eq!(auth_token(Some(&json!({"name": "x"}))), None);
+        assert_eq!(auth_token(Some(&json!("abc"))), None);
+        assert_eq!(auth_token(None), None);
     }
 }

@@ -4,17 +4,12 @@
 //! 50 by default.
 
 use serde::Deserialize;
-use socketioxide::{
-    adapter::Adapter,
-    extract::{AckSender, State, TryData},
-};
 
 use super::{
-    ChatState,
-    identity::Identity,
-    order::Turn,
+    call::Call,
     payload::Object,
     reply::{Reply, answer},
+    rooms::ensure_member,
 };
 use crate::{history::page_bounds, refusal::Refusal, tenancy, validate};
 
@@ -32,22 +27,22 @@ pub(crate) struct HistoryRequest {
 }
 
 /// `history {room | with, before?, limit?}`.
-pub(crate) async fn history<A: Adapter>(
-    identity: Identity,
-    turn: Turn,
-    State(chat): State<ChatState>,
-    ack: AckSender<A>,
-    TryData(request): TryData<Object<HistoryRequest>>,
-) {
+pub(crate) async fn history(call: Call) {
+    let Call {
+        socket,
+        chat,
+        identity,
+        turn,
+        ack,
+        payload,
+    } = call;
     answer("history", turn, ack, async {
-        let request = Object::parse(request)?;
+        let request = Object::<HistoryRequest>::parse(payload)?;
         let (before, limit) = page_bounds(request.before.as_deref(), request.limit)?;
         let (stream, room) = match (request.room, request.with) {
             (Some(room), None) => {
                 validate::room(&room)?;
-                identity
-                    .joined
-                    .ensure_member(&tenancy::room(&identity.tenant, &room))?;
+                ensure_member(&socket, &tenancy::room(&identity.tenant, &room))?;
                 (chat.mode.room_stream(&identity.tenant, &room), Some(room))
             }
             (None, Some(with)) => {

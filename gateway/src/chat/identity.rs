@@ -1,18 +1,10 @@
 //! Who a socket is: its tenant, user, display name and session, settled by the handshake and
-//! kept in the socket's extensions for the life of the connection. Handlers take it as an
-//! extractor.
+//! kept with the socket (`chat::Member`) for the life of the connection.
 
 use std::sync::Arc;
 
 use serde_json::Value;
-use socketioxide::{
-    ParserError,
-    adapter::Adapter,
-    handler::{FromMessageParts, Value as PacketValue},
-    socket::Socket,
-};
 
-use super::rooms::Joined;
 use crate::{refusal::Refusal, sessions::SessionId, tenancy, validate};
 
 /// A connected socket's identity.
@@ -26,8 +18,6 @@ pub(crate) struct Identity {
     pub(crate) name: DisplayName,
     /// The session the socket was opened with (none in standalone mode).
     pub(crate) session: Option<SessionId>,
-    /// The chat rooms the socket has joined (shared by every clone of this identity).
-    pub(crate) joined: Joined,
 }
 
 impl Identity {
@@ -43,19 +33,6 @@ impl Identity {
     }
 }
 
-impl<A: Adapter> FromMessageParts<A> for Identity {
-    type Error = Refusal;
-
-    fn from_message_parts(
-        socket: &Arc<Socket<A>>,
-        _: &mut PacketValue,
-        _: &Option<i64>,
-    ) -> Result<Self, Refusal> {
-        // The connect middleware inserts it before registering any handler.
-        socket.extensions.get::<Self>().ok_or(Refusal::Internal)
-    }
-}
-
 /// The name a socket's messages and typing notices carry in `from`.
 #[derive(Clone, Debug)]
 pub(crate) struct DisplayName(Arc<str>);
@@ -63,10 +40,10 @@ pub(crate) struct DisplayName(Arc<str>);
 impl DisplayName {
     /// The name from the handshake auth payload, `Ok(None)` when none was given.
     ///
-    /// A missing, non-object or unparsable auth payload and a `null` name mean "no name";
+    /// A missing or non-object auth payload and a `null` name mean "no name";
     /// a `name` that is present but not a valid string is refused.
-    pub(crate) fn from_auth(auth: Result<Value, ParserError>) -> Result<Option<Self>, Refusal> {
-        let Ok(Value::Object(auth)) = auth else {
+    pub(crate) fn from_auth(auth: Option<&Value>) -> Result<Option<Self>, Refusal> {
+        let Some(Value::Object(auth)) = auth else {
             return Ok(None);
         };
         match auth.get("name") {
@@ -97,7 +74,7 @@ mod tests {
     use super::*;
 
     fn name(auth: Value) -> Result<Option<String>, Refusal> {
-        DisplayName::from_auth(Ok(auth)).map(|n| n.map(|n| n.as_str().to_owned()))
+        DisplayName::from_auth(Some(&auth)).map(|n| n.map(|n| n.as_str().to_owned()))
     }
 
     #[test]

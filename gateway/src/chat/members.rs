@@ -1,34 +1,27 @@
 //! `members {room}`: who is in a room one has joined, on every instance (see `presence`).
 
-use socketioxide::{
-    adapter::Adapter,
-    extract::{AckSender, SocketRef, State, TryData},
-};
-
 use super::{
-    ChatState,
-    identity::Identity,
-    order::Turn,
-    payload::Object,
+    call::Call,
     reply::{Reply, answer},
-    rooms,
+    rooms::{RoomRequest, ensure_member},
 };
 use crate::{presence, tenancy};
 
 /// `members {room}`; the ack is `{members: [{user, name}, ...]}` sorted by user id.
-pub(crate) async fn members<A: Adapter>(
-    socket: SocketRef<A>,
-    identity: Identity,
-    turn: Turn,
-    State(chat): State<ChatState>,
-    ack: AckSender<A>,
-    TryData(request): TryData<Object<rooms::RoomRequest>>,
-) {
+pub(crate) async fn members(call: Call) {
+    let Call {
+        socket,
+        chat,
+        identity,
+        turn,
+        ack,
+        payload,
+    } = call;
     answer("members", turn, ack, async {
-        let room = rooms::RoomRequest::parse(request)?;
+        let room = RoomRequest::parse(payload)?;
         let internal = tenancy::room(&identity.tenant, &room);
-        identity.joined.ensure_member(&internal)?;
-        let members = presence::members(socket.within(internal), &identity.tenant, &chat.mode);
+        ensure_member(&socket, &internal)?;
+        let members = presence::members(socket.nsp(), internal, &identity.tenant, &chat.mode);
         Ok(Reply::Members(members.await))
     })
     .await;

@@ -3,18 +3,13 @@
 //! message's `{id, key, ts}` (`id: null, pending: true` while spooled; see `deliver`).
 
 use serde::Deserialize;
-use socketioxide::{
-    adapter::Adapter,
-    extract::{AckSender, SocketRef, State, TryData},
-};
 
 use super::{
-    ChatState,
+    call::Call,
     deliver::{Line, deliver},
-    identity::Identity,
-    order::Turn,
     payload::Object,
     reply::answer,
+    rooms::ensure_member,
 };
 use crate::{history::Audience, ratelimit::Scope, tenancy, validate};
 
@@ -27,22 +22,23 @@ pub(crate) struct MessageRequest {
 
 /// `message {room, text}`: checked against the tenant's `max_message_length` and counted
 /// against the sender's rate limit.
-pub(crate) async fn message<A: Adapter>(
-    socket: SocketRef<A>,
-    identity: Identity,
-    turn: Turn,
-    State(chat): State<ChatState>,
-    ack: AckSender<A>,
-    TryData(request): TryData<Object<MessageRequest>>,
-) {
+pub(crate) async fn message(call: Call) {
+    let Call {
+        socket,
+        chat,
+        identity,
+        turn,
+        ack,
+        payload,
+    } = call;
     answer("message", turn, ack, async {
         // Local checks first, then the settings (cached) and the script that counts and
         // stores: a refused line costs no round trip.
-        let request = Object::parse(request)?;
+        let request = Object::<MessageRequest>::parse(payload)?;
         validate::room(&request.room)?;
         validate::text(&request.text)?;
         let room = tenancy::room(&identity.tenant, &request.room);
-        identity.joined.ensure_member(&room)?;
+        ensure_member(&socket, &room)?;
         let settings = chat.mode.settings(&identity.tenant).await;
         validate::text_within(&request.text, settings.max_message_length)?;
         let line = Line {

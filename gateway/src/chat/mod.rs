@@ -3,15 +3,19 @@
 //!
 //! A chat line flows: `handshake` (who, which tenant) -> `messages::message` (validate,
 //! membership of the tenant's room, then the rate limit and tenant settings) ->
-//! `socket.within(room).emit` -> the adapter (local members at once, then the other
-//! instances) -> their local members.
+//! `nsp.to(room).emit` -> the engine (local members at once, the other instances through
+//! the cluster bus) -> their local members.
+//!
+//! The engine calls [`Chat`] from the task that read each packet; every event takes its
+//! place in its socket's queue there ([`order`]), in arrival order, and its handler runs in a
+//! task of its own once the events before it are done.
 
 mod budget;
+mod call;
 mod catch_up;
 mod census;
 mod deliver;
 mod dm;
-mod emitted;
 mod expiry;
 mod handshake;
 mod history;
@@ -26,32 +30,20 @@ mod spooled;
 mod typing;
 mod unknown;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use engine::sockets::{Connecting, DisconnectReason, Event, Namespace, Socket};
 use serde::Serialize;
-use socketioxide::{
-    SocketIo,
-    adapter::Adapter,
-    extract::{SocketRef, State, TryData},
-    handler::ConnectHandler,
-};
-use socketioxide_core::adapter::DefinedAdapter;
 
-use crate::{
-    config::Config,
-    ids::MessageIds,
-    metrics,
-    mode::Mode,
-    refusal::Refusal,
-    tenancy::{self, CHAT_NS},
-};
+use crate::{config::Config, ids::MessageIds, metrics, mode::Mode, refusal::Refusal, tenancy};
+use call::Call;
 use census::{Census, Claim, Seat};
-pub(crate) use emitted::track as track_emitter_membership;
 pub(crate) use expiry::spawn as spawn_session_check;
+use identity::Identity;
 use order::EventQueue;
 pub(crate) use spooled::spawn as spawn_spool_drain;
 
-/// What every chat handler shares, installed as socketioxide state.
+/// What every chat handler shares.
 #[derive(Clone)]
 pub(crate) struct ChatState {
     /// This instance's id, sent to clients in `welcome`.
@@ -120,71 +112,133 @@ struct SocketLimits {
 #[derive(Debug, Serialize)]
 struct Welcome<'a> {
     instance: &'a str,
-    sid: String,
+    sid: &'a str,
 }
 
-/// Registers the chat namespace ([`CHAT_NS`]) on `io`. With an adapter whose init is
-/// asynchronous (ours over Redis) the returned value is a future that must be awaited.
-pub(crate) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> A::InitRes {
-    io.ns(CHAT_NS, welcome::<A>.with(setup::<A>))
+/// What the chat keeps with each socket it let in (the socket's data slot): who it is, its
+/// event queue, and its seat in the census, given back when it leaves.
+pub(crate) struct Member {
+    /// Who the socket is.
+    identity: Identity,
+    /// Its events, one at a time, within its budget.
+    queue: EventQueue,
+    /// Its seat in the census, taken when it leaves.
+    seat: Mutex<Option<Seat>>,
 }
 
-/// Connect middleware: everything a socket needs before its first event.
-///
-/// socketioxide runs the middlewares, inserts the socket into the namespace, sends the CONNECT
-/// packet and only then spawns the connect handler (`Namespace::connect`). A client may emit
-/// as soon as it reads CONNECT, possibly before that spawned handler has run: an event with no
-/// handler registered yet would be silently dropped. Handlers are therefore registered here,
-/// before CONNECT is sent (`socket.on` only fills the socket's handler map, which works before
-/// the socket is connected), together with the identity and the event queue they use.
-///
-/// Authentication comes first (`handshake`): a refused socket (CONNECT_ERROR with the reason)
-/// has joined no room and has no handler. Then the socket takes its seat in the census (refused
-/// `too_many_sockets` beyond the caps, before any Redis subscription), and an accepted one joins
-/// its user's and its session's rooms before anything else. The seat is given back on
-/// disconnect.
-async fn setup<A: Adapter>(
-    socket: SocketRef<A>,
-    State(chat): State<ChatState>,
-    TryData(auth): TryData<serde_json::Value>,
-) -> Result<(), Refusal> {
-    let identity = handshake::identify(&socket, &chat, auth).await?;
+impl Member {
+    /// The identity of `socket`, once it was let in.
+    pub(crate) fn identity(socket: &Socket) -> Option<&Identity> {
+        socket.data::<Self>().map(|member| &member.identity)
+    }
+}
+
+/// The chat namespace as the engine serves it.
+pub(crate) struct Chat {
+    state: ChatState,
+}
+
+impl Chat {
+    /// The chat of `state`.
+    pub(crate) fn new(state: ChatState) -> Self {
+        Self { state }
+    }
+}
+
+impl Namespace for Chat {
+    /// Everything a socket needs before its first event, then CONNECT.
+    ///
+    /// Authentication comes first (`handshake`): a refused socket (CONNECT_ERROR with the
+    /// reason) has joined no room. Then the socket takes its seat in the census (refused
+    /// `too_many_sockets` beyond the caps, before any Redis subscription), and an accepted one
+    /// joins its user's, its session's and its tenant's rooms before it is let in, so that
+    /// nothing sent to them after its CONNECT is missed.
+    fn connect(&self, connecting: Connecting) {
+        let chat = self.state.clone();
+        tokio::spawn(async move {
+            match admit(&connecting, &chat).await {
+                Ok(member) => {
+                    if connecting.socket().set_data(member).is_err() {
+                        tracing::error!("a socket was admitted twice");
+                        return;
+                    }
+                    connecting.accept();
+                }
+                Err(refusal) => connecting.refuse(&refusal.to_string(), None),
+            }
+        });
+    }
+
+    /// Tells the client which instance serves it.
+    fn connected(&self, socket: &Arc<Socket>) {
+        tracing::debug!(sid = %socket.id(), "socket connected");
+        let welcome = Welcome {
+            instance: &self.state.instance,
+            sid: socket.id(),
+        };
+        metrics::event_out("welcome");
+        if let Err(err) = socket.emit("welcome", &welcome) {
+            tracing::debug!(sid = %socket.id(), %err, "could not send welcome");
+        }
+    }
+
+    /// Takes the event's place in the socket's queue now, in arrival order, and runs its
+    /// handler in a task of its own.
+    fn event(&self, socket: &Arc<Socket>, event: Event) {
+        let Some(member) = socket.data::<Member>() else {
+            return;
+        };
+        let call = Call {
+            socket: socket.clone(),
+            chat: self.state.clone(),
+            identity: member.identity.clone(),
+            turn: member.queue.push(),
+            ack: event.ack,
+            payload: event.args.into_iter().next(),
+        };
+        tokio::spawn(dispatch(event.name, call));
+    }
+
+    /// Gives the socket's seat in the census back.
+    fn disconnected(&self, socket: &Arc<Socket>, _reason: DisconnectReason) {
+        if let Some(member) = socket.data::<Member>() {
+            member
+                .seat
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        }
+    }
+}
+
+/// The identity, seat and private rooms of the socket `connecting`, or why it is refused.
+async fn admit(connecting: &Connecting, chat: &ChatState) -> Result<Member, Refusal> {
+    let socket = connecting.socket();
+    let identity = handshake::identify(socket, chat).await?;
     let seat = chat.census.admit(chat.claims(&identity))?;
     for room in identity.private_rooms() {
-        chat.mode.join(&socket, room).await?;
+        connecting.join(room).await.map_err(|err| {
+            tracing::debug!(%err, "private room not subscribed: the socket is refused");
+            Refusal::ClusterUnavailable
+        })?;
     }
-    socket.extensions.insert(Arc::new(seat));
-    socket.on_disconnect(release_seat::<A>);
-    socket.extensions.insert(identity);
-    socket
-        .extensions
-        .insert(EventQueue::new(chat.limits.events));
-    socket.on("join", rooms::join::<A>);
-    socket.on("leave", rooms::leave::<A>);
-    socket.on("message", messages::message::<A>);
-    socket.on("typing", typing::typing::<A>);
-    socket.on("dm", dm::dm::<A>);
-    socket.on("members", members::members::<A>);
-    socket.on("history", history::history::<A>);
-    socket.on_fallback(unknown::unknown::<A>);
-    Ok(())
+    Ok(Member {
+        identity,
+        queue: EventQueue::new(chat.limits.events),
+        seat: Mutex::new(Some(seat)),
+    })
 }
 
-/// Disconnect handler: gives the socket's seat in the census back.
-async fn release_seat<A: Adapter>(socket: SocketRef<A>) {
-    socket.extensions.remove::<Arc<Seat>>();
-}
-
-/// Connect handler: tells the client which instance serves it. Runs after CONNECT was sent,
-/// so `welcome` may reach the client after the acks of its first events.
-async fn welcome<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatState>) {
-    tracing::debug!(sid = %socket.id, "socket connected");
-    let welcome = Welcome {
-        instance: &chat.instance,
-        sid: socket.id.to_string(),
-    };
-    metrics::event_out("welcome");
-    if let Err(err) = socket.emit("welcome", &welcome) {
-        tracing::debug!(sid = %socket.id, %err, "could not send welcome");
+/// Runs the handler of event `name`.
+async fn dispatch(name: String, call: Call) {
+    match name.as_str() {
+        "join" => rooms::join(call).await,
+        "leave" => rooms::leave(call).await,
+        "message" => messages::message(call).await,
+        "typing" => typing::typing(call).await,
+        "dm" => dm::dm(call).await,
+        "members" => members::members(call).await,
+        "history" => history::history(call).await,
+        _ => unknown::unknown(call).await,
     }
 }

@@ -1,22 +1,21 @@
 //! One socket's events run one at a time, in the order they arrived, within the socket's
 //! budget and queue bound.
 //!
-//! socketioxide spawns a task per incoming event, and tokio may run two tasks spawned back to
-//! back in either order (the newest task takes the worker's LIFO slot; other workers steal). So a
-//! client that emits `join` then `message` without waiting for the first ack could see its
+//! Each event's handler runs in a task of its own, and tokio may run two tasks spawned back to
+//! back in either order (the newest task takes the worker's LIFO slot; other workers steal). So
+//! a client that emits `join` then `message` without waiting for the first ack could see its
 //! message refused as "not a member", and two messages from one sender could reach the room
-//! swapped. Extractors, however, run synchronously on the socket's read path, in arrival order:
-//! the [`Turn`] extractor takes its place in the socket's queue there, and the handler body waits
-//! for the previous event's turn to end before it starts.
+//! swapped. The engine, however, hands over a socket's events on its read path, in arrival
+//! order: each takes its [`Turn`] in the socket's queue there ([`EventQueue::push`]), and the
+//! handler body waits for the previous event's turn to end before it starts.
 //!
-//! The same extractor admits the event: an event beyond the socket's [`Budget`] is refused
+//! The same step admits the event: an event beyond the socket's [`Budget`] is refused
 //! `rate_limited`, and one arriving while [`Limits::queue`] events of the socket are admitted
 //! and not yet finished is refused `queue_full`. A refused event never enters the queue: its
 //! handler acks the refusal at once (possibly before the acks of earlier events) and does no
 //! other work, so it costs no Redis round trip.
 
 use std::{
-    convert::Infallible,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicUsize, Ordering},
@@ -24,11 +23,6 @@ use std::{
     time::Instant,
 };
 
-use socketioxide::{
-    adapter::Adapter,
-    handler::{FromMessageParts, Value},
-    socket::Socket,
-};
 use tokio::sync::oneshot;
 
 use super::budget::Budget;
@@ -44,7 +38,7 @@ pub(crate) struct Limits {
 }
 
 /// One socket's event queue, budget and count of waiting events. Stored in the socket's
-/// extensions by the connect middleware.
+/// data by the chat's connect step.
 #[derive(Clone)]
 pub(crate) struct EventQueue(Arc<Queue>);
 
@@ -96,7 +90,7 @@ impl EventQueue {
     }
 
     /// Admits an event at the tail of the queue, or refuses it.
-    fn push(&self) -> Turn {
+    pub(crate) fn push(&self) -> Turn {
         let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
         if self.0.waiting.load(Ordering::Relaxed) >= self.0.bound {
             return Turn(Err(Refusal::QueueFull));
@@ -141,22 +135,6 @@ impl Turn {
         drop(done);
         drop(waiting);
         output
-    }
-}
-
-impl<A: Adapter> FromMessageParts<A> for Turn {
-    type Error = Infallible;
-
-    fn from_message_parts(
-        socket: &Arc<Socket<A>>,
-        _: &mut Value,
-        _: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        // The connect middleware installs the queue before any handler exists.
-        Ok(match socket.extensions.get::<EventQueue>() {
-            Some(queue) => queue.push(),
-            None => Turn(Err(Refusal::Internal)),
-        })
     }
 }
 

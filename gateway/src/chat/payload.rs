@@ -3,11 +3,12 @@
 
 use std::{fmt, marker::PhantomData};
 
+use serde::de::DeserializeOwned;
 use serde::{
     Deserialize, Deserializer,
     de::{MapAccess, Visitor, value::MapAccessDeserializer},
 };
-use socketioxide::ParserError;
+use serde_json::Value;
 
 use crate::refusal::Refusal;
 
@@ -17,12 +18,13 @@ use crate::refusal::Refusal;
 /// `{room}`); this wrapper only accepts objects.
 pub(crate) struct Object<T>(T);
 
-impl<T> Object<T> {
-    /// The payload as it came off the wire, or the reason it was refused.
-    pub(crate) fn parse(payload: Result<Self, ParserError>) -> Result<T, Refusal> {
-        payload
+impl<T: DeserializeOwned> Object<T> {
+    /// The payload as it came off the wire (`None`: the event had no argument), or the
+    /// reason it was refused.
+    pub(crate) fn parse(payload: Option<Value>) -> Result<T, Refusal> {
+        serde_json::from_value::<Self>(payload.unwrap_or(Value::Null))
             .map(|Object(inner)| inner)
-            .map_err(|err| Refusal::InvalidPayload(reason(&err)))
+            .map_err(|err| Refusal::InvalidPayload(err.to_string()))
     }
 }
 
@@ -48,24 +50,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
-/// The parser's message without serde_json's " at line L column C": positions in the raw
-/// Socket.IO packet mean nothing to the client.
-fn reason(err: &ParserError) -> String {
-    let mut message = err.to_string();
-    if let Some(at) = message.rfind(" at line ") {
-        let position = &message[at + " at line ".len()..];
-        let is_position = position
-            .split_once(" column ")
-            .is_some_and(|(line, column)| {
-                line.parse::<u64>().is_ok() && column.parse::<u64>().is_ok()
-            });
-        if is_position {
-            message.truncate(at);
-        }
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::from_str;
@@ -78,8 +62,8 @@ mod tests {
     }
 
     fn parse(json: &str) -> Result<Room, String> {
-        let payload = from_str::<Object<Room>>(json).map_err(ParserError::new);
-        Object::parse(payload).map_err(|err| err.to_string())
+        let payload = from_str::<Value>(json).ok();
+        Object::<Room>::parse(payload).map_err(|err| err.to_string())
     }
 
     #[test]
@@ -106,5 +90,9 @@ mod tests {
         for (json, expected) in refusals {
             assert_eq!(parse(json), Err(expected.to_owned()), "{json}");
         }
+        assert_eq!(
+            Object::<Room>::parse(None).map_err(|err| err.to_string()),
+            Err("invalid payload: invalid type: null, expected an object".to_owned())
+        );
     }
 }

@@ -3,18 +3,18 @@
 //! where the reason is the [`Refusal`]'s text; and [`answer`], the skeleton every event
 //! handler shares.
 
+use engine::sockets::Ack;
 use serde::Serialize;
-use socketioxide::{adapter::Adapter, extract::AckSender};
 
 use super::order::Turn;
 use crate::{metrics, refusal::Refusal};
 
 /// Handles one `event`: counts it in, runs `work` in the socket's event order, and acks the
 /// outcome (a refusal counted in `socketio_events_rejected_total`) if the client asked.
-pub(crate) async fn answer<A: Adapter>(
+pub(crate) async fn answer(
     event: &'static str,
     turn: Turn,
-    ack: AckSender<A>,
+    ack: Option<Ack>,
     work: impl Future<Output = Result<Reply, Refusal>>,
 ) {
     metrics::event_in(event);
@@ -81,8 +81,18 @@ impl Reply {
     }
 
     /// Sends this reply if the client asked for an acknowledgement.
-    fn send<A: Adapter>(self, ack: AckSender<A>) {
-        if let Err(err) = ack.send(&self) {
+    fn send(self, ack: Option<Ack>) {
+        let Some(ack) = ack else {
+            return;
+        };
+        let args = match serde_json::to_value([&self]) {
+            Ok(args) => args,
+            Err(err) => {
+                tracing::error!(%err, "could not serialize an acknowledgement");
+                return;
+            }
+        };
+        if let Err(err) = ack.send(&args) {
             // The socket is closing or its buffer is full: nobody is left to tell.
             tracing::debug!(%err, "could not send an acknowledgement");
         }

@@ -8,23 +8,14 @@
 //! across the cluster, and with `too_many_rooms` when the socket is already in
 //! `--max-rooms-per-socket` chat rooms (checked in process, before any Redis work).
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex, PoisonError},
-};
-
+use engine::sockets::Socket;
+use redis_adapter::Selection;
 use serde::Deserialize;
-use socketioxide::{
-    ParserError,
-    adapter::Adapter,
-    extract::{AckSender, SocketRef, State, TryData},
-    socket::Socket,
-};
+use serde_json::Value;
 
 use super::{
-    ChatState, catch_up,
-    identity::Identity,
-    order::Turn,
+    call::Call,
+    catch_up,
     payload::Object,
     reply::{Reply, answer},
 };
@@ -48,55 +39,45 @@ pub(crate) struct RoomRequest {
 
 impl RoomRequest {
     /// The validated room name of a request as it came off the wire.
-    pub(crate) fn parse(request: Result<Object<Self>, ParserError>) -> Result<String, Refusal> {
-        let request = Object::parse(request)?;
+    pub(crate) fn parse(payload: Option<Value>) -> Result<String, Refusal> {
+        let request = Object::<Self>::parse(payload)?;
         validate::room(&request.room)?;
         Ok(request.room)
     }
 }
 
-/// The chat rooms (internal names) one socket has joined, kept with its identity: `message`
-/// asks this set rather than copying the socket's whole room set out of the adapter for every
-/// line. Only `join` and `leave` change a socket's chat rooms, and a socket's events run one
-/// at a time, so the set and the adapter agree whenever a handler looks.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Joined(Arc<Mutex<HashSet<String>>>);
-
-impl Joined {
-    fn contains(&self, room: &str) -> bool {
-        self.lock().contains(room)
+/// Refuses a socket that addresses a room (internal name) it is not in. The socket's own
+/// room set is asked, so a join or leave by the Redis emitter counts as well.
+pub(crate) fn ensure_member(socket: &Socket, room: &str) -> Result<(), Refusal> {
+    if socket.in_room(room) {
+        Ok(())
+    } else {
+        Err(Refusal::NotAMember)
     }
+}
 
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Refuses a socket that addresses a room (internal name) it has not joined.
-    pub(crate) fn ensure_member(&self, room: &str) -> Result<(), Refusal> {
-        if self.contains(room) {
-            Ok(())
-        } else {
-            Err(Refusal::NotAMember)
-        }
-    }
-
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// The chat rooms `socket` is in (its private rooms not counted).
+fn chat_rooms(socket: &Socket) -> usize {
+    socket
+        .rooms()
+        .iter()
+        .filter(|room| tenancy::is_chat_room(room))
+        .count()
 }
 
 /// `join {room, since?}`: adds the socket to the room; joining twice is not an error. With
 /// `since`, what followed that message is replayed first (`catch_up`).
-pub(crate) async fn join<A: Adapter>(
-    socket: SocketRef<A>,
-    identity: Identity,
-    turn: Turn,
-    State(chat): State<ChatState>,
-    ack: AckSender<A>,
-    TryData(request): TryData<Object<JoinRequest>>,
-) {
+pub(crate) async fn join(call: Call) {
+    let Call {
+        socket,
+        chat,
+        identity,
+        turn,
+        ack,
+        payload,
+    } = call;
     answer("join", turn, ack, async {
-        let request = Object::parse(request)?;
+        let request = Object::<JoinRequest>::parse(payload)?;
         validate::room(&request.room)?;
         let since = request
             .since
@@ -106,10 +87,10 @@ pub(crate) async fn join<A: Adapter>(
             .map_err(|err| Refusal::InvalidPayload(format!("since: {err}")))?;
         let name = request.room;
         let room = tenancy::room(&identity.tenant, &name);
-        if identity.joined.contains(&room) {
+        if socket.in_room(&room) {
             return Ok(Reply::ok());
         }
-        if identity.joined.len() >= chat.limits.max_rooms {
+        if chat_rooms(&socket) >= chat.limits.max_rooms {
             return Err(Refusal::TooManyRooms(chat.limits.max_rooms));
         }
         let settings = chat.mode.settings(&identity.tenant).await;
@@ -121,8 +102,10 @@ pub(crate) async fn join<A: Adapter>(
             let max = usize::try_from(settings.history_max_messages).unwrap_or(usize::MAX);
             return catch_up::join_since(&socket, &chat, &identity, (room, name), since, max).await;
         }
-        chat.mode.join(&socket, room.clone()).await?;
-        identity.joined.lock().insert(room);
+        socket.join(room).await.map_err(|err| {
+            tracing::debug!(%err, "room not subscribed: the join is refused");
+            Refusal::ClusterUnavailable
+        })?;
         Ok(Reply::ok())
     })
     .await;
@@ -130,19 +113,18 @@ pub(crate) async fn join<A: Adapter>(
 
 /// `leave {room}`: removes the socket from the room; leaving a room one is not in is not an
 /// error either, so a client can retry freely.
-pub(crate) async fn leave<A: Adapter>(
-    socket: SocketRef<A>,
-    identity: Identity,
-    turn: Turn,
-    State(chat): State<ChatState>,
-    ack: AckSender<A>,
-    TryData(request): TryData<Object<RoomRequest>>,
-) {
+pub(crate) async fn leave(call: Call) {
+    let Call {
+        socket,
+        identity,
+        turn,
+        ack,
+        payload,
+        ..
+    } = call;
     answer("leave", turn, ack, async {
-        let room = RoomRequest::parse(request)?;
-        let room = tenancy::room(&identity.tenant, &room);
-        identity.joined.lock().remove(&room);
-        chat.mode.leave(&socket, room);
+        let room = RoomRequest::parse(payload)?;
+        socket.leave(&tenancy::room(&identity.tenant, &room));
         Ok(Reply::ok())
     })
     .await;
@@ -150,12 +132,13 @@ pub(crate) async fn leave<A: Adapter>(
 
 /// Members of `room` on every live instance. When the other instances cannot be asked
 /// (Redis down), this instance's members: the limit fails open like the rate limits.
-async fn members<A: Adapter>(socket: &Socket<A>, room: &str) -> usize {
-    match socket.within(room.to_owned()).fetch_sockets().await {
+async fn members(socket: &Socket, room: &str) -> usize {
+    let selection = Selection::room(room.to_owned());
+    match socket.nsp().fetch_sockets(&selection).await {
         Ok(sockets) => sockets.len(),
         Err(err) => {
             tracing::debug!(%err, "room size not known cluster-wide: counting local members");
-            socket.within(room.to_owned()).local().sockets().len()
+            socket.nsp().local_sockets(&selection).len()
         }
     }
 }

@@ -12,8 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use engine::sockets::Nsp;
 use serde::Serialize;
-use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -30,11 +30,11 @@ struct StoredEvent<'a> {
     id: &'a str,
 }
 
-/// Drains `history`'s spool through `io` for as long as the gateway runs; `connected` tells
+/// Drains `history`'s spool through the `chat` namespace for as long as the gateway runs; `connected` tells
 /// whether this instance's Redis subscriber is up, `settle` how long the others may take
 /// to be subscribed again after it.
-pub(crate) fn spawn<A: Adapter>(
-    io: SocketIo<A>,
+pub(crate) fn spawn(
+    chat: Arc<Nsp>,
     history: Arc<History>,
     connected: impl Fn() -> bool + Send + Sync + 'static,
     settle: Duration,
@@ -50,12 +50,12 @@ pub(crate) fn spawn<A: Adapter>(
                     up_since = None;
                     false
                 };
-                let (io, history) = (io.clone(), history.clone());
+                let (chat, history) = (chat.clone(), history.clone());
                 async move {
                     if !ready {
                         return Err("waiting for the cluster to be subscribed again".to_owned());
                     }
-                    send(&io, &history, message).await
+                    send(&chat, &history, message).await
                 }
             })
             .await;
@@ -63,11 +63,7 @@ pub(crate) fn spawn<A: Adapter>(
 }
 
 /// Stores `message` (idempotently) and publishes it to the other instances.
-async fn send<A: Adapter>(
-    io: &SocketIo<A>,
-    history: &History,
-    message: Spooled,
-) -> Result<(), String> {
+async fn send(chat: &Arc<Nsp>, history: &History, message: Spooled) -> Result<(), String> {
     let Spooled {
         audience,
         stream,
@@ -85,11 +81,12 @@ async fn send<A: Adapter>(
     let key = record.key.clone();
     let room = audience.room().to_owned();
     let out = Message::new(record, Some(id.clone()), audience.client_room());
-    redis_adapter::remote_only(redis_adapter::confirmed(
-        io.within(room.clone()).emit(audience.event(), &out),
-    ))
-    .await
-    .map_err(|err| err.to_string())?;
+    chat.to([room.clone()])
+        .remote_only()
+        .confirmed()
+        .emit(audience.event(), &out)
+        .await
+        .map_err(|err| err.to_string())?;
     metrics::event_out(audience.event());
     metrics::spool_flushed();
     let stored = StoredEvent {
@@ -97,7 +94,7 @@ async fn send<A: Adapter>(
         key: &key,
         id: &id,
     };
-    if let Err(err) = io.local().within(room).emit("stored", &stored).await {
+    if let Err(err) = chat.to([room]).local().emit_now("stored", &stored) {
         tracing::debug!(%err, "a spooled message's id did not reach every local member");
     }
     Ok(())

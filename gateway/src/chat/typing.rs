@@ -2,17 +2,11 @@
 //! dropped rather than queued for a member whose connection is busy or during a Redis outage.
 
 use serde::Serialize;
-use socketioxide::{
-    adapter::Adapter,
-    extract::{AckSender, SocketRef, TryData},
-};
 
 use super::{
-    identity::Identity,
-    order::Turn,
-    payload::Object,
+    call::Call,
     reply::{Reply, answer},
-    rooms,
+    rooms::{RoomRequest, ensure_member},
 };
 use crate::{metrics, refusal::Refusal, tenancy};
 
@@ -24,27 +18,29 @@ struct TypingNotice<'a> {
 }
 
 /// `typing {room}`; the ack, if asked for, is `{ok: true}`.
-pub(crate) async fn typing<A: Adapter>(
-    socket: SocketRef<A>,
-    identity: Identity,
-    turn: Turn,
-    ack: AckSender<A>,
-    TryData(request): TryData<Object<rooms::RoomRequest>>,
-) {
+pub(crate) async fn typing(call: Call) {
+    let Call {
+        socket,
+        identity,
+        turn,
+        ack,
+        payload,
+        ..
+    } = call;
     answer("typing", turn, ack, async {
-        let room = rooms::RoomRequest::parse(request)?;
+        let room = RoomRequest::parse(payload)?;
         let internal = tenancy::room(&identity.tenant, &room);
-        identity.joined.ensure_member(&internal)?;
+        ensure_member(&socket, &internal)?;
         let notice = TypingNotice {
             room: &room,
             from: identity.name.as_str(),
         };
-        let delivery = socket.to(internal).volatile().emit("typing", &notice).await;
+        let delivery = socket.to([internal]).volatile().emit_now("typing", &notice);
         metrics::event_out("typing");
         // Volatile: a notice the cluster could not carry is dropped, like one a busy
         // member could not take; the sender is not told.
         if let Err(err) = Refusal::from_broadcast(delivery) {
-            tracing::debug!(%err, "typing notice not delivered everywhere");
+            tracing::debug!(%err, "typing notice not delivered");
         }
         Ok(Reply::ok())
     })

@@ -8,7 +8,6 @@ use axum::{
     http::HeaderMap,
 };
 use serde::{Deserialize, Serialize};
-use socketioxide::adapter::Adapter;
 
 use super::{AccountRoutes, auth::current_user};
 use crate::{
@@ -56,8 +55,8 @@ pub(super) struct SettingsWritten {
 }
 
 /// `GET /api/admin/tenants/{id}/settings`: for users of that tenant.
-pub(super) async fn get_settings<A: Adapter>(
-    State(state): State<AccountRoutes<A>>,
+pub(super) async fn get_settings(
+    State(state): State<AccountRoutes>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<SettingsView>, Refusal> {
@@ -73,8 +72,8 @@ pub(super) async fn get_settings<A: Adapter>(
 /// `PUT /api/admin/tenants/{id}/settings {max_message_length, max_room_members,
 /// history_max_messages?, history_max_age_secs?}`: for admins
 /// of that tenant.
-pub(super) async fn put_settings<A: Adapter>(
-    State(state): State<AccountRoutes<A>>,
+pub(super) async fn put_settings(
+    State(state): State<AccountRoutes>,
     Path(tenant): Path<String>,
     Peer(peer): Peer,
     headers: HeaderMap,

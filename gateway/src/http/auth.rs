@@ -9,8 +9,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use cookie::{Cookie, SameSite};
+use engine::sockets::Change;
+use redis_adapter::Selection;
 use serde::{Deserialize, Serialize};
-use socketioxide::adapter::Adapter;
 
 use super::AccountRoutes;
 use crate::{
@@ -22,7 +23,7 @@ use crate::{
     refusal::Refusal,
     request::{COOKIE_NAME, Peer, presented_token},
     sessions::{Session, Token},
-    tenancy::{self, CHAT_NS},
+    tenancy,
     users::User,
 };
 
@@ -72,8 +73,8 @@ impl From<&User> for Me {
 /// failed-login throttle of the username (`login_throttle.rs`), and only then is the password
 /// verified. A password is never verified unless both could be asked of Redis: while they
 /// cannot, every login gets the same 503, right password or wrong.
-pub(super) async fn login<A: Adapter>(
-    State(state): State<AccountRoutes<A>>,
+pub(super) async fn login(
+    State(state): State<AccountRoutes>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
@@ -139,8 +140,8 @@ pub(super) async fn login<A: Adapter>(
 /// `POST /api/logout`: deletes the presented session and disconnects its sockets on every
 /// instance. Answers 204 and clears the cookie even without a live session (idempotent); 403
 /// `forbidden: origin` when the cookie comes from a page that may not use it.
-pub(super) async fn logout<A: Adapter>(
-    State(state): State<AccountRoutes<A>>,
+pub(super) async fn logout(
+    State(state): State<AccountRoutes>,
     Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
@@ -156,12 +157,11 @@ pub(super) async fn logout<A: Adapter>(
                 AuditEvent::new(AuditKind::Logout, &session.tenant, Some(&session.user));
             event.session = Some(id.as_str().to_owned());
             accounts.jobs.audit(event).await;
-            if let Some(chat) = state.io.of(CHAT_NS) {
-                let room = tenancy::session_room(&session.tenant, id.as_str());
-                // On failure the periodic session check disconnects them later.
-                if let Err(err) = chat.within(room).disconnect().await {
-                    tracing::warn!(%err, "logout: not every socket of the session was disconnected at once");
-                }
+            let room = tenancy::session_room(&session.tenant, id.as_str());
+            let disconnect = Change::Disconnect { close: false };
+            // On failure the periodic session check disconnects them later.
+            if let Err(err) = state.chat.change(&Selection::room(room), disconnect).await {
+                tracing::warn!(%err, "logout: not every socket of the session was disconnected at once");
             }
         }
     }
@@ -170,8 +170,8 @@ pub(super) async fn logout<A: Adapter>(
 }
 
 /// `GET /api/me`: the session's user, or 401.
-pub(super) async fn me<A: Adapter>(
-    State(state): State<AccountRoutes<A>>,
+pub(super) async fn me(
+    State(state): State<AccountRoutes>,
     headers: HeaderMap,
 ) -> Result<Json<Me>, Refusal> {
     let user = current_user(&state.accounts, &headers).await?;

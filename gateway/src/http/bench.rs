@@ -15,15 +15,9 @@ use axum::{
     extract::{State, rejection::JsonRejection},
 };
 use serde::{Deserialize, Serialize};
-use socketioxide::adapter::Adapter;
 
 use super::HttpState;
-use crate::{
-    ids::now_ms,
-    refusal::Refusal,
-    tenancy::{self, CHAT_NS},
-    validate,
-};
+use crate::{ids::now_ms, refusal::Refusal, tenancy, validate};
 
 /// Most broadcasts one request may ask for.
 const MAX_COUNT: u32 = 1_000_000;
@@ -56,8 +50,8 @@ struct Message<'a> {
 }
 
 /// `POST /bench/burst`.
-pub(super) async fn burst<A: Adapter>(
-    State(state): State<HttpState<A>>,
+pub(super) async fn burst(
+    State(state): State<HttpState>,
     body: Result<Json<BurstRequest>, JsonRejection>,
 ) -> Result<Json<BurstAnswer>, Refusal> {
     let Json(request) = body.map_err(|rejection| Refusal::InvalidPayload(rejection.body_text()))?;
@@ -83,11 +77,13 @@ pub(super) async fn burst<A: Adapter>(
             text: &text,
             ts: now_ms(),
         };
-        let Some(chat) = state.io.of(CHAT_NS) else {
-            return Err(Refusal::Unavailable("the chat namespace is not registered"));
-        };
-        match chat.to(room.clone()).emit("message", &message).await {
-            Ok(()) => emitted += 1,
+        match state
+            .chat
+            .to([room.clone()])
+            .emit("message", &message)
+            .await
+        {
+            Ok(_) => emitted += 1,
             Err(_) => failed += 1,
         }
     }

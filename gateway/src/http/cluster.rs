@@ -2,11 +2,10 @@
 //! sockets this one holds; `GET /api/cluster/sockets`: how many the whole cluster holds.
 
 use axum::{Json, extract::State, http::StatusCode};
+use redis_adapter::Selection;
 use serde::Serialize;
-use socketioxide::adapter::Adapter;
 
 use super::HttpState;
-use crate::tenancy::CHAT_NS;
 
 /// The body of `GET /api/cluster`: cheap, answered from this instance's own view.
 #[derive(Debug, Serialize)]
@@ -27,8 +26,8 @@ pub(super) struct ClusterSockets {
 }
 
 /// `GET /api/cluster`.
-pub(super) async fn cluster<A: Adapter>(State(state): State<HttpState<A>>) -> Json<ClusterInfo> {
-    let sockets_local = state.io.of(CHAT_NS).map_or(0, |chat| chat.sockets().len());
+pub(super) async fn cluster(State(state): State<HttpState>) -> Json<ClusterInfo> {
+    let sockets_local = state.chat.local_sockets(&Selection::default()).len();
     Json(ClusterInfo {
         instance: state.instance.to_string(),
         servers: state.mode.servers(),
@@ -38,13 +37,10 @@ pub(super) async fn cluster<A: Adapter>(State(state): State<HttpState<A>>) -> Js
 
 /// `GET /api/cluster/sockets`: asks every live instance (a cluster-wide `fetch_sockets`,
 /// which waits at most the request timeout); 503 when the cluster cannot be asked.
-pub(super) async fn sockets<A: Adapter>(
-    State(state): State<HttpState<A>>,
+pub(super) async fn sockets(
+    State(state): State<HttpState>,
 ) -> Result<Json<ClusterSockets>, StatusCode> {
-    let Some(chat) = state.io.of(CHAT_NS) else {
-        return Ok(Json(ClusterSockets { sockets: 0 }));
-    };
-    match chat.fetch_sockets().await {
+    match state.chat.fetch_sockets(&Selection::default()).await {
         Ok(sockets) => Ok(Json(ClusterSockets {
             sockets: sockets.len(),
         })),

@@ -6,21 +6,15 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use engine::server::Denial;
+use serde_json::{Value, json};
 
 use crate::refusal::{Refusal, whole_seconds};
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let status = status(&self);
-        let body = match &self {
-            Self::RateLimited { retry_after } => json!({
-                "error": "rate_limited",
-                "retry_after_ms": u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-            }),
-            other => json!({"error": other.to_string()}),
-        };
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (status, Json(self.body())).into_response();
         let retry = match &self {
             Self::RateLimited { retry_after } => Some(whole_seconds(*retry_after)),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
@@ -32,6 +26,28 @@ impl IntoResponse for Refusal {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl Refusal {
+    /// The JSON body of the answer: `{error: reason}`, with `retry_after_ms` over a rate limit.
+    fn body(&self) -> Value {
+        match self {
+            Self::RateLimited { retry_after } => json!({
+                "error": "rate_limited",
+                "retry_after_ms": u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            }),
+            other => json!({"error": other.to_string()}),
+        }
+    }
+
+    /// The answer to a request that would open an engine.io session, as the engine sends it.
+    pub(crate) fn denial(&self) -> Denial {
+        Denial {
+            status: status(self),
+            content_type: "application/json",
+            body: self.body().to_string().into(),
+        }
     }
 }
 

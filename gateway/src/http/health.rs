@@ -5,7 +5,6 @@ use axum::{
     http::{HeaderName, HeaderValue},
     response::{IntoResponse, Response},
 };
-use socketioxide::adapter::Adapter;
 
 use super::HttpState;
 
@@ -14,7 +13,7 @@ use super::HttpState;
 const INSTANCE_HEADER: HeaderName = HeaderName::from_static("x-gateway-instance");
 
 /// Always `200 ok` while the server accepts requests, with [`INSTANCE_HEADER`].
-pub(super) async fn healthz<A: Adapter>(State(state): State<HttpState<A>>) -> Response {
+pub(super) async fn healthz(State(state): State<HttpState>) -> Response {
     match HeaderValue::from_str(&state.instance) {
         Ok(instance) => ([(INSTANCE_HEADER, instance)], "ok").into_response(),
         Err(_) => "ok".into_response(),

@@ -12,8 +12,7 @@ use axum::{
     http::{StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
-use redis_adapter::MetricKind;
-use socketioxide::adapter::Adapter;
+use redis_adapter::{MetricKind, Selection};
 
 use super::{HttpState, ready};
 use crate::{
@@ -24,11 +23,11 @@ use crate::{
     },
     mode::Mode,
     store::Memory,
-    tenancy::{self, CHAT_NS},
+    tenancy,
 };
 
 /// `GET /metrics`.
-pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Response {
+pub(super) async fn metrics(State(state): State<HttpState>) -> Response {
     let Some(handle) = metrics::handle() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -69,26 +68,25 @@ pub(super) async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> Re
 }
 
 /// Copies the scrape-time values into the recorder; returns Redis's memory if it answered.
-async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<Memory> {
-    let sockets = state.io.of(CHAT_NS).map_or(0, |chat| chat.sockets().len());
+async fn scrape(state: &HttpState) -> Option<Memory> {
+    let sockets = state.chat.local_sockets(&Selection::default()).len();
     metrics::gauge(SOCKETS, sockets as f64);
-    let rooms = match state.io.of(CHAT_NS) {
-        Some(chat) => chat
-            .local()
-            .rooms()
-            .await
-            .map(|rooms| rooms.iter().filter(|r| tenancy::is_chat_room(r)).count())
-            .unwrap_or_default(),
-        None => 0,
-    };
+    let rooms = state
+        .chat
+        .held_rooms()
+        .iter()
+        .filter(|room| tenancy::is_chat_room(room))
+        .count();
     metrics::gauge(ROOMS, rooms as f64);
 
     for reading in state.counters.read().readings() {
         metrics::counter_at(reading.metric, reading.value);
     }
-    if let Mode::Clustered { adapter, .. } = &*state.mode {
-        adapter_counters(&adapter.stats());
+    if let Mode::Clustered { redis, .. } = &*state.mode {
+        record(redis.counters().snapshot().readings());
     }
+    record(state.engine.readings());
+    record(state.chat.readings());
     let ready = ready::readiness(state).await.ready;
     metrics::gauge(READY, if ready { 1.0 } else { 0.0 });
 
@@ -105,9 +103,9 @@ async fn scrape<A: Adapter>(state: &HttpState<A>) -> Option<Memory> {
     memory
 }
 
-/// The adapter's counters, under the names the adapter gives them.
-fn adapter_counters(stats: &redis_adapter::Stats) {
-    for reading in stats.readings() {
+/// Readings of the Redis layer and the engine, under the names they give them.
+fn record(readings: Vec<redis_adapter::Reading>) {
+    for reading in readings {
         let labels: Vec<::metrics::Label> = reading
             .label
             .iter()

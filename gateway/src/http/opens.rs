@@ -1,8 +1,8 @@
-//! New engine.io sessions per client address, capped in process before engineioxide sees the
-//! request.
+//! New engine.io sessions per client address, capped in process through the engine's admission
+//! hook, before a session exists.
 //!
 //! An engine.io session is open, unauthenticated, from its first request (a polling `GET` or a
-//! websocket upgrade without `sid`) until it joins the chat namespace; socketioxide closes one
+//! websocket upgrade without `sid`) until it joins the chat namespace; the engine closes one
 //! that has not joined within `--connect-timeout`. So the sessions one address opened within
 //! the last connect timeout bound the unauthenticated sessions it holds: beyond
 //! `--max-opens-per-address` of them the open is refused with 429 `rate_limited` and counted
@@ -17,23 +17,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use engine::server::Admission;
 
-use crate::{
-    counters::Counters,
-    refusal::Refusal,
-    request::{Peer, TrustedProxies},
-};
+use crate::{counters::Counters, refusal::Refusal, request::TrustedProxies};
 
 /// Addresses tracked at once: bounds the table's memory (a few MB).
 const MAX_ADDRESSES: usize = 100_000;
-
-/// The path engineioxide serves (socketioxide's default `req_path`).
-const ENGINE_IO_PATH: &str = "/socket.io";
 
 /// The opens of each client address in its current window.
 pub(crate) struct Opens {
@@ -89,33 +78,19 @@ impl Opens {
     }
 }
 
-/// Middleware: refuses an engine.io open beyond its address's cap; every other request passes.
-pub(crate) async fn limit_opens(
-    State(opens): State<Arc<Opens>>,
-    Peer(peer): Peer,
-    request: Request,
-    next: Next,
-) -> Response {
-    if is_open(&request)
-        && let Some(ip) = opens.proxies.client_ip(peer, request.headers())
-        && let Err(refusal) = opens.admit(ip, Instant::now())
-    {
-        opens.counters.engineio_opens_refused.incr();
-        tracing::debug!(%ip, "engine.io open refused: too many from this address");
-        return refusal.into_response();
-    }
-    next.run(request).await
-}
-
-/// Whether `request` opens a new engine.io session (no `sid` in its query).
-fn is_open(request: &Request) -> bool {
-    let uri = request.uri();
-    uri.path().starts_with(ENGINE_IO_PATH)
-        && !uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .any(|pair| pair.starts_with("sid="))
+/// The engine's admission hook: refuses a new session beyond its address's cap (429
+/// `rate_limited`, counted).
+pub(crate) fn admission(opens: Arc<Opens>) -> Admission {
+    Arc::new(move |parts, peer| {
+        let Some(ip) = opens.proxies.client_ip(Some(peer), &parts.headers) else {
+            return Ok(());
+        };
+        opens.admit(ip, Instant::now()).map_err(|refusal| {
+            opens.counters.engineio_opens_refused.incr();
+            tracing::debug!(%ip, "engine.io open refused: too many from this address");
+            refusal.denial()
+        })
+    })
 }
 
 #[cfg(test)]
@@ -145,18 +120,5 @@ mod tests {
         );
         assert!(opens.admit(b, t0).is_ok());
         assert!(opens.admit(a, t0 + Duration::from_secs(5)).is_ok());
-    }
-
-    #[test]
-    fn only_requests_without_sid_open_a_session() {
-        let open = |uri: &str| {
-            let mut request = Request::new(axum::body::Body::empty());
-            *request.uri_mut() = uri.parse().unwrap_or_default();
-            is_open(&request)
-        };
-        assert!(open("/socket.io/?EIO=4&transport=polling"));
-        assert!(open("/socket.io/?EIO=4&transport=websocket"));
-        assert!(!open("/socket.io/?EIO=4&transport=websocket&sid=abc"));
-        assert!(!open("/api/login"));
     }
 }

@@ -7,7 +7,6 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use socketioxide::adapter::Adapter;
 
 use super::HttpState;
 
@@ -60,7 +59,7 @@ pub(super) async fn style_css() -> Response {
 
 /// `GET /assets/socket.io.min.js`: read from the modules directory on each request; 503 with
 /// what to do when it is not installed.
-pub(super) async fn socket_io_js<A: Adapter>(State(state): State<HttpState<A>>) -> Response {
+pub(super) async fn socket_io_js(State(state): State<HttpState>) -> Response {
     let path = state.web_modules_dir.join(SOCKET_IO_CLIENT);
     match tokio::fs::read(&path).await {
         Ok(body) => asset("text/javascript; charset=utf-8", body),

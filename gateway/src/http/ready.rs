@@ -11,10 +11,9 @@ use std::{collections::BTreeMap, time::Duration};
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
-use socketioxide::adapter::Adapter;
 
 use super::HttpState;
-use crate::{mode::Mode, tenancy::CHAT_NS};
+use crate::mode::Mode;
 
 /// How long the Redis check waits for its PONG.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(250);
@@ -46,9 +45,7 @@ impl Check {
 }
 
 /// `GET /readyz`: 200 when ready, else 503; the body says which check failed either way.
-pub(super) async fn readyz<A: Adapter>(
-    State(state): State<HttpState<A>>,
-) -> (StatusCode, Json<Readiness>) {
+pub(super) async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Readiness>) {
     let readiness = readiness(&state).await;
     let status = if readiness.ready {
         StatusCode::OK
@@ -59,27 +56,31 @@ pub(super) async fn readyz<A: Adapter>(
 }
 
 /// Runs the checks (at most [`PING_TIMEOUT`] long).
-pub(crate) async fn readiness<A: Adapter>(state: &HttpState<A>) -> Readiness {
+pub(crate) async fn readiness(state: &HttpState) -> Readiness {
     let mut checks = BTreeMap::new();
     match &*state.mode {
-        Mode::Clustered { adapter, accounts } => {
+        Mode::Clustered {
+            redis: connection,
+            bus,
+            accounts,
+        } => {
             let redis = match accounts.store.ping(PING_TIMEOUT).await {
                 Ok(()) => Check::new(true, "PONG"),
                 Err(err) => Check::new(false, err.to_string()),
             };
             checks.insert("redis", redis);
             // One subscriber serves the adapter and the settings invalidations.
-            let pubsub = if adapter.is_connected() && accounts.settings.is_live() {
+            let pubsub = if connection.is_connected() && accounts.settings.is_live() {
                 Check::new(true, "subscribed")
             } else {
                 Check::new(false, "Pub/Sub subscriber reconnecting")
             };
             checks.insert("pubsub", pubsub);
-            let cluster = match adapter.server_count(CHAT_NS) {
-                Some(servers) => Check::new(true, format!("{servers} live instances")),
-                None => Check::new(false, "the adapter does not serve the chat namespace"),
-            };
-            checks.insert("adapter", cluster);
+            let servers = bus.server_count();
+            checks.insert(
+                "adapter",
+                Check::new(true, format!("{servers} live instances")),
+            );
         }
         Mode::Standalone => {
             checks.insert("standalone", Check::new(true, "no Redis needed"));

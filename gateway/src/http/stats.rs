@@ -2,12 +2,11 @@
 //! all zero in standalone mode.
 
 use axum::{Json, extract::State};
-use socketioxide::adapter::Adapter;
 
 use super::HttpState;
 use crate::counters::Snapshot;
 
 /// `GET /api/stats`.
-pub(super) async fn stats<A: Adapter>(State(state): State<HttpState<A>>) -> Json<Snapshot> {
+pub(super) async fn stats(State(state): State<HttpState>) -> Json<Snapshot> {
     Json(state.counters.read())
 }
