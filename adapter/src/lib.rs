@@ -58,7 +58,9 @@
 //! - **A cluster bus independent of socketioxide** ([`NamespaceBus`]): channels, envelope,
 //!   membership, room subscriptions and requests over any [`PubSub`]; [`RedisAdapter`] is
 //!   its socketioxide front end, and another Socket.IO engine can plug in through
-//!   [`Inbound`].
+//!   [`Inbound`]. The socketioxide front end is the default Cargo feature `socketioxide`;
+//!   without it (`default-features = false`) the crate is the bus and the Redis layer only,
+//!   with no socketioxide crate in the build.
 //! - **Metrics**: counters in [`Stats`] ([`RedisAdapterState::stats`]), and the latency of
 //!   each pipeline as the histogram [`PUBLISH_DURATION`] through the [`metrics`] facade, for
 //!   whichever recorder the application installs.
@@ -73,59 +75,65 @@
 //! - **A channel prefix** ([`RedisAdapterConfig::prefix`]) so several deployments can
 //!   share one Redis.
 //!
-//! # Example
-//!
-//! ```no_run
-//! use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
-//! use socketioxide::{
-//!     SocketIo,
-//!     extract::{SocketRef, State},
-//! };
-//!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let config = RedisAdapterConfig::default().with_prefix("my-app");
-//!     let state = RedisAdapterState::connect("redis://127.0.0.1:6379", config).await?;
-//!
-//!     let (layer, io) = SocketIo::builder()
-//!         .with_state(state.clone())
-//!         .with_adapter::<RedisAdapter<_>>(state.clone())
-//!         .build_layer();
-//!
-//!     // With this adapter `ns` returns a future: it resolves once the namespace is
-//!     // subscribed in Redis and announced to the other instances.
-//!     io.ns(
-//!         "/",
-//!         async |socket: SocketRef<RedisAdapter<_>>, State(rooms): State<RedisAdapterState>| {
-//!             // Not `socket.join`: this returns once "lobby" is subscribed in Redis.
-//!             if let Err(err) = rooms.join(socket.ns(), socket.id, "lobby").await {
-//!                 socket.disconnect().ok();
-//!                 eprintln!("could not join: {err}");
-//!             }
-//!         },
-//!     )
-//!     .await?;
-//!
-//!     // Reaches the members of "lobby" on every instance; returns once queued for Redis.
-//!     io.to("lobby").emit("news", "hello").await?;
-//!     // Returns once Redis took it.
-//!     redis_adapter::confirmed(io.to("lobby").emit("news", "confirmed")).await?;
-//!     println!("{} instances serve /", state.server_count("/").unwrap_or(1));
-//!
-//!     let app = axum::Router::new().layer(layer);
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//!     axum::serve(listener, app).await?;
-//!     Ok(())
-//! }
-//! ```
-//!
 //! [socketioxide]: https://docs.rs/socketioxide
+#![cfg_attr(
+    feature = "socketioxide",
+    doc = r#"
+# Example
+
+```no_run
+use redis_adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterState};
+use socketioxide::{
+    SocketIo,
+    extract::{SocketRef, State},
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = RedisAdapterConfig::default().with_prefix("my-app");
+    let state = RedisAdapterState::connect("redis://127.0.0.1:6379", config).await?;
+
+    let (layer, io) = SocketIo::builder()
+        .with_state(state.clone())
+        .with_adapter::<RedisAdapter<_>>(state.clone())
+        .build_layer();
+
+    // With this adapter `ns` returns a future: it resolves once the namespace is
+    // subscribed in Redis and announced to the other instances.
+    io.ns(
+        "/",
+        async |socket: SocketRef<RedisAdapter<_>>, State(rooms): State<RedisAdapterState>| {
+            // Not `socket.join`: this returns once "lobby" is subscribed in Redis.
+            if let Err(err) = rooms.join(socket.ns(), socket.id, "lobby").await {
+                socket.disconnect().ok();
+                eprintln!("could not join: {err}");
+            }
+        },
+    )
+    .await?;
+
+    // Reaches the members of "lobby" on every instance; returns once queued for Redis.
+    io.to("lobby").emit("news", "hello").await?;
+    // Returns once Redis took it.
+    redis_adapter::confirmed(io.to("lobby").emit("news", "confirmed")).await?;
+    println!("{} instances serve /", state.server_count("/").unwrap_or(1));
+
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+```
+"#
+)]
 
 mod cluster;
 mod config;
 mod connection;
 mod error;
+#[cfg(feature = "socketioxide")]
 mod front;
+#[cfg(feature = "socketioxide")]
 mod scope;
 mod stats;
 
@@ -139,8 +147,10 @@ pub use connection::{
     cluster_nodes, within,
 };
 pub use error::Error;
+#[cfg(feature = "socketioxide")]
 pub use front::{
     Hold, InitRes, MAX_HELD, MembershipChange, RedisAckStream, RedisAdapter, RedisAdapterState,
 };
+#[cfg(feature = "socketioxide")]
 pub use scope::{confirmed, remote_only};
 pub use stats::{Counters, MetricKind, Reading, Stats};

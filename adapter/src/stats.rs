@@ -77,7 +77,8 @@ impl Counters {
         counter.fetch_sub(1, Relaxed);
     }
 
-    /// Takes `n` from a gauge.
+    /// Takes `n` from a gauge (the socketioxide front end's backlog bytes).
+    #[cfg(feature = "socketioxide")]
     pub(crate) fn sub(counter: &AtomicU64, n: usize) {
         counter.fetch_sub(n as u64, Relaxed);
     }
