@@ -83,7 +83,15 @@ async fn scrape(state: &HttpState) -> Option<Memory> {
         metrics::counter_at(reading.metric, reading.value);
     }
     if let Mode::Clustered { redis, .. } = &*state.mode {
-        record(redis.counters().snapshot().readings());
+        // The `redis_adapter_local_*` counters are the socketioxide front end's, never
+        // counted here: the engine reports its own under the same names.
+        let readings = redis.counters().snapshot().readings();
+        record(
+            readings
+                .into_iter()
+                .filter(|reading| !reading.name.starts_with("redis_adapter_local_"))
+                .collect(),
+        );
     }
     record(state.engine.readings());
     record(state.chat.readings());

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{TestGateway, connect, standalone};
+use crate::support::{TestGateway, connect, metric, metrics, standalone};
 use serde_json::{Value, json};
 
 async fn cluster(gateway: &TestGateway) -> Value {
@@ -51,6 +51,12 @@ async fn operational_routes_are_on_the_admin_listener_only() {
         .await
         .unwrap();
     assert_eq!(sockets, json!({"sockets": 1}), "a count, no socket id");
+    // The engine's readings are scraped with the rest (values are process-wide here: every
+    // gateway of this test binary records into one recorder).
+    let body = metrics(gateway.url()).await;
+    for series in ["engine_sessions", "engine_deliveries_total"] {
+        assert!(metric(&body, series).is_some(), "{series} in {body}");
+    }
     // The chat page and the probes stay on the main listener; /healthz names the instance.
     let health = reqwest::get(format!("{}/healthz", gateway.url()))
         .await
