@@ -9,12 +9,10 @@
 //! replayed and the ack says `recovered: false`; so it does when the socket could not take
 //! the whole replay, or more than the engine holds arrived meanwhile.
 
-use std::sync::Arc;
-
-use engine::{eio, sio, sockets::Socket};
+use engine::{eio, sio};
 use serde::Deserialize;
 
-use super::{ChatState, identity::Identity, reply::Reply};
+use super::{call::Request, reply::Reply};
 use crate::{
     history::{Message, MessageId, Replay},
     metrics,
@@ -25,13 +23,17 @@ use crate::{
 /// Joins `socket` to `room` (internal name; clients call it `name`), replaying what followed
 /// `since`; `max` bounds the replay (the tenant's retention).
 pub(super) async fn join_since(
-    socket: &Arc<Socket>,
-    chat: &ChatState,
-    identity: &Identity,
+    request: &Request,
     (room, name): (String, String),
     since: MessageId,
     max: usize,
 ) -> Result<Reply, Refusal> {
+    let Request {
+        socket,
+        chat,
+        identity,
+        ..
+    } = request;
     let stream = chat
         .mode
         .room_stream(&identity.tenant, &name)

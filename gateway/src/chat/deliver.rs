@@ -7,9 +7,9 @@
 //! back (`chat::spooled`). A line stored whose publish then failed is served to this
 //! instance's members and spooled for its publish only: its ack carries its id.
 
-use engine::sockets::{Nsp, Socket};
+use engine::sockets::Nsp;
 
-use super::{ChatState, identity::Identity, reply::Reply};
+use super::{call::Request, reply::Reply};
 use crate::{
     history::{Audience, Message, Record, Spooled},
     ids::now_ms,
@@ -29,15 +29,19 @@ pub(super) struct Line {
     pub(super) text: String,
 }
 
-/// Counts, stores and sends `line` from `socket` of `identity`; the ack's reply.
+/// Counts, stores and sends `line` of the event `request`; the ack's reply.
 pub(super) async fn deliver(
-    socket: &Socket,
-    chat: &ChatState,
+    request: &Request,
     scope: Scope,
-    identity: &Identity,
     line: Line,
     retention: crate::history::Retention,
 ) -> Result<Reply, Refusal> {
+    let Request {
+        socket,
+        chat,
+        identity,
+        ..
+    } = request;
     let record = Record {
         key: chat.message_ids.next(),
         from: identity.name.as_str().to_owned(),

@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use super::{
     ChatState,
-    call::Call,
+    call::Request,
     deliver::{Line, deliver},
     payload::Object,
-    reply::{Reply, answer},
+    reply::Reply,
 };
 use crate::{
     history::Audience, jobs::DmNotification, ratelimit::Scope, refusal::Refusal, tenancy, validate,
@@ -31,59 +31,44 @@ pub(crate) struct DmRequest {
 
 /// `dm {to, text}`; the ack is `{id, key, ts}` like a `message`'s. The recipients receive
 /// `dm {id, key, from, user, text, ts}` (`user`: the sender's id, to answer to).
-pub(crate) async fn dm(call: Call) {
-    let Call {
-        socket,
-        chat,
-        identity,
-        turn,
-        ack,
-        payload,
-    } = call;
-    answer("dm", turn, ack, async {
-        let request = Object::<DmRequest>::parse(payload)?;
-        validate::text(&request.text)?;
-        if !chat.mode.knows(&identity.tenant, &request.to) {
-            // Counted like a sent one: whether a user exists is not asked unthrottled.
-            chat.mode
-                .limit(Scope::Dm, &identity.tenant, &identity.user)
-                .await?;
-            return Err(Refusal::UnknownUser);
-        }
-        let settings = chat.mode.settings(&identity.tenant).await;
-        validate::text_within(&request.text, settings.max_message_length)?;
-        let room = tenancy::user_room(&identity.tenant, &request.to);
-        let line = Line {
-            stream: chat
-                .mode
-                .dm_stream(&identity.tenant, &identity.user, &request.to),
-            audience: Audience::Dm { room: room.clone() },
-            text: request.text.clone(),
+pub(crate) async fn dm(request: Request) -> Result<Reply, Refusal> {
+    let body = Object::<DmRequest>::parse(request.payload.as_ref())?;
+    validate::text(&body.text)?;
+    if !request.chat.mode.knows(&request.identity.tenant, &body.to) {
+        // Counted like a sent one: whether a user exists is not asked unthrottled.
+        request
+            .chat
+            .mode
+            .limit(Scope::Dm, &request.identity.tenant, &request.identity.user)
+            .await?;
+        return Err(Refusal::UnknownUser);
+    }
+    let settings = request.chat.mode.settings(&request.identity.tenant).await;
+    validate::text_within(&body.text, settings.max_message_length)?;
+    let room = tenancy::user_room(&request.identity.tenant, &body.to);
+    let line = Line {
+        stream: request.chat.mode.dm_stream(
+            &request.identity.tenant,
+            &request.identity.user,
+            &body.to,
+        ),
+        audience: Audience::Dm { room: room.clone() },
+        text: body.text.clone(),
+    };
+    let reply = deliver(&request, Scope::Dm, line, settings.retention()).await?;
+    if let Reply::Sent { id, key, ts, .. } = &reply {
+        let notification = DmNotification {
+            tenant: request.identity.tenant.to_string(),
+            to_user: body.to,
+            from_name: request.identity.name.as_str().to_owned(),
+            text: body.text,
+            // A spooled message has no id yet: its key is as unique.
+            id: id.clone().unwrap_or_else(|| key.clone()),
+            ts: *ts,
         };
-        let reply = deliver(
-            &socket,
-            &chat,
-            Scope::Dm,
-            &identity,
-            line,
-            settings.retention(),
-        )
-        .await?;
-        if let Reply::Sent { id, key, ts, .. } = &reply {
-            let notification = DmNotification {
-                tenant: identity.tenant.to_string(),
-                to_user: request.to,
-                from_name: identity.name.as_str().to_owned(),
-                text: request.text,
-                // A spooled message has no id yet: its key is as unique.
-                id: id.clone().unwrap_or_else(|| key.clone()),
-                ts: *ts,
-            };
-            notify_if_offline(socket.nsp(), &chat, room, notification);
-        }
-        Ok(reply)
-    })
-    .await;
+        notify_if_offline(request.socket.nsp(), &request.chat, room, notification);
+    }
+    Ok(reply)
 }
 
 /// After the ack: asks every instance whether the recipient has a socket, and if none has,

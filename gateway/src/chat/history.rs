@@ -5,12 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{
-    call::Call,
-    payload::Object,
-    reply::{Reply, answer},
-    rooms::ensure_member,
-};
+use super::{call::Request, payload::Object, reply::Reply, rooms::ensure_member};
 use crate::{history::page_bounds, refusal::Refusal, tenancy, validate};
 
 /// The payload of `history`.
@@ -27,40 +22,46 @@ pub(crate) struct HistoryRequest {
 }
 
 /// `history {room | with, before?, limit?}`.
-pub(crate) async fn history(call: Call) {
-    let Call {
-        socket,
-        chat,
-        identity,
-        turn,
-        ack,
-        payload,
-    } = call;
-    answer("history", turn, ack, async {
-        let request = Object::<HistoryRequest>::parse(payload)?;
-        let (before, limit) = page_bounds(request.before.as_deref(), request.limit)?;
-        let (stream, room) = match (request.room, request.with) {
-            (Some(room), None) => {
-                validate::room(&room)?;
-                ensure_member(&socket, &tenancy::room(&identity.tenant, &room))?;
-                (chat.mode.room_stream(&identity.tenant, &room), Some(room))
+pub(crate) async fn history(request: Request) -> Result<Reply, Refusal> {
+    let body = Object::<HistoryRequest>::parse(request.payload.as_ref())?;
+    let (before, limit) = page_bounds(body.before.as_deref(), body.limit)?;
+    let (stream, room) = match (body.room, body.with) {
+        (Some(room), None) => {
+            validate::room(&room)?;
+            ensure_member(
+                &request.socket,
+                &tenancy::room(&request.identity.tenant, &room),
+            )?;
+            (
+                request
+                    .chat
+                    .mode
+                    .room_stream(&request.identity.tenant, &room),
+                Some(room),
+            )
+        }
+        (None, Some(with)) => {
+            if !request.chat.mode.knows(&request.identity.tenant, &with) {
+                return Err(Refusal::UnknownUser);
             }
-            (None, Some(with)) => {
-                if !chat.mode.knows(&identity.tenant, &with) {
-                    return Err(Refusal::UnknownUser);
-                }
-                let stream = chat.mode.dm_stream(&identity.tenant, &identity.user, &with);
-                (stream, None)
-            }
-            _ => {
-                return Err(Refusal::InvalidPayload(
-                    "one of room or with is required".to_owned(),
-                ));
-            }
-        };
-        let stream = stream.ok_or(Refusal::NoHistory)?;
-        let page = chat.mode.history_page(&stream, before, limit).await?;
-        Ok(Reply::History(page.into_messages(room.as_deref())))
-    })
-    .await;
+            let stream = request.chat.mode.dm_stream(
+                &request.identity.tenant,
+                &request.identity.user,
+                &with,
+            );
+            (stream, None)
+        }
+        _ => {
+            return Err(Refusal::InvalidPayload(
+                "one of room or with is required".to_owned(),
+            ));
+        }
+    };
+    let stream = stream.ok_or(Refusal::NoHistory)?;
+    let page = request
+        .chat
+        .mode
+        .history_page(&stream, before, limit)
+        .await?;
+    Ok(Reply::History(page.into_messages(room.as_deref())))
 }

@@ -5,13 +5,13 @@
 use serde::Deserialize;
 
 use super::{
-    call::Call,
+    call::Request,
     deliver::{Line, deliver},
     payload::Object,
-    reply::answer,
+    reply::Reply,
     rooms::ensure_member,
 };
-use crate::{history::Audience, ratelimit::Scope, tenancy, validate};
+use crate::{history::Audience, ratelimit::Scope, refusal::Refusal, tenancy, validate};
 
 /// The payload of `message`.
 #[derive(Debug, Deserialize)]
@@ -22,42 +22,26 @@ pub(crate) struct MessageRequest {
 
 /// `message {room, text}`: checked against the tenant's `max_message_length` and counted
 /// against the sender's rate limit.
-pub(crate) async fn message(call: Call) {
-    let Call {
-        socket,
-        chat,
-        identity,
-        turn,
-        ack,
-        payload,
-    } = call;
-    answer("message", turn, ack, async {
-        // Local checks first, then the settings (cached) and the script that counts and
-        // stores: a refused line costs no round trip.
-        let request = Object::<MessageRequest>::parse(payload)?;
-        validate::room(&request.room)?;
-        validate::text(&request.text)?;
-        let room = tenancy::room(&identity.tenant, &request.room);
-        ensure_member(&socket, &room)?;
-        let settings = chat.mode.settings(&identity.tenant).await;
-        validate::text_within(&request.text, settings.max_message_length)?;
-        let line = Line {
-            stream: chat.mode.room_stream(&identity.tenant, &request.room),
-            audience: Audience::Room {
-                room,
-                name: request.room,
-            },
-            text: request.text,
-        };
-        deliver(
-            &socket,
-            &chat,
-            Scope::Message,
-            &identity,
-            line,
-            settings.retention(),
-        )
-        .await
-    })
-    .await;
+pub(crate) async fn message(request: Request) -> Result<Reply, Refusal> {
+    // Local checks first, then the settings (cached) and the script that counts and
+    // stores: a refused line costs no round trip.
+    let body = Object::<MessageRequest>::parse(request.payload.as_ref())?;
+    validate::room(&body.room)?;
+    validate::text(&body.text)?;
+    let room = tenancy::room(&request.identity.tenant, &body.room);
+    ensure_member(&request.socket, &room)?;
+    let settings = request.chat.mode.settings(&request.identity.tenant).await;
+    validate::text_within(&body.text, settings.max_message_length)?;
+    let line = Line {
+        stream: request
+            .chat
+            .mode
+            .room_stream(&request.identity.tenant, &body.room),
+        audience: Audience::Room {
+            room,
+            name: body.room,
+        },
+        text: body.text,
+    };
+    deliver(&request, Scope::Message, line, settings.retention()).await
 }

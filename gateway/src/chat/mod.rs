@@ -36,11 +36,12 @@ use engine::sockets::{Connecting, DisconnectReason, Event, Namespace, Socket};
 use serde::Serialize;
 
 use crate::{config::Config, ids::MessageIds, metrics, mode::Mode, refusal::Refusal, tenancy};
-use call::Call;
+use call::{Call, Request};
 use census::{Census, Claim, Seat};
 pub(crate) use expiry::spawn as spawn_session_check;
 use identity::Identity;
 use order::EventQueue;
+use reply::answer;
 pub(crate) use spooled::spawn as spawn_spool_drain;
 
 /// What every chat handler shares.
@@ -189,12 +190,14 @@ impl Namespace for Chat {
             return;
         };
         let call = Call {
-            socket: socket.clone(),
-            chat: self.state.clone(),
-            identity: member.identity.clone(),
+            request: Request {
+                socket: socket.clone(),
+                chat: self.state.clone(),
+                identity: member.identity.clone(),
+                payload: event.args.into_iter().next(),
+            },
             turn: member.queue.push(),
             ack: event.ack,
-            payload: event.args.into_iter().next(),
         };
         tokio::spawn(dispatch(event.name, call));
     }
@@ -229,16 +232,16 @@ async fn admit(connecting: &Connecting, chat: &ChatState) -> Result<Member, Refu
     })
 }
 
-/// Runs the handler of event `name`.
+/// Answers `call`, an event named `name`, with its handler.
 async fn dispatch(name: String, call: Call) {
     match name.as_str() {
-        "join" => rooms::join(call).await,
-        "leave" => rooms::leave(call).await,
-        "message" => messages::message(call).await,
-        "typing" => typing::typing(call).await,
-        "dm" => dm::dm(call).await,
-        "members" => members::members(call).await,
-        "history" => history::history(call).await,
-        _ => unknown::unknown(call).await,
+        "join" => answer("join", call, rooms::join).await,
+        "leave" => answer("leave", call, rooms::leave).await,
+        "message" => answer("message", call, messages::message).await,
+        "typing" => answer("typing", call, typing::typing).await,
+        "dm" => answer("dm", call, dm::dm).await,
+        "members" => answer("members", call, members::members).await,
+        "history" => answer("history", call, history::history).await,
+        _ => answer(unknown::UNKNOWN, call, unknown::unknown).await,
     }
 }

@@ -3,10 +3,9 @@
 
 use std::{fmt, marker::PhantomData};
 
-use serde::de::DeserializeOwned;
 use serde::{
     Deserialize, Deserializer,
-    de::{MapAccess, Visitor, value::MapAccessDeserializer},
+    de::{DeserializeOwned, MapAccess, Visitor, value::MapAccessDeserializer},
 };
 use serde_json::Value;
 
@@ -21,8 +20,8 @@ pub(crate) struct Object<T>(T);
 impl<T: DeserializeOwned> Object<T> {
     /// The payload as it came off the wire (`None`: the event had no argument), or the
     /// reason it was refused.
-    pub(crate) fn parse(payload: Option<Value>) -> Result<T, Refusal> {
-        serde_json::from_value::<Self>(payload.unwrap_or(Value::Null))
+    pub(crate) fn parse(payload: Option<&Value>) -> Result<T, Refusal> {
+        Self::deserialize(payload.unwrap_or(&Value::Null))
             .map(|Object(inner)| inner)
             .map_err(|err| Refusal::InvalidPayload(err.to_string()))
     }
@@ -63,7 +62,7 @@ mod tests {
 
     fn parse(json: &str) -> Result<Room, String> {
         let payload = from_str::<Value>(json).ok();
-        Object::<Room>::parse(payload).map_err(|err| err.to_string())
+        Object::<Room>::parse(payload.as_ref()).map_err(|err| err.to_string())
     }
 
     #[test]

@@ -1,25 +1,24 @@
 //! What an acknowledgement carries back to the client: `{ok: true}`, `{id, ts}` for a sent
 //! message, `{error: "rate_limited", retry_after_ms}` over a rate limit, or `{error: reason}`
-//! where the reason is the [`Refusal`]'s text; and [`answer`], the skeleton every event
-//! handler shares.
+//! where the reason is the [`Refusal`]'s text; and [`answer`], which runs every event's
+//! handler.
 
 use engine::sockets::Ack;
 use serde::Serialize;
 
-use super::order::Turn;
+use super::call::{Call, Request};
 use crate::{metrics, refusal::Refusal};
 
-/// Handles one `event`: counts it in, runs `work` in the socket's event order, and acks the
-/// outcome (a refusal counted in `socketio_events_rejected_total`) if the client asked.
-pub(crate) async fn answer(
-    event: &'static str,
-    turn: Turn,
-    ack: Option<Ack>,
-    work: impl Future<Output = Result<Reply, Refusal>>,
-) {
+/// Handles `call`, an `event`: counts it in, runs `handler` on its request in the socket's
+/// event order, and acks the outcome (a refusal counted in `socketio_events_rejected_total`)
+/// if the client asked.
+pub(crate) async fn answer<F>(event: &'static str, call: Call, handler: impl FnOnce(Request) -> F)
+where
+    F: Future<Output = Result<Reply, Refusal>>,
+{
     metrics::event_in(event);
-    let reply = turn.run(work).await;
-    Reply::to(event, reply).send(ack);
+    let reply = call.turn.run(handler(call.request)).await;
+    Reply::to(event, reply).send(call.ack);
 }
 
 /// The body of one acknowledgement.

@@ -13,12 +13,7 @@ use redis_adapter::Selection;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
-    call::Call,
-    catch_up,
-    payload::Object,
-    reply::{Reply, answer},
-};
+use super::{call::Request, catch_up, payload::Object, reply::Reply};
 use crate::{history::MessageId, refusal::Refusal, tenancy, validate};
 
 /// The payload of `join`: a room, and the id of the last message seen in it, if any.
@@ -39,7 +34,7 @@ pub(crate) struct RoomRequest {
 
 impl RoomRequest {
     /// The validated room name of a request as it came off the wire.
-    pub(crate) fn parse(payload: Option<Value>) -> Result<String, Refusal> {
+    pub(crate) fn parse(payload: Option<&Value>) -> Result<String, Refusal> {
         let request = Object::<Self>::parse(payload)?;
         validate::room(&request.room)?;
         Ok(request.room)
@@ -67,67 +62,47 @@ fn chat_rooms(socket: &Socket) -> usize {
 
 /// `join {room, since?}`: adds the socket to the room; joining twice is not an error. With
 /// `since`, what followed that message is replayed first (`catch_up`).
-pub(crate) async fn join(call: Call) {
-    let Call {
-        socket,
-        chat,
-        identity,
-        turn,
-        ack,
-        payload,
-    } = call;
-    answer("join", turn, ack, async {
-        let request = Object::<JoinRequest>::parse(payload)?;
-        validate::room(&request.room)?;
-        let since = request
-            .since
-            .as_deref()
-            .map(str::parse::<MessageId>)
-            .transpose()
-            .map_err(|err| Refusal::InvalidPayload(format!("since: {err}")))?;
-        let name = request.room;
-        let room = tenancy::room(&identity.tenant, &name);
-        if socket.in_room(&room) {
-            return Ok(Reply::ok());
-        }
-        if chat_rooms(&socket) >= chat.limits.max_rooms {
-            return Err(Refusal::TooManyRooms(chat.limits.max_rooms));
-        }
-        let settings = chat.mode.settings(&identity.tenant).await;
-        let limit = usize::try_from(settings.max_room_members).unwrap_or(usize::MAX);
-        if members(&socket, &room).await >= limit {
-            return Err(Refusal::RoomFull);
-        }
-        if let Some(since) = since {
-            let max = usize::try_from(settings.history_max_messages).unwrap_or(usize::MAX);
-            return catch_up::join_since(&socket, &chat, &identity, (room, name), since, max).await;
-        }
-        socket.join(room).await.map_err(|err| {
-            tracing::debug!(%err, "room not subscribed: the join is refused");
-            Refusal::ClusterUnavailable
-        })?;
-        Ok(Reply::ok())
-    })
-    .await;
+pub(crate) async fn join(request: Request) -> Result<Reply, Refusal> {
+    let body = Object::<JoinRequest>::parse(request.payload.as_ref())?;
+    validate::room(&body.room)?;
+    let since = body
+        .since
+        .as_deref()
+        .map(str::parse::<MessageId>)
+        .transpose()
+        .map_err(|err| Refusal::InvalidPayload(format!("since: {err}")))?;
+    let name = body.room;
+    let room = tenancy::room(&request.identity.tenant, &name);
+    if request.socket.in_room(&room) {
+        return Ok(Reply::ok());
+    }
+    if chat_rooms(&request.socket) >= request.chat.limits.max_rooms {
+        return Err(Refusal::TooManyRooms(request.chat.limits.max_rooms));
+    }
+    let settings = request.chat.mode.settings(&request.identity.tenant).await;
+    let limit = usize::try_from(settings.max_room_members).unwrap_or(usize::MAX);
+    if members(&request.socket, &room).await >= limit {
+        return Err(Refusal::RoomFull);
+    }
+    if let Some(since) = since {
+        let max = usize::try_from(settings.history_max_messages).unwrap_or(usize::MAX);
+        return catch_up::join_since(&request, (room, name), since, max).await;
+    }
+    request.socket.join(room).await.map_err(|err| {
+        tracing::debug!(%err, "room not subscribed: the join is refused");
+        Refusal::ClusterUnavailable
+    })?;
+    Ok(Reply::ok())
 }
 
 /// `leave {room}`: removes the socket from the room; leaving a room one is not in is not an
 /// error either, so a client can retry freely.
-pub(crate) async fn leave(call: Call) {
-    let Call {
-        socket,
-        identity,
-        turn,
-        ack,
-        payload,
-        ..
-    } = call;
-    answer("leave", turn, ack, async {
-        let room = RoomRequest::parse(payload)?;
-        socket.leave(&tenancy::room(&identity.tenant, &room));
-        Ok(Reply::ok())
-    })
-    .await;
+pub(crate) async fn leave(request: Request) -> Result<Reply, Refusal> {
+    let room = RoomRequest::parse(request.payload.as_ref())?;
+    request
+        .socket
+        .leave(&tenancy::room(&request.identity.tenant, &room));
+    Ok(Reply::ok())
 }
 
 /// Members of `room` on every live instance. When the other instances cannot be asked

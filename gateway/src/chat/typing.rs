@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{
-    call::Call,
-    reply::{Reply, answer},
+    call::Request,
+    reply::Reply,
     rooms::{RoomRequest, ensure_member},
 };
 use crate::{metrics, refusal::Refusal, tenancy};
@@ -18,31 +18,24 @@ struct TypingNotice<'a> {
 }
 
 /// `typing {room}`; the ack, if asked for, is `{ok: true}`.
-pub(crate) async fn typing(call: Call) {
-    let Call {
-        socket,
-        identity,
-        turn,
-        ack,
-        payload,
-        ..
-    } = call;
-    answer("typing", turn, ack, async {
-        let room = RoomRequest::parse(payload)?;
-        let internal = tenancy::room(&identity.tenant, &room);
-        ensure_member(&socket, &internal)?;
-        let notice = TypingNotice {
-            room: &room,
-            from: identity.name.as_str(),
-        };
-        let delivery = socket.to([internal]).volatile().emit_now("typing", &notice);
-        metrics::event_out("typing");
-        // Volatile: a notice the cluster could not carry is dropped, like one a busy
-        // member could not take; the sender is not told.
-        if let Err(err) = Refusal::from_broadcast(delivery) {
-            tracing::debug!(%err, "typing notice not delivered");
-        }
-        Ok(Reply::ok())
-    })
-    .await;
+pub(crate) async fn typing(request: Request) -> Result<Reply, Refusal> {
+    let room = RoomRequest::parse(request.payload.as_ref())?;
+    let internal = tenancy::room(&request.identity.tenant, &room);
+    ensure_member(&request.socket, &internal)?;
+    let notice = TypingNotice {
+        room: &room,
+        from: request.identity.name.as_str(),
+    };
+    let delivery = request
+        .socket
+        .to([internal])
+        .volatile()
+        .emit_now("typing", &notice);
+    metrics::event_out("typing");
+    // Volatile: a notice the cluster could not carry is dropped, like one a busy
+    // member could not take; the sender is not told.
+    if let Err(err) = Refusal::from_broadcast(delivery) {
+        tracing::debug!(%err, "typing notice not delivered");
+    }
+    Ok(Reply::ok())
 }
