@@ -29,7 +29,7 @@ pub(crate) use self::ids::new_id;
 pub use self::{
     config::Config,
     query::Transport,
-    requests::{EngineService, NotFound, RequestBody},
+    requests::{App, EngineService, HttpBody, NotFound},
     session::Session,
 };
 

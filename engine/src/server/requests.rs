@@ -52,16 +52,43 @@ enum Routing {
     Application,
 }
 
-/// A request body the engine reads (a polling POST's): hyper's, or an application's.
-pub trait RequestBody:
+/// A body the engine reads (a polling POST's: hyper's, or an application's) or passes on (the
+/// application's answers).
+pub trait HttpBody:
     hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
     + Send
     + 'static
 {
 }
 
-impl<B> RequestBody for B where
+impl<B> HttpBody for B where
     B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
+/// The application's HTTP service: what the engine hands every request it does not answer
+/// itself (every request, with [`Engine::serve_app`]).
+pub trait App<B>:
+    tower_service::Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> App<B> for S where
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
         + Send
         + 'static
 {
@@ -73,7 +100,7 @@ pub struct EngineService {
     engine: Engine,
 }
 
-impl<B: RequestBody> tower_service::Service<Request<B>> for EngineService {
+impl<B: HttpBody> tower_service::Service<Request<B>> for EngineService {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
     type Future = std::pin::Pin<
@@ -111,13 +138,8 @@ impl Engine {
     /// until the returned future is dropped.
     pub async fn serve<F, B>(&self, listener: TcpListener, fallback: F)
     where
-        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        F::Future: Send,
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: App<B>,
+        B: HttpBody,
     {
         self.accept(listener, fallback, Routing::Intercept).await;
     }
@@ -128,13 +150,8 @@ impl Engine {
     /// taken before HTTP, and opens its session through the admission hook only.
     pub async fn serve_app<F, B>(&self, listener: TcpListener, app: F)
     where
-        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        F::Future: Send,
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: App<B>,
+        B: HttpBody,
     {
         self.accept(listener, app, Routing::Application).await;
     }
@@ -150,13 +167,8 @@ impl Engine {
 
     async fn accept<F, B>(&self, listener: TcpListener, fallback: F, routing: Routing)
     where
-        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        F::Future: Send,
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: App<B>,
+        B: HttpBody,
     {
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -180,13 +192,8 @@ impl Engine {
     /// A websocket upgrade takes the connection over.
     pub async fn serve_connection<F, B>(self, stream: TcpStream, peer: SocketAddr, fallback: F)
     where
-        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        F::Future: Send,
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: App<B>,
+        B: HttpBody,
     {
         self.connection(stream, peer, fallback, Routing::Intercept)
             .await;
@@ -199,13 +206,8 @@ impl Engine {
         fallback: F,
         routing: Routing,
     ) where
-        F: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        F::Future: Send,
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: App<B>,
+        B: HttpBody,
     {
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
@@ -244,7 +246,7 @@ impl Engine {
     }
 
     /// Answers one engine.io request.
-    async fn answer<B: RequestBody>(
+    async fn answer<B: HttpBody>(
         &self,
         request: Request<B>,
         peer: SocketAddr,
@@ -255,7 +257,7 @@ impl Engine {
         }
     }
 
-    async fn route<B: RequestBody>(
+    async fn route<B: HttpBody>(
         &self,
         request: Request<B>,
         peer: SocketAddr,
@@ -432,7 +434,7 @@ impl Engine {
 }
 
 /// A polling POST: its body (at most `maxPayload`) handed to the session.
-async fn post<B: RequestBody>(
+async fn post<B: HttpBody>(
     shared: &Shared,
     session: &Session,
     body: B,
