@@ -131,6 +131,14 @@ impl Socket {
             return Ok(());
         }
         self.nsp.rooms().join(self, &room);
+        if !self.is_connected() {
+            // It left meanwhile, maybe before it entered the room's index: out again, or
+            // the index would keep a socket that is gone.
+            lock(&self.rooms).remove(&room);
+            let emptied = self.nsp.rooms().leave(self, [room]);
+            self.release(emptied);
+            return Ok(());
+        }
         // Waited for even when the room had local members: their join may still be
         // subscribing it.
         self.subscribe(&room).await
