@@ -152,7 +152,7 @@ impl Connection {
             let mut state = lock(&self.state);
             if !state.connecting.remove(&ns) {
                 // The session closed meanwhile: the rooms joined while connecting go.
-                socket.release(socket.take_rooms().into_iter().collect());
+                socket.leave_pending();
                 return;
             }
             if refusal.is_none() {
@@ -162,7 +162,7 @@ impl Connection {
         let session = socket.session();
         match refusal {
             Some(refusal) => {
-                socket.release(socket.take_rooms().into_iter().collect());
+                socket.leave_pending();
                 if let Ok(text) = sio::encode_message(Kind::ConnectError, &ns, None, Some(&refusal))
                 {
                     session.send(&Packet::Text(text.into()));

@@ -1,10 +1,10 @@
 //! A namespace's local sockets and rooms: who is in which room on this instance, and the
 //! sockets a broadcast's selection reaches here.
 
-use crate::locks::{read, write};
+use crate::locks::{lock, read, write};
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use redis_adapter::{Room, Selection};
@@ -19,22 +19,50 @@ type Members = HashMap<Arc<str>, Arc<Socket>>;
 pub(crate) struct Rooms {
     sockets: RwLock<Members>,
     rooms: RwLock<HashMap<Room, Members>>,
+    /// Rooms that sockets whose CONNECT is being answered joined, with how many: held for
+    /// the cluster (it keeps their subscription) though none of them is a member yet.
+    pending: Mutex<HashMap<Room, usize>>,
 }
 
 impl Rooms {
     /// `socket` connected: it enters the namespace and the rooms it joined while connecting,
     /// and `announce` (its CONNECT) runs before any broadcast can select it.
     pub(crate) fn add_socket<R>(&self, socket: &Arc<Socket>, announce: impl FnOnce() -> R) -> R {
-        let mut sockets = write(&self.sockets);
-        let mut rooms = write(&self.rooms);
-        sockets.insert(socket.id_arc(), socket.clone());
-        for room in socket.rooms() {
-            rooms
-                .entry(room)
-                .or_default()
-                .insert(socket.id_arc(), socket.clone());
+        let joined = socket.rooms();
+        let announced = {
+            let mut sockets = write(&self.sockets);
+            let mut rooms = write(&self.rooms);
+            sockets.insert(socket.id_arc(), socket.clone());
+            for room in &joined {
+                rooms
+                    .entry(room.clone())
+                    .or_default()
+                    .insert(socket.id_arc(), socket.clone());
+            }
+            announce()
+        };
+        // Members now: no longer pending (in this order, so the rooms stay held throughout).
+        self.unpend(&joined);
+        announced
+    }
+
+    /// A socket whose CONNECT is being answered joined `room`.
+    pub(crate) fn pend(&self, room: &Room) {
+        *lock(&self.pending).entry(room.clone()).or_insert(0) += 1;
+    }
+
+    /// Sockets whose CONNECT was being answered are in `rooms` no more (let in, refused or
+    /// gone).
+    pub(crate) fn unpend<'a>(&self, rooms: impl IntoIterator<Item = &'a Room>) {
+        let mut pending = lock(&self.pending);
+        for room in rooms {
+            if let Some(count) = pending.get_mut(room) {
+                *count -= 1;
+                if *count == 0 {
+                    pending.remove(room);
+                }
+            }
         }
-        announce()
     }
 
     /// `socket` left: it leaves its rooms too; the rooms it emptied.
@@ -72,14 +100,16 @@ impl Rooms {
         emptied
     }
 
-    /// Whether a local socket is in `room`.
+    /// Whether a local socket is in `room`, or joined it while connecting.
     pub(crate) fn holds(&self, room: &str) -> bool {
-        read(&self.rooms).contains_key(room)
+        read(&self.rooms).contains_key(room) || lock(&self.pending).contains_key(room)
     }
 
-    /// The rooms local sockets are in.
+    /// The rooms local sockets are in, or joined while connecting.
     pub(crate) fn held(&self) -> HashSet<Room> {
-        read(&self.rooms).keys().cloned().collect()
+        let mut held: HashSet<Room> = read(&self.rooms).keys().cloned().collect();
+        held.extend(lock(&self.pending).keys().cloned());
+        held
     }
 
     /// The local sockets `selection` reaches (each once), but `except`.

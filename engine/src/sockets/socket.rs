@@ -152,12 +152,21 @@ impl Socket {
         if self.is_connected() || !lock(&self.rooms).insert(room.clone()) {
             return Ok(());
         }
+        self.nsp.rooms().pend(&room);
         let subscribed = self.subscribe(&room).await;
-        if subscribed.is_err() {
-            lock(&self.rooms).remove(&room);
+        if subscribed.is_err() && lock(&self.rooms).remove(&room) {
+            self.nsp.rooms().unpend([&room]);
             self.release(vec![room]);
         }
         subscribed
+    }
+
+    /// Its CONNECT was refused, or its session closed first: out of the rooms it joined
+    /// while connecting.
+    pub(crate) fn leave_pending(&self) {
+        let rooms: Vec<Room> = self.take_rooms().into_iter().collect();
+        self.nsp.rooms().unpend(&rooms);
+        self.release(rooms);
     }
 
     /// Resolves once the cluster sends this instance `room`'s broadcasts.
