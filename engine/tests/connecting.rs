@@ -54,13 +54,21 @@ async fn gatekept() -> (
     (url, nsp, waiting)
 }
 
+/// A websocket client of `url` whose CONNECT to `/` waits for the decision it returns.
+async fn connecting(
+    url: &str,
+    waiting: &mut mpsc::UnboundedReceiver<oneshot::Sender<bool>>,
+) -> (common::Ws, oneshot::Sender<bool>) {
+    let mut ws = websocket(url, "EIO=4&transport=websocket").await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with('0'));
+    send(&mut ws, "40").await;
+    (ws, waiting.recv().await.unwrap())
+}
+
 #[tokio::test]
 async fn a_room_joined_while_connecting_delivers_from_the_connect_on() {
     let (url, nsp, mut waiting) = gatekept().await;
-    let mut ws = websocket(&url, "EIO=4&transport=websocket").await.unwrap();
-    assert!(next_text(&mut ws).await.starts_with('0'));
-    send(&mut ws, "40").await;
-    let decide = waiting.recv().await.unwrap();
+    let (mut ws, decide) = connecting(&url, &mut waiting).await;
 
     // Held for the cluster (its subscription is kept), not yet a member: the broadcast
     // reaches no one.
@@ -79,10 +87,7 @@ async fn a_room_joined_while_connecting_delivers_from_the_connect_on() {
 #[tokio::test]
 async fn a_refused_socket_leaves_the_rooms_it_joined_while_connecting() {
     let (url, nsp, mut waiting) = gatekept().await;
-    let mut ws = websocket(&url, "EIO=4&transport=websocket").await.unwrap();
-    assert!(next_text(&mut ws).await.starts_with('0'));
-    send(&mut ws, "40").await;
-    let decide = waiting.recv().await.unwrap();
+    let (mut ws, decide) = connecting(&url, &mut waiting).await;
     assert!(nsp.holds("room"));
     decide.send(false).unwrap();
     assert_eq!(next_text(&mut ws).await, r#"44{"message":"no"}"#);
