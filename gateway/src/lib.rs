@@ -1,8 +1,9 @@
 //! A horizontally scaled Socket.IO chat gateway.
 //!
 //! Clients connect with Socket.IO to namespace `/`, join rooms and chat (see the `chat` module
-//! for the protocol). Instances started with the same Redis URL and key prefix share their
-//! rooms through the Redis adapter, and every socket needs a session (`POST /api/login`): users
+//! for the protocol), served by our engine (`engine`). Instances started with the same Redis
+//! URL and key prefix share their rooms through the engine's front end of the Redis cluster
+//! bus (`redis_adapter::NamespaceBus`), and every socket needs a session (`POST /api/login`): users
 //! belong to tenants, and rooms to tenants. Without a Redis URL an instance runs standalone, a
 //! development mode without accounts where every socket is an anonymous user of tenant `dev`.
 //!
@@ -94,8 +95,8 @@ pub struct Gateway {
     background: Background,
 }
 
-/// Binds the listen address, connects the adapter (Redis, or the in-memory one without a Redis
-/// URL) and registers the chat. Nothing is served until [`Gateway::serve`].
+/// Binds the listen addresses, connects to Redis and the cluster bus (none without a Redis URL:
+/// standalone) and sets up the chat on the engine. Nothing is served until [`Gateway::serve`].
 pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
     let instance = config.instance_id();
     let bind_error = |source| Error::Bind {
