@@ -27,7 +27,7 @@ pub(crate) struct Request {
     /// What every handler shares.
     pub(crate) chat: ChatState,
     /// Who sent it.
-    pub(crate) identity: Identity,
+    pub(crate) identity: Arc<Identity>,
     /// Its first argument, the request's body (`None` when it had none).
     pub(crate) payload: Option<Value>,
 }

@@ -119,8 +119,8 @@ struct Welcome<'a> {
 /// What the chat keeps with each socket it let in (the socket's data slot): who it is, its
 /// event queue, and its seat in the census, given back when it leaves.
 pub(crate) struct Member {
-    /// Who the socket is.
-    identity: Identity,
+    /// Who the socket is (shared with each of its events' requests).
+    identity: Arc<Identity>,
     /// Its events, one at a time, within its budget.
     queue: EventQueue,
     /// Its seat in the census, taken when it leaves.
@@ -130,7 +130,7 @@ pub(crate) struct Member {
 impl Member {
     /// The identity of `socket`, once it was let in.
     pub(crate) fn identity(socket: &Socket) -> Option<&Identity> {
-        socket.data::<Self>().map(|member| &member.identity)
+        socket.data::<Self>().map(|member| &*member.identity)
     }
 }
 
@@ -226,7 +226,7 @@ async fn admit(connecting: &Connecting, chat: &ChatState) -> Result<Member, Refu
         })?;
     }
     Ok(Member {
-        identity,
+        identity: Arc::new(identity),
         queue: EventQueue::new(chat.limits.events),
         seat: Mutex::new(Some(seat)),
     })
