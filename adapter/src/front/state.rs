@@ -98,8 +98,10 @@ impl Hold {
     /// Redis layer's command timeout (the longest a message stored before the catch-up read
     /// can take to be published), each new broadcast is sent at once if `keep` accepts it;
     /// after that the socket is a plain member. Returns how many held broadcasts were sent,
-    /// or `None` when more than [`MAX_HELD`](super::MAX_HELD) arrived and some were lost (the
-    /// socket joins anyway). Must run inside a Tokio runtime.
+    /// or `None` when more than [`MAX_HELD`](super::MAX_HELD) arrived and some were lost, or
+    /// the hold had ended meanwhile (the socket left or disconnected): the hold is then
+    /// cancelled and the socket is not in the room (join it again, or hold it again to retry
+    /// the catch-up). Must run inside a Tokio runtime.
     pub fn join(mut self, keep: impl Fn(&Packet) -> bool + Send + Sync + 'static) -> Option<usize> {
         let room = self.room.take()?;
         self.rooms
