@@ -203,7 +203,7 @@ impl Session {
     }
 
     /// Whether a send went through; a session its transport refused is closed.
-    fn settle(&self, sent: Result<bool, CloseReason>) -> bool {
+    pub(crate) fn settle(&self, sent: Result<bool, CloseReason>) -> bool {
         sent.unwrap_or_else(|reason| {
             self.close_with(reason);
             false

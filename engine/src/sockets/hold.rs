@@ -84,6 +84,13 @@ pub(crate) enum Delivery {
     Held,
 }
 
+impl Delivery {
+    /// A write that went through (or not).
+    pub(crate) fn of(took: bool) -> Self {
+        if took { Self::Sent } else { Self::Dropped }
+    }
+}
+
 impl Holds {
     /// Whether the socket has a hold open: one atomic load.
     pub(crate) fn any(&self) -> bool {
@@ -217,14 +224,8 @@ impl Holds {
         }
         let written = socket.try_write(packets, volatile);
         drop(state);
-        match written {
-            Ok(true) => Delivery::Sent,
-            Ok(false) => Delivery::Dropped,
-            Err(reason) => {
-                close(socket, Some(reason));
-                Delivery::Dropped
-            }
-        }
+        // Closed, if its transport refused it, once no lock is held.
+        Delivery::of(socket.session().settle(written))
     }
 
     /// Mirrors the number of holds open for the lock-free check.

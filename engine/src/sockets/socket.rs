@@ -253,15 +253,7 @@ impl Socket {
         if self.holds.any() {
             return self.holds.deliver(self, selection, packets, volatile);
         }
-        let took = match packets {
-            [packet] if volatile => self.session.send_volatile(packet),
-            packets => self.session.send_all(packets),
-        };
-        if took {
-            Delivery::Sent
-        } else {
-            Delivery::Dropped
-        }
+        Delivery::of(self.session.settle(self.try_write(packets, volatile)))
     }
 
     /// Writes `packets` (a volatile single packet only if the transport takes it at once),
