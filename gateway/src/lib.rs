@@ -123,7 +123,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
 
     let counters = Arc::new(Counters::default());
     let mut background = Background::default();
-    let (mode, bus) = match &config.redis.redis_url {
+    let mode = match &config.redis.redis_url {
         None => {
             tracing::warn!(
                 "no Redis URL: running standalone, rooms are not shared with other instances"
@@ -132,7 +132,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 "DEVELOPMENT MODE: no accounts, no sessions, no rate limits; every socket is an \
                  anonymous user of tenant `dev`"
             );
-            (Arc::new(Mode::Standalone), None)
+            Arc::new(Mode::Standalone)
         }
         Some(url) => {
             // The process's one Redis layer: the cluster bus, sessions, limits and settings
@@ -149,12 +149,11 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 CHAT_NS,
                 Id::random(),
             );
-            let mode = Mode::Clustered {
+            Arc::new(Mode::Clustered {
                 redis,
-                bus: bus.clone(),
+                bus,
                 accounts,
-            };
-            (Arc::new(mode), Some(bus))
+            })
         }
     };
     let chat = chat::Chat::new(chat::ChatState::new(&instance, mode.clone(), &config));
@@ -164,12 +163,15 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         .cloned()
         .ok_or(Error::Missing("the chat namespace"))?;
     let engine = Engine::new(engine_config(&config), io);
-    if let (
-        Some(bus),
-        Mode::Clustered {
-            redis, accounts, ..
-        },
-    ) = (&bus, &*mode)
+    let bus = match &*mode {
+        Mode::Clustered { bus, .. } => Some(bus.clone()),
+        Mode::Standalone => None,
+    };
+    if let Mode::Clustered {
+        redis,
+        bus,
+        accounts,
+    } = &*mode
     {
         ClusterFront::attach(&nsp, bus.clone()).await?;
         if let Some(history) = &accounts.history {

@@ -7,6 +7,8 @@
 //! back (`chat::spooled`). A line stored whose publish then failed is served to this
 //! instance's members and spooled for its publish only: its ack carries its id.
 
+use std::sync::Arc;
+
 use engine::sockets::Nsp;
 
 use super::{call::Request, reply::Reply};
@@ -103,7 +105,7 @@ pub(super) async fn deliver(
 /// included when it is a member), once Redis took it; refused `cluster_unavailable`, and
 /// sent to no one, when Redis did not.
 async fn send(
-    nsp: &std::sync::Arc<Nsp>,
+    nsp: &Arc<Nsp>,
     audience: &Audience,
     record: Record,
     id: Option<String>,
@@ -120,7 +122,7 @@ async fn send(
 
 /// Sends `spooled` (stored as `id`, or `None` while it waits in the spool) to its audience on
 /// this instance only.
-fn serve_locally(nsp: &std::sync::Arc<Nsp>, spooled: &Spooled, id: Option<String>) {
+fn serve_locally(nsp: &Arc<Nsp>, spooled: &Spooled, id: Option<String>) {
     let audience = &spooled.audience;
     let message = Message::new(spooled.record.clone(), id, audience.client_room());
     let local = nsp
