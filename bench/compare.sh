@@ -14,6 +14,12 @@
 #   fixed   3 instances: 1500 users in rooms of 10 round-robin over them, 2 msg/s each
 #   rates   3 instances: the same at rising rates, up to the last without loss and p99 < 50 ms
 #   idle    3 instances: 10000 idle websockets on one instance, server RSS per connection
+#   syscalls 3 instances: the fixed load again for SYSCALLS_WINDOW while `perf stat` counts the
+#           system calls of the instances and Redis (writes, reads, epoll waits, futex), per
+#           delivery: how many kernel round trips each system makes for one delivery
+#   floor   once, no server: bench/write-floor writes one frame at a time to 1500 loopback
+#           connections at the fixed step's deliveries/s, pinned like the servers, and reports
+#           its CPU per write: the floor under any server that writes each delivery itself
 #   sparse  8 instances (one tokio worker each): rooms of 10 whose members sit 5/5 on 2 of the
 #           8 (loadtest chat --instances-per-room 2), 800 users x 1 msg/s; CPU per delivery,
 #           and the adapter messages each instance received and discarded (room not held)
@@ -46,7 +52,7 @@ FIXED_DURATION=${FIXED_DURATION:-20s}
 STEP_DURATION=${STEP_DURATION:-10s}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 RATES=${RATES:-"0.5 1 2 3 4 5 6 8 12"}
-ALL_STEPS="fixed rates idle sparse burst publish"
+ALL_STEPS="fixed rates idle syscalls floor sparse burst publish"
 STEPS=${STEPS:-$ALL_STEPS}
 USERS=1500
 ROOM_SIZE=10
@@ -67,6 +73,9 @@ PUBLISH_USERS=${PUBLISH_USERS:-1000}
 PUBLISH_ROOM_SIZE=${PUBLISH_ROOM_SIZE:-10}
 PUBLISH_DURATION=${PUBLISH_DURATION:-20s}
 PUBLISH_MAX_IN_FLIGHT=${PUBLISH_MAX_IN_FLIGHT:-64}
+SYSCALLS_WINDOW=${SYSCALLS_WINDOW:-10}
+# A delivery's websocket frame at the fixed step (`42["message",{...}]`, 64-byte text), bytes.
+FLOOR_FRAME_BYTES=${FLOOR_FRAME_BYTES:-250}
 # The gateway flag that makes it read the official Redis emitter (its value: the emitter's key).
 EMITTER_FLAG=${EMITTER_FLAG:---emitter-key}
 EMITTER_KEY=socket.io
@@ -95,9 +104,10 @@ need node nodejs
 need taskset util-linux
 need python3 python3
 need curl curl
+has_step syscalls && need perf linux-perf
 
 echo "== building (release)"
-cargo build --release --quiet -p gateway -p loadtest -p engine-chat
+cargo build --release --quiet -p gateway -p loadtest -p engine-chat -p write-floor
 cargo build --release --quiet --manifest-path bench/peers/socketioxide-redis/Cargo.toml
 (cd bench/peers/node && npm ci --no-audit --no-fund --loglevel=error)
 LOADTEST=$ROOT/target/release/loadtest
@@ -250,6 +260,12 @@ subscribers() {
     esac
 }
 
+# The system calls the syscalls step counts, by group (the summary sums each group).
+SYSCALL_EVENTS=()
+for call in write writev sendto sendmsg read readv recvfrom recvmsg epoll_wait epoll_pwait futex; do
+    SYSCALL_EVENTS+=(-e "syscalls:sys_enter_$call")
+done
+
 # loadtest SCENARIO JSON ARGS... : run pinned to the load CPU; never fails the script
 run_loadtest() {
     local json=$1
@@ -273,7 +289,7 @@ for system in "${SYSTEMS[@]}"; do
     login=()
     is_ours "$system" && login=(--login "bench:$BENCH_PASSWORD")
 
-    if has_step fixed || has_step rates || has_step idle; then
+    if has_step fixed || has_step rates || has_step idle || has_step syscalls; then
         start_cluster "$system" 3
         if has_step fixed; then
             echo "   fixed load: $USERS users, rooms of $ROOM_SIZE, 2 msg/s each, $FIXED_DURATION"
@@ -309,6 +325,17 @@ for system in "${SYSTEMS[@]}"; do
             echo "   idle: $IDLE_CONNECTIONS websockets on one instance"
             run_loadtest "$WORK/$system-idle.json" idle --url "${urls[0]}" --server-pid "${pids[0]}" \
                 --source-ips 127.0.0.1-127.0.0.8 --connections "$IDLE_CONNECTIONS" --hold 3s "${login[@]}"
+        fi
+
+        if has_step syscalls; then
+            echo "   syscalls: the fixed load, perf stat on the instances and Redis for ${SYSCALLS_WINDOW}s"
+            run_loadtest "$WORK/$system-syscalls.json" chat "${common[@]}" --users $USERS \
+                --room-size $ROOM_SIZE --rate 2 --duration "$((SYSCALLS_WINDOW + 8))s" &
+            load=$!
+            sleep 5
+            perf stat -x, -o "$WORK/$system-syscalls.txt" -p "$pid_list" "${SYSCALL_EVENTS[@]}" \
+                -- sleep "$SYSCALLS_WINDOW" >/dev/null 2>&1 || echo "   syscalls: perf stat failed"
+            wait "$load" || true
         fi
         stop_cluster
     fi
@@ -448,12 +475,27 @@ PY
     fi
 done
 
+if has_step floor; then
+    rate=$((USERS * 2 * (ROOM_SIZE - 1)))
+    echo "== floor: one $FLOOR_FRAME_BYTES-byte write at a time to $USERS loopback connections, $rate/s, $FIXED_DURATION"
+    port=$(free_port)
+    taskset -c $SUT_CPU "$ROOT/target/release/write-floor" serve --listen "127.0.0.1:$port" \
+        --connections $USERS --rate $rate --duration "$FIXED_DURATION" \
+        --frame-bytes "$FLOOR_FRAME_BYTES" --json "$WORK/floor.json" &
+    writer=$!
+    PIDS+=("$writer")
+    taskset -c $LOAD_CPU "$ROOT/target/release/write-floor" read --connect "127.0.0.1:$port" \
+        --connections $USERS >/dev/null || echo "   floor: the reader failed"
+    wait "$writer" || echo "   floor: the writer failed"
+fi
+
 date=$(date -u +%Y-%m-%d)
 suffix=""
 [ "$STEPS" = "$ALL_STEPS" ] || suffix="-$(echo $STEPS | tr ' ' '-')"
 mkdir -p bench/results
 export SPARSE_INSTANCES SPARSE_SPAN SPARSE_USERS SPARSE_RATE SPARSE_DURATION BURST_COUNT BURST_MEMBERS
 export PUBLISH_INSTANCES PUBLISH_RATES PUBLISH_USERS PUBLISH_ROOM_SIZE PUBLISH_DURATION
+export SYSCALLS_WINDOW FLOOR_FRAME_BYTES USERS FIXED_DURATION
 python3 - "$WORK" "$date" "$suffix" "$STEPS" "${SYSTEMS[@]}" <<'PY'
 import json, os, sys
 work, date, suffix, steps, systems = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5:]
@@ -488,6 +530,21 @@ for s in systems:
             "idle_rss_per_connection_bytes": idle.get("rss_per_connection_bytes"),
             "loadtest_cpu_us_per_delivery": fixed.get("loadtest_cpu_us_per_delivery"),
         })
+    if "syscalls" in steps:
+        # perf stat -x, lines: count,unit,event,...; deliveries in the window from the load's rate.
+        counts = {}
+        for line in text(f"{s}-syscalls.txt").splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[0].strip().isdigit():
+                counts[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+        dps = load(f"{s}-syscalls.json").get("deliveries_per_sec")
+        deliveries = dps * float(env.get("SYSCALLS_WINDOW", "10")) if dps else None
+        groups = {"writes": ["write", "writev", "sendto", "sendmsg"],
+                  "reads": ["read", "readv", "recvfrom", "recvmsg"],
+                  "epoll_waits": ["epoll_wait", "epoll_pwait"], "futex": ["futex"]}
+        per = {g: (sum(counts.get(c, 0) for c in calls) / deliveries if deliveries and counts else None)
+               for g, calls in groups.items()}
+        row["syscalls_per_delivery"] = dict(per, counts=counts, deliveries=deliveries)
     if "sparse" in steps:
         sparse, adapter = load(f"{s}-sparse.json"), load(f"{s}-sparse-adapter.json")
         lat = sparse.get("latency_ms", {})
@@ -567,6 +624,46 @@ if {"fixed", "rates", "idle"} & set(steps):
         if cpu_on is not None and cpu_off:
             lines += ["", f"Durability (ours, every message stored, vs ours-live, --no-history): the store costs "
                       f"{100 * (cpu_on - cpu_off) / cpu_on:.1f}% of the CPU per delivery at rooms of 10."]
+    lines.append("")
+if {"syscalls", "floor"} & set(steps):
+    lines += ["## Where the CPU goes", ""]
+if "syscalls" in steps:
+    lines += [
+        f"System calls of the 3 instances and Redis per delivery: `perf stat` for {env.get('SYSCALLS_WINDOW', '10')} s "
+        "of the fixed load (1500 users, rooms of 10, 2 msg/s each). Writes: write, writev, sendto, sendmsg; "
+        "reads: read, readv, recvfrom, recvmsg.",
+        "",
+        "| system | writes | reads | epoll waits | futex |",
+        "|---|---|---|---|---|",
+    ]
+    for s, r in rows.items():
+        sc = r.get("syscalls_per_delivery") or {}
+        lines.append(f"| {s} | {f(sc.get('writes'), '{:.2f}')} | {f(sc.get('reads'), '{:.2f}')} "
+                     f"| {f(sc.get('epoll_waits'), '{:.2f}')} | {f(sc.get('futex'), '{:.2f}')} |")
+    lines.append("")
+if "floor" in steps:
+    floor = load("floor.json")
+    us = floor.get("cpu_us_per_write")
+    users = int(env.get("USERS", "1500"))
+    lines += [
+        f"Floor (`bench/write-floor`, this run): {f(us, '{:.2f}')} µs of CPU per loopback write of a "
+        f"{env.get('FLOOR_FRAME_BYTES', '250')}-byte frame, one frame per write to {users} connections in turn "
+        f"at the fixed step's deliveries/s for {env.get('FIXED_DURATION', '20s')}, the writer alone on CPU 0 and "
+        f"its reader on CPU 1 ({floor.get('writes', 'n/a')} writes, {floor.get('would_block', 'n/a')} refused by a full buffer). "
+        "On loopback the writer pays the receiver's TCP path and its wake-up too: a server that writes each "
+        "delivery to its member's connection spends at least this per delivery, before reading or routing anything.",
+        "",
+    ]
+    stock = (rows.get("socketioxide-redis") or {}).get("server_redis_cpu_us_per_delivery")
+    if us and stock:
+        lines += [f"- 0.5x the stock stack's CPU per delivery in this run is {stock / 2:.1f} µs: "
+                  f"{stock / 2 / us:.2f} loopback writes' worth.", ""]
+    for s, r in rows.items():
+        sc = (r.get("syscalls_per_delivery") or {}).get("writes")
+        cpu = r.get("server_redis_cpu_us_per_delivery")
+        if us and sc and cpu:
+            lines.append(f"- {s}: {sc:.2f} writes per delivery x {us:.2f} µs = {sc * us:.1f} µs of its "
+                         f"{cpu:.1f} µs per delivery ({100 * sc * us / cpu:.0f}%)")
     lines.append("")
 if "sparse" in steps:
     lines += [
@@ -652,6 +749,8 @@ if "publish" in steps:
                 f"| {f(e['deliveries_per_sec'], '{:.0f}')} | {f(e['p50_ms'])} / {f(e['p99_ms'])} | {f(e['loss'], '{}')} "
                 f"| {f(e['server_redis_cpu_ms_per_1000_deliveries'], '{:.2f}')} |")
     lines.append("")
+if "floor" in steps:
+    rows["write-floor"] = load("floor.json")
 table = "\n".join(lines)
 print(table)
 open(f"bench/results/compare-{date}{suffix}.md", "w").write(table)
