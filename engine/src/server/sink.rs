@@ -2,6 +2,10 @@
 //! task has it (a broadcast's fan-out, the reader answering) while the kernel's send buffer
 //! takes it; what it does not take waits in a bounded queue that a task, spawned only then,
 //! flushes. Over the bound the connection is closed.
+//!
+//! While the sink is corked ([`Sink::cork`]), frames wait in that queue instead, and the
+//! last cork out writes them all with one vectored write: a handler's acknowledgement and
+//! the broadcast it sent its own socket leave together.
 
 use crate::locks::lock;
 use std::{
@@ -36,13 +40,28 @@ impl From<Refused> for super::CloseReason {
     }
 }
 
-/// What waits to be written, and whether a flush task owns the socket's writes.
+/// What waits to be written, whether a flush task owns the socket's writes, and how many
+/// corks hold them back.
 #[derive(Default)]
 struct Pending {
     frames: VecDeque<Bytes>,
     bytes: usize,
     flushing: bool,
+    corks: usize,
 }
+
+/// Frames written to a corked sink wait until the last [`Cork`] is dropped, then leave in
+/// one vectored write.
+pub(crate) struct Cork(Arc<Sink>);
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        self.0.uncork();
+    }
+}
+
+/// The most frames one vectored write carries (well under the kernel's `IOV_MAX`).
+const MAX_SLICES: usize = 64;
 
 /// The sending side of one websocket.
 pub(crate) struct Sink {
@@ -147,8 +166,11 @@ impl Sink {
         }
         let head = head(opcode, payload.len());
         let mut pending = lock(&self.pending);
-        if pending.flushing || !pending.frames.is_empty() {
-            if volatile {
+        // Behind a flush (or frames it will take), a volatile frame is dropped; behind a
+        // cork it only waits for the end of the cork, so it goes with the others.
+        let behind = pending.flushing || (pending.corks == 0 && !pending.frames.is_empty());
+        if behind || pending.corks > 0 {
+            if volatile && behind {
                 return Ok(false);
             }
             return self
@@ -192,6 +214,62 @@ impl Sink {
         Ok(())
     }
 
+    /// Holds this sink's frames back until the returned cork (and every other) is dropped.
+    pub(crate) fn cork(self: &Arc<Self>) -> Cork {
+        lock(&self.pending).corks += 1;
+        Cork(self.clone())
+    }
+
+    /// Drops one cork; the last one out writes what waits, and hands what the socket does
+    /// not take to a flush task.
+    fn uncork(self: &Arc<Self>) {
+        let mut pending = lock(&self.pending);
+        pending.corks -= 1;
+        if pending.corks > 0 || pending.flushing || pending.frames.is_empty() || self.is_closed() {
+            return;
+        }
+        match self.write_pending(&mut pending) {
+            Ok(()) if pending.frames.is_empty() => {}
+            Ok(()) => self.start_flush(&mut pending),
+            Err(()) => {
+                drop(pending);
+                self.close();
+            }
+        }
+    }
+
+    /// Writes queued frames, up to [`MAX_SLICES`] per vectored write, until the queue is
+    /// empty or the socket takes no more; `Err` when the connection failed.
+    fn write_pending(&self, pending: &mut Pending) -> Result<(), ()> {
+        while !pending.frames.is_empty() {
+            let slices: Vec<IoSlice<'_>> = pending
+                .frames
+                .iter()
+                .take(MAX_SLICES)
+                .map(|frame| IoSlice::new(frame))
+                .collect();
+            let mut written = match self.stream.try_write_vectored(&slices) {
+                // Nothing taken from non-empty frames: the connection is gone.
+                Ok(0) => return Err(()),
+                Ok(written) => written,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(_) => return Err(()),
+            };
+            pending.bytes -= written;
+            while written > 0 {
+                let Some(front) = pending.frames.pop_front() else {
+                    break;
+                };
+                if written < front.len() {
+                    pending.frames.push_front(front.slice(written..));
+                    return Ok(());
+                }
+                written -= front.len();
+            }
+        }
+        Ok(())
+    }
+
     fn start_flush(self: &Arc<Self>, pending: &mut Pending) {
         if pending.flushing || self.is_closed() {
             return;
@@ -211,24 +289,9 @@ impl Sink {
                 Ok(Ok(())) => {}
             }
             let mut pending = lock(&self.pending);
-            while let Some(front) = pending.frames.pop_front() {
-                match self.stream.try_write(&front) {
-                    Ok(written) => {
-                        pending.bytes -= written;
-                        if written < front.len() {
-                            pending.frames.push_front(front.slice(written..));
-                            break;
-                        }
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                        pending.frames.push_front(front);
-                        break;
-                    }
-                    Err(_) => {
-                        drop(pending);
-                        return self.close();
-                    }
-                }
+            if self.write_pending(&mut pending).is_err() {
+                drop(pending);
+                return self.close();
             }
             if pending.frames.is_empty() {
                 pending.flushing = false;
@@ -268,8 +331,85 @@ fn joined(head: &[u8], payload: &Bytes, skip: usize) -> Bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use tokio::{io::AsyncReadExt, net::TcpListener};
+
+    /// A sink on one end of a loopback connection, and the other end.
+    async fn pair() -> (Arc<Sink>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let sink = Sink::new(Arc::new(server), 1 << 20, Duration::from_secs(5));
+        (sink, client)
+    }
+
+    /// Reads exactly `len` bytes from `client`.
+    async fn read(client: &mut TcpStream, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0; len];
+        client.read_exact(&mut bytes).await.unwrap();
+        bytes
+    }
+
+    #[tokio::test]
+    async fn a_corked_sink_writes_nothing_until_the_last_cork_goes_then_everything_in_order() {
+        let (sink, mut client) = pair().await;
+        let outer = sink.cork();
+        let inner = sink.cork();
+        sink.text(&Bytes::from_static(b"a")).unwrap();
+        // A volatile frame behind a cork waits with the others instead of being dropped.
+        assert_eq!(sink.now(&Bytes::from_static(b"b"), false), Ok(true));
+        drop(inner);
+        sink.text(&Bytes::from_static(b"c")).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut probe = [0; 1];
+        let early = client.try_read(&mut probe);
+        assert!(
+            matches!(&early, Err(err) if err.kind() == io::ErrorKind::WouldBlock),
+            "written before the last cork went: {early:?}"
+        );
+        drop(outer);
+        assert_eq!(
+            read(&mut client, 9).await,
+            [0x81, 1, b'a', 0x81, 1, b'b', 0x81, 1, b'c']
+        );
+        // Uncorked, a frame goes out at once again.
+        sink.text(&Bytes::from_static(b"d")).unwrap();
+        assert_eq!(read(&mut client, 3).await, [0x81, 1, b'd']);
+    }
+
+    #[tokio::test]
+    async fn corked_frames_count_against_the_bound() {
+        let (sink, _client) = pair().await;
+        let cork = sink.cork();
+        let over = Bytes::from(vec![b'x'; 2 << 20]);
+        assert_eq!(sink.binary(&over), Err(Refused::Full));
+        drop(cork);
+        assert!(sink.is_closed());
+    }
+
+    #[tokio::test]
+    async fn frames_corked_behind_a_flush_follow_what_it_writes() {
+        let (sink, mut client) = pair().await;
+        // More than a fresh loopback socket takes at once: the rest goes to the flush task.
+        let big = Bytes::from(vec![b'y'; 900 << 10]);
+        sink.binary(&big).unwrap();
+        let cork = sink.cork();
+        sink.text(&Bytes::from_static(b"z")).unwrap();
+        drop(cork);
+        let head = read(&mut client, 10).await;
+        assert_eq!(head[..2], [0x82, 127]);
+        assert!(
+            read(&mut client, big.len())
+                .await
+                .iter()
+                .all(|b| *b == b'y')
+        );
+        assert_eq!(read(&mut client, 3).await, [0x81, 1, b'z']);
+    }
 
     #[test]
     fn server_frames_are_final_unmasked_and_carry_their_length() {

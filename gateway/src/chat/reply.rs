@@ -17,8 +17,14 @@ where
     F: Future<Output = Result<Reply, Refusal>>,
 {
     metrics::event_in(event);
-    let reply = call.turn.run(handler(call.request)).await;
-    Reply::to(event, reply).send(call.ack);
+    // Corked: the broadcast a handler sends its own socket and the ack leave in one write.
+    let session = call.request.socket.session().clone();
+    session
+        .corked(async move {
+            let reply = call.turn.run(handler(call.request)).await;
+            Reply::to(event, reply).send(call.ack);
+        })
+        .await;
 }
 
 /// The body of one acknowledgement.
