@@ -83,7 +83,8 @@ impl Gates {
     }
 
     /// Runs `deliver` (a broadcast of `packet` to the local sockets with `opts`), keeping a
-    /// copy of `packet` first for each held socket that would receive it as a member;
+    /// copy of `packet` first for each held socket that would receive it as a member, once
+    /// per socket (in the hold of the first of its held rooms that `opts` names);
     /// `reached_otherwise` tells whether a socket is already reached directly (in another of
     /// the rooms) or excluded (in one of `opts.except`).
     /// A filtering socket is sent the packet with `send_to` instead, if its filter keeps it.
@@ -99,6 +100,8 @@ impl Gates {
             return deliver(packet, opts);
         }
         let mut held = self.lock();
+        // The sockets this broadcast reached through a hold already (few: a list will do).
+        let mut reached: Vec<Sid> = Vec::new();
         for room in &opts.rooms {
             let Some(sockets) = held.get_mut(room) else {
                 continue;
@@ -106,7 +109,11 @@ impl Gates {
             for socket in sockets {
                 let sender =
                     opts.has_flag(BroadcastFlags::Broadcast) && opts.sid == Some(socket.sid);
-                if sender || socket.overflowed || reached_otherwise(socket.sid, &opts) {
+                if sender || reached.contains(&socket.sid) {
+                    continue;
+                }
+                reached.push(socket.sid);
+                if socket.overflowed || reached_otherwise(socket.sid, &opts) {
                     continue;
                 }
                 if let Some(keep) = &socket.filter {
@@ -295,6 +302,20 @@ mod tests {
             kept.packets.len()
         });
         assert_eq!(kept, Some(0));
+    }
+
+    #[test]
+    fn a_socket_held_in_two_rooms_of_one_broadcast_keeps_it_once() {
+        let gates = Gates::default();
+        let sid = Sid::new();
+        let (a, b) = (Room::Borrowed("a"), Room::Borrowed("b"));
+        let (ticket_a, ticket_b) = (gates.open(sid, a.clone()), gates.open(sid, b.clone()));
+        let mut both = to("a");
+        both.rooms.push(b.clone());
+        gates.deliver(event(1), both, |_, _| false, |_, _| (), |_, _| ());
+        let count = |kept: Kept, _: &Keep| kept.packets.len();
+        assert_eq!(gates.pass(ticket_a, &a, keep_all(), count), Some(1));
+        assert_eq!(gates.pass(ticket_b, &b, keep_all(), count), Some(0));
     }
 
     #[test]
