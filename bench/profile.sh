@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A CPU profile of one instance of SYSTEM (ours-live or engine) under compare.sh's fixed load:
+# A CPU profile of one instance of SYSTEM (ours, ours-live, engine or socketioxide-redis) under compare.sh's fixed load:
 # 3 instances on one Redis (pinned to CPU 0), 1500 users in rooms of 10 at 2 msg/s each
 # (loadtest on CPU 1), `perf record -g` of the first instance for 15 s in the middle of the
 # run. Writes bench/results/<OUT>-<system>.txt (perf report, flat, top symbols).
+# With SCOPE=cpu0, the whole of CPU 0 instead (the 3 instances, Redis, the kernel's work for
+# them, idle), reported by process first: where the system under test's core goes.
 #
-# Usage: bench/profile.sh SYSTEM OUT     (after a release build: bench/compare.sh builds one)
+# Usage: [SCOPE=cpu0] [KEEP=perf.data] bench/profile.sh SYSTEM OUT   (after a release build: compare.sh builds one)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -22,7 +24,7 @@ taskset -c 0 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appe
 pids+=($!)
 sleep 0.3
 login=()
-if [ "$system" = ours-live ]; then
+if [ "$system" = ours ] || [ "$system" = ours-live ]; then
     printf 'bench-password\n' | "$ROOT/target/release/gateway" add-user \
         --users-file "$WORK/users.json" --username bench --tenant bench --name bench >/dev/null
     login=(--login bench:bench-password)
@@ -31,13 +33,21 @@ urls=()
 for _ in 1 2 3; do
     port=$(free_port)
     case $system in
-        ours-live)
+        ours | ours-live)
+            history=()
+            [ "$system" = ours-live ] && history=(--no-history)
             GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
                 GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 taskset -c 0 "$ROOT/target/release/gateway" \
                 --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$(free_port)" \
-                --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 --no-history \
+                --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 "${history[@]}" \
                 --users-file "$WORK/users.json" --rate-login 1000000/60s \
                 --rate-handshake 1000000/60s --rate-message 1000000/60s >/dev/null 2>&1 &
+            ;;
+        socketioxide-redis)
+            RUST_LOG=warn taskset -c 0 \
+                "$ROOT/bench/peers/socketioxide-redis/target/release/peer-socketioxide-redis" \
+                --listen "127.0.0.1:$port" --redis-url "redis://127.0.0.1:$redis_port" \
+                --worker-threads 1 >/dev/null 2>&1 &
             ;;
         engine)
             taskset -c 0 "$ROOT/target/release/engine-chat" --listen "127.0.0.1:$port" \
@@ -58,17 +68,34 @@ taskset -c 1 "$ROOT/target/release/loadtest" chat --url "$list" --users 1500 --r
     >"$WORK/loadtest.log" 2>&1 &
 load=$!
 sleep 10
-perf record -F 999 -g -p "$first" -o "$WORK/perf.data" -- sleep 15 >/dev/null 2>&1
+if [ "${SCOPE:-instance}" = cpu0 ]; then
+    target=(-a -C 0)
+    scope="all of CPU 0 (3 instances, Redis, kernel, idle)"
+else
+    target=(-p "$first")
+    scope="one of 3 instances"
+fi
+perf record -F 999 -g "${target[@]}" -o "$WORK/perf.data" -- sleep 15 >/dev/null 2>&1
+# KEEP=FILE keeps the recording for further reports.
+[ -z "${KEEP:-}" ] || cp "$WORK/perf.data" "$KEEP"
 wait "$load" || true
 mkdir -p bench/results
 {
-    echo "# bench/profile.sh $system $out: perf record -F 999 -g of one of 3 instances, 15 s"
+    echo "# ${SCOPE:+SCOPE=$SCOPE }bench/profile.sh $system $out: perf record -F 999 -g of $scope, 15 s"
     echo "# of loadtest chat --users 1500 --room-size 10 --rate 2 (27,000 deliveries/s in all)"
     grep -E "deliveries/s|latency|loss" "$WORK/loadtest.log" || true
+    if [ "${SCOPE:-instance}" = cpu0 ]; then
+        echo "# by process"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort comm 2>/dev/null \
+            | grep -E '^ +[0-9]' | head -15 || true
+        echo "# by process and binary/library"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort comm,dso 2>/dev/null \
+            | grep -E '^ +[0-9]' | head -25 || true
+    fi
     perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
-        | grep -v '^$' | grep -E '^ +[0-9]' | head -60
+        | grep -v '^$' | grep -E '^ +[0-9]' | head -60 || true
     echo "# by binary/library (dso)"
     perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null \
-        | grep -E '^ +[0-9]' | head -15
+        | grep -E '^ +[0-9]' | head -15 || true
 } >"bench/results/$out-$system.txt"
 echo "wrote bench/results/$out-$system.txt"
