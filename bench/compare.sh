@@ -16,7 +16,8 @@
 #   idle    3 instances: 10000 idle websockets on one instance, server RSS per connection
 #   syscalls 3 instances: the fixed load again for SYSCALLS_WINDOW while `perf stat` counts the
 #           system calls of the instances and Redis (writes, reads, epoll waits, futex), per
-#           delivery: how many kernel round trips each system makes for one delivery
+#           delivery: how many kernel round trips each system makes for one delivery; and
+#           Redis's own time per command (INFO commandstats) over the same window
 #   floor   once, no server: bench/write-floor writes one frame at a time to 1500 loopback
 #           connections at the fixed step's deliveries/s, pinned like the servers, and reports
 #           its CPU per write: the floor under any server that writes each delivery itself
@@ -333,8 +334,10 @@ for system in "${SYSTEMS[@]}"; do
                 --room-size $ROOM_SIZE --rate 2 --duration "$((SYSCALLS_WINDOW + 8))s" &
             load=$!
             sleep 5
+            rcli INFO commandstats >"$WORK/$system-commands-before.txt"
             perf stat -x, -o "$WORK/$system-syscalls.txt" -p "$pid_list" "${SYSCALL_EVENTS[@]}" \
                 -- sleep "$SYSCALLS_WINDOW" >/dev/null 2>&1 || echo "   syscalls: perf stat failed"
+            rcli INFO commandstats >"$WORK/$system-commands-after.txt"
             wait "$load" || true
         fi
         stop_cluster
@@ -545,6 +548,20 @@ for s in systems:
         per = {g: (sum(counts.get(c, 0) for c in calls) / deliveries if deliveries and counts else None)
                for g, calls in groups.items()}
         row["syscalls_per_delivery"] = dict(per, counts=counts, deliveries=deliveries)
+        # INFO commandstats lines: cmdstat_NAME:calls=N,usec=U,...; the window's deltas.
+        def commandstats(name):
+            stats = {}
+            for line in text(name).splitlines():
+                head, _, fields = line.partition(":")
+                if head.startswith("cmdstat_"):
+                    values = dict(f.split("=", 1) for f in fields.split(",") if "=" in f)
+                    stats[head.removeprefix("cmdstat_")] = (int(values.get("calls", 0)), int(values.get("usec", 0)))
+            return stats
+        before, after = commandstats(f"{s}-commands-before.txt"), commandstats(f"{s}-commands-after.txt")
+        commands = {c: (calls - before.get(c, (0, 0))[0], usec - before.get(c, (0, 0))[1])
+                    for c, (calls, usec) in after.items()}
+        row["redis_commands"] = {c: {"calls": n, "usec": u, "usec_per_delivery": u / deliveries if deliveries else None}
+                                 for c, (n, u) in commands.items() if n > 0}
     if "sparse" in steps:
         sparse, adapter = load(f"{s}-sparse.json"), load(f"{s}-sparse-adapter.json")
         lat = sparse.get("latency_ms", {})
@@ -633,13 +650,22 @@ if "syscalls" in steps:
         "of the fixed load (1500 users, rooms of 10, 2 msg/s each). Writes: write, writev, sendto, sendmsg; "
         "reads: read, readv, recvfrom, recvmsg.",
         "",
-        "| system | writes | reads | epoll waits | futex |",
-        "|---|---|---|---|---|",
+        "Redis: the three commands it spent the most time in (INFO commandstats, this step's own INFO left out): "
+        "µs per call x calls per delivery. A script's time includes the commands it calls, which are listed on their own too.",
+        "",
+        "| system | writes | reads | epoll waits | futex | costliest Redis commands |",
+        "|---|---|---|---|---|---|",
     ]
     for s, r in rows.items():
         sc = r.get("syscalls_per_delivery") or {}
+        commands = {name: c for name, c in (r.get("redis_commands") or {}).items() if name != "info"}
+        top = sorted(commands.items(), key=lambda item: -item[1]["usec"])[:3]
+        deliveries = sc.get("deliveries")
+        costliest = ", ".join(
+            f"{name} {c['usec'] / c['calls']:.1f} µs x {f(c['calls'] / deliveries if deliveries else None, '{:.3f}')}"
+            for name, c in top) or "n/a"
         lines.append(f"| {s} | {f(sc.get('writes'), '{:.2f}')} | {f(sc.get('reads'), '{:.2f}')} "
-                     f"| {f(sc.get('epoll_waits'), '{:.2f}')} | {f(sc.get('futex'), '{:.2f}')} |")
+                     f"| {f(sc.get('epoll_waits'), '{:.2f}')} | {f(sc.get('futex'), '{:.2f}')} | {costliest} |")
     lines.append("")
 if "floor" in steps:
     floor = load("floor.json")
