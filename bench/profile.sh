@@ -97,5 +97,5 @@ mkdir -p bench/results
     echo "# by binary/library (dso)"
     perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null \
         | grep -E '^ +[0-9]' | head -15 || true
-} >"bench/results/$out-$system.txt"
+} | sed -E 's/[[:space:]]+-[[:space:]]+-$//; s/[[:space:]]*$//' >"bench/results/$out-$system.txt"
 echo "wrote bench/results/$out-$system.txt"
