@@ -651,7 +651,8 @@ if "syscalls" in steps:
         "reads: read, readv, recvfrom, recvmsg.",
         "",
         "Redis: the three commands it spent the most time in (INFO commandstats, this step's own INFO left out): "
-        "µs per call x calls per delivery. A script's time includes the commands it calls, which are listed on their own too.",
+        "µs per call x calls per delivery. The time is elapsed time inside Redis, which shares its core with the instances "
+        "here, so it includes time Redis was preempted; a script's time includes the commands it calls, listed on their own too.",
         "",
         "| system | writes | reads | epoll waits | futex | costliest Redis commands |",
         "|---|---|---|---|---|---|",
