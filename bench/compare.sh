@@ -146,11 +146,12 @@ wait_http() {
 # is_ours SYSTEM: whether SYSTEM is our gateway (with or without history)
 is_ours() { [ "$1" = ours ] || [ "$1" = ours-live ]; }
 
-# start_instance SYSTEM PORT REDIS_URL [bench|publish] -> prints the pid; with `bench`, the
-# system's benchmark endpoint (POST /bench/burst) is enabled; with `publish`, ours gets its
-# publish API's per-key rate raised and reads the emitter, where the binary has those flags
+# start_instance SYSTEM PORT ADMIN_PORT REDIS_URL [bench|publish] -> prints the pid; ours
+# serves /metrics on ADMIN_PORT; with `bench`, the system's benchmark endpoint
+# (POST /bench/burst) is enabled; with `publish`, ours gets its publish API's per-key rate
+# raised and reads the emitter, where the binary has those flags
 start_instance() {
-    local system=$1 port=$2 redis=$3 mode=${4:-}
+    local system=$1 port=$2 admin=$3 redis=$4 mode=${5:-}
     local flags=()
     [ "$mode" = bench ] && flags=(--bench-endpoints)
     case $system in
@@ -160,11 +161,11 @@ start_instance() {
                 gateway_has --api-publish-rate && flags+=(--api-publish-rate $UNLIMITED)
                 gateway_has "$EMITTER_FLAG" && flags+=("$EMITTER_FLAG" "$EMITTER_KEY")
             fi
-            # The admin listener (/metrics, read by adapter_snapshot) on port + 1000.
+            # The admin listener (/metrics, read by adapter_snapshot).
             GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
                 GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 \
                 taskset -c $SUT_CPU "$ROOT/target/release/gateway" --listen "127.0.0.1:$port" \
-                --admin-listen "127.0.0.1:$((port + 1000))" \
+                --admin-listen "127.0.0.1:$admin" \
                 --redis-url "$redis" --worker-threads 1 --log-format json \
                 --users-file "$WORK/users.json" --rate-login $UNLIMITED \
                 --rate-handshake $UNLIMITED --rate-message $UNLIMITED --rate-dm $UNLIMITED \
@@ -189,7 +190,7 @@ start_instance() {
 }
 
 # start_cluster SYSTEM INSTANCES [bench|publish]: a Redis of its own and INSTANCES instances, pinned to
-# the system's CPU. Sets redis_port, redis_pid, urls, pids, url_list, pid_list (instances and
+# the system's CPU. Sets redis_port, redis_pid, urls, admin_urls, pids, url_list, pid_list (instances and
 # Redis) and common (the loadtest flags every step shares).
 start_cluster() {
     local system=$1 instances=$2 mode=${3:-}
@@ -200,14 +201,18 @@ start_cluster() {
     PIDS+=("$redis_pid")
     sleep 0.3
     urls=()
+    admin_urls=()
     pids=()
-    local port pid url
+    local port admin pid url
     for _ in $(seq 1 "$instances"); do
         port=$(free_port)
-        pid=$(start_instance "$system" "$port" "redis://127.0.0.1:$redis_port" "$mode")
+        # A port of its own, free now: port + 1000 could be some earlier step's client port.
+        admin=$(free_port)
+        pid=$(start_instance "$system" "$port" "$admin" "redis://127.0.0.1:$redis_port" "$mode")
         PIDS+=("$pid")
         pids+=("$pid")
         urls+=("http://127.0.0.1:$port")
+        admin_urls+=("http://127.0.0.1:$admin")
     done
     for url in "${urls[@]}"; do wait_http "$url"; done
     sleep 1
@@ -232,10 +237,7 @@ adapter_snapshot() {
     {
         echo "publish $(rcli INFO commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p')"
         if is_ours "$system"; then
-            for url in "${urls[@]}"; do
-                # /metrics is on the admin listener: the instance's port + 1000 (start_instance).
-                local port=${url##*:}
-                url="http://127.0.0.1:$((port + 1000))"
+            for url in "${admin_urls[@]}"; do
                 curl -fsS --max-time 5 "$url/metrics" >"$WORK/metrics.txt" 2>/dev/null || : >"$WORK/metrics.txt"
                 echo "received_$i $(awk '$1 == "redis_adapter_received_total" {print $2; exit}' "$WORK/metrics.txt")"
                 echo "discarded_$i $(awk '$1 == "redis_adapter_room_messages_discarded_total" {print $2; exit}' "$WORK/metrics.txt")"
