@@ -97,8 +97,9 @@ pub enum Message<'a> {
     Binary(Bytes),
 }
 
-/// Why a session closed.
+/// Why a session closed. New reasons may be added: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The client sent CLOSE.
     ClientClosed,

@@ -93,8 +93,9 @@ impl Ack {
     }
 }
 
-/// Why a socket left its namespace.
+/// Why a socket left its namespace. New reasons may be added: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// The client sent DISCONNECT.
     ClientDisconnected,
