@@ -36,13 +36,13 @@ pub(crate) enum Taken {
 /// Peeks at the first request of `stream` and runs it as a websocket if it is one.
 pub(crate) async fn take_websocket(engine: &Engine, stream: TcpStream, peer: SocketAddr) -> Taken {
     let timeout = engine.config().request_head_timeout;
-    let Some(head) = tokio::time::timeout(timeout, peek_head(&stream))
-        .await
-        .ok()
-        .flatten()
-    else {
-        // No complete head within the bound: hyper answers (or times out) as for any client.
-        return Taken::Http(stream);
+    let head = match tokio::time::timeout(timeout, peek_head(&stream)).await {
+        // No complete head within the bound: the connection is dropped now, as hyper's own
+        // head timeout would drop it (handing it on would give a slow client the bound twice).
+        Err(_elapsed) => return Taken::Gone,
+        // Longer than we peek at, or ended: hyper answers as for any client.
+        Ok(None) => return Taken::Http(stream),
+        Ok(Some(head)) => head,
     };
     let Some(request) = websocket_request(&head, &engine.config().path) else {
         return Taken::Http(stream);
