@@ -239,21 +239,9 @@ impl Session {
     /// Closes the session for `reason`, once: its transport is told (a pending GET answers,
     /// a websocket is sent CLOSE unless the client ended it) and the handler learns why.
     pub(crate) fn close_with(&self, reason: CloseReason) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.end(reason, reason.client_is_told()) {
             return;
         }
-        let previous = std::mem::replace(&mut *lock(&self.state), State::Closed(reason));
-        if let State::Websocket(sink) = previous {
-            if reason.client_is_told() {
-                let _gone = sink.text(&Bytes::from_static(CLOSE.as_bytes()));
-                let _gone = sink.control(
-                    tungstenite::protocol::frame::coding::Control::Close,
-                    &Bytes::new(),
-                );
-            }
-            sink.close();
-        }
-        self.wake.notify_waiters();
         if let Some(shared) = self.shared.upgrade() {
             if reason == CloseReason::TooSlow {
                 shared.slow_closed.fetch_add(1, Ordering::Relaxed);
@@ -267,17 +255,29 @@ impl Session {
     /// Ends the session without a word to anyone: its server is gone. Its transport closes
     /// (a websocket's connection with the last reference to it).
     pub(crate) fn abandon(&self) {
+        self.end(CloseReason::ServerClosed, false);
+    }
+
+    /// Marks the session closed for `reason` and closes its transport (a websocket sent
+    /// CLOSE first when `tell_client`), waking a pending GET; `false` when it was closed
+    /// already.
+    fn end(&self, reason: CloseReason, tell_client: bool) -> bool {
         if self.closed.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
-        let previous = std::mem::replace(
-            &mut *lock(&self.state),
-            State::Closed(CloseReason::ServerClosed),
-        );
+        let previous = std::mem::replace(&mut *lock(&self.state), State::Closed(reason));
         if let State::Websocket(sink) = previous {
+            if tell_client {
+                let _gone = sink.text(&Bytes::from_static(CLOSE.as_bytes()));
+                let _gone = sink.control(
+                    tungstenite::protocol::frame::coding::Control::Close,
+                    &Bytes::new(),
+                );
+            }
             sink.close();
         }
         self.wake.notify_waiters();
+        true
     }
 
     /// Whether the handler counts the session established (see

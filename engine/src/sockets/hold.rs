@@ -25,7 +25,7 @@ use std::{
 use redis_adapter::{Room, Selection};
 
 use super::socket::Socket;
-use crate::server::{CloseReason, Packet};
+use crate::server::Packet;
 
 /// Most broadcasts kept for one hold; more, and the hold keeps nothing (see
 /// [`Held::join`]).
@@ -173,7 +173,10 @@ impl Holds {
             self.count(&state);
         }
         drop(state);
-        close(socket, refused);
+        // Closed, if its transport refused a packet, once no lock is held.
+        if let Some(reason) = refused {
+            socket.session().close_with(reason);
+        }
         if !recovered {
             return None;
         }
@@ -259,13 +262,6 @@ fn text(packets: &[Packet]) -> &[u8] {
     match packets.first() {
         Some(Packet::Text(bytes) | Packet::Binary(bytes)) => bytes,
         None => &[],
-    }
-}
-
-/// Closes `socket`'s session, which its transport refused (once no lock is held).
-fn close(socket: &Socket, refused: Option<CloseReason>) {
-    if let Some(reason) = refused {
-        socket.session().close_with(reason);
     }
 }
 

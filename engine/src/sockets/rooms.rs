@@ -34,10 +34,7 @@ impl Rooms {
             let mut rooms = write(&self.rooms);
             sockets.insert(socket.id_arc(), socket.clone());
             for room in &joined {
-                rooms
-                    .entry(room.clone())
-                    .or_default()
-                    .insert(socket.id_arc(), socket.clone());
+                enter(&mut rooms, socket, room);
             }
             announce()
         };
@@ -71,13 +68,9 @@ impl Rooms {
         self.leave(socket, socket.take_rooms())
     }
 
-    /// Puts `socket` in `room`; whether the room had no local member before.
-    pub(crate) fn join(&self, socket: &Arc<Socket>, room: &Room) -> bool {
-        let mut rooms = write(&self.rooms);
-        let members = rooms.entry(room.clone()).or_default();
-        let first = members.is_empty();
-        members.insert(socket.id_arc(), socket.clone());
-        first
+    /// Puts `socket` in `room`.
+    pub(crate) fn join(&self, socket: &Arc<Socket>, room: &Room) {
+        enter(&mut write(&self.rooms), socket, room);
     }
 
     /// Takes `socket` out of `rooms`; those left without a local member.
@@ -142,4 +135,12 @@ impl Rooms {
         }
         selected
     }
+}
+
+/// Puts `socket` among `room`'s members in the index `rooms`.
+fn enter(rooms: &mut HashMap<Room, Members>, socket: &Arc<Socket>, room: &Room) {
+    rooms
+        .entry(room.clone())
+        .or_default()
+        .insert(socket.id_arc(), socket.clone());
 }
