@@ -163,11 +163,8 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
         .cloned()
         .ok_or(Error::Missing("the chat namespace"))?;
     let engine = Engine::new(engine_config(&config), io);
-    let bus = match &*mode {
-        Mode::Clustered { bus, .. } => Some(bus.clone()),
-        Mode::Standalone => None,
-    };
-    if let Mode::Clustered {
+    // Clustered: the bus (which the shutdown leaves), its front, and the background tasks.
+    let bus = if let Mode::Clustered {
         redis,
         bus,
         accounts,
@@ -190,7 +187,10 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             config.session_check_interval.max(Duration::from_secs(1)),
         ));
         tracing::info!(prefix = %config.redis.key_prefix, "joined the cluster over Redis");
-    }
+        Some(bus.clone())
+    } else {
+        None
+    };
     let opens = Arc::new(http::Opens::new(
         config.connect_timeout,
         config.max_opens_per_address,

@@ -2,9 +2,10 @@
 //! members, each once however many sockets they hold. Read by the socket `members` event and
 //! by `GET /api/v1/rooms/{room}/presence`.
 //!
-//! One cluster-wide request: the rooms of the room's members (a `fetch_sockets` of the room) include
-//! each member's private user room, which names the user. The request waits at most the
-//! request timeout; when the other instances cannot be asked, this instance's members answer.
+//! One cluster-wide request: the rooms of the room's members (a `fetch_sockets` of the room)
+//! include each member's private user room, which names the user. The request waits at most
+//! the request timeout; when the other instances cannot be asked, this instance's members
+//! answer.
 
 use engine::sockets::Nsp;
 use redis_adapter::Selection;

@@ -187,4 +187,12 @@ impl Refusal {
             }
         }
     }
+
+    /// A join (or a socket's private rooms, before it is let in) whose room the cluster
+    /// could not subscribe: the socket is not in the room, and the caller is told the
+    /// cluster is unavailable.
+    pub(crate) fn from_subscribe(err: engine::Error) -> Self {
+        tracing::debug!(%err, "room not subscribed: refused");
+        Self::ClusterUnavailable
+    }
 }

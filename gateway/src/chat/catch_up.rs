@@ -38,10 +38,7 @@ pub(super) async fn join_since(
         .mode
         .room_stream(&identity.tenant, &name)
         .ok_or(Refusal::NoHistory)?;
-    let hold = socket.hold(room).await.map_err(|err| {
-        tracing::debug!(%err, "room not subscribed: the join is refused");
-        Refusal::ClusterUnavailable
-    })?;
+    let hold = socket.hold(room).await.map_err(Refusal::from_subscribe)?;
     // On error the hold is dropped: the socket is not in the room.
     let replay = chat.mode.replay(&stream, since, max).await?;
     let (mut recovered, mut replayed, mut last) = (false, 0, None);

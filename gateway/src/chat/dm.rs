@@ -32,26 +32,20 @@ pub(crate) struct DmRequest {
 /// `dm {to, text}`; the ack is `{id, key, ts}` like a `message`'s. The recipients receive
 /// `dm {id, key, from, user, text, ts}` (`user`: the sender's id, to answer to).
 pub(crate) async fn dm(request: Request) -> Result<Reply, Refusal> {
+    let (mode, tenant) = (&request.chat.mode, &request.identity.tenant);
     let body = Object::<DmRequest>::parse(request.payload.as_ref())?;
     validate::text(&body.text)?;
-    if !request.chat.mode.knows(&request.identity.tenant, &body.to) {
+    if !mode.knows(tenant, &body.to) {
         // Counted like a sent one: whether a user exists is not asked unthrottled.
-        request
-            .chat
-            .mode
-            .limit(Scope::Dm, &request.identity.tenant, &request.identity.user)
+        mode.limit(Scope::Dm, tenant, &request.identity.user)
             .await?;
         return Err(Refusal::UnknownUser);
     }
-    let settings = request.chat.mode.settings(&request.identity.tenant).await;
+    let settings = mode.settings(tenant).await;
     validate::text_within(&body.text, settings.max_message_length)?;
-    let room = tenancy::user_room(&request.identity.tenant, &body.to);
+    let room = tenancy::user_room(tenant, &body.to);
     let line = Line {
-        stream: request.chat.mode.dm_stream(
-            &request.identity.tenant,
-            &request.identity.user,
-            &body.to,
-        ),
+        stream: mode.dm_stream(tenant, &request.identity.user, &body.to),
         audience: Audience::Dm { room: room.clone() },
         text: body.text.clone(),
     };

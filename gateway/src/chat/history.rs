@@ -23,32 +23,20 @@ pub(crate) struct HistoryRequest {
 
 /// `history {room | with, before?, limit?}`.
 pub(crate) async fn history(request: Request) -> Result<Reply, Refusal> {
+    let (mode, tenant) = (&request.chat.mode, &request.identity.tenant);
     let body = Object::<HistoryRequest>::parse(request.payload.as_ref())?;
     let (before, limit) = page_bounds(body.before.as_deref(), body.limit)?;
     let (stream, room) = match (body.room, body.with) {
         (Some(room), None) => {
             validate::room(&room)?;
-            ensure_member(
-                &request.socket,
-                &tenancy::room(&request.identity.tenant, &room),
-            )?;
-            (
-                request
-                    .chat
-                    .mode
-                    .room_stream(&request.identity.tenant, &room),
-                Some(room),
-            )
+            ensure_member(&request.socket, &tenancy::room(tenant, &room))?;
+            (mode.room_stream(tenant, &room), Some(room))
         }
         (None, Some(with)) => {
-            if !request.chat.mode.knows(&request.identity.tenant, &with) {
+            if !mode.knows(tenant, &with) {
                 return Err(Refusal::UnknownUser);
             }
-            let stream = request.chat.mode.dm_stream(
-                &request.identity.tenant,
-                &request.identity.user,
-                &with,
-            );
+            let stream = mode.dm_stream(tenant, &request.identity.user, &with);
             (stream, None)
         }
         _ => {
@@ -58,10 +46,6 @@ pub(crate) async fn history(request: Request) -> Result<Reply, Refusal> {
         }
     };
     let stream = stream.ok_or(Refusal::NoHistory)?;
-    let page = request
-        .chat
-        .mode
-        .history_page(&stream, before, limit)
-        .await?;
+    let page = mode.history_page(&stream, before, limit).await?;
     Ok(Reply::History(page.into_messages(room.as_deref())))
 }

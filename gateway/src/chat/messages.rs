@@ -23,20 +23,18 @@ pub(crate) struct MessageRequest {
 /// `message {room, text}`: checked against the tenant's `max_message_length` and counted
 /// against the sender's rate limit.
 pub(crate) async fn message(request: Request) -> Result<Reply, Refusal> {
+    let (mode, tenant) = (&request.chat.mode, &request.identity.tenant);
     // Local checks first, then the settings (cached) and the script that counts and
     // stores: a refused line costs no round trip.
     let body = Object::<MessageRequest>::parse(request.payload.as_ref())?;
     validate::room(&body.room)?;
     validate::text(&body.text)?;
-    let room = tenancy::room(&request.identity.tenant, &body.room);
+    let room = tenancy::room(tenant, &body.room);
     ensure_member(&request.socket, &room)?;
-    let settings = request.chat.mode.settings(&request.identity.tenant).await;
+    let settings = mode.settings(tenant).await;
     validate::text_within(&body.text, settings.max_message_length)?;
     let line = Line {
-        stream: request
-            .chat
-            .mode
-            .room_stream(&request.identity.tenant, &body.room),
+        stream: mode.room_stream(tenant, &body.room),
         audience: Audience::Room {
             room,
             name: body.room,

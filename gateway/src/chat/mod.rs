@@ -220,10 +220,10 @@ async fn admit(connecting: &Connecting, chat: &ChatState) -> Result<Member, Refu
     let identity = handshake::identify(socket, chat).await?;
     let seat = chat.census.admit(chat.claims(&identity))?;
     for room in identity.private_rooms() {
-        connecting.join(room).await.map_err(|err| {
-            tracing::debug!(%err, "private room not subscribed: the socket is refused");
-            Refusal::ClusterUnavailable
-        })?;
+        connecting
+            .join(room)
+            .await
+            .map_err(Refusal::from_subscribe)?;
     }
     Ok(Member {
         identity: Arc::new(identity),

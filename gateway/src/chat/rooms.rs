@@ -63,6 +63,7 @@ fn chat_rooms(socket: &Socket) -> usize {
 /// `join {room, since?}`: adds the socket to the room; joining twice is not an error. With
 /// `since`, what followed that message is replayed first (`catch_up`).
 pub(crate) async fn join(request: Request) -> Result<Reply, Refusal> {
+    let (mode, tenant) = (&request.chat.mode, &request.identity.tenant);
     let body = Object::<JoinRequest>::parse(request.payload.as_ref())?;
     validate::room(&body.room)?;
     let since = body
@@ -72,14 +73,14 @@ pub(crate) async fn join(request: Request) -> Result<Reply, Refusal> {
         .transpose()
         .map_err(|err| Refusal::InvalidPayload(format!("since: {err}")))?;
     let name = body.room;
-    let room = tenancy::room(&request.identity.tenant, &name);
+    let room = tenancy::room(tenant, &name);
     if request.socket.in_room(&room) {
         return Ok(Reply::ok());
     }
     if chat_rooms(&request.socket) >= request.chat.limits.max_rooms {
         return Err(Refusal::TooManyRooms(request.chat.limits.max_rooms));
     }
-    let settings = request.chat.mode.settings(&request.identity.tenant).await;
+    let settings = mode.settings(tenant).await;
     let limit = usize::try_from(settings.max_room_members).unwrap_or(usize::MAX);
     if members(&request.socket, &room).await >= limit {
         return Err(Refusal::RoomFull);
@@ -88,10 +89,11 @@ pub(crate) async fn join(request: Request) -> Result<Reply, Refusal> {
         let max = usize::try_from(settings.history_max_messages).unwrap_or(usize::MAX);
         return catch_up::join_since(&request, (room, name), since, max).await;
     }
-    request.socket.join(room).await.map_err(|err| {
-        tracing::debug!(%err, "room not subscribed: the join is refused");
-        Refusal::ClusterUnavailable
-    })?;
+    request
+        .socket
+        .join(room)
+        .await
+        .map_err(Refusal::from_subscribe)?;
     Ok(Reply::ok())
 }
 

@@ -30,9 +30,9 @@ struct StoredEvent<'a> {
     id: &'a str,
 }
 
-/// Drains `history`'s spool through the `chat` namespace for as long as the gateway runs; `connected` tells
-/// whether this instance's Redis subscriber is up, `settle` how long the others may take
-/// to be subscribed again after it.
+/// Drains `history`'s spool through the `chat` namespace for as long as the gateway runs;
+/// `connected` tells whether this instance's Redis subscriber is up, `settle` how long the
+/// others may take to be subscribed again after it.
 pub(crate) fn spawn(
     chat: Arc<Nsp>,
     history: Arc<History>,

@@ -255,7 +255,8 @@ async fn an_invalid_display_name_refuses_the_connection() {
         .unwrap();
 }
 
-// Multi-threaded: the gateway runs each event in a task of its own, and only there can they run out of order.
+// Multi-threaded: the gateway runs each event in a task of its own, and only there can they
+// run out of order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_sent_without_waiting_are_handled_in_order() {
     let gateway = TestGateway::start(standalone()).await;
