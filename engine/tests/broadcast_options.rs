@@ -10,23 +10,25 @@ use redis_adapter::RedisConfig;
 use test_support::RedisServer;
 
 mod common;
-use common::{Instance, Ws, next_text, socket_client};
+use common::{Instance, Ws, next_text, quiet, socket_client};
 
-async fn quiet(ws: &mut Ws) {
-    let next = tokio::time::timeout(Duration::from_millis(300), common::next(ws)).await;
-    assert!(next.is_err(), "expected nothing, got {next:?}");
+/// Two instances on `redis` that see each other, the first with `config`, each with a client
+/// in room `r`: (here, its client, there, its client).
+async fn members_of_r(redis: &RedisServer, config: RedisConfig) -> (Instance, Ws, Instance, Ws) {
+    let here = Instance::start(&redis.url(), config).await;
+    let there = Instance::start(&redis.url(), RedisConfig::default()).await;
+    Instance::see_each_other(&[&here, &there]).await;
+    let (near, near_socket) = socket_client(&here.url, &here.nsp).await;
+    let (far, far_socket) = socket_client(&there.url, &there.nsp).await;
+    near_socket.join("r").await.unwrap();
+    far_socket.join("r").await.unwrap();
+    (here, near, there, far)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_only_broadcast_reaches_the_other_instances_and_no_local_socket() {
     let redis = RedisServer::start().await;
-    let here = Instance::start(&redis.url(), RedisConfig::default()).await;
-    let there = Instance::start(&redis.url(), RedisConfig::default()).await;
-    Instance::see_each_other(&[&here, &there]).await;
-    let (mut near, near_socket) = socket_client(&here.url, &here.nsp).await;
-    let (mut far, far_socket) = socket_client(&there.url, &there.nsp).await;
-    near_socket.join("r").await.unwrap();
-    far_socket.join("r").await.unwrap();
+    let (here, mut near, _there, mut far) = members_of_r(&redis, RedisConfig::default()).await;
 
     let local = here
         .nsp
@@ -88,13 +90,7 @@ async fn a_confirmed_broadcast_fails_when_redis_does_not_take_it_in_time() {
         probe_timeout: Duration::from_secs(10),
         ..RedisConfig::default()
     };
-    let here = Instance::start(&redis.url(), config).await;
-    let there = Instance::start(&redis.url(), RedisConfig::default()).await;
-    Instance::see_each_other(&[&here, &there]).await;
-    let (mut near, near_socket) = socket_client(&here.url, &here.nsp).await;
-    let (mut far, far_socket) = socket_client(&there.url, &there.nsp).await;
-    near_socket.join("r").await.unwrap();
-    far_socket.join("r").await.unwrap();
+    let (here, mut near, _there, mut far) = members_of_r(&redis, config).await;
 
     // Redis answers: confirmed, then delivered everywhere.
     let local = here.nsp.to(["r"]).confirmed().emit("m", &1).await;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use test_support::RedisServer;
 
 mod common;
-use common::{Ws, next_text, send, websocket};
+use common::{Ws, next_text, quiet, send, websocket};
 
 /// `join` (acked once joined), `say` (to a room but the sender), `shout` (to rooms except
 /// rooms), `all` (everyone).
@@ -175,11 +175,6 @@ async fn named(url: &str, rooms: &str, name: &str) -> Ws {
 async fn call(ws: &mut Ws, id: u64, args: Value) {
     send(ws, &format!("42{id}{args}")).await;
     assert_eq!(next_text(ws).await, format!(r#"43{id}["done"]"#));
-}
-
-async fn quiet(ws: &mut Ws) {
-    let next = tokio::time::timeout(Duration::from_millis(300), common::next(ws)).await;
-    assert!(next.is_err(), "expected nothing, got {next:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,10 +346,7 @@ async fn a_burst_of_100_000_broadcasts_reaches_every_member_whole_and_in_order()
             members.push((connection, counted));
         }
     }
-    let selection = redis_adapter::Selection {
-        rooms: vec!["burst".into()],
-        except: Vec::new(),
-    };
+    let selection = redis_adapter::Selection::room("burst");
     let joined = test_support::eventually(Duration::from_secs(10), || {
         instances[1..]
             .iter()
@@ -448,10 +440,7 @@ async fn sockets_join_leave_and_are_disconnected_on_every_instance() {
     let mut bob_there = named(&instances[2].url, "u:bob", "bob").await;
     let mut carol = named(&instances[1].url, "ops", "carol").await;
     let nsp = instances[1].io.of("/").unwrap();
-    let bob = redis_adapter::Selection {
-        rooms: vec!["u:bob".into()],
-        except: Vec::new(),
-    };
+    let bob = redis_adapter::Selection::room("u:bob");
     // Every socket of bob joins `ops`, on every instance, before this returns.
     nsp.change(&bob, Change::Join(vec!["ops".into()]))
         .await

@@ -17,7 +17,7 @@ use redis_adapter::{RedisConfig, Selection};
 use test_support::RedisServer;
 
 mod common;
-use common::{Instance, Quiet, Ws, next_text};
+use common::{Instance, Quiet, Ws, next_text, quiet};
 
 async fn server() -> (String, Arc<Nsp>) {
     let io = Arc::new(SocketIo::new().namespace("/", Quiet));
@@ -28,11 +28,6 @@ async fn server() -> (String, Arc<Nsp>) {
 /// A raw client connected to `/` of `url`, and its socket on the server.
 async fn client(url: &str, nsp: &Nsp) -> (Ws, Arc<Socket>) {
     common::socket_client(url, nsp).await
-}
-
-async fn quiet(ws: &mut Ws) {
-    let next = tokio::time::timeout(Duration::from_millis(300), common::next(ws)).await;
-    assert!(next.is_err(), "expected nothing, got {next:?}");
 }
 
 /// A broadcast of `m` numbered `n` to `room`.
@@ -67,10 +62,7 @@ async fn broadcasts_between_hold_and_join_are_sent_once_after_it_if_kept() {
         Packet::message(r#"51-["file",{"_placeholder":true,"num":0}]"#),
         Packet::Binary(Bytes::from_static(&[1, 2, 3])),
     ];
-    let a = Selection {
-        rooms: vec!["a".into()],
-        except: Vec::new(),
-    };
+    let a = Selection::room("a");
     assert_eq!(nsp.deliver(&a, None, &binary, false), 1, "the member only");
     nsp.to(["a"]).volatile().emit("typing", &0).await.unwrap();
     // Not through the held room: written at once.
@@ -239,10 +231,7 @@ async fn a_hold_over_its_bound_keeps_nothing_and_the_socket_is_still_a_member() 
     let (url, nsp) = server().await;
     let (mut ws, socket) = client(&url, &nsp).await;
     let hold = socket.hold("a").await.unwrap();
-    let a = Selection {
-        rooms: vec!["a".into()],
-        except: Vec::new(),
-    };
+    let a = Selection::room("a");
     let packet = [Packet::message(r#"2["m",0]"#)];
     for _ in 0..=MAX_HELD {
         nsp.deliver(&a, None, &packet, false);

@@ -16,7 +16,7 @@ use engine::{
 use serde_json::{Value, json};
 
 mod common;
-use common::{WAIT, Ws, closes, next_text, send, websocket};
+use common::{WAIT, Ws, closes, next_text, quiet, send, websocket};
 
 /// `join` (acked once joined), `leave`, `say` (to the room but the sender), `shout` (to
 /// the room, sender included, except the rooms named), `flood` (`n` messages of `pad` bytes
@@ -112,11 +112,6 @@ async fn client(url: &str) -> Ws {
 async fn call(ws: &mut Ws, id: u64, args: Value) {
     send(ws, &format!("42{id}{args}")).await;
     assert_eq!(next_text(ws).await, format!(r#"43{id}["done"]"#));
-}
-
-async fn quiet(ws: &mut Ws) {
-    let next = tokio::time::timeout(Duration::from_millis(200), common::next(ws)).await;
-    assert!(next.is_err(), "expected nothing, got {next:?}");
 }
 
 #[tokio::test]

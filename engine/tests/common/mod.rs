@@ -50,6 +50,12 @@ pub async fn next(ws: &mut Ws) -> Option<tungstenite::Message> {
     }
 }
 
+/// Asserts that nothing arrives on `ws` for 300 ms.
+pub async fn quiet(ws: &mut Ws) {
+    let next = tokio::time::timeout(Duration::from_millis(300), next(ws)).await;
+    assert!(next.is_err(), "expected nothing, got {next:?}");
+}
+
 /// The next data frame, which must be text.
 pub async fn next_text(ws: &mut Ws) -> String {
     match next(ws).await {
