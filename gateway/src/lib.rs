@@ -117,9 +117,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
     let admin_addr = admin_listener.local_addr().map_err(admin_bind_error)?;
     let cors = http::cors_layer(&config.cors_origins)?;
     // Before anything records: the adapter's publish latencies go to this recorder too.
-    if metrics::handle().is_none() {
-        tracing::warn!("metrics are not recorded: another recorder is installed");
-    }
+    metrics::install_recorder();
 
     let counters = Arc::new(Counters::default());
     let mut background = Background::default();

@@ -81,6 +81,14 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE.get_or_init(install).as_ref()
 }
 
+/// Installs the recorder now, before anything records: what is counted before the recorder
+/// exists is lost. Called first thing by the gateway and by `gateway worker`.
+pub(crate) fn install_recorder() {
+    if handle().is_none() {
+        tracing::warn!("metrics are not recorded: another recorder is installed");
+    }
+}
+
 fn install() -> Option<PrometheusHandle> {
     let installed = PrometheusBuilder::new()
         .set_buckets_for_metric(

@@ -164,6 +164,8 @@ pub async fn run_worker(
     announce: impl FnOnce(std::net::SocketAddr),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    // Before the first job: a count made before the first scrape would be lost otherwise.
+    crate::metrics::install_recorder();
     let url = redis_url(&args.redis)?;
     let config = crate::redis_config(&args.redis)?;
     // The blocking reads get a connection of their own, with room for the block.

@@ -86,6 +86,16 @@ async fn pending(redis: &RedisServer) -> u64 {
     }
 }
 
+/// Jobs in the stream: not done yet.
+async fn not_done(redis: &RedisServer) -> u64 {
+    let mut conn = redis.connection().await;
+    redis::cmd("XLEN")
+        .arg(STREAM)
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN of the job stream")
+}
+
 /// Runs `gateway jobs dead <args> --redis-url <redis>`; its stdout lines.
 fn dead(redis: &RedisServer, args: &[&str]) -> Vec<String> {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
@@ -146,6 +156,24 @@ async fn a_job_failing_twice_succeeds_on_the_third_attempt() {
     assert_eq!(worker_metric(&worker, "jobs_queue_depth").await, Some(0.0));
     assert_eq!(worker_metric(&worker, "jobs_scheduled").await, Some(0.0));
     assert!(dead_letters(&redis).is_empty());
+}
+
+#[tokio::test]
+async fn jobs_done_before_the_first_scrape_are_counted() {
+    let redis = RedisServer::start().await;
+    let worker = ChildGateway::worker(&worker_args(&redis, &[])).await;
+    let jobs = TestJobs::connect(&redis.url()).await;
+    jobs.fault(0, Duration::ZERO).await;
+    // Done as Redis sees it (settled: gone from the stream), and only then scraped.
+    let done = eventually_async(WAIT, || async {
+        not_done(&redis).await == 0 && pending(&redis).await == 0
+    })
+    .await;
+    assert!(done, "the worker did not run the job");
+    assert_eq!(
+        worker_metric(&worker, r#"jobs_processed_total{kind="fault"}"#).await,
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -234,13 +262,7 @@ async fn sigterm_lets_the_running_job_finish() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     // Finished and settled before the exit.
     assert_eq!(pending(&redis).await, 0);
-    let mut conn = redis.connection().await;
-    let left: u64 = redis::cmd("XLEN")
-        .arg(STREAM)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(not_done(&redis).await, 0);
 }
 
 #[tokio::test]
