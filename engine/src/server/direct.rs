@@ -25,7 +25,7 @@ const MAX_HEADERS: usize = 64;
 
 /// What became of a connection.
 pub(crate) enum Taken {
-    /// It was an engine.io websocket, and runs now (until it closes).
+    /// It was an engine.io websocket, and runs now in its reader's task.
     Websocket,
     /// Any other HTTP: for hyper, nothing read from it.
     Http(TcpStream),
@@ -47,7 +47,10 @@ pub(crate) async fn take_websocket(engine: &Engine, stream: TcpStream, peer: Soc
     let Some(request) = websocket_request(&head, &engine.config().path) else {
         return Taken::Http(stream);
     };
-    run(engine, stream, request, head.len(), peer).await
+    // Let go before the websocket runs: nothing here may stay for the connection's life.
+    let head_len = head.len();
+    drop(head);
+    run(engine, stream, request, head_len, peer).await
 }
 
 /// The head of a websocket request to `path`, as request parts; `None` for anything else.
@@ -107,12 +110,13 @@ async fn run(
     head_len: usize,
     peer: SocketAddr,
 ) -> Taken {
+    // The head peeked at, consumed now (its bytes are in `request`).
     let mut head = vec![0u8; head_len];
     if stream.read_exact(&mut head).await.is_err() {
         return Taken::Gone;
     }
-    let query = request.uri.query().unwrap_or_default().to_owned();
-    let target = query::parse(&query)
+    drop(head);
+    let target = query::parse(request.uri.query().unwrap_or_default())
         .and_then(|query| engine.websocket_target(&request.method, &request.headers, query.sid));
     let (key, upgrading) = match target {
         Ok(target) => target,
@@ -135,16 +139,16 @@ async fn run(
          Sec-WebSocket-Accept: {}\r\n\r\n",
         ws::accept_key(key.as_bytes())
     );
+    drop(key);
     if stream.write_all(accepted.as_bytes()).await.is_err() {
         if let Some(session) = &upgrading {
             session.abort_upgrade();
         }
         return Taken::Gone;
     }
+    drop(accepted);
     let opening = upgrading.is_none().then_some(request);
-    engine
-        .run_websocket(stream, Bytes::new(), opening, upgrading, peer)
-        .await;
+    engine.start_websocket(stream, Bytes::new(), opening, upgrading, peer);
     Taken::Websocket
 }
 

@@ -212,11 +212,28 @@ impl Engine {
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
-        let head_timeout = self.shared.config.request_head_timeout;
         let stream = match super::direct::take_websocket(&self, stream, peer).await {
             super::direct::Taken::Websocket | super::direct::Taken::Gone => return,
             super::direct::Taken::Http(stream) => stream,
         };
+        // Boxed: hyper's connection state is large, and a task's allocation is sized for its
+        // largest await; a websocket's task (most of the connections) never gets here.
+        Box::pin(self.serve_http(stream, peer, fallback, routing)).await;
+    }
+
+    /// Serves `stream` from `peer` with hyper's HTTP/1: engine.io on the engine's path (as
+    /// `routing` says), `fallback` for the rest.
+    async fn serve_http<F, B>(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        fallback: F,
+        routing: Routing,
+    ) where
+        F: App<B>,
+        B: HttpBody,
+    {
+        let head_timeout = self.shared.config.request_head_timeout;
         let service = service_fn(move |mut request: Request<Incoming>| {
             let engine = self.clone();
             let mut fallback = fallback.clone();
@@ -384,15 +401,13 @@ impl Engine {
                 tracing::error!("a websocket on a connection the engine did not accept itself");
                 return;
             };
-            engine
-                .run_websocket(
-                    parts.io.into_inner(),
-                    parts.read_buf,
-                    opening,
-                    upgrading,
-                    peer,
-                )
-                .await;
+            engine.start_websocket(
+                parts.io.into_inner(),
+                parts.read_buf,
+                opening,
+                upgrading,
+                peer,
+            );
         });
         Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -403,9 +418,12 @@ impl Engine {
             .map_err(|_| Refusal::BadRequest)
     }
 
-    /// Runs an accepted websocket (its 101 sent; `read`, what was read past the request):
-    /// the session `opening` asked for, or the probe of the `upgrading` one.
-    pub(crate) async fn run_websocket(
+    /// Starts an accepted websocket (its 101 sent; `read`, what was read past the request):
+    /// the session `opening` asked for, or the probe of the `upgrading` one. Its reader is a
+    /// task of its own, sized for reading alone: the task that accepted the connection (sized
+    /// for the HTTP it might have been) ends here, so an idle websocket holds only the
+    /// reader's few hundred bytes.
+    pub(crate) fn start_websocket(
         &self,
         stream: TcpStream,
         read: Bytes,
@@ -429,7 +447,14 @@ impl Engine {
             }
             (None, None) => return,
         };
-        ws::read(session, stream, sink, read, role, config.max_payload).await;
+        tokio::spawn(ws::read(
+            session,
+            stream,
+            sink,
+            read,
+            role,
+            config.max_payload,
+        ));
     }
 }
 
