@@ -39,6 +39,7 @@ impl Namespace for Chat {
     fn connected(&self, socket: &Arc<Socket>) {
         let rooms: Vec<String> = socket
             .auth()
+            .as_ref()
             .and_then(|auth| auth.get("rooms"))
             .and_then(Value::as_array)
             .into_iter()
@@ -96,7 +97,7 @@ impl Namespace for Chat {
 
     /// Other instances see a socket's CONNECT payload.
     fn describe(&self, socket: &Arc<Socket>) -> Value {
-        socket.auth().cloned().unwrap_or(Value::Null)
+        socket.auth().unwrap_or(Value::Null)
     }
 }
 

@@ -33,6 +33,7 @@ impl Namespace for Reference {
         let refused = connecting
             .socket()
             .auth()
+            .as_ref()
             .and_then(|auth| auth.get("refuse"))
             .and_then(Value::as_str)
             .map(str::to_owned);
@@ -43,6 +44,7 @@ impl Namespace for Reference {
                 let token = connecting
                     .socket()
                     .auth()
+                    .as_ref()
                     .and_then(|auth| auth.get("token"))
                     .and_then(Value::as_str)
                     .unwrap_or("anonymous")
@@ -54,7 +56,7 @@ impl Namespace for Reference {
     }
 
     fn connected(&self, socket: &Arc<Socket>) {
-        let auth = socket.auth().cloned().unwrap_or_else(|| json!({}));
+        let auth = socket.auth().unwrap_or_else(|| json!({}));
         socket.emit("auth", &auth).unwrap();
     }
 

@@ -12,7 +12,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use engine::sockets::{DisconnectReason, Event, Namespace, Socket};
+use engine::sockets::{Connecting, DisconnectReason, Event, Namespace, Socket};
 use serde_json::{Value, json};
 
 /// The chat namespace of one instance.
@@ -81,6 +81,22 @@ impl Chat {
 }
 
 impl Namespace for Chat {
+    fn connect(&self, connecting: Connecting) {
+        let socket = connecting.socket();
+        let name = socket
+            .auth()
+            .as_ref()
+            .and_then(|auth| auth.get("name"))
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map(|name| Name(name.into()));
+        if let Some(name) = name {
+            // A socket's data is set once, here: it cannot be taken already.
+            let _set = socket.set_data(name);
+        }
+        connecting.accept();
+    }
+
     fn connected(&self, socket: &Arc<Socket>) {
         let welcome = json!({"instance": &*self.instance, "sid": socket.id()});
         let _gone = socket.emit("welcome", &welcome);
@@ -131,14 +147,12 @@ async fn join(socket: &Arc<Socket>, data: &Value) -> Value {
     }
 }
 
-/// The socket's display name: `auth.name`, else its id.
+/// A socket's display name, from its CONNECT's `auth.name`.
+struct Name(Box<str>);
+
+/// The socket's display name: `auth.name` (kept at CONNECT), else its id.
 fn name(socket: &Socket) -> &str {
-    socket
-        .auth()
-        .and_then(|auth| auth.get("name"))
-        .and_then(Value::as_str)
-        .filter(|name| !name.is_empty())
-        .unwrap_or(socket.id())
+    socket.data::<Name>().map_or(socket.id(), |Name(name)| name)
 }
 
 /// The room of `{room}`: 1 to 64 characters of `[A-Za-z0-9_.:-]`.

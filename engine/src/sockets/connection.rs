@@ -122,7 +122,7 @@ impl Connection {
         let auth = match auth {
             "" => None,
             auth => match serde_json::from_str(auth) {
-                Ok(auth @ Value::Object(_)) => Some(auth),
+                Ok(Value::Object(_)) => Some(auth.into()),
                 Ok(_) => {
                     return Err(Error::InvalidJson(
                         "the CONNECT payload is no object".into(),

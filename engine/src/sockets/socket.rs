@@ -58,7 +58,9 @@ pub struct Socket {
     id: Arc<str>,
     nsp: Arc<Nsp>,
     session: Arc<Session>,
-    auth: Option<Value>,
+    /// The CONNECT payload as the client sent it (a JSON object), kept as text: tens of bytes
+    /// per socket where the parsed object costs hundreds.
+    auth: Option<Box<str>>,
     /// The application's state for the socket (its user, say).
     data: Slot,
     rooms: Mutex<HashSet<Room>>,
@@ -79,7 +81,7 @@ impl fmt::Debug for Socket {
 
 impl Socket {
     /// A socket of `ns` on `session`, asking to join with `auth`; not connected yet.
-    pub(crate) fn new(nsp: Arc<Nsp>, session: Arc<Session>, auth: Option<Value>) -> Arc<Self> {
+    pub(crate) fn new(nsp: Arc<Nsp>, session: Arc<Session>, auth: Option<Box<str>>) -> Arc<Self> {
         Arc::new(Self {
             id: crate::server::new_id().into(),
             nsp,
@@ -338,9 +340,12 @@ impl Socket {
         self.data.get()
     }
 
-    /// The CONNECT payload it joined with (`None` without one).
-    pub fn auth(&self) -> Option<&Value> {
-        self.auth.as_ref()
+    /// The CONNECT payload it joined with (`None` without one), parsed at each call: keep
+    /// what the application needs of it for later with [`Socket::set_data`].
+    pub fn auth(&self) -> Option<Value> {
+        self.auth
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
     }
 
     /// Emits `event` with `data` and waits up to `timeout` for the client's acknowledgement:

@@ -27,9 +27,9 @@ use crate::{
 pub(super) async fn identify(socket: &Socket, chat: &ChatState) -> Result<Identity, Refusal> {
     let auth = socket.auth();
     let Mode::Clustered { accounts, .. } = &*chat.mode else {
-        return anonymous(socket, auth);
+        return anonymous(socket, auth.as_ref());
     };
-    let identity = authenticate(socket, accounts, auth).await;
+    let identity = authenticate(socket, accounts, auth.as_ref()).await;
     if let Err(err) = &identity {
         accounts.counters.handshakes_refused.incr();
         tracing::debug!(sid = %socket.id(), %err, "handshake refused");
