@@ -12,6 +12,12 @@ use gateway::{
     shutdown, telemetry,
 };
 
+/// mimalloc instead of glibc's malloc: per-thread free lists and no `malloc_consolidate`
+/// pauses on the delivery path (see the README's Benchmark section for the measured
+/// difference).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
