@@ -215,7 +215,7 @@ pub(crate) async fn read(
             () = sink.closed() => break sink.reason().unwrap_or(CloseReason::TransportClosed),
         }
         let mut chunk = [0u8; 4096];
-        match stream.try_read(&mut chunk) {
+        match read_chunk(&stream, &mut chunk) {
             Ok(0) => break CloseReason::TransportClosed,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -226,6 +226,28 @@ pub(crate) async fn read(
     match role {
         Role::Session => session.close_with(reason),
         Role::Probing => session.abort_upgrade(),
+    }
+}
+
+/// Reads what `stream` holds into `chunk`, as tokio's own `poll_read` does: a read shorter
+/// than `chunk` took everything there was, so the readiness seen before it is cleared, and
+/// the next wait costs no read that only returns `EAGAIN` (`TcpStream::try_read` keeps the
+/// readiness after any read that returned bytes).
+fn read_chunk(stream: &TcpStream, chunk: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut read = 0;
+    let outcome = stream.try_io(tokio::io::Interest::READABLE, || {
+        read = (&*socket2::SockRef::from(stream)).read(chunk)?;
+        if 0 < read && read < chunk.len() {
+            // Drained: `WouldBlock` is how tokio is told to clear what it saw before the read.
+            Err(std::io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(read)
+        }
+    });
+    match outcome {
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock && read > 0 => Ok(read),
+        other => other,
     }
 }
 
