@@ -254,6 +254,27 @@ mod message {
         }
     }
 
+    /// One message spans many of the server's 4 KiB reads (each of which keeps the socket
+    /// readable), and many messages arrive in one read (whose short length ends the data).
+    #[tokio::test]
+    async fn websocket_messages_longer_than_a_read_and_many_in_one_read_arrive_whole() {
+        let url = suite_server().await;
+        let mut ws = websocket_session(&url).await;
+        let long = format!("4{}", "z".repeat(50_000));
+        send(&mut ws, &long).await;
+        for i in 0..100 {
+            send(&mut ws, &format!("4m{i}")).await;
+        }
+        assert_eq!(next_text(&mut ws).await, long);
+        for i in 0..100 {
+            assert_eq!(next_text(&mut ws).await, format!("4m{i}"));
+        }
+        // Still read after going idle: the readiness cleared by the last short read comes back.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        send(&mut ws, "4after").await;
+        assert_eq!(next_text(&mut ws).await, "4after");
+    }
+
     #[tokio::test]
     async fn websocket_closes_the_session_upon_an_invalid_packet() {
         let url = suite_server().await;
