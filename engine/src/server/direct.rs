@@ -47,10 +47,7 @@ pub(crate) async fn take_websocket(engine: &Engine, stream: TcpStream, peer: Soc
     let Some(request) = websocket_request(&head, &engine.config().path) else {
         return Taken::Http(stream);
     };
-    // Let go before the websocket runs: nothing here may stay for the connection's life.
-    let head_len = head.len();
-    drop(head);
-    run(engine, stream, request, head_len, peer).await
+    run(engine, stream, request, head.len(), peer).await
 }
 
 /// The head of a websocket request to `path`, as request parts; `None` for anything else.
@@ -115,7 +112,6 @@ async fn run(
     if stream.read_exact(&mut head).await.is_err() {
         return Taken::Gone;
     }
-    drop(head);
     let target = query::parse(request.uri.query().unwrap_or_default())
         .and_then(|query| engine.websocket_target(&request.method, &request.headers, query.sid));
     let (key, upgrading) = match target {
@@ -139,14 +135,12 @@ async fn run(
          Sec-WebSocket-Accept: {}\r\n\r\n",
         ws::accept_key(key.as_bytes())
     );
-    drop(key);
     if stream.write_all(accepted.as_bytes()).await.is_err() {
         if let Some(session) = &upgrading {
             session.abort_upgrade();
         }
         return Taken::Gone;
     }
-    drop(accepted);
     let opening = upgrading.is_none().then_some(request);
     engine.start_websocket(stream, Bytes::new(), opening, upgrading, peer);
     Taken::Websocket

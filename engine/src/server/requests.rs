@@ -216,23 +216,6 @@ impl Engine {
             super::direct::Taken::Websocket | super::direct::Taken::Gone => return,
             super::direct::Taken::Http(stream) => stream,
         };
-        // Boxed: hyper's connection state is large, and a task's allocation is sized for its
-        // largest await; a websocket's task (most of the connections) never gets here.
-        Box::pin(self.serve_http(stream, peer, fallback, routing)).await;
-    }
-
-    /// Serves `stream` from `peer` with hyper's HTTP/1: engine.io on the engine's path (as
-    /// `routing` says), `fallback` for the rest.
-    async fn serve_http<F, B>(
-        self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        fallback: F,
-        routing: Routing,
-    ) where
-        F: App<B>,
-        B: HttpBody,
-    {
         let head_timeout = self.shared.config.request_head_timeout;
         let service = service_fn(move |mut request: Request<Incoming>| {
             let engine = self.clone();
