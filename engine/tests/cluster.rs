@@ -222,6 +222,40 @@ async fn a_room_broadcast_reaches_its_members_on_every_instance_once_each() {
     }
 }
 
+/// A broadcast prepared for a caller that publishes it itself (from a Redis script): nothing
+/// is sent until the caller publishes its one message, which reaches the other instances'
+/// members, and delivers it here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_broadcast_reaches_the_members_once_its_caller_publishes_it() {
+    let redis = RedisServer::start().await;
+    let instances = cluster(&redis).await;
+    let mut near = member(&instances[0].url, "a").await;
+    let mut far = member(&instances[1].url, "a").await;
+    let mut outsider = member(&instances[2].url, "c").await;
+    let nsp = instances[0].io.of("/").unwrap();
+
+    let prepared = nsp.to(["a"]).prepare("said", &"prepared").unwrap();
+    let [message] = prepared.outgoing() else {
+        panic!("one message per room, got {}", prepared.outgoing().len());
+    };
+    quiet(&mut near).await;
+    quiet(&mut far).await;
+
+    let publisher = Redis::connect(&redis.url(), RedisConfig::default())
+        .await
+        .unwrap();
+    let receivers = publisher
+        .publish_now(&message.channel, &message.payload)
+        .await
+        .unwrap();
+    assert!(receivers >= 1, "no instance listens to the room's channel");
+    assert_eq!(next_text(&mut far).await, r#"42["said","prepared"]"#);
+    assert_eq!(prepared.deliver_locally(), 1);
+    assert_eq!(next_text(&mut near).await, r#"42["said","prepared"]"#);
+    quiet(&mut outsider).await;
+    quiet(&mut far).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_is_not_a_broadcast_is_dropped_and_counted() {
     let redis = RedisServer::start().await;

@@ -141,6 +141,12 @@ impl Redis {
         self.inner.transport.commands()
     }
 
+    /// Whether this is a Redis Cluster (channels published with `SPUBLISH`, by hash slot)
+    /// rather than one Redis.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.transport, Transport::Cluster(_))
+    }
+
     /// Runs `command` within [`RedisConfig::command_timeout`].
     pub async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, Error> {
         let mut conn = self.commands();

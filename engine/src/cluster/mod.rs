@@ -128,7 +128,7 @@ fn sio_message_prefix() -> char {
 
 impl<P: PubSub> ClusterFront<P> {
     /// The messages of a broadcast: one per target room, or one on the namespace channel.
-    fn outgoing(
+    fn encode(
         &self,
         selection: &Selection,
         packet: &Bytes,
@@ -163,7 +163,7 @@ impl<P: PubSub> Remote for ClusterFront<P> {
         packet: &Bytes,
         options: BroadcastOptions,
     ) -> Remoting {
-        let outgoing = self.outgoing(selection, packet, options.volatile);
+        let outgoing = self.encode(selection, packet, options.volatile);
         let wait = if options.confirmed {
             Wait::Confirmed
         } else {
@@ -183,13 +183,22 @@ impl<P: PubSub> Remote for ClusterFront<P> {
         packet: &Bytes,
         options: BroadcastOptions,
     ) -> Result<(), RemoteError> {
-        for outgoing in self.outgoing(selection, packet, options.volatile)? {
+        for outgoing in self.encode(selection, packet, options.volatile)? {
             // A queued publish is taken or refused when it is made: its future is ready.
             if let Some(Err(err)) = self.bus.publish(outgoing, Wait::Queued).now_or_never() {
                 return Err(err.into());
             }
         }
         Ok(())
+    }
+
+    fn outgoing(
+        &self,
+        selection: &Selection,
+        packet: &Bytes,
+        options: BroadcastOptions,
+    ) -> Result<Vec<redis_adapter::Outgoing>, RemoteError> {
+        Ok(self.encode(selection, packet, options.volatile)?)
     }
 
     fn hold(&self, room: &Room) -> Remoting {

@@ -17,8 +17,8 @@ pub use self::{
     connection::Connecting,
     hold::{Held, MAX_HELD},
     nsp::{
-        Broadcast, BroadcastOptions, Change, Deliveries, Fetching, Nsp, Remote, RemoteError,
-        Remoting, SocketView,
+        Broadcast, BroadcastOptions, Change, Deliveries, Fetching, Nsp, Prepared, Remote,
+        RemoteError, Remoting, SocketView,
     },
     socket::{AckError, Socket},
 };

@@ -12,7 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use redis_adapter::{Room, Selection};
+use redis_adapter::{Outgoing, Room, Selection};
 use serde::Serialize;
 
 use super::{Namespace, hold::Delivery, rooms::Rooms, socket::Socket};
@@ -73,6 +73,14 @@ pub trait Remote: Send + Sync + 'static {
         packet: &Bytes,
         options: BroadcastOptions,
     ) -> Result<(), RemoteError>;
+    /// The messages [`Remote::broadcast`] would publish, for a caller that publishes them
+    /// itself (with the Redis write they depend on, in one script).
+    fn outgoing(
+        &self,
+        selection: &Selection,
+        packet: &Bytes,
+        options: BroadcastOptions,
+    ) -> Result<Vec<Outgoing>, RemoteError>;
     /// A local socket entered `room`, which had none: the other instances' broadcasts to it
     /// must reach this one from now on (resolves once they do).
     fn hold(&self, room: &Room) -> Remoting;
@@ -385,6 +393,25 @@ impl Broadcast {
         Ok(self.deliver_locally(packet))
     }
 
+    /// Encodes `event` with `data` for a caller that publishes it itself: the messages the
+    /// cluster would publish (none without a cluster, or for a local broadcast), and the
+    /// packet for the local members, written by [`Prepared::deliver_locally`] once the
+    /// messages are published. The cluster's publish queue is not involved.
+    pub fn prepare<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<Prepared, Error> {
+        let packet = self.packet(event, data)?;
+        let outgoing = match self.remote() {
+            Some(remote) => remote
+                .outgoing(&self.selection, &packet, self.options)
+                .map_err(|err| Error::Remote(err.to_string()))?,
+            None => Vec::new(),
+        };
+        Ok(Prepared {
+            broadcast: self,
+            packet,
+            outgoing,
+        })
+    }
+
     /// The cluster, if the broadcast goes to it.
     fn remote(&self) -> Option<&Arc<dyn Remote>> {
         match self.reach {
@@ -424,5 +451,26 @@ impl Broadcast {
                 .map_err(|err| Error::Remote(err.to_string()))?;
         }
         Ok(self.deliver_locally(packet))
+    }
+}
+
+/// A broadcast encoded by [`Broadcast::prepare`], whose cluster messages the caller publishes.
+pub struct Prepared {
+    broadcast: Broadcast,
+    packet: Bytes,
+    outgoing: Vec<Outgoing>,
+}
+
+impl Prepared {
+    /// The messages to publish for the members on the other instances: one per room of the
+    /// broadcast (or one on the namespace channel), none without a cluster.
+    pub fn outgoing(&self) -> &[Outgoing] {
+        &self.outgoing
+    }
+
+    /// Writes the packet to this instance's members, once the messages are published; how
+    /// many took it.
+    pub fn deliver_locally(self) -> usize {
+        self.broadcast.deliver_locally(self.packet)
     }
 }
