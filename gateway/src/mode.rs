@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
+use engine::sockets::Prepared;
 use redis_adapter::{NamespaceBus, Redis};
 
 use crate::{
     Error,
     accounts::Accounts,
     cache::TenantSettings,
-    history::{Appended, History, MessageId, Page, Record, Replay, Retention, Spooled},
+    history::{Appended, History, MessageId, Page, Publishing, Record, Replay, Retention, Spooled},
     jobs::DmNotification,
     metrics,
     ratelimit::{self, Scope},
@@ -20,14 +21,20 @@ use crate::{
 };
 
 /// What became of a message handed to [`Mode::store`].
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Stored {
-    /// In its stream, under this id.
+    /// In its stream under this id, and published to the other instances with this
+    /// broadcast, whose local members are still to be served.
+    Published(String, Prepared),
+    /// In its stream, under this id; not published yet.
     At(String),
     /// Redis could not take it: spooled, to be stored and published to the other instances
     /// once Redis is back (the local members are served now).
     Spooled,
 }
+
+/// How many ids a line is tried with in the script that stores and publishes it, before it
+/// is stored under an id Redis picks and published after.
+const PUBLISHING_ATTEMPTS: usize = 3;
 
 /// How this instance runs.
 pub(crate) enum Mode {
@@ -63,9 +70,11 @@ impl Mode {
         }
     }
 
-    /// Counts the message hit of `user` in `scope`, then stores `message` in its stream: one
-    /// script when Redis answers. When Redis cannot be reached (or older messages still wait
-    /// in the spool) the hit is counted by this instance alone and the message spooled;
+    /// Counts the message hit of `user` in `scope`, then stores `message` in its stream and
+    /// publishes its broadcast, which `prepare` encodes with the id it is stored under: one
+    /// script when Redis answers (two on a Redis Cluster, or when other instances' lines
+    /// keep taking the ids tried). When Redis cannot be reached (or older messages still
+    /// wait in the spool) the hit is counted by this instance alone and the message spooled;
     /// refused `spool_full` when the spool is full.
     pub(crate) async fn store(
         &self,
@@ -73,6 +82,7 @@ impl Mode {
         tenant: &str,
         user: &str,
         message: &Spooled,
+        prepare: impl Fn(&MessageId) -> Option<Prepared>,
     ) -> Result<Stored, Refusal> {
         let (accounts, history) = self.history().ok_or(Refusal::NoHistory)?;
         let limiter = &accounts.limiter;
@@ -85,21 +95,9 @@ impl Mode {
             return spool(history, message);
         }
         let (key, rate) = limiter.shared(scope, &id);
-        let appended = history
-            .append(
-                Some((&key, rate)),
-                &message.stream,
-                &message.record,
-                message.retention,
-                false,
-            )
-            .await;
-        match appended {
-            Ok(Appended::Stored { id, length }) => {
-                metrics::stream_length(length);
-                Ok(Stored::At(id))
-            }
-            Ok(Appended::Limited(left_ms)) => Err(limiter.over(rate, left_ms)),
+        match put(history, (&key, rate), message, prepare).await {
+            Ok(Put::Stored(stored)) => Ok(stored),
+            Ok(Put::Limited(left_ms)) => Err(limiter.over(rate, left_ms)),
             Err(err) if err.is_redis() => {
                 limiter.check_locally(scope, &id, 1, err)?;
                 spool(history, message)
@@ -228,6 +226,73 @@ impl Mode {
             Self::Clustered { bus, .. } => bus.server_count(),
         }
     }
+}
+
+/// What [`put`] did with a line.
+enum Put {
+    /// Stored (and published, or not yet).
+    Stored(Stored),
+    /// Over the rate limit, nothing stored: the window ends in this many milliseconds.
+    Limited(i64),
+}
+
+/// Counts `hit` and stores `message`: with its broadcast in one script where Redis can
+/// publish it there (the broadcast `prepare` encodes for an id; `None` when it cannot),
+/// otherwise under an id Redis picks, unpublished.
+async fn put(
+    history: &History,
+    hit: (&str, ratelimit::Rate),
+    message: &Spooled,
+    prepare: impl Fn(&MessageId) -> Option<Prepared>,
+) -> Result<Put, Error> {
+    let mut hit = Some(hit);
+    if history.publishes() {
+        let mut id = history.next_id();
+        for _ in 0..PUBLISHING_ATTEMPTS {
+            let Some(prepared) = prepare(&id) else { break };
+            let [broadcast] = prepared.outgoing() else {
+                break;
+            };
+            let publishing = history
+                .append_publishing(
+                    hit,
+                    &message.stream,
+                    &message.record,
+                    message.retention,
+                    id,
+                    broadcast,
+                )
+                .await?;
+            match publishing {
+                Publishing::Done(length) => {
+                    metrics::stream_length(length);
+                    return Ok(Put::Stored(Stored::Published(id.to_string(), prepared)));
+                }
+                Publishing::Limited(left_ms) => return Ok(Put::Limited(left_ms)),
+                Publishing::Behind(last) => {
+                    // Counted already; another instance's line took the id.
+                    hit = None;
+                    id = history.next_id().max(last.after());
+                }
+            }
+        }
+    }
+    let appended = history
+        .append(
+            hit,
+            &message.stream,
+            &message.record,
+            message.retention,
+            false,
+        )
+        .await?;
+    Ok(match appended {
+        Appended::Stored { id, length } => {
+            metrics::stream_length(length);
+            Put::Stored(Stored::At(id))
+        }
+        Appended::Limited(left_ms) => Put::Limited(left_ms),
+    })
 }
 
 /// Spools `message` in `history`'s spool, counted.

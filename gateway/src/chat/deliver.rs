@@ -1,5 +1,6 @@
-//! The path every chat line takes, `message` and `dm` alike: the sender's rate limit and the
-//! store in one Redis script, then the fan-out carrying the stored id, and the ack.
+//! The path every chat line takes, `message` and `dm` alike: the sender's rate limit, the
+//! store and the fan-out to the other instances in one Redis script (on a Redis Cluster, the
+//! fan-out after the script, carrying the stored id), then the local members, and the ack.
 //!
 //! While Redis cannot store it, a line is spooled instead (see `Mode::store`): this
 //! instance's members receive it at once with `id: null, pending: true`, the sender's ack
@@ -13,7 +14,7 @@ use engine::sockets::Nsp;
 
 use super::{call::Request, reply::Reply};
 use crate::{
-    history::{Audience, Message, Record, Spooled},
+    history::{Audience, Message, MessageId, Record, Spooled},
     ids::now_ms,
     metrics,
     mode::Stored,
@@ -72,11 +73,28 @@ pub(super) async fn deliver(
         record,
         retention,
     };
+    let prepare = |id: &MessageId| {
+        let message = Message::new(
+            spooled.record.clone(),
+            Some(id.to_string()),
+            spooled.audience.client_room(),
+        );
+        let broadcast = socket.nsp().to([spooled.audience.room().to_owned()]);
+        broadcast
+            .prepare(spooled.audience.event(), &message)
+            .map_err(|err| tracing::debug!(%err, "a line's broadcast not prepared"))
+            .ok()
+    };
     let stored = chat
         .mode
-        .store(scope, &identity.tenant, &identity.user, &spooled)
+        .store(scope, &identity.tenant, &identity.user, &spooled, prepare)
         .await?;
     match stored {
+        Stored::Published(id, prepared) => {
+            prepared.deliver_locally();
+            metrics::event_out(spooled.audience.event());
+            Ok(sent(Some(id)))
+        }
         Stored::At(id) => {
             let published = send(
                 socket.nsp(),

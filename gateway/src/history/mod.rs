@@ -5,21 +5,25 @@
 //!
 //! One message costs one script call here: it counts the sender's rate-limit hit and, when
 //! within the limit, appends and trims (the rate counter and the stream share the tenant's
-//! hash tag, so this holds on Redis Cluster too); the fan-out is the adapter's one publish.
+//! hash tag, so this holds on Redis Cluster too). On one Redis the same script publishes
+//! the line's broadcast (`published`); on a cluster the fan-out is the adapter's publish.
 //! Reads are a page of history (`XREVRANGE`) and the replay after a client's last seen id.
 //! The publish API's stored messages take the same streams through [`History::append_all`]:
 //! a whole batch in one script, and never the spool.
 
 mod id;
+mod published;
 mod record;
 mod spooled;
 
 use std::time::Duration;
 
-use redis::{Script, Value};
+use redis::{Script, ScriptInvocation, Value};
 use serde::Serialize;
 
 pub(crate) use id::MessageId;
+use id::NextIds;
+pub(crate) use published::Publishing;
 pub(crate) use record::{Message, Record};
 pub(crate) use spooled::{Audience, Spooled};
 
@@ -51,6 +55,19 @@ local function append(stream, maxlen, minid, expiry, fields)
 end
 ";
 
+/// The start of the scripts that count a sender's hit before they store: `stream` is the last
+/// key; with a rate max (> 0) in `ARGV[1]` and its window in ms in `ARGV[2]`, a hit is counted
+/// on `KEYS[1]` ([`WINDOW_LUA`]), and over the limit the script returns `{0, ms left}`.
+const COUNT_HIT_LUA: &str = r"
+local stream = KEYS[#KEYS]
+if tonumber(ARGV[1]) > 0 then
+  local hit = window(KEYS[1], ARGV[2])
+  if hit[1] > tonumber(ARGV[1]) then
+    return {0, hit[2]}
+  end
+end
+";
+
 /// Counts the hit (when a rate key is given), then, within the limit, appends the entry and
 /// trims the stream by count and age, and renews its expiry. With `dedupe`, an entry of the
 /// same `key` among the newest ones is the message already stored by an earlier attempt
@@ -61,13 +78,6 @@ end
 /// fields (`key` and its value first).
 /// Returns `{0, ms left}` over the limit, else `{1, id, length}`.
 const APPEND_LUA: &str = r"
-local stream = KEYS[#KEYS]
-if tonumber(ARGV[1]) > 0 then
-  local hit = window(KEYS[1], ARGV[2])
-  if hit[1] > tonumber(ARGV[1]) then
-    return {0, hit[2]}
-  end
-end
 if tonumber(ARGV[6]) > 0 then
   local recent = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', ARGV[6])
   for _, entry in ipairs(recent) do
@@ -175,6 +185,10 @@ pub(crate) struct History {
     store: Store,
     append: Script,
     append_all: Script,
+    append_publishing: Script,
+    /// Whether a line's script publishes it too (one Redis, not a cluster).
+    publishes: bool,
+    ids: NextIds,
     spool: Spool<Spooled>,
 }
 
@@ -182,10 +196,18 @@ impl History {
     /// Streams in `store`; at most `spool_capacity` messages spooled.
     pub(crate) fn new(store: Store, spool_capacity: usize) -> Self {
         Self {
-            store,
-            append: Script::new(&format!("{WINDOW_LUA}{APPEND_FN_LUA}{APPEND_LUA}")),
+            append: Script::new(&format!(
+                "{WINDOW_LUA}{APPEND_FN_LUA}{COUNT_HIT_LUA}{APPEND_LUA}"
+            )),
             append_all: Script::new(&format!("{APPEND_FN_LUA}{APPEND_ALL_LUA}")),
+            append_publishing: Script::new(&format!(
+                "{WINDOW_LUA}{COUNT_HIT_LUA}{}",
+                published::APPEND_PUBLISH_LUA
+            )),
+            publishes: !store.redis().is_cluster(),
+            ids: NextIds::new(),
             spool: Spool::new(spool_capacity),
+            store,
         }
     }
 
@@ -214,23 +236,8 @@ impl History {
         retention: Retention,
         retry: bool,
     ) -> Result<Appended, Error> {
-        let mut invocation = self.append.prepare_invoke();
-        let (max, window) = match rate {
-            Some((key, rate)) => {
-                invocation.key(key);
-                (rate.max, window_ms(rate))
-            }
-            None => (0, 0),
-        };
-        let age_ms = u64::try_from(retention.age.as_millis()).unwrap_or(u64::MAX);
-        invocation
-            .key(stream)
-            .arg(max)
-            .arg(window)
-            .arg(retention.messages)
-            .arg(format!("{}-0", now_ms().saturating_sub(age_ms)))
-            .arg(age_ms.max(1))
-            .arg(if retry { RETRY_WINDOW } else { 0 });
+        let mut invocation = line_invocation(&self.append, rate, stream, retention);
+        invocation.arg(if retry { RETRY_WINDOW } else { 0 });
         for (name, value) in record.fields() {
             invocation.arg(name).arg(value);
         }
@@ -253,11 +260,11 @@ impl History {
             return Ok(Vec::new());
         }
         let mut invocation = self.append_all.prepare_invoke();
-        let age_ms = u64::try_from(retention.age.as_millis()).unwrap_or(u64::MAX);
+        let (minid, age_ms) = retention_args(retention);
         invocation
             .arg(retention.messages)
-            .arg(format!("{}-0", now_ms().saturating_sub(age_ms)))
-            .arg(age_ms.max(1))
+            .arg(minid)
+            .arg(age_ms)
             .arg(u8::from(dedupe))
             .arg(2 * record::FIELD_COUNT)
             .arg(RETRY_WINDOW);
@@ -330,6 +337,45 @@ impl History {
         entries.truncate(max);
         Ok((Replay::Complete(entries), skipped))
     }
+}
+
+/// An invocation of `script`, a script that starts with [`COUNT_HIT_LUA`] and appends a line to
+/// `stream`: its keys (`rate`'s key if given, then `stream`) and first five arguments (the
+/// rate's limit and window in ms, `0, 0` for none; `retention`'s messages, oldest id kept
+/// and age in ms).
+fn line_invocation<'a>(
+    script: &'a Script,
+    rate: Option<(&str, Rate)>,
+    stream: &str,
+    retention: Retention,
+) -> ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    let (max, window) = match rate {
+        Some((key, rate)) => {
+            invocation.key(key);
+            (rate.max, window_ms(rate))
+        }
+        None => (0, 0),
+    };
+    let (minid, age_ms) = retention_args(retention);
+    invocation
+        .key(stream)
+        .arg(max)
+        .arg(window)
+        .arg(retention.messages)
+        .arg(minid)
+        .arg(age_ms);
+    invocation
+}
+
+/// The oldest id `retention` keeps now, and its age in ms (at least 1), for a script's
+/// arguments.
+fn retention_args(retention: Retention) -> (String, u64) {
+    let age_ms = u64::try_from(retention.age.as_millis()).unwrap_or(u64::MAX);
+    (
+        format!("{}-0", now_ms().saturating_sub(age_ms)),
+        age_ms.max(1),
+    )
 }
 
 /// `XRANGE` of at most [`PAGE_MAX`] entries of `stream` after id `after` (exclusive).

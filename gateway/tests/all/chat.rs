@@ -3,7 +3,7 @@
 
 use crate::support::{
     TIMEOUT, TestGateway, ack, assert_quiet, connect, connect_as, error_of, join, next_named,
-    standalone,
+    now_ms, standalone,
 };
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -292,11 +292,4 @@ async fn events_sent_without_waiting_are_handled_in_order() {
             format!("m{i}")
         );
     }
-}
-
-fn now_ms() -> u64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    u64::try_from(since.as_millis()).unwrap()
 }

@@ -9,7 +9,7 @@ use socketio_client::SocketClient;
 use test_support::{RedisCluster, RedisServer};
 use tokio::sync::watch;
 
-use crate::support::{TIMEOUT, TestGateway, ack, connect_user, join, login};
+use crate::support::{TIMEOUT, TestGateway, ack, connect_user, join, login, now_ms};
 
 async fn gateways(redis_url: &str, n: usize) -> Vec<TestGateway> {
     crate::support::cluster(n, redis_url, |_| {}).await
@@ -67,6 +67,125 @@ async fn since_beyond_retention_replays_nothing_on_redis() {
     since_beyond_retention_replays_nothing_and_says_so(&redis.url()).await;
 }
 
+/// Two instances on `redis`, alice connected to the first and bob to the second.
+async fn alice_and_bob(redis: &RedisServer) -> (Vec<TestGateway>, SocketClient, SocketClient) {
+    let gateways = gateways(&redis.url(), 2).await;
+    let alice = connect_user(gateways[0].url(), "alice").await;
+    let bob = connect_user(gateways[1].url(), "bob").await;
+    (gateways, alice, bob)
+}
+
+/// The ids of a history page's messages, in its order.
+fn page_ids(page: &Value) -> Vec<&str> {
+    page["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page of history: {page}"))
+        .iter()
+        .filter_map(|message| message["id"].as_str())
+        .collect()
+}
+
+/// `(ms, seq)` of a message id, to compare ids as Redis does.
+fn id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("not a message id: {id}"));
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+/// The ids of the next `count` messages `client` receives.
+async fn received_ids(client: &mut SocketClient, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let message = next_message(client).await;
+        ids.push(message["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// On one Redis a line is stored and published by one script, under an id the instance
+/// chose: a stream whose newest entry is later (here one 60 s ahead, as from an instance
+/// whose clock runs fast) refuses it, and the line is stored right after that entry, and
+/// delivered everywhere with the id it is stored under.
+#[tokio::test]
+async fn a_line_behind_a_newer_entry_is_stored_after_it_and_delivered_with_that_id() {
+    let redis = RedisServer::start().await;
+    let (_gateways, alice, mut bob) = alice_and_bob(&redis).await;
+    join(&alice, "ahead").await;
+    join(&bob, "ahead").await;
+    let first = send(&alice, "ahead", "first").await;
+    assert_eq!(next_message(&mut bob).await["id"], first.as_str());
+
+    let mut conn = redis.connection().await;
+    let streams: Vec<String> = redis::cmd("KEYS")
+        .arg("*:r:ahead")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(streams.len(), 1, "one stream for the room: {streams:?}");
+    let ahead = now_ms() + 60_000;
+    let _: String = redis::cmd("XADD")
+        .arg(&streams[0])
+        .arg(format!("{ahead}-0"))
+        .arg(&[
+            "key", "planted", "from", "Eve", "user", "eve", "text", "ahead", "ts", "0",
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let second = send(&alice, "ahead", "second").await;
+    assert_eq!(second, format!("{ahead}-1"));
+    let received = next_message(&mut bob).await;
+    assert_eq!(
+        (&received["id"], &received["text"]),
+        (&json!(second), &json!("second"))
+    );
+    let page = ack(&bob, "history", json!({"room": "ahead", "limit": 3})).await;
+    let ids = page_ids(&page);
+    assert_eq!(
+        ids,
+        [first.as_str(), &format!("{ahead}-0"), second.as_str()]
+    );
+}
+
+/// Two senders on two instances, each sending 100 lines as fast as their acks come: a member
+/// on a third instance receives the 200 in the order the room's stream holds them (each
+/// line's script stores and publishes it at once; a line stored, then published by a second
+/// command, could be overtaken by another instance's).
+#[tokio::test]
+async fn lines_sent_at_once_from_two_instances_arrive_elsewhere_in_stream_order() {
+    const EACH: usize = 100;
+    let redis = RedisServer::start().await;
+    let [a, b, c] = <[_; 3]>::try_from(gateways(&redis.url(), 3).await)
+        .ok()
+        .unwrap();
+    let alice = connect_user(a.url(), "alice").await;
+    let bob = connect_user(b.url(), "bob").await;
+    let mut carol = connect_user(c.url(), "carol").await;
+    for client in [&alice, &bob, &carol] {
+        join(client, "race").await;
+    }
+    tokio::join!(
+        async {
+            for i in 0..EACH {
+                send(&alice, "race", &format!("a{i}")).await;
+            }
+        },
+        async {
+            for i in 0..EACH {
+                send(&bob, "race", &format!("b{i}")).await;
+            }
+        }
+    );
+    let received = received_ids(&mut carol, 2 * EACH).await;
+    let order: Vec<_> = received.iter().map(|id| id_order(id)).collect();
+    assert!(
+        order.windows(2).all(|pair| pair[0] < pair[1]),
+        "lines out of stream order: {received:?}"
+    );
+}
+
 /// The same three on one Redis Cluster (3 masters, 1 replica each), one after the other: one
 /// cluster rather than three at once on a 2-core machine. Retention last: it shortens the
 /// tenant's.
@@ -121,12 +240,7 @@ async fn history_pages_through_250_messages_oldest_first(redis_url: &str) {
 
     // The default page is the newest 50, with the ids the senders were acked.
     let latest = ack(&bob, "history", json!({"room": "archive"})).await;
-    let latest_ids: Vec<&str> = latest["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|message| message["id"].as_str())
-        .collect();
+    let latest_ids = page_ids(&latest);
     assert_eq!(
         latest_ids,
         ids[200..].iter().map(String::as_str).collect::<Vec<_>>()
@@ -154,11 +268,7 @@ async fn history_pages_through_250_messages_oldest_first(redis_url: &str) {
 #[tokio::test]
 async fn a_dm_conversation_has_a_history_for_both_users() {
     let redis = RedisServer::start().await;
-    let [a, b] = <[_; 2]>::try_from(gateways(&redis.url(), 2).await)
-        .ok()
-        .unwrap();
-    let alice = connect_user(a.url(), "alice").await;
-    let mut bob = connect_user(b.url(), "bob").await;
+    let (_gateways, alice, mut bob) = alice_and_bob(&redis).await;
     let sent = ack(&alice, "dm", json!({"to": "bob", "text": "psst"})).await;
     assert!(sent["id"].is_string(), "{sent}");
     let received = crate::support::next_named(&mut bob, "dm").await.data;

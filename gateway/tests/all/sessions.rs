@@ -6,7 +6,7 @@ use std::{io::Write, process::Stdio, time::Duration};
 
 use crate::support::{
     QUIET, RawSocket, TestGateway, ack, assert_disconnected, cluster, cluster_sockets, clustered,
-    connect_token, join, login, login_response, password, refusal, standalone, stats,
+    connect_token, join, login, login_response, now_ms, password, refusal, standalone, stats,
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -401,13 +401,4 @@ async fn standalone_mode_has_no_accounts() {
     assert_eq!(response.status(), 404);
     // Anonymous sockets of tenant `dev` connect as before.
     crate::support::connect(gateway.url()).await;
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .try_into()
-        .unwrap()
 }

@@ -529,3 +529,11 @@ pub async fn run_chat_py(label: &str, args: &[String]) -> Value {
     assert_eq!(summary["ok"], true, "{summary}");
     summary
 }
+
+/// Milliseconds since the Unix epoch, by this machine's clock (the gateways').
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
