@@ -57,6 +57,9 @@ pub(crate) const HISTORY_REPLAYED: &str = "history_replayed_total";
 pub(crate) const HISTORY_RECOVERY_FAILED: &str = "history_recovery_failures_total";
 /// Stream entries that did not decode as messages, skipped (counter).
 pub(crate) const HISTORY_UNDECODABLE: &str = "history_undecodable_entries_total";
+/// Ids this instance chose for a line that its stream refused, a later id being there
+/// already (counter).
+pub(crate) const HISTORY_ID_REFUSED: &str = "history_id_refusals_total";
 
 /// Publish API requests (`POST /api/v1/publish[/batch]`) by outcome: `stored`, `live`,
 /// `batch`, `replayed`, or the refusal's reason (counter).
@@ -153,6 +156,11 @@ pub(crate) fn api_messages(kind: &'static str, count: usize) {
 pub(crate) fn stream_length(length: u64) {
     #[expect(clippy::cast_precision_loss, reason = "a histogram of lengths")]
     metrics::histogram!(HISTORY_STREAM_LENGTH).record(length as f64);
+}
+
+/// Counts one id a stream refused (another instance's line took it, or this clock is behind).
+pub(crate) fn id_refused() {
+    metrics::counter!(HISTORY_ID_REFUSED).increment(1);
 }
 
 /// Counts one message spooled.

@@ -271,6 +271,7 @@ async fn put(
                 Publishing::Limited(left_ms) => return Ok(Put::Limited(left_ms)),
                 Publishing::Behind(last) => {
                     // Counted already; another instance's line took the id.
+                    metrics::id_refused();
                     hit = None;
                     id = history.next_id().max(last.after());
                 }

@@ -110,7 +110,7 @@ async fn received_ids(client: &mut SocketClient, count: usize) -> Vec<String> {
 #[tokio::test]
 async fn a_line_behind_a_newer_entry_is_stored_after_it_and_delivered_with_that_id() {
     let redis = RedisServer::start().await;
-    let (_gateways, alice, mut bob) = alice_and_bob(&redis).await;
+    let (gateways, alice, mut bob) = alice_and_bob(&redis).await;
     join(&alice, "ahead").await;
     join(&bob, "ahead").await;
     let first = send(&alice, "ahead", "first").await;
@@ -136,6 +136,9 @@ async fn a_line_behind_a_newer_entry_is_stored_after_it_and_delivered_with_that_
 
     let second = send(&alice, "ahead", "second").await;
     assert_eq!(second, format!("{ahead}-1"));
+    let body = crate::support::metrics(gateways[0].url()).await;
+    let refused = crate::support::metric(&body, "history_id_refusals_total");
+    assert_eq!(refused, Some(1.0), "the refused id is counted");
     let received = next_message(&mut bob).await;
     assert_eq!(
         (&received["id"], &received["text"]),
