@@ -33,7 +33,8 @@ pub(crate) enum Stored {
 }
 
 /// How many ids a line is tried with in the script that stores and publishes it, before it
-/// is stored under an id Redis picks and published after.
+/// is stored under an id Redis picks and published after (fewer while ids are refused
+/// often: `history::id::Contention`).
 const PUBLISHING_ATTEMPTS: usize = 3;
 
 /// How this instance runs.
@@ -246,35 +247,35 @@ async fn put(
     prepare: impl Fn(&MessageId) -> Option<Prepared>,
 ) -> Result<Put, Error> {
     let mut hit = Some(hit);
-    if history.publishes() {
-        let mut id = history.next_id();
-        for _ in 0..PUBLISHING_ATTEMPTS {
-            let Some(prepared) = prepare(&id) else { break };
-            let [broadcast] = prepared.outgoing() else {
-                break;
-            };
-            let publishing = history
-                .append_publishing(
-                    hit,
-                    &message.stream,
-                    &message.record,
-                    message.retention,
-                    id,
-                    broadcast,
-                )
-                .await?;
-            match publishing {
-                Publishing::Done(length) => {
-                    metrics::stream_length(length);
-                    return Ok(Put::Stored(Stored::Published(id.to_string(), prepared)));
-                }
-                Publishing::Limited(left_ms) => return Ok(Put::Limited(left_ms)),
-                Publishing::Behind(last) => {
-                    // Counted already; another instance's line took the id.
-                    metrics::id_refused();
-                    hit = None;
-                    id = history.next_id().max(last.after());
-                }
+    let mut refused = None;
+    for _ in 0..PUBLISHING_ATTEMPTS {
+        let Some(id) = history.own_id(refused) else {
+            break;
+        };
+        let Some(prepared) = prepare(&id) else { break };
+        let [broadcast] = prepared.outgoing() else {
+            break;
+        };
+        let publishing = history
+            .append_publishing(
+                hit,
+                &message.stream,
+                &message.record,
+                message.retention,
+                id,
+                broadcast,
+            )
+            .await?;
+        match publishing {
+            Publishing::Done(length) => {
+                metrics::stream_length(length);
+                return Ok(Put::Stored(Stored::Published(id.to_string(), prepared)));
+            }
+            Publishing::Limited(left_ms) => return Ok(Put::Limited(left_ms)),
+            Publishing::Behind(last) => {
+                // Counted already; another instance's line took the id.
+                hit = None;
+                refused = Some(last);
             }
         }
     }

@@ -22,7 +22,7 @@ use redis::{Script, ScriptInvocation, Value};
 use serde::Serialize;
 
 pub(crate) use id::MessageId;
-use id::NextIds;
+use id::{Contention, NextIds};
 pub(crate) use published::Publishing;
 pub(crate) use record::{Message, Record};
 pub(crate) use spooled::{Audience, Spooled};
@@ -189,6 +189,7 @@ pub(crate) struct History {
     /// Whether a line's script publishes it too (one Redis, not a cluster).
     publishes: bool,
     ids: NextIds,
+    contention: Contention,
     spool: Spool<Spooled>,
 }
 
@@ -206,6 +207,7 @@ impl History {
             )),
             publishes: !store.redis().is_cluster(),
             ids: NextIds::new(),
+            contention: Contention::new(),
             spool: Spool::new(spool_capacity),
             store,
         }

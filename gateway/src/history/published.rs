@@ -5,13 +5,14 @@
 //!
 //! The broadcast is encoded (and sealed) before the script runs, so it carries an id this
 //! instance chose ([`NextIds`](super::NextIds)); a stream whose last id is later refuses it,
-//! and the line is tried again after that id.
+//! and the line is tried again after that id. While refusals are frequent (near saturation)
+//! lines are stored under ids Redis picks and published after, as on a cluster.
 
 use redis::Value;
 use redis_adapter::Outgoing;
 
 use super::{History, MessageId, Record, Retention};
-use crate::{Error, ids::now_ms, ratelimit::Rate};
+use crate::{Error, ids::since_epoch, metrics, ratelimit::Rate};
 
 /// Counts the hit (when a rate key is given), then, within the limit, appends the entry under
 /// the given id, trims the stream by count and age, renews its expiry and publishes the
@@ -55,14 +56,16 @@ pub(crate) enum Publishing {
 }
 
 impl History {
-    /// Whether a line can be stored and published in one script here (one Redis).
-    pub(crate) fn publishes(&self) -> bool {
-        self.publishes
-    }
-
-    /// The id to give the next line stored by [`History::append_publishing`].
-    pub(crate) fn next_id(&self) -> MessageId {
-        self.ids.next(now_ms())
+    /// The id for a line's next try with [`History::append_publishing`], after `refused` (the
+    /// stream's last id when the previous try was refused); `None` where a line cannot be
+    /// stored and published in one script (a Redis Cluster), or should not try now (ids were
+    /// refused often lately: [`Contention`](super::id::Contention)).
+    pub(crate) fn own_id(&self, refused: Option<MessageId>) -> Option<MessageId> {
+        if !self.publishes || !self.contention.allows_own_id() {
+            return None;
+        }
+        let id = self.ids.next(since_epoch());
+        Some(refused.map_or(id, |last| id.max(last.after())))
     }
 
     /// Appends `record` to `stream` under `id`, after counting a hit on `rate` if given, and
@@ -90,7 +93,17 @@ impl History {
             Some(Publishing::Behind(last)) if last < id => Err(Error::Internal(
                 "Redis refused a message id after its stream's last",
             )),
-            Some(publishing) => Ok(publishing),
+            Some(publishing) => {
+                match publishing {
+                    Publishing::Done(_) => self.contention.accepted(),
+                    Publishing::Behind(_) => {
+                        self.contention.refused();
+                        metrics::id_refused();
+                    }
+                    Publishing::Limited(_) => {}
+                }
+                Ok(publishing)
+            }
             None => Err(Error::Internal(
                 "the append-and-publish script answered something else",
             )),
