@@ -14,7 +14,8 @@
 #   fixed   3 instances: 1500 users in rooms of 10 round-robin over them, 2 msg/s each
 #   rates   3 instances: the same at rising rates, up to the last without loss and p99 < 50 ms
 #   idle    3 instances: 10000 idle websockets on one instance, server RSS per connection
-#   syscalls 3 instances: the fixed load again for SYSCALLS_WINDOW while `perf stat` counts the
+#   syscalls 3 instances: the fixed load again (at SYSCALLS_RATE msg/s per user, 2 by default)
+#           for SYSCALLS_WINDOW while `perf stat` counts the
 #           system calls of the instances and Redis (writes, reads, epoll waits, futex), per
 #           delivery: how many kernel round trips each system makes for one delivery; and
 #           Redis's own time per command (INFO commandstats) over the same window
@@ -43,6 +44,7 @@
 #        BURST_MEMBERS (10) BURST_MAX_WAIT (60s)
 #        PUBLISH_RATES ("200 1000") PUBLISH_USERS (1000) PUBLISH_ROOM_SIZE (10)
 #        PUBLISH_DURATION (20s) PUBLISH_MAX_IN_FLIGHT (64) EMITTER_FLAG (--emitter-key)
+#        SYSCALLS_WINDOW (10) SYSCALLS_RATE (2)
 # Writes bench/results/compare-<date>.md and .json (compare-<date>-<steps>.* when STEPS is not
 # every step), and prints the table.
 set -euo pipefail
@@ -75,6 +77,7 @@ PUBLISH_ROOM_SIZE=${PUBLISH_ROOM_SIZE:-10}
 PUBLISH_DURATION=${PUBLISH_DURATION:-20s}
 PUBLISH_MAX_IN_FLIGHT=${PUBLISH_MAX_IN_FLIGHT:-64}
 SYSCALLS_WINDOW=${SYSCALLS_WINDOW:-10}
+SYSCALLS_RATE=${SYSCALLS_RATE:-2}
 # A delivery's websocket frame at the fixed step (`42["message",{...}]`, 64-byte text), bytes.
 FLOOR_FRAME_BYTES=${FLOOR_FRAME_BYTES:-250}
 # The gateway flag that makes it read the official Redis emitter (its value: the emitter's key).
@@ -331,9 +334,9 @@ for system in "${SYSTEMS[@]}"; do
         fi
 
         if has_step syscalls; then
-            echo "   syscalls: the fixed load, perf stat on the instances and Redis for ${SYSCALLS_WINDOW}s"
+            echo "   syscalls: the fixed load at $SYSCALLS_RATE msg/s per user, perf stat on the instances and Redis for ${SYSCALLS_WINDOW}s"
             run_loadtest "$WORK/$system-syscalls.json" chat "${common[@]}" --users $USERS \
-                --room-size $ROOM_SIZE --rate 2 --duration "$((SYSCALLS_WINDOW + 8))s" &
+                --room-size $ROOM_SIZE --rate "$SYSCALLS_RATE" --duration "$((SYSCALLS_WINDOW + 8))s" &
             load=$!
             sleep 5
             rcli INFO commandstats >"$WORK/$system-commands-before.txt"
@@ -500,7 +503,7 @@ suffix=""
 mkdir -p bench/results
 export SPARSE_INSTANCES SPARSE_SPAN SPARSE_USERS SPARSE_RATE SPARSE_DURATION BURST_COUNT BURST_MEMBERS
 export PUBLISH_INSTANCES PUBLISH_RATES PUBLISH_USERS PUBLISH_ROOM_SIZE PUBLISH_DURATION
-export SYSCALLS_WINDOW FLOOR_FRAME_BYTES USERS FIXED_DURATION
+export SYSCALLS_WINDOW SYSCALLS_RATE FLOOR_FRAME_BYTES USERS FIXED_DURATION
 python3 - "$WORK" "$date" "$suffix" "$STEPS" "${SYSTEMS[@]}" <<'PY'
 import json, os, sys
 work, date, suffix, steps, systems = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5:]
@@ -649,7 +652,7 @@ if {"syscalls", "floor"} & set(steps):
 if "syscalls" in steps:
     lines += [
         f"System calls of the 3 instances and Redis per delivery: `perf stat` for {env.get('SYSCALLS_WINDOW', '10')} s "
-        "of the fixed load (1500 users, rooms of 10, 2 msg/s each). Writes: write, writev, sendto, sendmsg; "
+        f"of the fixed load (1500 users, rooms of 10, {env.get('SYSCALLS_RATE', '2')} msg/s each). Writes: write, writev, sendto, sendmsg; "
         "reads: read, readv, recvfrom, recvmsg.",
         "",
         "Redis: the three commands it spent the most time in (INFO commandstats, this step's own INFO left out): "

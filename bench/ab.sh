@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A/B of one server binary at a time under compare.sh's chat load, for alternating builds by
+# hand: Redis and 3 instances pinned to CPU 0, `loadtest chat --users 1500 --room-size 10` at
+# RATE msg/s per user for 20 s on CPU 1. Prints the CPU of the instances and of Redis per
+# 1M deliveries (from /proc over the middle 10 s), the latency and the loss; for ours, the
+# ids the streams refused (history_id_refusals_total, summed over the instances).
+# BINARY is our gateway, or the stock peer when TAG starts with "stock".
+#
+# Usage: bench/ab.sh BINARY TAG [RATE]   (after `cargo build --release -p gateway -p loadtest`)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=$1 tag=$2 rate=${3:-2}
+WORK=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ticks() { local t=0 p; for p in "$@"; do set -- $(cut -d' ' -f14,15 "/proc/$p/stat"); t=$((t + $1 + $2)); done; echo "$t"; }
+
+redis_port=$(free_port)
+taskset -c 0 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+    --dir "$WORK" >/dev/null 2>&1 &
+redis_pid=$!
+pids+=("$redis_pid")
+sleep 0.3
+login=(--login bench:bench-password)
+[ "$tag" = "${tag#stock}" ] || login=()
+[ ${#login[@]} -eq 0 ] || printf 'bench-password\n' | "$bin" add-user \
+    --users-file "$WORK/users.json" --username bench --tenant bench --name bench >/dev/null
+urls=() servers=() admins=()
+for _ in 1 2 3; do
+    port=$(free_port)
+    if [ ${#login[@]} -eq 0 ]; then
+        RUST_LOG=warn taskset -c 0 "$bin" --listen "127.0.0.1:$port" \
+            --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 >/dev/null 2>&1 &
+    else
+        admin=$(free_port)
+        admins+=("$admin")
+        GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
+            GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 taskset -c 0 "$bin" --listen "127.0.0.1:$port" \
+            --admin-listen "127.0.0.1:$admin" --redis-url "redis://127.0.0.1:$redis_port" \
+            --worker-threads 1 --users-file "$WORK/users.json" --rate-login 1000000/60s \
+            --rate-handshake 1000000/60s --rate-message 1000000/60s >/dev/null 2>&1 &
+    fi
+    pids+=($!) servers+=($!) urls+=("http://127.0.0.1:$port")
+done
+for url in "${urls[@]}"; do
+    for _ in $(seq 100); do curl -fsS "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+list=$(IFS=,; echo "${urls[*]}")
+taskset -c 1 "$ROOT/target/release/loadtest" chat --url "$list" --users 1500 --room-size 10 \
+    --rate "$rate" --duration 20s --source-ips 127.0.0.1-127.0.0.8 "${login[@]}" --no-progress \
+    >"$WORK/loadtest.log" 2>&1 &
+load=$!
+sleep 8
+s0=$(ticks "${servers[@]}") r0=$(ticks "$redis_pid") t0=$(date +%s.%N)
+sleep 10
+s1=$(ticks "${servers[@]}") r1=$(ticks "$redis_pid") t1=$(date +%s.%N)
+wait "$load" || true
+refused=0
+for admin in "${admins[@]}"; do
+    n=$(curl -fsS "127.0.0.1:$admin/metrics" | awk '/^history_id_refusals_total /{print $2}')
+    refused=$((refused + ${n:-0}))
+done
+python3 - "$tag" "$s0" "$s1" "$r0" "$r1" "$t0" "$t1" "$refused" "$WORK/loadtest.log" <<'PY'
+import re, sys
+tag, s0, s1, r0, r1, t0, t1, refused, log = sys.argv[1:]
+text = open(log).read()
+dps = float(re.search(r"deliveries/s\s+(\S+)", text).group(1))
+deliveries = dps * (float(t1) - float(t0))
+hz = 100  # clock ticks per second in /proc/<pid>/stat
+servers, redis = (int(s1) - int(s0)) / hz, (int(r1) - int(r0)) / hz
+latency = re.search(r"latency ms\s+(.*)", text).group(1)
+loss = re.search(r"deliveries\s+(\d+ expected.*)", text).group(1)
+print(f"{tag}: {(servers + redis) / deliveries * 1e6:.1f} s CPU per 1M deliveries "
+      f"(instances {servers / deliveries * 1e6:.1f}, Redis {redis / deliveries * 1e6:.1f}), "
+      f"{dps:.0f} deliveries/s, ids refused {refused} | latency ms {latency} | {loss}")
+PY
