@@ -73,8 +73,8 @@ impl Mode {
 
     /// Counts the message hit of `user` in `scope`, then stores `message` in its stream and
     /// publishes its broadcast, which `prepare` encodes with the id it is stored under: one
-    /// script when Redis answers (two on a Redis Cluster, or when other instances' lines
-    /// keep taking the ids tried). When Redis cannot be reached (or older messages still
+    /// script when Redis answers (two on a Redis Cluster, when other instances' lines keep
+    /// taking the ids tried, or while ids are refused often). When Redis cannot be reached (or older messages still
     /// wait in the spool) the hit is counted by this instance alone and the message spooled;
     /// refused `spool_full` when the spool is full.
     pub(crate) async fn store(

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use engine::sockets::Nsp;
+use engine::sockets::{Broadcast, Nsp};
 
 use super::{call::Request, reply::Reply};
 use crate::{
@@ -79,8 +79,7 @@ pub(super) async fn deliver(
             Some(id.to_string()),
             spooled.audience.client_room(),
         );
-        let broadcast = socket.nsp().to([spooled.audience.room().to_owned()]);
-        broadcast
+        to_audience(socket.nsp(), &spooled.audience)
             .prepare(spooled.audience.event(), &message)
             .map_err(|err| tracing::debug!(%err, "a line's broadcast not prepared"))
             .ok()
@@ -129,8 +128,7 @@ async fn send(
     id: Option<String>,
 ) -> Result<(), Refusal> {
     let message = Message::new(record, id, audience.client_room());
-    let delivery = nsp
-        .to([audience.room().to_owned()])
+    let delivery = to_audience(nsp, audience)
         .confirmed()
         .emit(audience.event(), &message)
         .await;
@@ -143,12 +141,16 @@ async fn send(
 fn serve_locally(nsp: &Arc<Nsp>, spooled: &Spooled, id: Option<String>) {
     let audience = &spooled.audience;
     let message = Message::new(spooled.record.clone(), id, audience.client_room());
-    let local = nsp
-        .to([audience.room().to_owned()])
+    let local = to_audience(nsp, audience)
         .local()
         .emit_now(audience.event(), &message);
     metrics::event_out(audience.event());
     if let Err(err) = local {
         tracing::debug!(%err, "a line did not reach this instance's members");
     }
+}
+
+/// A broadcast to `audience`'s room, on every instance unless narrowed.
+fn to_audience(nsp: &Arc<Nsp>, audience: &Audience) -> Broadcast {
+    nsp.to([audience.room().to_owned()])
 }

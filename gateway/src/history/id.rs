@@ -34,8 +34,9 @@ impl MessageId {
 /// The ids this instance gives the messages it stores and publishes in one script (the
 /// script cannot publish an id Redis picks: the broadcast is sealed before it runs): the
 /// clock's millisecond and microsecond, or after the last id given when the clock has not
-/// moved past it, so that this instance's ids only increase. Another instance may have stored a later
-/// entry in the stream: Redis then refuses the id, and the caller tries the one after it.
+/// moved past it, so that this instance's ids only increase. Another instance may have
+/// stored a later entry in the stream: Redis then refuses the id, and the caller tries the
+/// one after it.
 pub(crate) struct NextIds(Mutex<MessageId>);
 
 impl NextIds {

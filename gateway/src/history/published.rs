@@ -89,25 +89,23 @@ impl History {
             invocation.arg(name).arg(value);
         }
         let answer: Value = self.store.invoke(&invocation).await?;
-        match decode(&answer) {
-            Some(Publishing::Behind(last)) if last < id => Err(Error::Internal(
-                "Redis refused a message id after its stream's last",
-            )),
-            Some(publishing) => {
-                match publishing {
-                    Publishing::Done(_) => self.contention.accepted(),
-                    Publishing::Behind(_) => {
-                        self.contention.refused();
-                        metrics::id_refused();
-                    }
-                    Publishing::Limited(_) => {}
-                }
-                Ok(publishing)
+        let publishing = decode(&answer).ok_or(Error::Internal(
+            "the append-and-publish script answered something else",
+        ))?;
+        match publishing {
+            Publishing::Behind(last) if last < id => {
+                return Err(Error::Internal(
+                    "Redis refused a message id after its stream's last",
+                ));
             }
-            None => Err(Error::Internal(
-                "the append-and-publish script answered something else",
-            )),
+            Publishing::Behind(_) => {
+                self.contention.refused();
+                metrics::id_refused();
+            }
+            Publishing::Done(_) => self.contention.accepted(),
+            Publishing::Limited(_) => {}
         }
+        Ok(publishing)
     }
 }
 
@@ -119,8 +117,8 @@ fn decode(answer: &Value) -> Option<Publishing> {
     match parts.as_slice() {
         [Value::Int(0), Value::Int(left)] => Some(Publishing::Limited(*left)),
         [Value::Int(1), Value::Int(length)] => Some(Publishing::Done(u64::try_from(*length).ok()?)),
-        [Value::Int(2), Value::BulkString(newest)] => Some(Publishing::Behind(
-            std::str::from_utf8(newest).ok()?.parse().ok()?,
+        [Value::Int(2), Value::BulkString(last)] => Some(Publishing::Behind(
+            std::str::from_utf8(last).ok()?.parse().ok()?,
         )),
         _ => None,
     }
