@@ -173,6 +173,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             let connected = redis.clone();
             background.push(chat::spawn_spool_drain(
                 nsp.clone(),
+                bus.clone(),
                 history.clone(),
                 move || connected.is_connected(),
                 config.redis.redis_reconnect().1,

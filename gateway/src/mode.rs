@@ -280,13 +280,7 @@ async fn put(
         }
     }
     let appended = history
-        .append(
-            hit,
-            &message.stream,
-            &message.record,
-            message.retention,
-            false,
-        )
+        .append(hit, &message.stream, &message.record, message.retention)
         .await?;
     Ok(match appended {
         Appended::Stored { id, length } => {

@@ -2,10 +2,10 @@
 //! jobs), and the task that drains it once Redis is back.
 //!
 //! Pushing never drops what is already spooled: a full spool refuses the new item
-//! ([`Full`]), and the caller tells its client. The drain takes the oldest item, writes it,
-//! and removes it only once the write succeeded; a failed write is retried after a backoff
-//! (doubling from [`RETRY_MIN`] to [`RETRY_MAX`]), so items reach Redis in the order they were
-//! spooled. A write whose answer was lost may be retried after it took effect: writers make
+//! ([`Full`]), and the caller tells its client. The drain takes the oldest items (one, or a
+//! batch for writers that can write several in one round trip), writes them, and removes
+//! them only once the write succeeded; a failed write is retried after a backoff (doubling
+//! from [`RETRY_MIN`] to [`RETRY_MAX`]), so items reach Redis in the order they were spooled. A write whose answer was lost may be retried after it took effect: writers make
 //! their writes idempotent (the message script recognises a message it already stored).
 //!
 //! What a spool holds lives only in this process: a crash of the instance loses it (see the
@@ -76,21 +76,46 @@ impl<T: Clone> Spool<T> {
         F: Future<Output = Result<(), E>>,
         E: std::fmt::Display,
     {
+        self.drain_batches(1, |items| {
+            let written = items.into_iter().next().map(&mut write);
+            async move {
+                match written {
+                    Some(written) => written.await.map(|()| 1),
+                    None => Ok(0),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Writes the items in order, forever, up to `batch` at a time: `write` gets the oldest
+    /// ones and returns how many of them, from the first, it wrote; those are removed. When
+    /// it returns `Err` (or wrote none) they are retried after a backoff. Run as a task of
+    /// its own.
+    pub(crate) async fn drain_batches<F, E>(&self, batch: usize, mut write: impl FnMut(Vec<T>) -> F)
+    where
+        F: Future<Output = Result<usize, E>>,
+        E: std::fmt::Display,
+    {
         let mut retry = RETRY_MIN;
         loop {
             let pushed = self.pushed.notified();
-            let Some(oldest) = self.items().front().cloned() else {
+            let oldest: Vec<T> = self.items().iter().take(batch.max(1)).cloned().collect();
+            if oldest.is_empty() {
                 pushed.await;
                 continue;
-            };
+            }
+            let taken = oldest.len();
             match write(oldest).await {
-                Ok(()) => {
-                    // Only this task removes items, so the front is still the one written.
-                    self.items().pop_front();
+                Ok(written) if written > 0 => {
+                    // Only this task removes items, so the front still holds the ones written.
+                    self.items().drain(..written.min(taken));
                     retry = RETRY_MIN;
                 }
-                Err(err) => {
-                    tracing::debug!(%err, waiting = self.len(), ?retry, "spool: Redis did not take the write yet");
+                outcome => {
+                    if let Err(err) = outcome {
+                        tracing::debug!(%err, waiting = self.len(), ?retry, "spool: Redis did not take the write yet");
+                    }
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(RETRY_MAX);
                 }
@@ -171,6 +196,37 @@ mod tests {
             }
         }
         assert_eq!(next, Some(5));
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn drains_in_batches_and_keeps_what_a_batch_did_not_write() {
+        let spool = Arc::new(Spool::new(10));
+        for item in 0..7 {
+            assert_eq!(spool.push(item), Ok(()));
+        }
+        let (batches_tx, mut batches) = tokio::sync::mpsc::unbounded_channel();
+        let task = {
+            let spool = spool.clone();
+            tokio::spawn(async move {
+                spool
+                    .drain_batches(3, |items: Vec<i32>| {
+                        let _ = batches_tx.send(items.clone());
+                        // Writes two of each batch at most: the third comes again first.
+                        async move { Ok::<_, &str>(items.len().min(2)) }
+                    })
+                    .await;
+            })
+        };
+        let mut seen = Vec::new();
+        while seen.last() != Some(&vec![6]) {
+            match tokio::time::timeout(Duration::from_secs(60), batches.recv()).await {
+                Ok(Some(batch)) => seen.push(batch),
+                other => panic!("the drain stopped early: {other:?}"),
+            }
+        }
+        assert_eq!(seen, [vec![0, 1, 2], vec![2, 3, 4], vec![4, 5, 6], vec![6]]);
+        assert!(spool.is_empty());
         task.abort();
     }
 }

@@ -4,8 +4,9 @@
 //! spooled, delivered locally), no socket is disconnected (the periodic session check keeps
 //! sockets it cannot verify), `/readyz` says not ready. After the restart (Redis with an
 //! append-only file, `appendfsync always`): every member has every message within 1 s of
-//! Redis accepting connections, once each and in each sender's order; the history holds all
-//! of them; `/readyz` is ready again, `/metrics` counts the reconnects.
+//! Redis accepting connections, once each and in each sender's order, the spools written in
+//! batches (a script per 100 messages, not one per message); the history holds all of them;
+//! `/readyz` is ready again, `/metrics` counts the reconnects.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -109,6 +110,51 @@ async fn collect(
     got
 }
 
+/// Makes `redis` log every command it runs in its slow log, up to 100,000 of them.
+async fn log_every_command(redis: &RedisServer) {
+    let mut connection = redis.connection().await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg(100_000)
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query_async(&mut connection)
+        .await
+        .expect("CONFIG SET of the slow log");
+}
+
+/// How many scripts naming a key that contains `key_part` Redis ran since
+/// [`log_every_command`], from its slow log.
+async fn scripts_on(redis: &RedisServer, key_part: &str) -> usize {
+    let mut connection = redis.connection().await;
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(&mut connection)
+        .await
+        .expect("SLOWLOG GET");
+    let text = |value: &redis::Value| match value {
+        redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        redis::Value::SimpleString(text) => text.clone(),
+        _ => String::new(),
+    };
+    log.iter()
+        .filter(|entry| {
+            let redis::Value::Array(fields) = entry else {
+                return false;
+            };
+            let Some(redis::Value::Array(args)) = fields.get(3) else {
+                return false;
+            };
+            let is_script = args
+                .first()
+                .is_some_and(|name| text(name).to_ascii_uppercase().starts_with("EVAL"));
+            is_script && args.iter().any(|arg| text(arg).contains(key_part))
+        })
+        .count()
+}
+
 /// Whether `texts` keeps each sender's messages (`<sender>-<n>`) in the order they were sent.
 fn in_sender_order(texts: &[String]) -> bool {
     let mut last: BTreeMap<&str, u64> = BTreeMap::new();
@@ -192,6 +238,9 @@ async fn nothing_acknowledged_or_spooled_is_lost_through_a_redis_crash() {
     redis.restart().await;
     let restarted = Instant::now();
     let deadline = restarted + Duration::from_secs(1);
+    // The spools wait for the subscribers to be back and settled (200 ms) before they write:
+    // from here on every command is logged (any missed would only lower the count below).
+    log_every_command(&redis).await;
 
     // Every member has every message within a second of Redis being back, once each, each
     // sender's in order (the local ones it had at once).
@@ -212,6 +261,26 @@ async fn nothing_acknowledged_or_spooled_is_lost_through_a_redis_crash() {
         restarted.elapsed()
     );
     assert!(restarted.elapsed() < Duration::from_secs(1));
+
+    // Each instance wrote its spool in batches: one script stores up to 100 messages (two
+    // calls for the first, when Redis does not know the script yet), where one per message
+    // would be as many scripts as messages.
+    let mut batches = 0;
+    for url in urls {
+        let empty = eventually_async(TIMEOUT, || async {
+            metric(&metrics(url).await, "history_spool_depth") == Some(0.0)
+        })
+        .await;
+        assert!(empty, "{url}: the spool did not empty");
+        let flushed = metric(&metrics(url).await, "history_spool_flushed_total").unwrap_or(0.0);
+        batches += (flushed as usize).div_ceil(100);
+    }
+    let scripts = scripts_on(&redis, ":r:lobby").await;
+    println!("{pending} spooled messages stored by {scripts} scripts ({batches} batches)");
+    assert!(
+        scripts <= 2 * batches,
+        "{scripts} scripts wrote the room's stream for {batches} batches of spooled messages"
+    );
 
     // The history holds them all once, in each sender's order, and restarts keep it (AOF).
     let mut history = Vec::new();

@@ -468,6 +468,12 @@ impl Prepared {
         &self.outgoing
     }
 
+    /// The messages to publish, for a broadcast that has no members here to serve (one made
+    /// [`Broadcast::remote_only`]).
+    pub fn into_outgoing(self) -> Vec<Outgoing> {
+        self.outgoing
+    }
+
     /// Writes the packet to this instance's members, once the messages are published; how
     /// many took it.
     pub fn deliver_locally(self) -> usize {

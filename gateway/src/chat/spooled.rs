@@ -3,6 +3,11 @@
 //! lost), published to the other instances only (this instance's members had it at once),
 //! and this instance's members of a room are told its id: `stored {room, key, id}`.
 //!
+//! The spool is written in batches of up to [`BATCH_MAX`] messages of one Redis slot (one
+//! tenant): one script stores them all and their publishes go out in one pipeline, so a
+//! spool filled while Redis answered too late (under overload, say) empties in a few round
+//! trips rather than two per message, while new lines queue behind it.
+//!
 //! Remote members receive a message only if their instance is subscribed again when it is
 //! published. Every instance retries Redis at least every `--redis-reconnect-max`, so the
 //! task waits that long after this instance's own subscriber is back before publishing.
@@ -13,13 +18,18 @@ use std::{
 };
 
 use engine::sockets::Nsp;
+use redis::cluster_routing::Slot;
+use redis_adapter::{NamespaceBus, Redis, Wait};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::{
-    history::{Appended, History, Message, Spooled},
+    history::{History, Message, Spooled},
     metrics,
 };
+
+/// Most spooled messages written in one round trip.
+const BATCH_MAX: usize = 100;
 
 /// `stored`: a spooled message's id, to the members that received it without one.
 #[derive(Debug, Serialize)]
@@ -30,11 +40,12 @@ struct StoredEvent<'a> {
     id: &'a str,
 }
 
-/// Drains `history`'s spool through the `chat` namespace for as long as the gateway runs;
-/// `connected` tells whether this instance's Redis subscriber is up, `settle` how long the
-/// others may take to be subscribed again after it.
+/// Drains `history`'s spool through the `chat` namespace and its cluster `bus` for as long
+/// as the gateway runs; `connected` tells whether this instance's Redis subscriber is up,
+/// `settle` how long the others may take to be subscribed again after it.
 pub(crate) fn spawn(
     chat: Arc<Nsp>,
+    bus: Arc<NamespaceBus<Redis>>,
     history: Arc<History>,
     connected: impl Fn() -> bool + Send + Sync + 'static,
     settle: Duration,
@@ -43,59 +54,96 @@ pub(crate) fn spawn(
         let mut up_since: Option<Instant> = None;
         history
             .spooled()
-            .drain(|message: Spooled| {
+            .drain_batches(BATCH_MAX, |batch: Vec<Spooled>| {
                 let ready = if connected() {
                     up_since.get_or_insert_with(Instant::now).elapsed() >= settle
                 } else {
                     up_since = None;
                     false
                 };
-                let (chat, history) = (chat.clone(), history.clone());
+                let (chat, bus, history) = (chat.clone(), bus.clone(), history.clone());
                 async move {
                     if !ready {
                         return Err("waiting for the cluster to be subscribed again".to_owned());
                     }
-                    send(&chat, &history, message).await
+                    send(&chat, &bus, &history, one_script(batch)).await
                 }
             })
             .await;
     })
 }
 
-/// Stores `message` (idempotently) and publishes it to the other instances.
-async fn send(chat: &Arc<Nsp>, history: &History, message: Spooled) -> Result<(), String> {
-    let Spooled {
-        audience,
-        stream,
-        record,
-        retention,
-    } = message;
-    let appended = history
-        .append(None, &stream, &record, retention, true)
+/// The first messages of `batch` that one script may store: those whose streams are in the
+/// first one's slot (its tenant's) and kept for the same retention.
+fn one_script(mut batch: Vec<Spooled>) -> Vec<Spooled> {
+    let Some(first) = batch.first() else {
+        return batch;
+    };
+    let (slot, retention) = (Slot::for_key(&first.stream), first.retention);
+    let alike = batch
+        .iter()
+        .take_while(|message| {
+            message.retention == retention && Slot::for_key(&message.stream) == slot
+        })
+        .count();
+    batch.truncate(alike);
+    batch
+}
+
+/// Stores `batch` (idempotently) in one script, publishes it to the other instances in one
+/// pipeline, and tells this instance's members the ids; how many messages were sent.
+async fn send(
+    chat: &Arc<Nsp>,
+    bus: &NamespaceBus<Redis>,
+    history: &History,
+    batch: Vec<Spooled>,
+) -> Result<usize, String> {
+    let Some(retention) = batch.first().map(|message| message.retention) else {
+        return Ok(0);
+    };
+    let entries: Vec<_> = batch
+        .iter()
+        .map(|message| (message.stream.clone(), message.record.clone()))
+        .collect();
+    let stored = history
+        .append_all(&entries, retention, true)
         .await
         .map_err(|err| err.to_string())?;
-    let Appended::Stored { id, length } = appended else {
-        return Err("the append script counted a rate limit it was not given".to_owned());
-    };
-    metrics::stream_length(length);
-    let key = record.key.clone();
-    let room = audience.room().to_owned();
-    let out = Message::new(record, Some(id.clone()), audience.client_room());
-    chat.to([room.clone()])
-        .remote_only()
-        .confirmed()
-        .emit(audience.event(), &out)
-        .await
-        .map_err(|err| err.to_string())?;
-    metrics::event_out(audience.event());
-    metrics::spool_flushed();
-    let stored = StoredEvent {
-        room: audience.client_room(),
-        key: &key,
-        id: &id,
-    };
-    if let Err(err) = chat.to([room]).local().emit_now("stored", &stored) {
-        tracing::debug!(%err, "a spooled message's id did not reach every local member");
+    let mut outgoing = Vec::with_capacity(batch.len());
+    for (message, (id, length)) in batch.iter().zip(&stored) {
+        metrics::stream_length(*length);
+        let audience = &message.audience;
+        let out = Message::new(
+            message.record.clone(),
+            Some(id.clone()),
+            audience.client_room(),
+        );
+        let prepared = chat
+            .to([audience.room().to_owned()])
+            .remote_only()
+            .prepare(audience.event(), &out)
+            .map_err(|err| err.to_string())?;
+        outgoing.extend(prepared.into_outgoing());
     }
-    Ok(())
+    bus.send(outgoing, Wait::Confirmed)
+        .await
+        .map_err(|err| err.to_string())?;
+    for (message, (id, _)) in batch.iter().zip(&stored) {
+        let audience = &message.audience;
+        metrics::event_out(audience.event());
+        metrics::spool_flushed();
+        let stored = StoredEvent {
+            room: audience.client_room(),
+            key: &message.record.key,
+            id,
+        };
+        if let Err(err) = chat
+            .to([audience.room().to_owned()])
+            .local()
+            .emit_now("stored", &stored)
+        {
+            tracing::debug!(%err, "a spooled message's id did not reach every local member");
+        }
+    }
+    Ok(batch.len())
 }

@@ -69,26 +69,14 @@ end
 ";
 
 /// Counts the hit (when a rate key is given), then, within the limit, appends the entry and
-/// trims the stream by count and age, and renews its expiry. With `dedupe`, an entry of the
-/// same `key` among the newest ones is the message already stored by an earlier attempt
-/// whose answer was lost: its id is returned and nothing is appended.
+/// trims the stream by count and age, and renews its expiry.
 ///
 /// KEYS: `[rate key,] stream`. ARGV: rate max (0: no limit), window ms, max messages, oldest
-/// id kept, expiry ms, how many newest entries to look through for `key` (0: none), then the
-/// fields (`key` and its value first).
+/// id kept, expiry ms, then the fields (`key` and its value first).
 /// Returns `{0, ms left}` over the limit, else `{1, id, length}`.
 const APPEND_LUA: &str = r"
-if tonumber(ARGV[6]) > 0 then
-  local recent = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', ARGV[6])
-  for _, entry in ipairs(recent) do
-    local fields = entry[2]
-    if fields[1] == 'key' and fields[2] == ARGV[8] then
-      return {1, entry[1], redis.call('XLEN', stream)}
-    end
-  end
-end
 local fields = {}
-for i = 7, #ARGV do
+for i = 6, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 local id = append(stream, ARGV[3], ARGV[4], ARGV[5], fields)
@@ -229,17 +217,15 @@ impl History {
     }
 
     /// Appends `record` to `stream`, after counting a hit on `rate` (its key and limit) if
-    /// given. `retry` marks a write that may already have taken effect (from the spool).
+    /// given.
     pub(crate) async fn append(
         &self,
         rate: Option<(&str, Rate)>,
         stream: &str,
         record: &Record,
         retention: Retention,
-        retry: bool,
     ) -> Result<Appended, Error> {
         let mut invocation = line_invocation(&self.append, rate, stream, retention);
-        invocation.arg(if retry { RETRY_WINDOW } else { 0 });
         for (name, value) in record.fields() {
             invocation.arg(name).arg(value);
         }
