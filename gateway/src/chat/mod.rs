@@ -184,12 +184,14 @@ impl Namespace for Chat {
     }
 
     /// Takes the event's place in the socket's queue now, in arrival order, and runs its
-    /// handler in a task of its own.
+    /// handler in a task of its own. An event behind a running one waits in a small task and
+    /// makes its handler's state (13 KB for a chat line) only when its turn comes, so a
+    /// socket's backlog under load costs little memory.
     fn event(&self, socket: &Arc<Socket>, event: Event) {
         let Some(member) = socket.data::<Member>() else {
             return;
         };
-        let call = Call {
+        let mut call = Call {
             request: Request {
                 socket: socket.clone(),
                 chat: self.state.clone(),
@@ -199,7 +201,15 @@ impl Namespace for Chat {
             turn: member.queue.push(),
             ack: event.ack,
         };
-        tokio::spawn(dispatch(event.name, call));
+        if call.turn.waits() {
+            tokio::spawn(async move {
+                let Call { request, turn, ack } = call;
+                let turn = turn.ready().await;
+                Box::pin(dispatch(event.name, Call { request, turn, ack })).await;
+            });
+        } else {
+            tokio::spawn(dispatch(event.name, call));
+        }
     }
 
     /// Gives the socket's seat in the census back.

@@ -116,6 +116,36 @@ impl Drop for Waiting {
 }
 
 impl Turn {
+    /// Whether an earlier event of the socket is still running, so that this one must wait.
+    pub(crate) fn waits(&mut self) -> bool {
+        let Ok(slot) = &mut self.0 else {
+            return false;
+        };
+        let Some(previous) = &mut slot.previous else {
+            return false;
+        };
+        // The previous turn's sender is only ever dropped: anything but `Empty` means over.
+        if matches!(
+            previous.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ) {
+            return true;
+        }
+        slot.previous = None;
+        false
+    }
+
+    /// Waits for the earlier events of the socket to finish; [`Turn::run`] then starts at once.
+    pub(crate) async fn ready(mut self) -> Self {
+        if let Ok(Slot { previous, .. }) = &mut self.0
+            && let Some(previous) = previous.take()
+        {
+            // An error only means the previous turn's task is gone: its turn is over too.
+            let _ = previous.await;
+        }
+        self
+    }
+
     /// Waits for the previous events of this socket to finish, then runs `work`; a refused
     /// event returns its refusal at once without running `work`.
     pub(crate) async fn run<T>(
@@ -172,6 +202,19 @@ mod tests {
             *log.lock().unwrap_or_else(PoisonError::into_inner),
             [0, 1, 2, 3, 4]
         );
+    }
+
+    #[tokio::test]
+    async fn a_turn_waits_only_while_an_earlier_one_runs() {
+        let queue = EventQueue::new(ROOMY);
+        let mut first = queue.push();
+        assert!(!first.waits(), "nothing ran before the first event");
+        let mut second = queue.push();
+        assert!(second.waits(), "the first event has not run yet");
+        assert!(matches!(first.run(async { Ok(()) }).await, Ok(())));
+        assert!(!second.waits(), "the first event's turn is over");
+        let second = tokio::time::timeout(Duration::from_secs(1), second.ready()).await;
+        assert!(second.is_ok(), "a turn free to run waited");
     }
 
     #[tokio::test]
