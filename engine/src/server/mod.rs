@@ -30,7 +30,7 @@ pub use self::{
     config::Config,
     query::Transport,
     requests::{App, EngineService, HttpBody, NotFound},
-    session::Session,
+    session::{Corked, Session},
 };
 
 /// What the layer above the engine does with sessions. Calls come from the task that read

@@ -6,10 +6,12 @@ use std::{
     any::Any,
     collections::VecDeque,
     net::SocketAddr,
+    pin::Pin,
     sync::{
         Arc, Mutex, Weak,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll},
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,6 +22,27 @@ use crate::{
     eio::{self, PayloadPacket},
     slot::Slot,
 };
+
+pin_project_lite::pin_project! {
+    /// A future whose every poll holds back what its session is sent ([`Session::corked`]).
+    /// A struct rather than an `async fn`, whose state would hold the wrapped future twice
+    /// (the argument and the pinned copy it polls).
+    pub struct Corked<'a, F> {
+        session: &'a Session,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Corked<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _cork = this.session.cork();
+        this.future.poll(cx)
+    }
+}
 
 /// One client's engine.io session, shared by its transports and the layer above.
 pub struct Session {
@@ -206,13 +229,11 @@ impl Session {
     /// writing it all at the end of the poll in one vectored write (on websocket; polling
     /// batches by itself). A handler that broadcasts to its own socket and then acks costs
     /// that client one write instead of two; nothing waits longer than the poll it was sent in.
-    pub async fn corked<F: Future>(&self, future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        std::future::poll_fn(|cx| {
-            let _cork = self.cork();
-            future.as_mut().poll(cx)
-        })
-        .await
+    pub fn corked<F: Future>(&self, future: F) -> Corked<'_, F> {
+        Corked {
+            session: self,
+            future,
+        }
     }
 
     /// A cork on the websocket's sink, if the session is on one.

@@ -60,7 +60,7 @@ struct State {
     budget: Budget,
 }
 
-/// An event's place in its socket's queue, or why it was refused; see [`Turn::run`].
+/// An event's place in its socket's queue, or why it was refused; see [`Turn::start`].
 pub(crate) struct Turn(Result<Slot, Refusal>);
 
 /// An admitted event's place in the queue.
@@ -135,7 +135,8 @@ impl Turn {
         false
     }
 
-    /// Waits for the earlier events of the socket to finish; [`Turn::run`] then starts at once.
+    /// Waits for the earlier events of the socket to finish; [`Turn::start`] then returns at
+    /// once.
     pub(crate) async fn ready(mut self) -> Self {
         if let Ok(Slot { previous, .. }) = &mut self.0
             && let Some(previous) = previous.take()
@@ -146,12 +147,11 @@ impl Turn {
         self
     }
 
-    /// Waits for the previous events of this socket to finish, then runs `work`; a refused
-    /// event returns its refusal at once without running `work`.
-    pub(crate) async fn run<T>(
-        self,
-        work: impl Future<Output = Result<T, Refusal>>,
-    ) -> Result<T, Refusal> {
+    /// Waits for the previous events of this socket to finish and starts this event's turn,
+    /// which lasts until the returned [`Running`] is dropped; a refused event gets its
+    /// refusal at once. (The caller runs its handler between the two, rather than handing
+    /// the handler's future to an `async fn` that would hold it twice.)
+    pub(crate) async fn start(self) -> Result<Running, Refusal> {
         let Slot {
             previous,
             done,
@@ -161,11 +161,17 @@ impl Turn {
             // An error only means the previous turn's task is gone: its turn is over too.
             let _ = previous.await;
         }
-        let output = work.await;
-        drop(done);
-        drop(waiting);
-        output
+        Ok(Running {
+            _done: done,
+            _waiting: waiting,
+        })
     }
+}
+
+/// An event's turn in progress: the socket's next event starts once it is dropped.
+pub(crate) struct Running {
+    _done: oneshot::Sender<()>,
+    _waiting: Waiting,
 }
 
 #[cfg(test)]
@@ -173,6 +179,17 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// Runs `work` in `turn`, as the chat's handlers are run.
+    async fn run<T>(
+        turn: Turn,
+        work: impl Future<Output = Result<T, Refusal>>,
+    ) -> Result<T, Refusal> {
+        let running = turn.start().await?;
+        let output = work.await;
+        drop(running);
+        output
+    }
 
     /// Limits out of the way of the ordering tests.
     const ROOMY: Limits = Limits {
@@ -189,7 +206,7 @@ mod tests {
         // Spawn in reverse; the first turns are also the slowest.
         for (i, turn) in turns.into_iter().enumerate().rev() {
             let log = log.clone();
-            tasks.push(tokio::spawn(turn.run(async move {
+            tasks.push(tokio::spawn(run(turn, async move {
                 tokio::time::sleep(Duration::from_millis(10 * (5 - i as u64))).await;
                 log.lock().unwrap_or_else(PoisonError::into_inner).push(i);
                 Ok(())
@@ -211,7 +228,7 @@ mod tests {
         assert!(!first.waits(), "nothing ran before the first event");
         let mut second = queue.push();
         assert!(second.waits(), "the first event has not run yet");
-        assert!(matches!(first.run(async { Ok(()) }).await, Ok(())));
+        assert!(matches!(run(first, async { Ok(()) }).await, Ok(())));
         assert!(!second.waits(), "the first event's turn is over");
         let second = tokio::time::timeout(Duration::from_secs(1), second.ready()).await;
         assert!(second.is_ok(), "a turn free to run waited");
@@ -223,7 +240,7 @@ mod tests {
         let first = queue.push();
         let second = queue.push();
         drop(first);
-        let done = tokio::time::timeout(Duration::from_secs(1), second.run(async { Ok(7) })).await;
+        let done = tokio::time::timeout(Duration::from_secs(1), run(second, async { Ok(7) })).await;
         assert!(matches!(done, Ok(Ok(7))));
     }
 
@@ -232,9 +249,9 @@ mod tests {
         let queue = EventQueue::new(Limits { queue: 2, ..ROOMY });
         let first = queue.push();
         let _second = queue.push();
-        let refused = queue.push().run(async { Ok(()) }).await;
+        let refused = run(queue.push(), async { Ok(()) }).await;
         assert!(matches!(refused, Err(Refusal::QueueFull)));
-        assert!(matches!(first.run(async { Ok(()) }).await, Ok(())));
+        assert!(matches!(run(first, async { Ok(()) }).await, Ok(())));
         assert!(queue.push().0.is_ok());
     }
 
@@ -245,16 +262,14 @@ mod tests {
             ..ROOMY
         });
         for _ in 0..3 {
-            assert!(queue.push().run(async { Ok(()) }).await.is_ok());
+            assert!(run(queue.push(), async { Ok(()) }).await.is_ok());
         }
         let ran = Arc::new(AtomicUsize::new(0));
-        let refused = queue
-            .push()
-            .run(async {
-                ran.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            })
-            .await;
+        let refused = run(queue.push(), async {
+            ran.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .await;
         assert!(matches!(refused, Err(Refusal::RateLimited { .. })));
         assert_eq!(ran.load(Ordering::Relaxed), 0);
     }

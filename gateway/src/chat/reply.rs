@@ -21,7 +21,14 @@ where
     let session = call.request.socket.session().clone();
     session
         .corked(async move {
-            let reply = call.turn.run(handler(call.request)).await;
+            let reply = match call.turn.start().await {
+                Ok(running) => {
+                    let reply = handler(call.request).await;
+                    drop(running);
+                    reply
+                }
+                Err(refusal) => Err(refusal),
+            };
             Reply::to(event, reply).send(call.ack);
         })
         .await;
