@@ -15,44 +15,14 @@ WORK=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ticks() { local t=0 p; for p in "$@"; do set -- $(cut -d' ' -f14,15 "/proc/$p/stat"); t=$((t + $1 + $2)); done; echo "$t"; }
+# shellcheck source=bench/chat-setup.sh
+source "$ROOT/bench/chat-setup.sh"
 
-redis_port=$(free_port)
-taskset -c 0 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
-    --dir "$WORK" >/dev/null 2>&1 &
-redis_pid=$!
-pids+=("$redis_pid")
-sleep 0.3
-login=(--login bench:bench-password)
-[ "$tag" = "${tag#stock}" ] || login=()
-[ ${#login[@]} -eq 0 ] || printf 'bench-password\n' | "$bin" add-user \
-    --users-file "$WORK/users.json" --username bench --tenant bench --name bench >/dev/null
-urls=() servers=() admins=()
-for _ in 1 2 3; do
-    port=$(free_port)
-    if [ ${#login[@]} -eq 0 ]; then
-        RUST_LOG=warn taskset -c 0 "$bin" --listen "127.0.0.1:$port" \
-            --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 >/dev/null 2>&1 &
-    else
-        admin=$(free_port)
-        admins+=("$admin")
-        GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
-            GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 taskset -c 0 "$bin" --listen "127.0.0.1:$port" \
-            --admin-listen "127.0.0.1:$admin" --redis-url "redis://127.0.0.1:$redis_port" \
-            --worker-threads 1 --users-file "$WORK/users.json" --rate-login 1000000/60s \
-            --rate-handshake 1000000/60s --rate-message 1000000/60s >/dev/null 2>&1 &
-    fi
-    pids+=($!) servers+=($!) urls+=("http://127.0.0.1:$port")
-done
-for url in "${urls[@]}"; do
-    for _ in $(seq 100); do curl -fsS "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-done
-list=$(IFS=,; echo "${urls[*]}")
-taskset -c 1 "$ROOT/target/release/loadtest" chat --url "$list" --users 1500 --room-size 10 \
-    --rate "$rate" --duration 20s --source-ips 127.0.0.1-127.0.0.8 "${login[@]}" --no-progress \
-    >"$WORK/loadtest.log" 2>&1 &
-load=$!
+system=ours
+[ "$tag" = "${tag#stock}" ] || system=socketioxide-redis
+start_chat_servers "$system" "$bin"
+start_chat_load "$rate" 20s
 sleep 8
 s0=$(ticks "${servers[@]}") r0=$(ticks "$redis_pid") t0=$(date +%s.%N)
 sleep 10

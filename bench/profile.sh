@@ -18,57 +18,18 @@ WORK=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/chat-setup.sh
+source "$ROOT/bench/chat-setup.sh"
 
-redis_port=$(free_port)
-taskset -c 0 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
-    --dir "$WORK" >/dev/null 2>&1 &
-pids+=($!)
-sleep 0.3
-login=()
-if [ "$system" = ours ] || [ "$system" = ours-live ]; then
-    printf 'bench-password\n' | "$ROOT/target/release/gateway" add-user \
-        --users-file "$WORK/users.json" --username bench --tenant bench --name bench >/dev/null
-    login=(--login bench:bench-password)
-fi
-urls=()
-for _ in 1 2 3; do
-    port=$(free_port)
-    case $system in
-        ours | ours-live)
-            history=()
-            [ "$system" = ours-live ] && history=(--no-history)
-            GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
-                GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 taskset -c 0 "$ROOT/target/release/gateway" \
-                --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$(free_port)" \
-                --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 "${history[@]}" \
-                --users-file "$WORK/users.json" --rate-login 1000000/60s \
-                --rate-handshake 1000000/60s --rate-message 1000000/60s >/dev/null 2>&1 &
-            ;;
-        socketioxide-redis)
-            RUST_LOG=warn taskset -c 0 \
-                "$ROOT/bench/peers/socketioxide-redis/target/release/peer-socketioxide-redis" \
-                --listen "127.0.0.1:$port" --redis-url "redis://127.0.0.1:$redis_port" \
-                --worker-threads 1 >/dev/null 2>&1 &
-            ;;
-        engine)
-            taskset -c 0 "$ROOT/target/release/engine-chat" --listen "127.0.0.1:$port" \
-                --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 >/dev/null 2>&1 &
-            ;;
-        *) echo "unknown system $system" >&2; exit 1 ;;
-    esac
-    pids+=($!)
-    urls+=("http://127.0.0.1:$port")
-done
-first=${pids[1]}
-for url in "${urls[@]}"; do
-    for _ in $(seq 100); do curl -fsS "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-done
-list=$(IFS=,; echo "${urls[*]}")
-taskset -c 1 "$ROOT/target/release/loadtest" chat --url "$list" --users 1500 --room-size 10 \
-    --rate "$rate" --duration 30s --source-ips 127.0.0.1-127.0.0.8 "${login[@]}" --no-progress \
-    >"$WORK/loadtest.log" 2>&1 &
-load=$!
+case $system in
+    ours | ours-live) bin=$ROOT/target/release/gateway ;;
+    socketioxide-redis) bin=$ROOT/bench/peers/socketioxide-redis/target/release/peer-socketioxide-redis ;;
+    engine) bin=$ROOT/target/release/engine-chat ;;
+    *) echo "unknown system $system" >&2; exit 1 ;;
+esac
+start_chat_servers "$system" "$bin"
+first=${servers[0]}
+start_chat_load "$rate" 30s
 sleep 10
 if [ "${SCOPE:-instance}" = cpu0 ]; then
     target=(-a -C 0)
