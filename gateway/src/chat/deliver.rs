@@ -151,6 +151,6 @@ fn serve_locally(nsp: &Arc<Nsp>, spooled: &Spooled, id: Option<String>) {
 }
 
 /// A broadcast to `audience`'s room, on every instance unless narrowed.
-fn to_audience(nsp: &Arc<Nsp>, audience: &Audience) -> Broadcast {
+pub(super) fn to_audience(nsp: &Arc<Nsp>, audience: &Audience) -> Broadcast {
     nsp.to([audience.room().to_owned()])
 }

@@ -152,15 +152,7 @@ impl Turn {
     /// refusal at once. (The caller runs its handler between the two, rather than handing
     /// the handler's future to an `async fn` that would hold it twice.)
     pub(crate) async fn start(self) -> Result<Running, Refusal> {
-        let Slot {
-            previous,
-            done,
-            waiting,
-        } = self.0?;
-        if let Some(previous) = previous {
-            // An error only means the previous turn's task is gone: its turn is over too.
-            let _ = previous.await;
-        }
+        let Slot { done, waiting, .. } = self.ready().await.0?;
         Ok(Running {
             _done: done,
             _waiting: waiting,

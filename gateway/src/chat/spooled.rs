@@ -23,6 +23,7 @@ use redis_adapter::{NamespaceBus, Redis, Wait};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+use super::deliver::to_audience;
 use crate::{
     history::{History, Message, Spooled},
     metrics,
@@ -118,8 +119,7 @@ async fn send(
             Some(id.clone()),
             audience.client_room(),
         );
-        let prepared = chat
-            .to([audience.room().to_owned()])
+        let prepared = to_audience(chat, audience)
             .remote_only()
             .prepare(audience.event(), &out)
             .map_err(|err| err.to_string())?;
@@ -137,8 +137,7 @@ async fn send(
             key: &message.record.key,
             id,
         };
-        if let Err(err) = chat
-            .to([audience.room().to_owned()])
+        if let Err(err) = to_audience(chat, audience)
             .local()
             .emit_now("stored", &stored)
         {
