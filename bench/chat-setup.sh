@@ -1,9 +1,26 @@
 # Sourced by bench/ab.sh and bench/profile.sh: compare.sh's chat setup for one system, a
 # Redis and 3 instances pinned to CPU 0 and `loadtest chat` (1500 users, rooms of 10) on
 # CPU 1. The caller sets WORK (a scratch directory), ROOT (the repository) and pids (an
-# array: everything started here is added to it, for the caller's cleanup).
+# array: everything started here is added to it, for the caller's cleanup). compare.sh
+# sources it for free_port and start_ours only.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_ours BINARY PORT ADMIN_PORT REDIS_URL USERS_FILE [FLAG...]: our gateway as every
+# benchmark runs it, in the background, pinned to CPU 0: one tokio worker, the bench
+# account's users file, and every limit raised out of the run's way (sockets per user and per
+# session, engine.io opens per address, logins, handshakes, messages, DMs: all simulated users
+# share one account, one session and the loopback addresses), plus FLAGs; $! is its pid.
+start_ours() {
+    local bin=$1 port=$2 admin=$3 redis=$4 users=$5
+    shift 5
+    GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
+        GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 taskset -c 0 "$bin" \
+        --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+        --redis-url "$redis" --worker-threads 1 --users-file "$users" \
+        --rate-login 1000000/60s --rate-handshake 1000000/60s --rate-message 1000000/60s \
+        --rate-dm 1000000/60s "$@" &
+}
 
 # start_chat_servers SYSTEM BINARY: a Redis, then 3 instances of BINARY as SYSTEM (ours,
 # ours-live: ours without history, socketioxide-redis, engine), pinned to CPU 0. Sets
@@ -35,12 +52,8 @@ start_chat_servers() {
             ours | ours-live)
                 admin=$(free_port)
                 admins+=("$admin")
-                GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
-                    GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 taskset -c 0 "$bin" \
-                    --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
-                    --redis-url "redis://127.0.0.1:$redis_port" --worker-threads 1 "${history[@]}" \
-                    --users-file "$WORK/users.json" --rate-login 1000000/60s \
-                    --rate-handshake 1000000/60s --rate-message 1000000/60s >/dev/null 2>&1 &
+                start_ours "$bin" "$port" "$admin" "redis://127.0.0.1:$redis_port" \
+                    "$WORK/users.json" "${history[@]}" >/dev/null 2>&1
                 ;;
             socketioxide-redis)
                 RUST_LOG=warn taskset -c 0 "$bin" --listen "127.0.0.1:$port" \

@@ -135,7 +135,9 @@ gateway_has() {
     "$ROOT/target/release/gateway" --help 2>/dev/null | grep -qE -- "(^|[[:space:]])$1([[:space:]]|=|\$)"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port, and start_ours: our gateway as every benchmark starts it (limits raised)
+# shellcheck source=bench/chat-setup.sh
+source "$ROOT/bench/chat-setup.sh"
 
 wait_http() {
     for _ in $(seq 1 100); do
@@ -165,14 +167,8 @@ start_instance() {
                 gateway_has "$EMITTER_FLAG" && flags+=("$EMITTER_FLAG" "$EMITTER_KEY")
             fi
             # The admin listener (/metrics, read by adapter_snapshot).
-            GATEWAY_MAX_SOCKETS_PER_USER=1000000 GATEWAY_MAX_SOCKETS_PER_SESSION=1000000 \
-                GATEWAY_MAX_OPENS_PER_ADDRESS=1000000 \
-                taskset -c $SUT_CPU "$ROOT/target/release/gateway" --listen "127.0.0.1:$port" \
-                --admin-listen "127.0.0.1:$admin" \
-                --redis-url "$redis" --worker-threads 1 --log-format json \
-                --users-file "$WORK/users.json" --rate-login $UNLIMITED \
-                --rate-handshake $UNLIMITED --rate-message $UNLIMITED --rate-dm $UNLIMITED \
-                "${flags[@]}" >"$WORK/$system-$port.log" 2>&1 &
+            start_ours "$ROOT/target/release/gateway" "$port" "$admin" "$redis" \
+                "$WORK/users.json" --log-format json "${flags[@]}" >"$WORK/$system-$port.log" 2>&1
             ;;
         socketioxide-redis)
             RUST_LOG=warn taskset -c $SUT_CPU \
