@@ -101,6 +101,16 @@ impl Error {
         )
     }
 
+    /// Whether Redis did not answer in time (this layer's deadline, or the connection's
+    /// response timeout): what was sent may still have run.
+    pub(crate) fn is_redis_timeout(&self) -> bool {
+        match self {
+            Self::RedisTimeout(_) => true,
+            Self::Redis(err) => err.is_timeout(),
+            _ => false,
+        }
+    }
+
     /// Whether Redis refused a write for lack of memory (`OOM`, over its `maxmemory` with
     /// nothing it may evict).
     pub(crate) fn is_redis_oom(&self) -> bool {

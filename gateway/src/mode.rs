@@ -99,11 +99,15 @@ impl Mode {
         match put(history, (&key, rate), message, prepare).await {
             Ok(Put::Stored(stored)) => Ok(stored),
             Ok(Put::Limited(left_ms)) => Err(limiter.over(rate, left_ms)),
-            Err(err) if err.is_redis() => {
-                limiter.check_locally(scope, &id, 1, err)?;
-                spool(history, message)
+            Err(failed) if failed.err.is_redis() => {
+                limiter.check_locally(scope, &id, 1, failed.err)?;
+                let spooled = Spooled {
+                    published_if_stored: failed.published_if_stored,
+                    ..message.clone()
+                };
+                spool(history, &spooled)
             }
-            Err(err) => Err(err.into()),
+            Err(failed) => Err(failed.err.into()),
         }
     }
 
@@ -122,9 +126,9 @@ impl Mode {
         let stored = history.append_all(entries, retention, dedupe).await?;
         Ok(stored
             .into_iter()
-            .map(|(id, length)| {
-                metrics::stream_length(length);
-                id
+            .map(|written| {
+                metrics::stream_length(written.length);
+                written.id
             })
             .collect())
     }
@@ -229,6 +233,34 @@ impl Mode {
     }
 }
 
+/// Why [`put`] failed.
+struct PutFailed {
+    err: Error,
+    /// The failure was the deadline of the script that stores and publishes the line
+    /// together: it may have run, and then it published the line (Redis, still up, sends what
+    /// it published even when this instance stopped waiting for the answer).
+    published_if_stored: bool,
+}
+
+impl PutFailed {
+    /// `err` of the script that stores and publishes a line together.
+    fn publishing(err: Error) -> Self {
+        let published_if_stored = err.is_redis_timeout();
+        Self {
+            err,
+            published_if_stored,
+        }
+    }
+
+    /// `err` of a script that only stores.
+    fn storing(err: Error) -> Self {
+        Self {
+            err,
+            published_if_stored: false,
+        }
+    }
+}
+
 /// What [`put`] did with a line.
 enum Put {
     /// Stored (and published, or not yet).
@@ -245,7 +277,7 @@ async fn put(
     hit: (&str, ratelimit::Rate),
     message: &Spooled,
     prepare: impl Fn(&MessageId) -> Option<Prepared>,
-) -> Result<Put, Error> {
+) -> Result<Put, PutFailed> {
     let mut hit = Some(hit);
     let mut refused = None;
     for _ in 0..PUBLISHING_ATTEMPTS {
@@ -265,7 +297,8 @@ async fn put(
                 id,
                 broadcast,
             )
-            .await?;
+            .await
+            .map_err(PutFailed::publishing)?;
         match publishing {
             Publishing::Done(length) => {
                 metrics::stream_length(length);
@@ -281,7 +314,8 @@ async fn put(
     }
     let appended = history
         .append(hit, &message.stream, &message.record, message.retention)
-        .await?;
+        .await
+        .map_err(PutFailed::storing)?;
     Ok(match appended {
         Appended::Stored { id, length } => {
             metrics::stream_length(length);

@@ -7,6 +7,9 @@
 //! Redis accepting connections, once each and in each sender's order, the spools written in
 //! batches (a script per 100 messages, not one per message); the history holds all of them;
 //! `/readyz` is ready again, `/metrics` counts the reconnects.
+//!
+//! Also: a line whose script's answer comes past the deadline is spooled, and reaches the
+//! other instances once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -371,4 +374,66 @@ async fn a_redis_restarted_empty_ends_the_sessions_at_the_next_check() {
     );
     // Logging in again works at once.
     let _alice = connect_user(a.url(), "alice").await;
+}
+
+/// A line whose script ran (stored and published it) but whose answer came after the 1 s
+/// deadline is spooled by its instance; when the spool writes it, it finds it stored and does
+/// not publish it again: the other instances' members receive it once.
+#[tokio::test]
+async fn a_line_answered_past_the_deadline_reaches_the_other_instances_once() {
+    let redis = RedisServer::start().await;
+    let [a, b, _c] = three_gateways(&redis).await;
+    let alice = connect_user(a.url(), "alice").await;
+    let mut bob = connect_user(b.url(), "bob").await;
+    join(&alice, "lobby").await;
+    join(&bob, "lobby").await;
+    say(&alice, "before").await;
+    receives(&mut bob, "before", TIMEOUT).await;
+
+    // Every client waits 300 ms; then the line's script runs first, and a 1.5 s script runs
+    // right after it, before Redis writes any answer: the line is stored and published, and
+    // its instance hears so only after its deadline.
+    let mut pause = redis.connection().await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("ALL")
+        .query_async(&mut pause)
+        .await
+        .unwrap();
+    let mut busy = redis.connection().await;
+    let stall = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let busy_loop = "local t = redis.call('TIME') \
+            local stop = t[1] * 1000000 + t[2] + 1500000 \
+            repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= stop";
+        // Its own answer may come after this connection's response timeout too.
+        let _stalled: redis::RedisResult<()> = redis::cmd("EVAL")
+            .arg(busy_loop)
+            .arg(0)
+            .query_async(&mut busy)
+            .await;
+    };
+    let (ack, ()) = tokio::join!(say(&alice, "late"), stall);
+    assert_eq!(ack["pending"], true, "the ack came in time: {ack}");
+
+    // The spool writes it once Redis answers again; bob has it once, alice is told its id.
+    receives(&mut bob, "late", TIMEOUT).await;
+    let flushed = eventually_async(TIMEOUT, || async {
+        metric(&metrics(a.url()).await, "history_spool_flushed_total") == Some(1.0)
+    })
+    .await;
+    assert!(flushed, "the spool did not write the line");
+    say(&alice, "after").await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = bob.next_event(left).await.unwrap();
+        if event.name == "message" {
+            assert_ne!(event.data["text"], "late", "received twice: {event:?}");
+            if event.data["text"] == "after" {
+                break;
+            }
+        }
+    }
 }

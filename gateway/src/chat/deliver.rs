@@ -72,6 +72,7 @@ pub(super) async fn deliver(
         stream,
         record,
         retention,
+        published_if_stored: false,
     };
     let prepare = |id: &MessageId| {
         let message = Message::new(

@@ -1,7 +1,8 @@
 //! The task that sends the messages spooled through a Redis outage, in order, once Redis is
 //! back: each is stored (or found already stored, when an earlier attempt's answer was
-//! lost), published to the other instances only (this instance's members had it at once),
-//! and this instance's members of a room are told its id: `stored {room, key, id}`.
+//! lost), published to the other instances only (this instance's members had it at once;
+//! not again when the script found to have stored it published it too), and this
+//! instance's members of a room are told its id: `stored {room, key, id}`.
 //!
 //! The spool is written in batches of up to [`BATCH_MAX`] messages of one Redis slot (one
 //! tenant): one script stores them all and their publishes go out in one pipeline, so a
@@ -111,12 +112,16 @@ async fn send(
         .await
         .map_err(|err| err.to_string())?;
     let mut outgoing = Vec::with_capacity(batch.len());
-    for (message, (id, length)) in batch.iter().zip(&stored) {
-        metrics::stream_length(*length);
+    for (message, written) in batch.iter().zip(&stored) {
+        metrics::stream_length(written.length);
+        if written.found && message.published_if_stored {
+            // Stored and published by the script whose answer came too late.
+            continue;
+        }
         let audience = &message.audience;
         let out = Message::new(
             message.record.clone(),
-            Some(id.clone()),
+            Some(written.id.clone()),
             audience.client_room(),
         );
         let prepared = to_audience(chat, audience)
@@ -128,14 +133,14 @@ async fn send(
     bus.send(outgoing, Wait::Confirmed)
         .await
         .map_err(|err| err.to_string())?;
-    for (message, (id, _)) in batch.iter().zip(&stored) {
+    for (message, written) in batch.iter().zip(&stored) {
         let audience = &message.audience;
         metrics::event_out(audience.event());
         metrics::spool_flushed();
         let stored = StoredEvent {
             room: audience.client_room(),
             key: &message.record.key,
-            id,
+            id: &written.id,
         };
         if let Err(err) = to_audience(chat, audience)
             .local()

@@ -90,8 +90,8 @@ return {1, id, redis.call('XLEN', stream)}
 ///
 /// KEYS: the stream of each entry (repeated for entries of one stream). ARGV: max messages,
 /// oldest id kept, expiry ms, dedupe (1 or 0), arguments per entry, extra entries to look
-/// through, then each entry's fields (`key` and its value first). Returns `{id, length, id,
-/// length, ...}`.
+/// through, then each entry's fields (`key` and its value first). Returns `{id, length,
+/// found, ...}` per entry, `found` 1 for an entry an earlier attempt stored.
 const APPEND_ALL_LUA: &str = r"
 local width = tonumber(ARGV[5])
 local known = {}
@@ -120,11 +120,14 @@ for i = 1, #KEYS do
   local stream = KEYS[i]
   local first = 7 + (i - 1) * width
   local id = known[stream] and known[stream][ARGV[first + 1]]
+  local found = 1
   if not id then
     id = append(stream, ARGV[1], ARGV[2], ARGV[3], {unpack(ARGV, first, first + width - 1)})
+    found = 0
   end
   out[#out + 1] = id
   out[#out + 1] = redis.call('XLEN', stream)
+  out[#out + 1] = found
 end
 return out
 ";
@@ -136,6 +139,15 @@ pub(crate) struct Retention {
     pub(crate) messages: u32,
     /// Age beyond which messages are dropped.
     pub(crate) age: Duration,
+}
+
+/// An entry of [`History::append_all`]: its id, its stream's length after the script, and
+/// whether an earlier attempt had stored it (found by its `key`, not appended again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) id: String,
+    pub(crate) length: u64,
+    pub(crate) found: bool,
 }
 
 /// What an append did.
@@ -237,13 +249,13 @@ impl History {
     /// must share a hash tag: one tenant's), with no rate limit and no spool: when Redis
     /// cannot take them, nothing is appended and the error says why. With `dedupe`, a record
     /// whose `key` is already among its stream's newest entries (an earlier attempt of the
-    /// same request) is not appended again. Returns each entry's id and its stream's length.
+    /// same request) is not appended again. Returns what became of each entry.
     pub(crate) async fn append_all(
         &self,
         entries: &[(String, Record)],
         retention: Retention,
         dedupe: bool,
-    ) -> Result<Vec<(String, u64)>, Error> {
+    ) -> Result<Vec<Written>, Error> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -387,20 +399,21 @@ fn count_of(answer: &Value) -> usize {
 }
 
 /// The batch append script's answer for `count` entries, `None` when it has another shape.
-fn decode_append_all(answer: &Value, count: usize) -> Option<Vec<(String, u64)>> {
+fn decode_append_all(answer: &Value, count: usize) -> Option<Vec<Written>> {
     let Value::Array(parts) = answer else {
         return None;
     };
-    if parts.len() != 2 * count {
+    if parts.len() != 3 * count {
         return None;
     }
     parts
-        .chunks_exact(2)
-        .map(|pair| match pair {
-            [Value::BulkString(id), Value::Int(length)] => Some((
-                String::from_utf8(id.clone()).ok()?,
-                u64::try_from(*length).ok()?,
-            )),
+        .chunks_exact(3)
+        .map(|entry| match entry {
+            [Value::BulkString(id), Value::Int(length), Value::Int(found)] => Some(Written {
+                id: String::from_utf8(id.clone()).ok()?,
+                length: u64::try_from(*length).ok()?,
+                found: *found == 1,
+            }),
             _ => None,
         })
         .collect()

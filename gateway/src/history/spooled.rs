@@ -23,6 +23,10 @@ pub(crate) struct Spooled {
     pub(crate) record: Record,
     /// Its tenant's retention when it was accepted.
     pub(crate) retention: Retention,
+    /// Its last attempt was the script that stores and publishes a line together, and its
+    /// answer came too late: if the spool finds it stored, that script ran and published
+    /// it, and it is not published again.
+    pub(crate) published_if_stored: bool,
 }
 
 impl Audience {
