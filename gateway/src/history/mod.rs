@@ -475,3 +475,41 @@ fn decode_append(answer: &Value) -> Option<Appended> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_answer_says_each_entry_and_whether_it_was_found_or_is_none() {
+        let text = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let answer = Value::Array(vec![
+            text("5-1"),
+            Value::Int(7),
+            Value::Int(1),
+            text("5-2"),
+            Value::Int(8),
+            Value::Int(0),
+        ]);
+        let written = |id: &str, length, found| Written {
+            id: id.to_owned(),
+            length,
+            found,
+        };
+        assert_eq!(
+            decode_append_all(&answer, 2),
+            Some(vec![written("5-1", 7, true), written("5-2", 8, false)])
+        );
+        for (odd, count) in [
+            (answer.clone(), 3),
+            (Value::Array(vec![text("5-1"), Value::Int(7)]), 1),
+            (
+                Value::Array(vec![text("5-1"), Value::Int(-1), Value::Int(0)]),
+                1,
+            ),
+            (Value::Nil, 0),
+        ] {
+            assert_eq!(decode_append_all(&odd, count), None, "{odd:?}");
+        }
+    }
+}
