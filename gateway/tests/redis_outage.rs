@@ -393,14 +393,7 @@ async fn a_line_answered_past_the_deadline_reaches_the_other_instances_once() {
     // Every client waits 300 ms; then the line's script runs first, and a 1.5 s script runs
     // right after it, before Redis writes any answer: the line is stored and published, and
     // its instance hears so only after its deadline.
-    let mut pause = redis.connection().await;
-    let () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(300)
-        .arg("ALL")
-        .query_async(&mut pause)
-        .await
-        .unwrap();
+    redis.pause(Duration::from_millis(300), "ALL").await;
     let mut busy = redis.connection().await;
     let stall = async {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -296,18 +296,7 @@ async fn a_burst_into_a_stalled_redis_is_bounded_and_does_not_keep_other_rooms_o
     assert!(seen, "the instances see each other");
 
     // Redis stops taking publishes for a while: what the burst adds waits in the queue.
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("WRITE")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    redis.pause(Duration::from_millis(1500), "WRITE").await;
     let (mut accepted, mut refused) = (0u64, 0u64);
     for i in 0..20_000u64 {
         match a

@@ -179,14 +179,7 @@ async fn events_beyond_the_socket_queue_are_refused_at_once() {
 
     // Redis stops answering for a while: each message's rate-limit check waits (250 ms), and
     // the socket's events pile up.
-    let mut conn = redis.connection().await;
-    let () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    redis.pause(Duration::from_millis(1500), "ALL").await;
     let started = Instant::now();
     let replies = futures_util::future::join_all((0..20).map(|i| {
         client.emit_with_ack(

@@ -158,6 +158,19 @@ impl RedisServer {
             .unwrap_or_else(|err| panic!("connecting to test redis: {err}"))
     }
 
+    /// Makes Redis hold back the commands of `clients` (`ALL`, or `WRITE` for writes only)
+    /// for `duration` (`CLIENT PAUSE`); returns once the pause is in force.
+    pub async fn pause(&self, duration: Duration, clients: &str) {
+        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(millis)
+            .arg(clients)
+            .query_async(&mut self.connection().await)
+            .await
+            .unwrap_or_else(|err| panic!("CLIENT PAUSE {millis} {clients}: {err}"));
+    }
+
     fn spawn(&mut self) {
         let mut command = redis_server(self.port, &self.dir);
         if self.durable {
