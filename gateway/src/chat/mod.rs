@@ -203,9 +203,8 @@ impl Namespace for Chat {
         };
         if call.turn.waits() {
             tokio::spawn(async move {
-                let Call { request, turn, ack } = call;
-                let turn = turn.ready().await;
-                Box::pin(dispatch(event.name, Call { request, turn, ack })).await;
+                call.turn = call.turn.ready().await;
+                Box::pin(dispatch(event.name, call)).await;
             });
         } else {
             tokio::spawn(dispatch(event.name, call));
