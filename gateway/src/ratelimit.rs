@@ -26,19 +26,26 @@ use crate::{Error, counters::Counters, local_limit::LocalLimiter, refusal::Refus
 /// How long a check waits for Redis before the in-process limiter decides instead.
 pub const SHARED_DEADLINE: Duration = Duration::from_millis(250);
 
-/// A Lua function `window(key, ms, hits)`: add `hits` (1 when nil) to the window's counter;
-/// start its expiry if it has none (first hit, or a key that lost its TTL); return `{count,
-/// milliseconds left}`. Shared with the scripts that count a hit together with other work
-/// (storing a chat message).
+/// Two Lua functions on a window's counter. `hit(key, ms, hits)` adds `hits` (a string) and
+/// returns the count, starting the window's expiry on its first hits. `left(key, ms)` returns
+/// the milliseconds left in the window, starting an expiry on a key that has none (one an
+/// operator made persistent). Shared with the scripts that count a hit together with other
+/// work (storing a chat message), which ask what is left only over the limit.
 pub(crate) const WINDOW_LUA: &str = r"
-local function window(key, ms, hits)
-  local count = redis.call('INCRBY', key, hits or 1)
+local function hit(key, ms, hits)
+  local count = redis.call('INCRBY', key, hits)
+  if count == tonumber(hits) then
+    redis.call('PEXPIRE', key, ms)
+  end
+  return count
+end
+local function left(key, ms)
   local ttl = redis.call('PTTL', key)
   if ttl < 0 then
     redis.call('PEXPIRE', key, ms)
     ttl = tonumber(ms)
   end
-  return {count, ttl}
+  return ttl
 end
 ";
 
@@ -188,7 +195,7 @@ impl RateLimiter {
             store,
             rates,
             script: Script::new(&format!(
-                "{WINDOW_LUA}return window(KEYS[1], ARGV[1], ARGV[2])"
+                "{WINDOW_LUA}return {{hit(KEYS[1], ARGV[1], ARGV[2]), left(KEYS[1], ARGV[1])}}"
             )),
             local: LocalLimiter::new(crate::local_limit::CAPACITY),
             ipv6_prefix,
@@ -227,7 +234,7 @@ impl RateLimiter {
     }
 
     /// The Redis key counting `id` in `scope`, and the rate it is held to: for scripts that
-    /// count the hit themselves (`window` of [`WINDOW_LUA`]), in the same slot as their keys.
+    /// count the hit themselves (`hit` of [`WINDOW_LUA`]), in the same slot as their keys.
     pub(crate) fn shared(&self, scope: Scope, id: &str) -> (String, Rate) {
         let key = self.store.keys().rate(scope.as_str(), id);
         (key, self.rates.of(scope))

@@ -43,12 +43,12 @@ pub(crate) const PAGE_DEFAULT: usize = 50;
 /// How many of a stream's newest entries a retried write looks through for itself.
 const RETRY_WINDOW: usize = 100;
 
-/// A Lua function `append(stream, max messages, oldest id kept, expiry ms, fields)`: appends
-/// one entry, trims the stream by count and age, renews its expiry; returns the entry's id.
-/// Shared by the chat's one-message script and the publish API's batches.
+/// A Lua function `append(stream, max messages, oldest id kept, expiry ms, fields...)`:
+/// appends one entry, trims the stream by count and age, renews its expiry; returns the
+/// entry's id. Shared by the chat's one-message script and the publish API's batches.
 const APPEND_FN_LUA: &str = r"
-local function append(stream, maxlen, minid, expiry, fields)
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+local function append(stream, maxlen, minid, expiry, ...)
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', ...)
   redis.call('XTRIM', stream, 'MINID', '~', minid)
   redis.call('PEXPIRE', stream, expiry)
   return id
@@ -60,11 +60,8 @@ end
 /// on `KEYS[1]` ([`WINDOW_LUA`]), and over the limit the script returns `{0, ms left}`.
 const COUNT_HIT_LUA: &str = r"
 local stream = KEYS[#KEYS]
-if tonumber(ARGV[1]) > 0 then
-  local hit = window(KEYS[1], ARGV[2])
-  if hit[1] > tonumber(ARGV[1]) then
-    return {0, hit[2]}
-  end
+if tonumber(ARGV[1]) > 0 and hit(KEYS[1], ARGV[2], '1') > tonumber(ARGV[1]) then
+  return {0, left(KEYS[1], ARGV[2])}
 end
 ";
 
@@ -75,11 +72,7 @@ end
 /// id kept, expiry ms, then the fields (`key` and its value first).
 /// Returns `{0, ms left}` over the limit, else `{1, id, length}`.
 const APPEND_LUA: &str = r"
-local fields = {}
-for i = 6, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-local id = append(stream, ARGV[3], ARGV[4], ARGV[5], fields)
+local id = append(stream, ARGV[3], ARGV[4], ARGV[5], unpack(ARGV, 6))
 return {1, id, redis.call('XLEN', stream)}
 ";
 
@@ -122,7 +115,7 @@ for i = 1, #KEYS do
   local id = known[stream] and known[stream][ARGV[first + 1]]
   local found = 1
   if not id then
-    id = append(stream, ARGV[1], ARGV[2], ARGV[3], {unpack(ARGV, first, first + width - 1)})
+    id = append(stream, ARGV[1], ARGV[2], ARGV[3], unpack(ARGV, first, first + width - 1))
     found = 0
   end
   out[#out + 1] = id

@@ -24,11 +24,7 @@ use crate::{Error, ids::since_epoch, metrics, ratelimit::Rate};
 /// Returns `{0, ms left}` over the limit, `{1, length}` once published, `{2, last id}`
 /// for an id refused.
 pub(super) const APPEND_PUBLISH_LUA: &str = r"
-local fields = {}
-for i = 9, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-local added = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[3], ARGV[6], unpack(fields))
+local added = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[3], ARGV[6], unpack(ARGV, 9))
 if type(added) == 'table' and added.err then
   local info = redis.call('XINFO', 'STREAM', stream)
   for i = 1, #info, 2 do

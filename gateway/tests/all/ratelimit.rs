@@ -131,6 +131,41 @@ async fn messages_are_limited_per_user_across_instances_and_the_socket_stays() {
     assert!(ack(&alice_a, "message", message(7)).await["id"].is_string());
 }
 
+/// The script that stores a line counts its sender's hit and starts the window's expiry on
+/// the first; it asks what is left of the window only over the limit. A counter without an
+/// expiry (made persistent by hand) is repaired there: one window of waiting, not forever.
+#[tokio::test]
+async fn a_message_counter_made_persistent_expires_again_once_its_user_goes_over() {
+    let redis = RedisServer::start().await;
+    let gateway = TestGateway::start(Config {
+        rate_message: per_second(2),
+        ..clustered(&redis.url())
+    })
+    .await;
+    let alice = connect_user(gateway.url(), "alice").await;
+    join(&alice, "lobby").await;
+    let message = |n: u32| json!({"room": "lobby", "text": format!("#{n}")});
+    assert!(ack(&alice, "message", message(0)).await["id"].is_string());
+    let mut conn = redis.connection().await;
+    let keys: Vec<String> = conn.keys("*:rl:message:*").await.unwrap();
+    let [key] = <[String; 1]>::try_from(keys).unwrap();
+    let ttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!(ttl > 0 && ttl <= 1000, "pttl {ttl} after the first hit");
+    let persisted: bool = conn.persist(&key).await.unwrap();
+    assert!(persisted);
+
+    assert!(ack(&alice, "message", message(1)).await["id"].is_string());
+    let left = retry_after(&ack(&alice, "message", message(2)).await);
+    let ttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!(
+        ttl > 0 && ttl <= 1000,
+        "pttl {ttl} after a hit over the limit"
+    );
+
+    wait_out(left).await;
+    assert!(ack(&alice, "message", message(3)).await["id"].is_string());
+}
+
 #[tokio::test]
 async fn dms_are_limited_per_user_and_recover() {
     let redis = RedisServer::start().await;
