@@ -60,6 +60,10 @@ pub(crate) const HISTORY_UNDECODABLE: &str = "history_undecodable_entries_total"
 /// Ids this instance chose for a line that its stream refused, a later id being there
 /// already (counter).
 pub(crate) const HISTORY_ID_REFUSED: &str = "history_id_refusals_total";
+/// Chat lines stored, then published by a second command, on one Redis where the script that
+/// stores a line can publish it too (ids refused 3 times, or often lately): such a line may
+/// reach other instances after a line stored later (counter).
+pub(crate) const HISTORY_PUBLISHED_AFTER_STORE: &str = "history_published_after_store_total";
 
 /// Publish API requests (`POST /api/v1/publish[/batch]`) by outcome: `stored`, `live`,
 /// `batch`, `replayed`, or the refusal's reason (counter).
@@ -161,6 +165,11 @@ pub(crate) fn stream_length(length: u64) {
 /// Counts one id a stream refused (another instance's line took it, or this clock is behind).
 pub(crate) fn id_refused() {
     metrics::counter!(HISTORY_ID_REFUSED).increment(1);
+}
+
+/// Counts one chat line stored, then published by a second command, on one Redis.
+pub(crate) fn published_after_store() {
+    metrics::counter!(HISTORY_PUBLISHED_AFTER_STORE).increment(1);
 }
 
 /// Counts one message spooled.

@@ -30,6 +30,7 @@ pub(crate) use spooled::{Audience, Spooled};
 use crate::{
     Error,
     ids::now_ms,
+    metrics,
     ratelimit::{Rate, WINDOW_LUA, window_ms},
     refusal::Refusal,
     spool::{Full, Spool},
@@ -222,7 +223,8 @@ impl History {
     }
 
     /// Appends `record` to `stream`, after counting a hit on `rate` (its key and limit) if
-    /// given.
+    /// given; the caller publishes it. Counted on one Redis, where the line could have been
+    /// published by the script that stored it ([`History::append_publishing`]).
     pub(crate) async fn append(
         &self,
         rate: Option<(&str, Rate)>,
@@ -235,7 +237,12 @@ impl History {
             invocation.arg(name).arg(value);
         }
         let answer: Value = self.store.invoke(&invocation).await?;
-        decode_append(&answer).ok_or(Error::Internal("the append script answered something else"))
+        let appended = decode_append(&answer)
+            .ok_or(Error::Internal("the append script answered something else"))?;
+        if self.publishes && matches!(appended, Appended::Stored { .. }) {
+            metrics::published_after_store();
+        }
+        Ok(appended)
     }
 
     /// Appends every `(stream, record)` of `entries`, in order, in one script (the streams
