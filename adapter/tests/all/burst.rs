@@ -18,7 +18,20 @@ use test_support::{RedisServer, eventually};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
 
-use crate::common::{Instance, client, fast_config, recv, start_cluster_with, start_with};
+use crate::common::{
+    Instance, client, fast_config, recv, start_cluster_by, start_cluster_with, start_pinging,
+    start_with,
+};
+
+/// The engine.io ping interval of the 100,000-message burst's instances: longer than the test.
+/// socketioxide sends each ping with `try_send` into the socket's bounded channel and closes
+/// the socket when that channel is full at the tick, as it is for a member with a backlog
+/// (the outbox keeps it full), so a member that reads more slowly than the burst arrives is
+/// closed by socketioxide at its first ping, uncounted by the adapter. Seen on a slow host
+/// (a loopback write costing 16 µs): 1 to 3 of the 10 members closed after 66-84% of the
+/// burst, in each of 5 runs of the suite. That is socketioxide's heartbeat, not what this
+/// test measures (the adapter's order and completeness); see the README's "Bursts".
+const QUIET_PING_INTERVAL: Duration = Duration::from_secs(600);
 
 /// The part of an event `n` a member reads: its number.
 #[derive(serde::Deserialize)]
@@ -83,10 +96,20 @@ async fn emit_burst(instance: &Instance, room: &str, count: u64, filler: &str) -
 async fn a_burst_of_100000_reaches_every_member_on_the_other_instances_in_order() {
     const COUNT: u64 = 100_000;
     let redis = RedisServer::start().await;
-    let [a, b, c] =
-        <[_; 3]>::try_from(start_cluster_with(&redis.url(), 3, || fast_config("burst")).await)
-            .ok()
-            .unwrap();
+    let url = redis.url();
+    let [a, b, c] = <[_; 3]>::try_from(
+        start_cluster_by(3, || {
+            start_pinging(
+                &url,
+                fast_config("burst"),
+                RedisConfig::default(),
+                QUIET_PING_INTERVAL,
+            )
+        })
+        .await,
+    )
+    .ok()
+    .unwrap();
     let mut members = Vec::new();
     for i in 0..10 {
         members.push(member(if i % 2 == 0 { &b } else { &c }, "burst").await);

@@ -51,15 +51,30 @@ pub async fn start(redis_url: &str, config: RedisAdapterConfig) -> Instance {
     start_with(redis_url, config, RedisConfig::default()).await
 }
 
+/// socketioxide's engine.io ping interval unless a test sets another.
+pub const PING_INTERVAL: Duration = Duration::from_secs(25);
+
 /// Starts an instance whose Redis layer has the settings `redis`.
 pub async fn start_with(
     redis_url: &str,
     config: RedisAdapterConfig,
     redis: RedisConfig,
 ) -> Instance {
+    start_pinging(redis_url, config, redis, PING_INTERVAL).await
+}
+
+/// Starts an instance whose Redis layer has the settings `redis` and whose engine pings each
+/// client every `ping_interval`.
+pub async fn start_pinging(
+    redis_url: &str,
+    config: RedisAdapterConfig,
+    redis: RedisConfig,
+    ping_interval: Duration,
+) -> Instance {
     let redis = Redis::connect(redis_url, redis).await.unwrap();
     let state = RedisAdapterState::new(redis, config);
     let (layer, io) = SocketIo::builder()
+        .ping_interval(ping_interval)
         .with_state(state.clone())
         .with_adapter::<Adapter>(state.clone())
         .build_layer();
@@ -92,9 +107,18 @@ pub async fn start_cluster_with(
     n: usize,
     config: impl Fn() -> RedisAdapterConfig,
 ) -> Vec<Instance> {
+    start_cluster_by(n, || start(redis_url, config())).await
+}
+
+/// Starts `n` instances with `start` (sharing one Redis) and waits until each counts all of
+/// them.
+pub async fn start_cluster_by<F: Future<Output = Instance>>(
+    n: usize,
+    start: impl Fn() -> F,
+) -> Vec<Instance> {
     let mut instances = Vec::new();
     for _ in 0..n {
-        instances.push(start(redis_url, config()).await);
+        instances.push(start().await);
     }
     let all_see_all = test_support::eventually(TIMEOUT, || {
         instances
