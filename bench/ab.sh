@@ -3,7 +3,8 @@
 # hand: Redis and 3 instances pinned to CPU 0, `loadtest chat --users 1500 --room-size 10` at
 # RATE msg/s per user for 20 s on CPU 1. Prints the CPU of the instances and of Redis per
 # 1M deliveries (from /proc over the middle 10 s), the latency and the loss; for ours, the
-# ids the streams refused and the lines spooled (history_id_refusals_total and
+# ids the streams refused, the lines published after they were stored (the two-step path)
+# and the lines spooled (history_id_refusals_total, history_published_after_store_total and
 # history_spooled_total, summed over the instances).
 # BINARY is our gateway, or the stock peer when TAG starts with "stock".
 #
@@ -28,16 +29,17 @@ s0=$(ticks "${servers[@]}") r0=$(ticks "$redis_pid") t0=$(date +%s.%N)
 sleep 10
 s1=$(ticks "${servers[@]}") r1=$(ticks "$redis_pid") t1=$(date +%s.%N)
 wait "$load" || true
-refused=0 spooled=0
+refused=0 after=0 spooled=0
 for admin in "${admins[@]}"; do
     metrics=$(curl -fsS "127.0.0.1:$admin/metrics")
     n=$(awk '/^history_id_refusals_total /{print $2}' <<<"$metrics")
+    a=$(awk '/^history_published_after_store_total /{print $2}' <<<"$metrics")
     m=$(awk '/^history_spooled_total /{print $2}' <<<"$metrics")
-    refused=$((refused + ${n:-0})) spooled=$((spooled + ${m:-0}))
+    refused=$((refused + ${n:-0})) after=$((after + ${a:-0})) spooled=$((spooled + ${m:-0}))
 done
-python3 - "$tag" "$s0" "$s1" "$r0" "$r1" "$t0" "$t1" "$refused" "$spooled" "$WORK/loadtest.log" <<'PY'
+python3 - "$tag" "$s0" "$s1" "$r0" "$r1" "$t0" "$t1" "$refused" "$after" "$spooled" "$WORK/loadtest.log" <<'PY'
 import re, sys
-tag, s0, s1, r0, r1, t0, t1, refused, spooled, log = sys.argv[1:]
+tag, s0, s1, r0, r1, t0, t1, refused, after, spooled, log = sys.argv[1:]
 text = open(log).read()
 dps = float(re.search(r"deliveries/s\s+(\S+)", text).group(1))
 deliveries = dps * (float(t1) - float(t0))
@@ -47,5 +49,6 @@ latency = re.search(r"latency ms\s+(.*)", text).group(1)
 loss = re.search(r"deliveries\s+(\d+ expected.*)", text).group(1)
 print(f"{tag}: {(servers + redis) / deliveries * 1e6:.1f} s CPU per 1M deliveries "
       f"(instances {servers / deliveries * 1e6:.1f}, Redis {redis / deliveries * 1e6:.1f}), "
-      f"{dps:.0f} deliveries/s, ids refused {refused}, lines spooled {spooled} | latency ms {latency} | {loss}")
+      f"{dps:.0f} deliveries/s, ids refused {refused}, lines published after storing {after}, "
+      f"lines spooled {spooled} | latency ms {latency} | {loss}")
 PY
