@@ -5,7 +5,10 @@
 # 1M deliveries (from /proc over the middle 10 s), the latency and the loss; for ours, the
 # ids the streams refused, the lines published after they were stored (the two-step path)
 # and the lines spooled (history_id_refusals_total, history_published_after_store_total and
-# history_spooled_total, summed over the instances).
+# history_spooled_total, summed over the instances), and the Redis commands per chat line
+# (`INFO commandstats` over the whole run: calls and microseconds per line, busiest first;
+# the microseconds are elapsed time, which on the core Redis shares with the instances
+# includes their time slices when they preempt a call, so they are inflated near saturation).
 # BINARY is our gateway, or the stock peer when TAG starts with "stock".
 #
 # Usage: bench/ab.sh BINARY TAG [RATE]   (after `cargo build --release -p gateway -p loadtest`)
@@ -37,9 +40,11 @@ for admin in "${admins[@]}"; do
     m=$(awk '/^history_spooled_total /{print $2}' <<<"$metrics")
     refused=$((refused + ${n:-0})) after=$((after + ${a:-0})) spooled=$((spooled + ${m:-0}))
 done
-python3 - "$tag" "$s0" "$s1" "$r0" "$r1" "$t0" "$t1" "$refused" "$after" "$spooled" "$WORK/loadtest.log" <<'PY'
+redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' >"$WORK/commandstats"
+python3 - "$tag" "$s0" "$s1" "$r0" "$r1" "$t0" "$t1" "$refused" "$after" "$spooled" "$WORK/loadtest.log" \
+    "$WORK/commandstats" <<'PY'
 import re, sys
-tag, s0, s1, r0, r1, t0, t1, refused, after, spooled, log = sys.argv[1:]
+tag, s0, s1, r0, r1, t0, t1, refused, after, spooled, log, stats = sys.argv[1:]
 text = open(log).read()
 dps = float(re.search(r"deliveries/s\s+(\S+)", text).group(1))
 deliveries = dps * (float(t1) - float(t0))
@@ -51,4 +56,11 @@ print(f"{tag}: {(servers + redis) / deliveries * 1e6:.1f} s CPU per 1M deliverie
       f"(instances {servers / deliveries * 1e6:.1f}, Redis {redis / deliveries * 1e6:.1f}), "
       f"{dps:.0f} deliveries/s, ids refused {refused}, lines published after storing {after}, "
       f"lines spooled {spooled} | latency ms {latency} | {loss}")
+# Every line reaches the 9 other members of its room of 10.
+lines = int(re.search(r"(\d+) expected", text).group(1)) / 9
+calls = []
+for m in re.finditer(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", open(stats).read()):
+    calls.append((int(m.group(3)), m.group(1), int(m.group(2))))
+print(f"{tag}: Redis per line (calls, µs): " + ", ".join(
+    f"{name} {n / lines:.2f} {usec / lines:.1f}" for usec, name, n in sorted(calls, reverse=True)[:6]))
 PY

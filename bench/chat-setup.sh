@@ -24,11 +24,10 @@ start_ours() {
 
 # start_chat_servers SYSTEM BINARY: a Redis, then 3 instances of BINARY as SYSTEM (ours,
 # ours-live: ours without history, socketioxide-redis, engine), pinned to CPU 0. Sets
-# redis_pid, servers (the instances' pids), urls, admins (ours' admin ports) and login (the
-# loadtest's login flags: ours requires one, with limits raised out of the run's way).
+# redis_port, redis_pid, servers (the instances' pids), urls, admins (ours' admin ports) and
+# login (the loadtest's login flags: ours requires one, with limits raised out of the run's way).
 start_chat_servers() {
     local system=$1 bin=$2 port admin history=()
-    local redis_port
     redis_port=$(free_port)
     taskset -c 0 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
         --dir "$WORK" >/dev/null 2>&1 &
