@@ -76,7 +76,8 @@ impl ClusterSubscriber {
             credentials: config.credentials.clone(),
             tls: config.tls_certificates(),
         };
-        let (conn, pushes) = connector.connect().await?;
+        let (mut conn, pushes) = connector.connect().await?;
+        let started_on = slot_masters_of(&mut conn, config.connect_timeout).await?;
         let handle = ClusterHandle(Arc::new(RwLock::new(conn)));
         let routes = Routes::default();
         let (link_tx, link) = link::connected();
@@ -95,6 +96,7 @@ impl ClusterSubscriber {
             rebuild.clone(),
             config.probe_interval,
             config.connect_timeout,
+            started_on,
         );
         Ok(Self {
             handle,
@@ -160,30 +162,40 @@ impl Drop for ClusterSubscriber {
 }
 
 /// Asks the cluster which master serves which slots every `interval`, and has the
-/// connection rebuilt when that changed. Unanswered questions are skipped: during a failover
+/// connection rebuilt when that changed since the last answer, the first one compared with
+/// `known` (read when the connection was made: a master that fails over before the first
+/// question must count as a change too). Unanswered questions are skipped: during a failover
 /// the answer changes once a replica is promoted, which is what matters.
 async fn watch_topology(
     handle: ClusterHandle,
     rebuild: Arc<Notify>,
     interval: Duration,
     timeout: Duration,
+    mut known: Vec<String>,
 ) {
-    let mut known = None;
     loop {
         tokio::time::sleep(interval).await;
         let mut conn = handle.get();
-        let mut command = redis::cmd("CLUSTER");
-        command.arg("SLOTS");
-        let Ok(answer) = within(timeout, command.query_async::<Value>(&mut conn)).await else {
+        let Ok(current) = slot_masters_of(&mut conn, timeout).await else {
             continue;
         };
-        let current = slot_masters(&answer);
-        if known.as_ref().is_some_and(|known| *known != current) {
+        if current != known {
             tracing::warn!("redis cluster topology changed; moving subscriptions");
             rebuild.notify_one();
+            known = current;
         }
-        known = Some(current);
     }
+}
+
+/// Which master serves which slots, as the node `conn` asks (any one) answers within `timeout`.
+async fn slot_masters_of(
+    conn: &mut ClusterConnection,
+    timeout: Duration,
+) -> Result<Vec<String>, Error> {
+    let mut command = redis::cmd("CLUSTER");
+    command.arg("SLOTS");
+    let answer: Value = within(timeout, command.query_async(conn)).await?;
+    Ok(slot_masters(&answer))
 }
 
 /// The slot ranges of a `CLUSTER SLOTS` answer with the address of the master serving each,
