@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{free_port, redis_server, spawn_redis};
+use crate::{free_port, process_id, redis_server, spawn_redis};
 
 /// How long [`RedisCluster::start`] and [`RedisCluster::wait_for_failover`] wait at most.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -292,16 +292,18 @@ impl Drop for RedisCluster {
 }
 
 impl ClusterNode {
-    /// Waits until the node answers PING (true) or its process exits (false: it could not
-    /// listen).
+    /// Waits until the node answers (true) or its process exits, or another test's node
+    /// answers on its port (false: it could not listen).
     ///
     /// # Panics
     /// When it does neither within 10 s.
     async fn answers_ping(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if query::<String>(self.port, &["PING"]).await.is_ok() {
-                return true;
+            if let Ok(info) = query::<String>(self.port, &["INFO", "server"]).await {
+                // Another test's node may hold the port: then ours exited, and that one answers.
+                let ours = self.child.as_ref().map(Child::id);
+                return ours.is_some() && process_id(&info) == ours;
             }
             let exited = self
                 .child

@@ -196,11 +196,16 @@ impl RedisServer {
                 .unwrap_or_default(),
             Err(_) => String::new(),
         };
-        info.lines()
-            .find_map(|line| line.strip_prefix("process_id:"))
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
-            == Some(ours)
+        process_id(&info) == Some(ours)
     }
+}
+
+/// The `process_id` of an `INFO server` answer: tells whether the server answering on a port
+/// is the one a test started.
+fn process_id(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 impl Drop for RedisServer {
