@@ -35,8 +35,12 @@ pub struct RedisCluster {
 /// One `redis-server` of the cluster.
 struct ClusterNode {
     port: u16,
+    /// Its cluster bus port.
+    bus_port: u16,
     /// `None` once killed.
     child: Option<Child>,
+    /// Stopped by [`RedisCluster::freeze_node`].
+    frozen: bool,
 }
 
 impl RedisCluster {
@@ -133,12 +137,58 @@ impl RedisCluster {
     /// # Panics
     /// When `port` is not a node of this cluster.
     pub fn kill_node(&mut self, port: u16) {
-        let node = self
-            .nodes
+        self.node(port).kill();
+    }
+
+    /// Kills the node on `port` (SIGKILL) and starts it again at once on the same ports and
+    /// with its own cluster config file, as a supervisor restarting a crashed process would:
+    /// back within the node timeout, it is the same node (same id, same slots), with no data.
+    /// Waits until it answers.
+    ///
+    /// # Panics
+    /// When `port` is not a node of this cluster, or the restarted node does not answer.
+    pub async fn restart_node(&mut self, port: u16) {
+        let dir = self.dir.clone();
+        let node = self.node(port);
+        node.kill();
+        node.child = Some(spawn_node(&dir, node.port, node.bus_port));
+        assert!(
+            node.answers_ping().await,
+            "cluster node on port {port} did not come back after its restart"
+        );
+    }
+
+    /// Stops the node on `port` (SIGSTOP) and leaves it stopped, as a hung process or a
+    /// partition would: the other nodes fail it over after the node timeout, while the
+    /// connections clients hold to it stay open and silent. It counts as dead from then on
+    /// (and is killed when the cluster is dropped).
+    ///
+    /// # Panics
+    /// When `port` is not a node of this cluster or not running, or `kill` (Debian package
+    /// `procps`) cannot stop it.
+    pub fn freeze_node(&mut self, port: u16) {
+        let node = self.node(port);
+        let pid = node
+            .child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("cluster node on port {port} is not running"));
+        let stopped = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap_or_else(|err| {
+                panic!("cannot run kill ({err}): install the Debian package `procps`")
+            });
+        assert!(stopped.success(), "kill -STOP {pid} failed: {stopped}");
+        node.frozen = true;
+    }
+
+    /// The node on `port`.
+    fn node(&mut self, port: u16) -> &mut ClusterNode {
+        self.nodes
             .iter_mut()
             .find(|node| node.port == port)
-            .unwrap_or_else(|| panic!("port {port} is not a node of this cluster"));
-        node.kill();
+            .unwrap_or_else(|| panic!("port {port} is not a node of this cluster"))
     }
 
     /// Waits until every live node sees a live master other than `old_master` serving `slot`
@@ -162,11 +212,11 @@ impl RedisCluster {
         }
     }
 
-    /// Ports of the nodes not killed.
+    /// Ports of the nodes neither killed nor frozen.
     fn live_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.nodes
             .iter()
-            .filter(|node| node.child.is_some())
+            .filter(|node| node.child.is_some() && !node.frozen)
             .map(|node| node.port)
     }
 
@@ -327,6 +377,7 @@ impl ClusterNode {
             let _already_dead = child.kill();
             let _reaped = child.wait();
         }
+        self.frozen = false;
     }
 }
 
@@ -348,6 +399,8 @@ async fn start_node(dir: &Path, taken: &mut HashSet<u16>) -> ClusterNode {
         });
         let mut node = ClusterNode {
             port,
+            bus_port,
+            frozen: false,
             child: Some(spawn_node(dir, port, bus_port)),
         };
         if node.answers_ping().await {
