@@ -3,8 +3,10 @@
 //! shard serving its hash slot, follows `MOVED` after a failover and subscribes again on the
 //! node that now serves the slot on its own only when a command of that connection hits the
 //! change. So the topology is also watched here: when the masters serving the slots change
-//! (a failover, a resharding), or the probe finds the subscriptions deaf, the whole
-//! connection is rebuilt and every route subscribed again on the shard now serving it.
+//! (a failover, a resharding, also one of a master that hung with its connections open), when
+//! a node's connection drops (a crash, a restart in place), or when the probe finds the
+//! subscriptions deaf, the whole connection is rebuilt and every route subscribed again on the
+//! shard now serving it.
 
 use std::{
     sync::{Arc, RwLock},
@@ -29,6 +31,9 @@ use super::{
     routes::{Handler, Routes, Sharding},
 };
 use crate::{error::Error, stats::Counters};
+
+/// How soon an unanswered `CLUSTER SLOTS` is asked again.
+const UNANSWERED_TOPOLOGY_RETRY: Duration = Duration::from_millis(250);
 
 /// The live cluster connection, replaced when it is rebuilt; cheap to clone out.
 #[derive(Clone)]
@@ -164,8 +169,9 @@ impl Drop for ClusterSubscriber {
 /// Asks the cluster which master serves which slots every `interval`, and has the
 /// connection rebuilt when that changed since the last answer, the first one compared with
 /// `known` (read when the connection was made: a master that fails over before the first
-/// question must count as a change too). Unanswered questions are skipped: during a failover
-/// the answer changes once a replica is promoted, which is what matters.
+/// question must count as a change too). An unanswered question is asked again soon, of
+/// another node with luck (each goes to a random one): the node asked may be the one that
+/// hung, whose failover is what must be seen.
 async fn watch_topology(
     handle: ClusterHandle,
     rebuild: Arc<Notify>,
@@ -173,12 +179,15 @@ async fn watch_topology(
     timeout: Duration,
     mut known: Vec<String>,
 ) {
+    let mut wait = interval;
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(wait).await;
         let mut conn = handle.get();
         let Ok(current) = slot_masters_of(&mut conn, timeout).await else {
+            wait = interval.min(UNANSWERED_TOPOLOGY_RETRY);
             continue;
         };
+        wait = interval;
         if current != known {
             tracing::warn!("redis cluster topology changed; moving subscriptions");
             rebuild.notify_one();
@@ -252,7 +261,11 @@ impl Connector {
             builder = builder.certs(certificates.clone());
         }
         let client: ClusterClient = builder.build()?;
-        let conn = within(self.connect_timeout, client.get_async_connection()).await?;
+        // Each node's connection may take `connect_timeout`, and a node that accepts but never
+        // answers (hung, cut off) takes all of it: the seeds are connected to together, then
+        // the slots asked, then the slot map's nodes connected to together.
+        let whole = self.connect_timeout * 2 + self.response_timeout;
+        let conn = within(whole, client.get_async_connection()).await?;
         Ok((conn, rx))
     }
 }
@@ -286,7 +299,8 @@ impl Reader {
         }
     }
 
-    /// Routes pushed messages until a rebuild is asked for (or the connection is gone).
+    /// Routes pushed messages until a rebuild is asked for, a node's connection drops, or the
+    /// connection is gone.
     async fn dispatch(&self, pushes: &mut mpsc::UnboundedReceiver<PushInfo>) {
         loop {
             let push = tokio::select! {
@@ -296,6 +310,13 @@ impl Reader {
                 },
                 () = self.rebuild.notified() => return,
             };
+            if push.kind == PushKind::Disconnection {
+                // A node's process went away (a crash, a restart in place: same slots, so no
+                // topology change). redis-rs reconnects to it once, at once, and subscribes
+                // again only if that succeeds; the rebuild retries until every route is back.
+                tracing::warn!("a redis cluster node's connection dropped");
+                return;
+            }
             if let Some((sharding, channel, payload)) = message(&push) {
                 self.routes
                     .dispatch(&self.counters, sharding, channel, payload);

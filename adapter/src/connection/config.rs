@@ -19,7 +19,9 @@ pub struct RedisConfig {
     /// How long one command, pipeline or publish may take before it counts as failed: a
     /// Redis outage costs a caller at most this long. Default 1 s.
     pub command_timeout: Duration,
-    /// How long opening a Redis connection may take. Default 2 s.
+    /// How long opening a connection to one Redis (one node of a cluster) may take. A cluster
+    /// connection connects to the seeds, asks the slots, then connects to the slot map's
+    /// nodes: at most twice this plus `command_timeout`. Default 2 s.
     pub connect_timeout: Duration,
     /// First delay before reconnecting a lost Redis connection. Default 100 ms.
     pub reconnect_min_delay: Duration,
