@@ -83,8 +83,8 @@ impl PublishQueue {
     /// Queues `payload` for `channel` now, in call order, and returns a future that resolves
     /// as `wait` says. Fails at once when Redis is unreachable, or when the queue is full:
     /// all its messages or bytes, or the channel's share of them
-    /// ([`RedisConfig::publish_channel_share`]), so that a burst on one room never keeps the
-    /// other rooms' publishes out.
+    /// ([`RedisConfig::publish_channel_share`], counted per bucket of channels), so that a
+    /// burst on one room keeps out only the other rooms of its bucket (1 in 64).
     pub fn publish(
         &self,
         channel: String,
