@@ -21,7 +21,7 @@
 //!   [`RedisConfig::publish_queue_max_bytes`], and one room's channel at most
 //!   1 / [`RedisConfig::publish_channel_share`] of either, so a burst on one room (or a Redis
 //!   that stopped taking publishes) keeps the other rooms' publishes out only for the 1 room
-//!   in 64 whose channel is counted with it (channels are counted in 64 buckets by hash).
+//!   in 1,024 whose channel is counted with it (channels are counted in 1,024 buckets by hash).
 //! - **Redis Cluster** with sharded Pub/Sub (`SSUBSCRIBE`/`SPUBLISH`, Redis >= 7): connect
 //!   with a `redis+cluster://host:port,host:port` URL and room channels spread over the
 //!   shards. After a failover the subscriptions move to the new master by themselves.

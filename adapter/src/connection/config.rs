@@ -42,7 +42,7 @@ pub struct RedisConfig {
     pub publish_queue_max_bytes: usize,
     /// One channel (one room) may hold at most `1 / publish_channel_share` of the queue's
     /// messages and bytes: a burst on one room is refused its excess while the other rooms'
-    /// publishes still get in, but for the 1 room in 64 whose channel is counted in the same
+    /// publishes still get in, but for the 1 room in 1,024 whose channel is counted in the same
     /// bucket (shared allowance). Default 4.
     pub publish_channel_share: usize,
     /// The most publishes sent to Redis as one pipeline. Default 1024.

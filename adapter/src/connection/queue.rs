@@ -84,7 +84,7 @@ impl PublishQueue {
     /// as `wait` says. Fails at once when Redis is unreachable, or when the queue is full:
     /// all its messages or bytes, or the channel's share of them
     /// ([`RedisConfig::publish_channel_share`], counted per bucket of channels), so that a
-    /// burst on one room keeps out only the other rooms of its bucket (1 in 64).
+    /// burst on one room keeps out only the other rooms of its bucket (1 in 1,024).
     pub fn publish(
         &self,
         channel: String,

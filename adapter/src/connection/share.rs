@@ -12,7 +12,7 @@ use std::{
 };
 
 /// Buckets channels are counted in.
-pub(crate) const BUCKETS: usize = 64;
+pub(crate) const BUCKETS: usize = 1024;
 
 /// Why a message did not get into the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -311,9 +311,9 @@ async fn a_burst_into_a_stalled_redis_is_bounded_and_does_not_keep_other_rooms_o
     let a = start_with(&redis.url(), config(), redis_config()).await;
     let b = start_with(&redis.url(), config(), redis_config()).await;
     let (_hot, hot_count) = member(&b, "hot").await;
-    // Channels are counted in 64 buckets by a hash seeded per process, and a room that shares
+    // Channels are counted in 1,024 buckets by a hash seeded per process, and a room that shares
     // the hot room's bucket shares its allowance: of three other rooms, one may be kept out
-    // (1 run in 64), all three only once in 64^3.
+    // (1 run in 1,024), all three only once in 1,024^3.
     let cold_rooms = ["cold-0", "cold-1", "cold-2"];
     let mut cold = client(&b, &cold_rooms).await;
     let seen = eventually(test_support::TIMEOUT, || {
