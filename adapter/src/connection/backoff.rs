@@ -10,7 +10,7 @@ use crate::error::Error;
 /// Delays doubling from about `min` up to `max`, randomised so that many instances do not
 /// reconnect in lockstep. backon's jitter adds up to the delay itself again, so the bounds
 /// are halved: every delay lies within `min / 2 ..= max`. Never runs out.
-fn reconnect_delays(min: Duration, max: Duration) -> ExponentialBackoff {
+pub(crate) fn reconnect_delays(min: Duration, max: Duration) -> ExponentialBackoff {
     ExponentialBuilder::default()
         .with_min_delay(min / 2)
         .with_max_delay(max.max(min) / 2)

@@ -3,10 +3,11 @@
 //! shard serving its hash slot, follows `MOVED` after a failover and subscribes again on the
 //! node that now serves the slot on its own only when a command of that connection hits the
 //! change. So the topology is also watched here: when the masters serving the slots change
-//! (a failover, a resharding, also one of a master that hung with its connections open), when
-//! a node's connection drops (a crash, a restart in place), or when the probe finds the
-//! subscriptions deaf, the whole connection is rebuilt and every route subscribed again on the
-//! shard now serving it.
+//! (a failover, a resharding, also one of a master that hung with its connections open), or
+//! when the probe finds the subscriptions deaf, the whole connection is rebuilt and every
+//! route subscribed again on the shard now serving it. When a node's connection drops (a
+//! crash, a restart in place) every route is subscribed again through the live connection,
+//! in the background, so that the other shards' rooms are not interrupted.
 
 use std::{
     sync::{Arc, RwLock},
@@ -25,7 +26,7 @@ use tokio::{
 
 use super::{
     Credentials, RedisConfig,
-    backoff::until_connected,
+    backoff::{reconnect_delays, until_connected},
     deadline::within,
     link::{self, Link, LinkRx, LinkTx},
     routes::{Handler, Routes, Sharding},
@@ -299,28 +300,41 @@ impl Reader {
         }
     }
 
-    /// Routes pushed messages until a rebuild is asked for, a node's connection drops, or the
-    /// connection is gone.
+    /// Routes pushed messages until a rebuild is asked for or the connection is gone.
     async fn dispatch(&self, pushes: &mut mpsc::UnboundedReceiver<PushInfo>) {
+        let mut resubscribing: Option<JoinHandle<()>> = None;
         loop {
             let push = tokio::select! {
                 push = pushes.recv() => match push {
                     Some(push) => push,
-                    None => return,
+                    None => break,
                 },
-                () = self.rebuild.notified() => return,
+                () = self.rebuild.notified() => break,
             };
             if push.kind == PushKind::Disconnection {
                 // A node's process went away (a crash, a restart in place: same slots, so no
                 // topology change). redis-rs reconnects to it once, at once, and subscribes
-                // again only if that succeeds; the rebuild retries until every route is back.
-                tracing::warn!("a redis cluster node's connection dropped");
-                return;
+                // again only if that succeeds: every route is subscribed again here, in the
+                // background and until it holds, while the other nodes' routes keep working.
+                tracing::warn!("a redis cluster node's connection dropped; subscribing again");
+                if let Some(task) = resubscribing.take() {
+                    task.abort();
+                }
+                resubscribing = Some(tokio::spawn(subscribe_again(
+                    self.handle.clone(),
+                    self.routes.clone(),
+                    self.connector.connect_timeout,
+                    self.reconnect_bounds,
+                )));
+                continue;
             }
             if let Some((sharding, channel, payload)) = message(&push) {
                 self.routes
                     .dispatch(&self.counters, sharding, channel, payload);
             }
+        }
+        if let Some(task) = resubscribing {
+            task.abort();
         }
     }
 
@@ -340,6 +354,38 @@ impl Reader {
         }
         self.handle.replace(conn);
         Ok(pushes)
+    }
+}
+
+/// Subscribes every route again through the live connection (subscribing a channel twice
+/// is harmless), then, after each reconnect delay, those that failed and are still routed,
+/// until none is left.
+async fn subscribe_again(
+    handle: ClusterHandle,
+    routes: Routes,
+    timeout: Duration,
+    (min, max): (Duration, Duration),
+) {
+    let mut pending = routes.channels();
+    let mut delays = reconnect_delays(min, max);
+    loop {
+        let mut failed = Vec::new();
+        for (channel, sharding) in pending {
+            let mut conn = handle.get();
+            if routes.holds(&channel, sharding)
+                && within(timeout, subscribe(&mut conn, &channel, sharding))
+                    .await
+                    .is_err()
+            {
+                failed.push((channel, sharding));
+            }
+        }
+        if failed.is_empty() {
+            tracing::info!("redis cluster routes subscribed again");
+            return;
+        }
+        pending = failed;
+        tokio::time::sleep(delays.next().unwrap_or(max)).await;
     }
 }
 

@@ -57,6 +57,15 @@ impl Routes {
         self.write().of(sharding).remove(channel).is_some()
     }
 
+    /// Whether `channel` is routed, subscribed as `sharding` says.
+    pub fn holds(&self, channel: &str, sharding: Sharding) -> bool {
+        let table = self.read();
+        match sharding {
+            Sharding::Sharded => table.sharded.contains_key(channel),
+            Sharding::Plain => table.plain.contains_key(channel),
+        }
+    }
+
     /// Every routed channel and how it is subscribed, to subscribe again after a reconnect.
     pub fn channels(&self) -> Vec<(String, Sharding)> {
         let table = self.read();

@@ -103,16 +103,37 @@ async fn resumes_after(prefix: &str, redis: RedisConfig, disruption: Disruption)
     let mut member = client(&b, &["chat"]).await;
     let slot = cluster.slot_of(&format!("{prefix}#/#r#chat#")).await;
     let old_master = cluster.master_for_slot(slot).await;
+    // A room served by another master, whose member keeps what it gets.
+    let mut calm = None;
+    for n in 0..20 {
+        let room = format!("calm-{n}");
+        let room_slot = cluster.slot_of(&format!("{prefix}#/#r#{room}#")).await;
+        if cluster.master_for_slot(room_slot).await != old_master {
+            calm = Some(room);
+            break;
+        }
+    }
+    let calm = calm.expect("one of 20 rooms lives on another shard");
+    let mut calm_member = client(&b, &[calm.as_str()]).await;
+    let calm_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keeping = calm_seen.clone();
+    let calm_reader = tokio::spawn(async move {
+        while let Ok(event) = calm_member.next_event(Duration::from_secs(30)).await {
+            keeping.lock().unwrap().push(event.data.as_u64().unwrap());
+        }
+    });
 
     // The sender chats every 20 ms, for at most 30 s, whatever happens to Redis; `next` is
     // the number of the message it sends next.
     let io = a.io.clone();
     let next = Arc::new(AtomicU64::new(0));
     let sending = next.clone();
+    let calm_room = calm.clone();
     let sender = tokio::spawn(async move {
         for seq in 0..1500u64 {
             sending.store(seq, Ordering::Relaxed);
             let _fails_during_the_failover = io.to("chat").emit("msg", &seq).await;
+            let _calm_room_too = io.to(calm_room.clone()).emit("msg", &seq).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -120,6 +141,7 @@ async fn resumes_after(prefix: &str, redis: RedisConfig, disruption: Disruption)
     assert_eq!(before.name, "msg");
 
     let killed_at = Instant::now();
+    let sent_at_kill = next.load(Ordering::Relaxed);
     match disruption {
         Disruption::Failover => {
             cluster.kill_node(old_master);
@@ -151,6 +173,23 @@ async fn resumes_after(prefix: &str, redis: RedisConfig, disruption: Disruption)
         last_seen = Some(seq);
     };
     sender.abort();
+    calm_reader.abort();
+    // The other shard's room went on meanwhile: it got messages sent while the disrupted
+    // master was away (a rebuild of the whole connection would have refused them all).
+    let calm_during = calm_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|seq| (sent_at_kill + 1..first_after).contains(seq))
+        .count();
+    let window = first_after.saturating_sub(sent_at_kill + 1);
+    println!("room {calm} on another shard got {calm_during} of the {window} sent meanwhile");
+    if window >= 25 {
+        assert!(
+            calm_during > 0,
+            "room {calm} on another shard got none of the {window} messages sent meanwhile"
+        );
+    }
     let resumed = resumed.unwrap_or_else(|| {
         panic!(
             "delivery did not resume ({whole_again:?} from the kill to a whole cluster); \
