@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::{StreamExt, future, stream};
 use redis::{
     ProtocolVersion, PushInfo, PushKind, Value,
     cluster::{ClusterClient, ClusterClientBuilder},
@@ -33,6 +34,8 @@ use super::{
 };
 use crate::{error::Error, stats::Counters};
 
+/// Subscriptions in flight at once while every route is subscribed again.
+const RESUBSCRIBE_CONCURRENCY: usize = 256;
 /// How soon an unanswered `CLUSTER SLOTS` is asked again.
 const UNANSWERED_TOPOLOGY_RETRY: Duration = Duration::from_millis(250);
 
@@ -359,7 +362,8 @@ impl Reader {
 
 /// Subscribes every route again through the live connection (subscribing a channel twice
 /// is harmless), then, after each reconnect delay, those that failed and are still routed,
-/// until none is left.
+/// until none is left. A pass has up to [`RESUBSCRIBE_CONCURRENCY`] subscriptions in flight:
+/// one at a time, a dead shard's thousands of rooms would each wait for their timeout.
 async fn subscribe_again(
     handle: ClusterHandle,
     routes: Routes,
@@ -369,17 +373,20 @@ async fn subscribe_again(
     let mut pending = routes.channels();
     let mut delays = reconnect_delays(min, max);
     loop {
-        let mut failed = Vec::new();
-        for (channel, sharding) in pending {
-            let mut conn = handle.get();
-            if routes.holds(&channel, sharding)
-                && within(timeout, subscribe(&mut conn, &channel, sharding))
-                    .await
-                    .is_err()
-            {
-                failed.push((channel, sharding));
-            }
-        }
+        let failed: Vec<(String, Sharding)> = stream::iter(pending)
+            .filter(|(channel, sharding)| future::ready(routes.holds(channel, *sharding)))
+            .map(|(channel, sharding)| {
+                let mut conn = handle.get();
+                async move {
+                    let subscribed =
+                        within(timeout, subscribe(&mut conn, &channel, sharding)).await;
+                    subscribed.is_err().then_some((channel, sharding))
+                }
+            })
+            .buffer_unordered(RESUBSCRIBE_CONCURRENCY)
+            .filter_map(future::ready)
+            .collect()
+            .await;
         if failed.is_empty() {
             tracing::info!("redis cluster routes subscribed again");
             return;
