@@ -34,7 +34,7 @@ use super::{
 };
 use crate::{error::Error, stats::Counters};
 
-/// Subscriptions in flight at once while every route is subscribed again.
+/// Subscriptions in flight at once while every route is subscribed (again).
 const RESUBSCRIBE_CONCURRENCY: usize = 256;
 /// How soon an unanswered `CLUSTER SLOTS` is asked again.
 const UNANSWERED_TOPOLOGY_RETRY: Duration = Duration::from_millis(250);
@@ -347,13 +347,16 @@ impl Reader {
     }
 
     async fn restore(&self) -> Result<mpsc::UnboundedReceiver<PushInfo>, Error> {
-        let (mut conn, pushes) = self.connector.connect().await?;
-        for (channel, sharding) in self.routes.channels() {
-            within(
-                self.connector.connect_timeout,
-                subscribe(&mut conn, &channel, sharding),
-            )
-            .await?;
+        let (conn, pushes) = self.connector.connect().await?;
+        let failed = subscribe_routes(
+            &conn,
+            &self.routes,
+            self.routes.channels(),
+            self.connector.connect_timeout,
+        )
+        .await;
+        if let Some((_, err)) = failed.into_iter().next() {
+            return Err(err);
         }
         self.handle.replace(conn);
         Ok(pushes)
@@ -362,8 +365,7 @@ impl Reader {
 
 /// Subscribes every route again through the live connection (subscribing a channel twice
 /// is harmless), then, after each reconnect delay, those that failed and are still routed,
-/// until none is left. A pass has up to [`RESUBSCRIBE_CONCURRENCY`] subscriptions in flight:
-/// one at a time, a dead shard's thousands of rooms would each wait for their timeout.
+/// until none is left.
 async fn subscribe_again(
     handle: ClusterHandle,
     routes: Routes,
@@ -373,27 +375,38 @@ async fn subscribe_again(
     let mut pending = routes.channels();
     let mut delays = reconnect_delays(min, max);
     loop {
-        let failed: Vec<(String, Sharding)> = stream::iter(pending)
-            .filter(|(channel, sharding)| future::ready(routes.holds(channel, *sharding)))
-            .map(|(channel, sharding)| {
-                let mut conn = handle.get();
-                async move {
-                    let subscribed =
-                        within(timeout, subscribe(&mut conn, &channel, sharding)).await;
-                    subscribed.is_err().then_some((channel, sharding))
-                }
-            })
-            .buffer_unordered(RESUBSCRIBE_CONCURRENCY)
-            .filter_map(future::ready)
-            .collect()
-            .await;
+        let failed = subscribe_routes(&handle.get(), &routes, pending, timeout).await;
         if failed.is_empty() {
             tracing::info!("redis cluster routes subscribed again");
             return;
         }
-        pending = failed;
+        pending = failed.into_iter().map(|(route, _)| route).collect();
         tokio::time::sleep(delays.next().unwrap_or(max)).await;
     }
+}
+
+/// Subscribes each of `pending` still in `routes` on `conn`, each within `timeout`, up to
+/// [`RESUBSCRIBE_CONCURRENCY`] at once (one at a time, thousands of rooms would cost as many
+/// round trips, or timeouts on a dead shard, in turn); returns those that failed, and why.
+async fn subscribe_routes(
+    conn: &ClusterConnection,
+    routes: &Routes,
+    pending: Vec<(String, Sharding)>,
+    timeout: Duration,
+) -> Vec<((String, Sharding), Error)> {
+    stream::iter(pending)
+        .filter(|(channel, sharding)| future::ready(routes.holds(channel, *sharding)))
+        .map(|(channel, sharding)| {
+            let mut conn = conn.clone();
+            async move {
+                let subscribed = within(timeout, subscribe(&mut conn, &channel, sharding)).await;
+                subscribed.err().map(|err| ((channel, sharding), err))
+            }
+        })
+        .buffer_unordered(RESUBSCRIBE_CONCURRENCY)
+        .filter_map(future::ready)
+        .collect()
+        .await
 }
 
 /// Subscribes `channel` on `conn` as `sharding` says.
