@@ -64,6 +64,7 @@ impl Probe {
                 continue;
             }
             seq += 1;
+            let generation = self.link.borrow().generation;
             let sent = self
                 .queue
                 .publish(
@@ -77,7 +78,10 @@ impl Probe {
                 continue;
             }
             let came_back = self.wait_for(seq).await;
-            if !came_back && self.link.borrow().connected {
+            // A probe that went out before a rebuild (a topology change, say) is lost with the
+            // old connection: that says nothing of the new one, which the next probe checks.
+            let link = *self.link.borrow();
+            if !came_back && link.connected && link.generation == generation {
                 Counters::incr(&self.counters.stale_subscriber);
                 tracing::warn!(
                     timeout = ?self.timeout,

@@ -191,6 +191,32 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("port {port} is not a node of this cluster"))
     }
 
+    /// Has a replica of the master on `port` take its place in a planned failover (`CLUSTER
+    /// FAILOVER`, no data lost), and waits until every live node sees a master other than
+    /// that one serving `slot` (one of its slots); returns the new master's port.
+    ///
+    /// # Panics
+    /// When the master has no replica, the replica refuses, or the failover does not complete
+    /// within 20 s.
+    pub async fn planned_failover(&self, slot: u16, port: u16) -> u16 {
+        let nodes = cluster_nodes(port)
+            .await
+            .unwrap_or_else(|err| panic!("node {port} did not list the cluster: {err}"));
+        let master_id = nodes
+            .iter()
+            .find(|node| node.port == port)
+            .map(|node| node.id.clone())
+            .unwrap_or_else(|| panic!("node {port} does not list itself"));
+        let replica = nodes
+            .iter()
+            .find(|node| node.master_id == master_id)
+            .map(|node| node.port)
+            .unwrap_or_else(|| panic!("the master on port {port} has no replica"));
+        let answer = query::<String>(replica, &["CLUSTER", "FAILOVER"]).await;
+        assert_eq!(answer.as_deref(), Ok("OK"), "CLUSTER FAILOVER on {replica}");
+        self.wait_for_failover(slot, port).await
+    }
+
     /// Waits until every live node sees a live master other than `old_master` serving `slot`
     /// and reports `cluster_state:ok`; returns that new master's port.
     ///
