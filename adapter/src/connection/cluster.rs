@@ -10,11 +10,12 @@
 //! in the background, so that the other shards' rooms are not interrupted.
 
 use std::{
+    pin::pin,
     sync::{Arc, RwLock},
     time::Duration,
 };
 
-use futures_util::{StreamExt, future, stream};
+use futures_util::{Stream, StreamExt, future, stream};
 use redis::{
     ProtocolVersion, PushInfo, PushKind, Value,
     cluster::{ClusterClient, ClusterClientBuilder},
@@ -348,15 +349,15 @@ impl Reader {
 
     async fn restore(&self) -> Result<mpsc::UnboundedReceiver<PushInfo>, Error> {
         let (conn, pushes) = self.connector.connect().await?;
-        let failed = subscribe_routes(
-            &conn,
+        let mut outcomes = pin!(subscriptions(
+            conn.clone(),
             &self.routes,
             self.routes.channels(),
             self.connector.connect_timeout,
-        )
-        .await;
-        if let Some((_, err)) = failed.into_iter().next() {
-            return Err(err);
+        ));
+        // The first failure ends the attempt (and the subscriptions still in flight).
+        while let Some((_, subscribed)) = outcomes.next().await {
+            subscribed?;
         }
         self.handle.replace(conn);
         Ok(pushes)
@@ -375,38 +376,39 @@ async fn subscribe_again(
     let mut pending = routes.channels();
     let mut delays = reconnect_delays(min, max);
     loop {
-        let failed = subscribe_routes(&handle.get(), &routes, pending, timeout).await;
+        let failed: Vec<_> = subscriptions(handle.get(), &routes, pending, timeout)
+            .filter_map(|(route, subscribed)| future::ready(subscribed.is_err().then_some(route)))
+            .collect()
+            .await;
         if failed.is_empty() {
             tracing::info!("redis cluster routes subscribed again");
             return;
         }
-        pending = failed.into_iter().map(|(route, _)| route).collect();
+        pending = failed;
         tokio::time::sleep(delays.next().unwrap_or(max)).await;
     }
 }
 
-/// Subscribes each of `pending` still in `routes` on `conn`, each within `timeout`, up to
+/// Subscribes each of `pending` still in `routes` on `conn` (clones of it), each within `timeout`, up to
 /// [`RESUBSCRIBE_CONCURRENCY`] at once (one at a time, thousands of rooms would cost as many
-/// round trips, or timeouts on a dead shard, in turn); returns those that failed, and why.
-async fn subscribe_routes(
-    conn: &ClusterConnection,
-    routes: &Routes,
+/// round trips, or timeouts on a dead shard, in turn); yields each route with its outcome as
+/// it comes.
+fn subscriptions<'a>(
+    conn: ClusterConnection,
+    routes: &'a Routes,
     pending: Vec<(String, Sharding)>,
     timeout: Duration,
-) -> Vec<((String, Sharding), Error)> {
+) -> impl Stream<Item = ((String, Sharding), Result<(), Error>)> + 'a {
     stream::iter(pending)
         .filter(|(channel, sharding)| future::ready(routes.holds(channel, *sharding)))
-        .map(|(channel, sharding)| {
+        .map(move |(channel, sharding)| {
             let mut conn = conn.clone();
             async move {
                 let subscribed = within(timeout, subscribe(&mut conn, &channel, sharding)).await;
-                subscribed.err().map(|err| ((channel, sharding), err))
+                ((channel, sharding), subscribed)
             }
         })
         .buffer_unordered(RESUBSCRIBE_CONCURRENCY)
-        .filter_map(future::ready)
-        .collect()
-        .await
 }
 
 /// Subscribes `channel` on `conn` as `sharding` says.
