@@ -153,7 +153,7 @@ impl RedisCluster {
         node.kill();
         node.child = Some(spawn_node(&dir, node.port, node.bus_port));
         assert!(
-            node.answers_ping().await,
+            node.answers_as_itself().await,
             "cluster node on port {port} did not come back after its restart"
         );
     }
@@ -373,7 +373,7 @@ impl ClusterNode {
     ///
     /// # Panics
     /// When it does neither within 10 s.
-    async fn answers_ping(&mut self) -> bool {
+    async fn answers_as_itself(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(info) = query::<String>(self.port, &["INFO", "server"]).await {
@@ -429,7 +429,7 @@ async fn start_node(dir: &Path, taken: &mut HashSet<u16>) -> ClusterNode {
             frozen: false,
             child: Some(spawn_node(dir, port, bus_port)),
         };
-        if node.answers_ping().await {
+        if node.answers_as_itself().await {
             return node;
         }
         node.kill();
