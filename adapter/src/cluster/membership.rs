@@ -63,7 +63,7 @@ impl Membership {
 }
 
 /// Announces instance `node` on `channel` every `interval`, and says hello again each time
-/// the subscriber reconnects (the others may have dropped it meanwhile, and it may have
+/// the subscriptions are whole again (the others may have dropped it meanwhile, and it may have
 /// missed their heartbeats). Failed publishes are counted by the publisher and retried at the
 /// next tick: the loop never ends on error, only when the bus aborts it.
 pub(crate) async fn heartbeat<P: PubSub>(
@@ -84,7 +84,7 @@ pub(crate) async fn heartbeat<P: PubSub>(
                 if changed.is_err() {
                     return;
                 }
-                if !link.borrow_and_update().connected {
+                if !link.borrow_and_update().subscribed {
                     continue;
                 }
                 Kind::Hello

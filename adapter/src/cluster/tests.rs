@@ -42,6 +42,7 @@ impl Hub {
     fn connect(&self, me: usize) -> Arc<Memory> {
         let link = watch::channel(Link {
             connected: true,
+            subscribed: true,
             generation: 0,
         });
         Arc::new(Memory {

@@ -8,6 +8,12 @@
 //! route subscribed again on the shard now serving it. When a node's connection drops (a
 //! crash, a restart in place) every route is subscribed again through the live connection,
 //! in the background, so that the other shards' rooms are not interrupted.
+//!
+//! Either way the link says the subscriptions have a gap ([`Link::subscribed`] false) until
+//! every route holds again, while publishes keep going out: through the old connection during
+//! a rebuild, until an attempt fails.
+//!
+//! [`Link::subscribed`]: super::Link::subscribed
 
 use std::{
     pin::pin,
@@ -30,7 +36,7 @@ use super::{
     Credentials, RedisConfig,
     backoff::{reconnect_delays, until_connected},
     deadline::within,
-    link::{self, Link, LinkRx, LinkTx},
+    link::{self, LinkRx, LinkTx},
     routes::{Handler, Routes, Sharding},
 };
 use crate::{error::Error, stats::Counters};
@@ -290,51 +296,60 @@ impl Reader {
     async fn run(self, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
         loop {
             self.dispatch(&mut pushes).await;
-            self.link.send_modify(|link| link.connected = false);
-            tracing::warn!("redis cluster subscriptions deaf; rebuilding the connection");
+            // Publishes keep going through the old connection (it follows `MOVED`) until an
+            // attempt to rebuild fails; what the old subscriptions receive is no longer read.
+            link::gap(&self.link);
+            tracing::warn!("redis cluster subscriptions deaf or moved; rebuilding the connection");
             pushes = self.reconnect().await;
             Counters::incr(&self.counters.reconnects);
-            self.link.send_modify(|link| {
-                *link = Link {
-                    connected: true,
-                    generation: link.generation + 1,
-                }
-            });
+            link::restored(&self.link);
             tracing::info!("redis cluster connection rebuilt; subscriptions restored");
         }
     }
 
-    /// Routes pushed messages until a rebuild is asked for or the connection is gone.
+    /// Routes pushed messages until a rebuild is asked for or the connection is gone. When a
+    /// node's connection drops, the link says so until every route is subscribed again.
     async fn dispatch(&self, pushes: &mut mpsc::UnboundedReceiver<PushInfo>) {
         let mut resubscribing: Option<JoinHandle<()>> = None;
         loop {
-            let push = tokio::select! {
+            let event = tokio::select! {
                 push = pushes.recv() => match push {
-                    Some(push) => push,
+                    Some(push) => Event::Push(push),
                     None => break,
                 },
                 () = self.rebuild.notified() => break,
+                done = finished(&mut resubscribing) => Event::Resubscribed(done.is_ok()),
             };
-            if push.kind == PushKind::Disconnection {
-                // A node's process went away (a crash, a restart in place: same slots, so no
-                // topology change). redis-rs reconnects to it once, at once, and subscribes
-                // again only if that succeeds: every route is subscribed again here, in the
-                // background and until it holds, while the other nodes' routes keep working.
-                tracing::warn!("a redis cluster node's connection dropped; subscribing again");
-                if let Some(task) = resubscribing.take() {
-                    task.abort();
+            match event {
+                Event::Push(push) if push.kind == PushKind::Disconnection => {
+                    // A node's process went away (a crash, a restart in place: same slots, so
+                    // no topology change). redis-rs reconnects to it once, at once, and
+                    // subscribes again only if that succeeds: every route is subscribed again
+                    // here, in the background and until it holds, while the other nodes'
+                    // routes keep working.
+                    tracing::warn!("a redis cluster node's connection dropped; subscribing again");
+                    link::gap(&self.link);
+                    if let Some(task) = resubscribing.take() {
+                        task.abort();
+                    }
+                    resubscribing = Some(self.subscribe_again());
                 }
-                resubscribing = Some(tokio::spawn(subscribe_again(
-                    self.handle.clone(),
-                    self.routes.clone(),
-                    self.connector.connect_timeout,
-                    self.reconnect_bounds,
-                )));
-                continue;
-            }
-            if let Some((sharding, channel, payload)) = message(&push) {
-                self.routes
-                    .dispatch(&self.counters, sharding, channel, payload);
+                Event::Push(push) => {
+                    if let Some((sharding, channel, payload)) = message(&push) {
+                        self.routes
+                            .dispatch(&self.counters, sharding, channel, payload);
+                    }
+                }
+                Event::Resubscribed(true) => {
+                    resubscribing = None;
+                    link::restored(&self.link);
+                }
+                Event::Resubscribed(false) => {
+                    tracing::error!(
+                        "the redis cluster re-subscription task failed; starting it again"
+                    );
+                    resubscribing = Some(self.subscribe_again());
+                }
             }
         }
         if let Some(task) = resubscribing {
@@ -342,9 +357,27 @@ impl Reader {
         }
     }
 
+    /// Subscribes every route again in the background, until each holds.
+    fn subscribe_again(&self) -> JoinHandle<()> {
+        tokio::spawn(subscribe_again(
+            self.handle.clone(),
+            self.routes.clone(),
+            self.connector.connect_timeout,
+            self.reconnect_bounds,
+        ))
+    }
+
     /// Retries until a new connection holds every route's subscription.
     async fn reconnect(&self) -> mpsc::UnboundedReceiver<PushInfo> {
-        until_connected(self.reconnect_bounds, "redis cluster", || self.restore()).await
+        until_connected(self.reconnect_bounds, "redis cluster", || async {
+            let restored = self.restore().await;
+            if restored.is_err() {
+                // Redis may be out of reach: publishes fail at once until a rebuild holds.
+                link::lost(&self.link);
+            }
+            restored
+        })
+        .await
     }
 
     async fn restore(&self) -> Result<mpsc::UnboundedReceiver<PushInfo>, Error> {
@@ -361,6 +394,22 @@ impl Reader {
         }
         self.handle.replace(conn);
         Ok(pushes)
+    }
+}
+
+/// What the reading task waits for.
+enum Event {
+    /// A message, a subscription's confirmation or a node's disconnection.
+    Push(PushInfo),
+    /// The background re-subscription ended: every route holds (`true`), or it failed.
+    Resubscribed(bool),
+}
+
+/// The outcome of `task` once it ends; never, while there is none.
+async fn finished(task: &mut Option<JoinHandle<()>>) -> Result<(), tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => future::pending().await,
     }
 }
 

@@ -232,13 +232,14 @@ impl Redis {
     }
 
     /// The subscriber's state, to watch: subscribers re-announce themselves or drop caches
-    /// when it changes.
+    /// when the subscriptions are whole again (a new [`Link::generation`]).
     pub fn link(&self) -> LinkRx {
         self.inner.subscriptions.link()
     }
 
-    /// Whether the subscriber is connected with every subscription in place (false while it
-    /// reconnects). Publishes fail at once while this is false.
+    /// Whether Redis takes publishes (false while the subscriber reconnects after a loss).
+    /// Publishes fail at once while this is false. Whether every subscription holds is
+    /// [`Link::subscribed`], in [`Redis::link`].
     pub fn is_connected(&self) -> bool {
         self.link().borrow().connected
     }

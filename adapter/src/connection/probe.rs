@@ -60,7 +60,8 @@ impl Probe {
         let mut seq = 0u64;
         loop {
             tokio::time::sleep(self.interval).await;
-            if !self.link.borrow().connected {
+            // Down, or being restored: the subscriber's task is at it already.
+            if !self.link.borrow().subscribed {
                 continue;
             }
             seq += 1;
@@ -81,7 +82,7 @@ impl Probe {
             // A probe that went out before a rebuild (a topology change, say) is lost with the
             // old connection: that says nothing of the new one, which the next probe checks.
             let link = *self.link.borrow();
-            if !came_back && link.connected && link.generation == generation {
+            if !came_back && link.subscribed && link.generation == generation {
                 Counters::incr(&self.counters.stale_subscriber);
                 tracing::warn!(
                     timeout = ?self.timeout,

@@ -15,7 +15,7 @@ use super::{
     RedisConfig,
     backoff::until_connected,
     deadline::within,
-    link::{self, Link, LinkRx, LinkTx},
+    link::{self, LinkRx, LinkTx},
     routes::{Handler, Routes, Sharding},
 };
 use crate::{error::Error, stats::Counters};
@@ -127,16 +127,11 @@ impl Connection {
             self.dispatch(&mut stream).await;
             *self.slot.lock().await = None;
             drop(stream);
-            self.link.send_modify(|link| link.connected = false);
+            link::lost(&self.link);
             tracing::warn!("redis subscriber connection lost; reconnecting");
             stream = self.reconnect().await;
             Counters::incr(&self.counters.reconnects);
-            self.link.send_modify(|link| {
-                *link = Link {
-                    connected: true,
-                    generation: link.generation + 1,
-                }
-            });
+            link::restored(&self.link);
             tracing::info!("redis subscriber reconnected; subscriptions restored");
         }
     }

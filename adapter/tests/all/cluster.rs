@@ -11,8 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{client, fast_config, start_cluster, start_cluster_by, start_with};
-use redis_adapter::RedisConfig;
+use crate::common::{Instance, client, fast_config, start_cluster, start_cluster_by, start_with};
+use redis_adapter::{Link, RedisConfig};
 use test_support::RedisCluster;
 
 #[tokio::test]
@@ -140,6 +140,7 @@ async fn resumes_after(prefix: &str, redis: RedisConfig, disruption: Disruption)
     });
     let before = member.next_event(Duration::from_secs(3)).await.unwrap();
     assert_eq!(before.name, "msg");
+    let links = record_links(&b);
 
     let killed_at = Instant::now();
     let sent_at_kill = next.load(Ordering::Relaxed);
@@ -204,16 +205,42 @@ async fn resumes_after(prefix: &str, redis: RedisConfig, disruption: Disruption)
     // The subscriptions move at the latest at the first look at the topology after the
     // cluster is whole again, and a rebuild takes seconds when a seed node hangs.
     assert!(resumed < whole_again + redis.probe_interval + Duration::from_secs(8));
+
+    // The member's instance said its subscriptions had a gap, and a new generation once they
+    // held again (for whatever a cache or membership missed meanwhile).
+    let links = links.lock().unwrap().clone();
+    assert!(links.iter().any(|link| !link.subscribed), "{links:?}");
+    let last = links.last().unwrap();
+    assert!(last.subscribed && last.generation >= 1, "{links:?}");
+    if matches!(disruption, Disruption::Restart) {
+        // Redis kept taking publishes: nothing was refused.
+        assert!(links.iter().all(|link| link.connected), "{links:?}");
+    }
+}
+
+/// Every state `instance`'s link goes through from now on.
+fn record_links(instance: &Instance) -> Arc<std::sync::Mutex<Vec<Link>>> {
+    let mut link = instance.state.redis().link();
+    let seen = Arc::new(std::sync::Mutex::new(vec![*link.borrow_and_update()]));
+    let keeping = seen.clone();
+    tokio::spawn(async move {
+        while link.changed().await.is_ok() {
+            let state = *link.borrow_and_update();
+            keeping.lock().unwrap().push(state);
+        }
+    });
+    seen
 }
 
 /// A planned failover (`CLUSTER FAILOVER`) changes the topology once, and each instance
 /// rebuilds its connection once: the probe that went out before the rebuild and was lost with
 /// the old connection is not taken for a deaf subscriber (it was, in 5 runs of 6: a second
-/// rebuild about 2 s later, refusing every room's publishes again while it ran).
+/// rebuild about 2 s later), and publishes are not refused while the connection is rebuilt.
 #[tokio::test]
 async fn a_planned_failover_is_not_taken_for_a_deaf_subscriber() {
     let cluster = RedisCluster::start(3, 1).await;
     let instances = start_cluster(&cluster.cluster_url(), "planned", 2).await;
+    let links: Vec<_> = instances.iter().map(record_links).collect();
     let slot = cluster.slot_of("planned").await;
     let master = cluster.master_for_slot(slot).await;
     cluster.planned_failover(slot, master).await;
@@ -223,5 +250,16 @@ async fn a_planned_failover_is_not_taken_for_a_deaf_subscriber() {
         let stats = instance.state.stats();
         assert!(stats.reconnects >= 1, "the connection moved: {stats:?}");
         assert_eq!(stats.stale_subscriber, 0, "no probe rebuild: {stats:?}");
+    }
+    // Each rebuild is one gap in the subscriptions, during which Redis kept taking publishes
+    // through the old connection (they were refused while it ran, before).
+    for links in links {
+        let links = links.lock().unwrap().clone();
+        assert!(links.iter().all(|link| link.connected), "{links:?}");
+        let gaps = links
+            .windows(2)
+            .filter(|pair| pair[0].subscribed && !pair[1].subscribed);
+        assert_eq!(gaps.count(), 1, "{links:?}");
+        assert!(links.last().unwrap().subscribed, "{links:?}");
     }
 }
