@@ -12,7 +12,9 @@
 //! - an instance whose subscription is down serves nothing from its cache (every read goes to
 //!   Redis; the last known value is only the fallback when Redis cannot be read either), and
 //!   empties its cache when it subscribes again, so it cannot keep a value whose invalidation
-//!   it missed. A subscription that stops answering pings counts as down.
+//!   it missed. A subscription that stops answering pings counts as down, and so does, on a
+//!   Redis Cluster, one whose node's connection dropped (a restarted master forgets its
+//!   subscribers) until it is subscribed again.
 //!
 //! Without confirmations (an instance slower than the writer's deadline) the TTL still bounds
 //! how long an instance can act on an old value.
@@ -372,16 +374,17 @@ impl Inner {
     }
 }
 
-/// Follows the subscriber's state: while it is down the cache serves nothing (every
-/// invalidation may be missed), and once it is back (every subscription restored) the cache
-/// starts empty.
+/// Follows the subscriber's state: while a subscription may miss messages (the subscriber
+/// is down, or on a Redis Cluster a node's connection dropped or the topology changed) the
+/// cache serves nothing, since an invalidation may be missed, and once every subscription
+/// holds again the cache starts empty.
 async fn follow_subscriber(inner: std::sync::Weak<Inner>, mut link: redis_adapter::LinkRx) {
     while link.changed().await.is_ok() {
-        let connected = link.borrow_and_update().connected;
+        let subscribed = link.borrow_and_update().subscribed;
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        if connected {
+        if subscribed {
             tracing::info!("settings invalidation subscription restored");
             inner.went_live();
         } else {

@@ -351,3 +351,79 @@ async fn settings_that_cannot_be_read_keep_the_last_known_value_never_the_defaul
         );
     }
 }
+
+/// A Redis Cluster master restarted in place forgets its subscribers. Until an instance has
+/// subscribed again to the invalidations (on that master's shard) it may miss one, so its
+/// cache serves nothing meanwhile: a change written then is enforced on it at once (it used
+/// to keep the old value for the whole TTL, while the write reported every subscriber
+/// confirmed), and the cache is confirmed again once the subscription holds.
+#[tokio::test]
+async fn a_change_while_the_invalidations_master_restarts_is_enforced_at_once() {
+    let mut redis = test_support::RedisCluster::start(3, 1).await;
+    let [a, b] = <[_; 2]>::try_from(
+        cluster(2, &redis.cluster_url(), |config| {
+            config.settings_cache_ttl = Duration::from_secs(3600);
+            // A re-subscription that fails waits 1.5-3 s: the change is written meanwhile.
+            config.redis.redis_reconnect_min = Duration::from_secs(3);
+        })
+        .await,
+    )
+    .ok()
+    .unwrap();
+    // The restarted master comes back empty: the sessions it held are gone. Of eight of
+    // Alice's, one on another shard survives (all eight there: 1 run in 6,561).
+    let mut admins = Vec::new();
+    for _ in 0..8 {
+        admins.push(login(a.url(), "alice").await);
+    }
+    let mut bob = connect_user(b.url(), "bob").await;
+    join(&bob, "general").await;
+    let fifteen = "fifteen chars!!";
+    assert!(
+        send(&mut bob, fifteen).await["id"].is_string(),
+        "B caches the defaults"
+    );
+
+    let slot = redis.slot_of("socket.io:invalidate").await;
+    let master = redis.master_for_slot(slot).await;
+    redis.restart_node(master).await;
+    // A command sent to the restarted master may time out (503, up to 2 s seen): tried again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let admin = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write of the settings succeeded"
+        );
+        let status = put_settings(a.url(), &admins[0], "acme", &settings(10, 100))
+            .await
+            .status();
+        match status.as_u16() {
+            200 => break admins.swap_remove(0),
+            401 => {
+                admins.swap_remove(0);
+                assert!(
+                    !admins.is_empty(),
+                    "every one of Alice's sessions was on that master"
+                );
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    // The change is written; B may not have subscribed again yet (it waits 1.5-3 s).
+    let reply = send(&mut bob, fifteen).await;
+    assert_eq!(
+        error_of(&reply),
+        "invalid text: longer than this tenant's limit of 10 characters",
+        "B enforces the change at once"
+    );
+
+    // Once both have subscribed again, a change is confirmed by both, and enforced.
+    let confirmed_by_both = test_support::eventually_async(Duration::from_secs(15), || async {
+        let written = put_settings(a.url(), &admin, "acme", &settings(20, 100)).await;
+        let written: Value = written.json().await.unwrap();
+        written["invalidation"] == json!({"expected": 2, "confirmed": 2})
+    })
+    .await;
+    assert!(confirmed_by_both, "the instances never subscribed again");
+    assert!(send(&mut bob, fifteen).await["id"].is_string());
+}
