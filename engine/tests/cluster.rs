@@ -13,6 +13,7 @@ use engine::{
 };
 use redis_adapter::{
     Counters, EmitterConfig, Id, Inbound, NamespaceBus, Redis, RedisAdapterConfig, RedisConfig,
+    Room,
 };
 use serde_json::{Value, json};
 use test_support::RedisServer;
@@ -94,6 +95,12 @@ impl Namespace for Chat {
     }
 
     fn disconnected(&self, _: &Arc<Socket>, _: DisconnectReason) {}
+
+    /// Every broadcast from another instance is delivered but a `said` of `"unrelayed"` to one
+    /// room.
+    fn relayed(&self, rooms: &[Room], data: &str) -> bool {
+        !(rooms.len() == 1 && data == r#"["said","unrelayed"]"#)
+    }
 
     /// Other instances see a socket's CONNECT payload.
     fn describe(&self, socket: &Arc<Socket>) -> Value {
@@ -225,6 +232,25 @@ async fn a_room_broadcast_reaches_its_members_on_every_instance_once_each() {
 /// A broadcast prepared for a caller that publishes it itself (from a Redis script): nothing
 /// is sent until the caller publishes its one message, which reaches the other instances'
 /// members, and delivers it here.
+/// The namespace decides what other instances' broadcasts it delivers (the gateway drops a
+/// line it already sent its members after a gap); its own members get everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_from_another_instance_is_delivered_only_if_the_namespace_admits_it() {
+    let redis = RedisServer::start().await;
+    let instances = cluster(&redis).await;
+    let mut sender = member(&instances[0].url, "a").await;
+    let mut near = member(&instances[0].url, "a").await;
+    let mut far = member(&instances[1].url, "a").await;
+
+    call(&mut sender, 2, json!(["say", "a", "unrelayed"])).await;
+    call(&mut sender, 3, json!(["say", "a", "relayed"])).await;
+    assert_eq!(next_text(&mut near).await, r#"42["said","unrelayed"]"#);
+    assert_eq!(next_text(&mut near).await, r#"42["said","relayed"]"#);
+    // In order, or not at all: the first never comes.
+    assert_eq!(next_text(&mut far).await, r#"42["said","relayed"]"#);
+    quiet(&mut far).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_broadcast_reaches_the_members_once_its_caller_publishes_it() {
     let redis = RedisServer::start().await;

@@ -108,6 +108,9 @@ fn deliver(nsp: &Nsp, body: body::Body, room: Option<&Room>) -> Result<(), Strin
     if packet.ns != nsp.name() || packet.kind != sio::Kind::Event {
         return Err(format!("a {:?} of namespace {}", packet.kind, packet.ns));
     }
+    if !nsp.handler().relayed(&body.rooms, packet.data) {
+        return Ok(());
+    }
     let selection = Selection {
         rooms: body.rooms,
         except: body.except,

@@ -11,6 +11,7 @@ mod socket;
 
 use std::{collections::HashMap, sync::Arc};
 
+use redis_adapter::Room;
 use serde_json::Value;
 
 pub use self::{
@@ -41,6 +42,14 @@ pub trait Namespace: Send + Sync + 'static {
 
     /// `socket` left, for `reason`; it sends nothing more.
     fn disconnected(&self, socket: &Arc<Socket>, reason: DisconnectReason);
+
+    /// Whether a broadcast another instance sent to `rooms` is delivered here: `data` is its
+    /// event's JSON (`["name", ...]`). Called on the task that reads the cluster bus, before
+    /// any local socket gets it, so it must be quick. Every broadcast is, by default.
+    fn relayed(&self, rooms: &[Room], data: &str) -> bool {
+        let _ = (rooms, data);
+        true
+    }
 
     /// What the other instances are told of `socket` when they fetch it
     /// ([`Nsp::fetch_sockets`]): who it is, say. Nothing by default.
