@@ -86,6 +86,12 @@ impl MessageIds {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.token)
     }
+
+    /// Whether `key` is one of this generator's (a message this process accepted).
+    pub(crate) fn gave(&self, key: &str) -> bool {
+        key.strip_prefix(self.token.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
+    }
 }
 
 /// Now, in milliseconds since the Unix epoch (0 if the clock is before 1970).
@@ -111,6 +117,9 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.split('-').next(), b.split('-').next());
         assert_ne!(MessageIds::new().next(), MessageIds::new().next());
+        assert!(ids.gave(&a));
+        assert!(!MessageIds::new().gave(&a));
+        assert!(!ids.gave(&a.replace('-', "")));
     }
 
     #[test]

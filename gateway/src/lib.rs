@@ -154,7 +154,8 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
             })
         }
     };
-    let chat = chat::Chat::new(chat::ChatState::new(&instance, mode.clone(), &config));
+    let chat_state = chat::ChatState::new(&instance, mode.clone(), &config);
+    let chat = chat::Chat::new(chat_state.clone());
     let io = SocketIo::new().namespace(CHAT_NS, chat);
     let nsp = io
         .of(CHAT_NS)
@@ -178,6 +179,7 @@ pub async fn bind(mut config: Config) -> Result<Gateway, Error> {
                 move || connected.is_connected(),
                 config.redis.redis_reconnect().1,
             ));
+            background.push(chat::spawn_mender(nsp.clone(), chat_state, redis.link()));
         }
         background.push(chat::spawn_session_check(
             nsp.clone(),

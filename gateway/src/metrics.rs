@@ -55,6 +55,13 @@ pub(crate) const HISTORY_SPOOL_DEPTH: &str = "history_spool_depth";
 pub(crate) const HISTORY_REPLAYED: &str = "history_replayed_total";
 /// Joins with `since` answered `recovered: false` (counter).
 pub(crate) const HISTORY_RECOVERY_FAILED: &str = "history_recovery_failures_total";
+/// Lines of other instances sent to this instance's members from the streams after a gap
+/// in its subscriptions, which they had missed (counter).
+pub(crate) const HISTORY_MENDED: &str = "history_mended_total";
+/// Lines from other instances dropped because a mend had sent them already (counter).
+pub(crate) const HISTORY_MEND_DUPLICATES: &str = "history_mend_duplicates_dropped_total";
+/// Rooms a mend could not read, or whose gap was longer than it reads (counter).
+pub(crate) const HISTORY_MEND_FAILED: &str = "history_mend_failures_total";
 /// Stream entries that did not decode as messages, skipped (counter).
 pub(crate) const HISTORY_UNDECODABLE: &str = "history_undecodable_entries_total";
 /// Ids this instance chose for a line that its stream refused, a later id being there
@@ -190,6 +197,21 @@ pub(crate) fn spool_flushed() {
 /// Counts `count` messages replayed.
 pub(crate) fn replayed(count: usize) {
     metrics::counter!(HISTORY_REPLAYED).increment(u64::try_from(count).unwrap_or(u64::MAX));
+}
+
+/// Counts `count` lines mended after a gap in the subscriptions.
+pub(crate) fn mended(count: usize) {
+    metrics::counter!(HISTORY_MENDED).increment(u64::try_from(count).unwrap_or(u64::MAX));
+}
+
+/// Counts one line from another instance dropped as already mended.
+pub(crate) fn mend_duplicate() {
+    metrics::counter!(HISTORY_MEND_DUPLICATES).increment(1);
+}
+
+/// Counts one room a mend could not mend whole.
+pub(crate) fn mend_failed() {
+    metrics::counter!(HISTORY_MEND_FAILED).increment(1);
 }
 
 /// Counts one join with `since` that could not recover.

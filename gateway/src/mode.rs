@@ -180,6 +180,20 @@ impl Mode {
         Ok(replay)
     }
 
+    /// The messages of `stream` from millisecond `from_ms` on, at most `max` (see
+    /// `History::lines_from`).
+    pub(crate) async fn lines_from(
+        &self,
+        stream: &str,
+        from_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, Refusal> {
+        let (_, history) = self.history().ok_or(Refusal::NoHistory)?;
+        let (lines, skipped) = history.lines_from(stream, from_ms, max).await?;
+        metrics::undecodable_entries(skipped);
+        Ok(lines)
+    }
+
     /// The accounts and the history, when messages are stored.
     fn history(&self) -> Option<(&Accounts, &History)> {
         match self {

@@ -38,14 +38,23 @@ pub(super) async fn join_since(
         .mode
         .room_stream(&identity.tenant, &name)
         .ok_or(Refusal::NoHistory)?;
-    let hold = socket.hold(room).await.map_err(Refusal::from_subscribe)?;
+    chat.relayed.joining(&room);
+    let hold = socket
+        .hold(room.clone())
+        .await
+        .map_err(Refusal::from_subscribe)?;
     // On error the hold is dropped: the socket is not in the room.
     let replay = chat.mode.replay(&stream, since, max).await?;
     let (mut recovered, mut replayed, mut last) = (false, 0, None);
     if let Replay::Complete(entries) = replay {
         recovered = true;
         for (id, record) in entries {
-            last = id.parse::<MessageId>().ok().or(last);
+            let parsed = id.parse::<MessageId>().ok();
+            if let Some(parsed) = parsed {
+                // A mend after a gap does not send it again.
+                chat.relayed.keep(&room, parsed);
+            }
+            last = parsed.or(last);
             let message = Message::new(record, Some(id), Some(&name));
             if let Err(err) = socket.emit("message", &message) {
                 tracing::debug!(%err, "the socket did not take its whole replay");

@@ -21,6 +21,7 @@ mod handshake;
 mod history;
 mod identity;
 mod members;
+mod mend;
 mod messages;
 mod order;
 mod payload;
@@ -33,6 +34,7 @@ mod unknown;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use engine::sockets::{Connecting, DisconnectReason, Event, Namespace, Socket};
+use redis_adapter::Room;
 use serde::Serialize;
 
 use crate::{config::Config, ids::MessageIds, metrics, mode::Mode, refusal::Refusal, tenancy};
@@ -40,6 +42,7 @@ use call::{Call, Request};
 use census::{Census, Claim, Seat};
 pub(crate) use expiry::spawn as spawn_session_check;
 use identity::Identity;
+pub(crate) use mend::spawn as spawn_mender;
 use order::EventQueue;
 use reply::answer;
 pub(crate) use spooled::spawn as spawn_spool_drain;
@@ -57,6 +60,8 @@ pub(crate) struct ChatState {
     limits: SocketLimits,
     /// The sockets of each user and session on this instance.
     census: Arc<Census>,
+    /// The lines other instances sent to this instance's rooms, to mend gaps with.
+    relayed: Arc<mend::Relayed>,
 }
 
 impl ChatState {
@@ -76,6 +81,7 @@ impl ChatState {
                 per_session: config.max_sockets_per_session,
             },
             census: Arc::default(),
+            relayed: Arc::default(),
         }
     }
 
@@ -220,6 +226,11 @@ impl Namespace for Chat {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
         }
+    }
+
+    /// Keeps the id of each line another instance relays, and drops one already mended.
+    fn relayed(&self, rooms: &[Room], data: &str) -> bool {
+        self.state.relayed.admit(rooms, data)
     }
 }
 

@@ -89,6 +89,7 @@ pub(crate) async fn join(request: Request) -> Result<Reply, Refusal> {
         let max = usize::try_from(settings.history_max_messages).unwrap_or(usize::MAX);
         return catch_up::join_since(&request, (room, name), since, max).await;
     }
+    request.chat.relayed.joining(&room);
     request
         .socket
         .join(room)

@@ -19,6 +19,11 @@ pub(crate) struct MessageId {
 }
 
 impl MessageId {
+    /// Its millisecond part.
+    pub(crate) fn ms(self) -> u64 {
+        self.ms
+    }
+
     /// The smallest id after this one.
     pub(crate) fn after(self) -> Self {
         match self.seq.checked_add(1) {

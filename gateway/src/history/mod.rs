@@ -337,6 +337,21 @@ impl History {
         entries.truncate(max);
         Ok((Replay::Complete(entries), skipped))
     }
+
+    /// The messages of `stream` whose id is from millisecond `from_ms` on, oldest first, at
+    /// most `max` (one read), and how many entries did not decode.
+    pub(crate) async fn lines_from(
+        &self,
+        stream: &str,
+        from_ms: u64,
+        max: usize,
+    ) -> Result<(Vec<(String, Record)>, usize), Error> {
+        let command = range_from(stream, &format!("{from_ms}-0"), max);
+        let answer: Value = self.store.query(&command).await?;
+        let mut skipped = 0;
+        let entries = record::entries(&answer, &mut skipped);
+        Ok((entries, skipped))
+    }
 }
 
 /// An invocation of `script`, a script that starts with [`COUNT_HIT_LUA`] and appends a line to
@@ -380,13 +395,19 @@ fn retention_args(retention: Retention) -> (String, u64) {
 
 /// `XRANGE` of at most [`PAGE_MAX`] entries of `stream` after id `after` (exclusive).
 fn page_after(stream: &str, after: &str) -> redis::Cmd {
+    range_from(stream, &format!("({after}"), PAGE_MAX)
+}
+
+/// `XRANGE` of at most `count` entries of `stream` from `start` (an id, `(` before it to
+/// leave it out) on.
+fn range_from(stream: &str, start: &str, count: usize) -> redis::Cmd {
     let mut command = redis::cmd("XRANGE");
     command
         .arg(stream)
-        .arg(format!("({after}"))
+        .arg(start)
         .arg("+")
         .arg("COUNT")
-        .arg(PAGE_MAX);
+        .arg(count);
     command
 }
 
