@@ -52,6 +52,12 @@
 //! - **Connections that come back.** The subscriber reconnects with exponential backoff
 //!   and jitter and restores exactly the subscriptions still needed; the publisher
 //!   reconnects by itself; a probe through Redis catches a subscriber that went deaf.
+//!   [`Redis::link`] says when messages may have been missed: [`Link::subscribed`] is false
+//!   from the moment a subscription may be broken (a lost connection; on a Redis Cluster a
+//!   node's dropped connection or a topology change) until every one holds again, in a new
+//!   [`Link::generation`]. A cache kept valid by invalidation messages, or a feed that can
+//!   re-read what it missed, watches it. Publishes go on while Redis takes them
+//!   ([`Link::connected`]).
 //! - **One Redis layer for the whole process** ([`Redis`]): the command connection, the
 //!   subscriber and the publish pipeline the adapter uses are the application's too, for
 //!   its own commands ([`Redis::query`]) and subscriptions ([`Redis::subscribe`]), with one
