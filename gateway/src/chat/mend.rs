@@ -64,6 +64,32 @@ struct Kept {
     since: u64,
     /// The ids relayed, replayed or mended, in arrival order.
     ids: VecDeque<MessageId>,
+    /// The same ids, to look one up in constant time on every relayed line.
+    known: HashSet<MessageId>,
+}
+
+impl Kept {
+    /// Keeps `id`, dropping the oldest ones beyond [`KEPT_MAX`] or before `cutoff` (ms);
+    /// false when it was kept already.
+    fn keep(&mut self, id: MessageId, cutoff: u64) -> bool {
+        if !self.known.insert(id) {
+            return false;
+        }
+        self.ids.push_back(id);
+        while self.ids.len() > KEPT_MAX || self.ids.front().is_some_and(|first| first.ms() < cutoff)
+        {
+            if let Some(first) = self.ids.pop_front() {
+                self.known.remove(&first);
+            }
+        }
+        true
+    }
+
+    /// Drops every id before `cutoff` (ms), wherever it stands.
+    fn forget_before(&mut self, cutoff: u64) {
+        self.ids.retain(|id| id.ms() >= cutoff);
+        self.known.retain(|id| id.ms() >= cutoff);
+    }
 }
 
 /// The part of a relayed `["message", {...}]` the mend looks at.
@@ -104,7 +130,7 @@ impl Relayed {
         if !lines.rooms.contains_key(room) {
             let kept = Kept {
                 since: now_ms(),
-                ids: VecDeque::new(),
+                ..Kept::default()
             };
             lines.rooms.insert(Room::Owned(room.to_owned()), kept);
         }
@@ -116,21 +142,12 @@ impl Relayed {
     pub(crate) fn keep(&self, room: &str, id: MessageId) -> bool {
         let mut lines = self.lock();
         let cutoff = lines.cutoff(now_ms());
-        if !lines.rooms.contains_key(room) {
-            lines
-                .rooms
-                .insert(Room::Owned(room.to_owned()), Kept::default());
+        if let Some(kept) = lines.rooms.get_mut(room) {
+            return kept.keep(id, cutoff);
         }
-        let Some(Kept { ids, .. }) = lines.rooms.get_mut(room) else {
-            return true;
-        };
-        if ids.contains(&id) {
-            return false;
-        }
-        ids.push_back(id);
-        while ids.len() > KEPT_MAX || ids.front().is_some_and(|first| first.ms() < cutoff) {
-            ids.pop_front();
-        }
+        let mut kept = Kept::default();
+        kept.keep(id, cutoff);
+        lines.rooms.insert(Room::Owned(room.to_owned()), kept);
         true
     }
 
@@ -144,7 +161,7 @@ impl Relayed {
         let mut lines = self.lock();
         let cutoff = lines.cutoff(now_ms());
         lines.rooms.retain(|room, kept| {
-            kept.ids.retain(|id| id.ms() >= cutoff);
+            kept.forget_before(cutoff);
             held.contains(room)
         });
     }
@@ -328,6 +345,7 @@ mod tests {
         );
         relayed.sweep(&held);
         assert_eq!(kept(&relayed, &lobby), 1);
+        assert!(relayed.keep(&lobby, id(now - 65_000)), "swept: new again");
         // A room no longer held is forgotten.
         relayed.sweep(&HashSet::new());
         assert!(relayed.lock().rooms.is_empty());
@@ -363,5 +381,14 @@ mod tests {
             assert!(relayed.keep("t:acme:r:lobby", id));
         }
         assert_eq!(kept(&relayed, "t:acme:r:lobby"), KEPT_MAX);
+        // The first ids were forgotten whole: one of them counts as new again.
+        let first = format!("{now}-0")
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        assert!(relayed.keep("t:acme:r:lobby", first));
+        let newest = format!("{now}-{}", KEPT_MAX + 9)
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        assert!(!relayed.keep("t:acme:r:lobby", newest));
     }
 }
