@@ -10,11 +10,10 @@
 //! the whole replay, or more than the engine holds arrived meanwhile.
 
 use engine::{eio, sio};
-use serde::Deserialize;
 
 use super::{call::Request, reply::Reply};
 use crate::{
-    history::{Message, MessageId, Replay},
+    history::{Message, MessageId, Replay, stamped_id},
     metrics,
     refusal::Refusal,
     store::COMMAND_TIMEOUT,
@@ -38,7 +37,6 @@ pub(super) async fn join_since(
         .mode
         .room_stream(&identity.tenant, &name)
         .ok_or(Refusal::NoHistory)?;
-    chat.relayed.joining(&room);
     let hold = socket
         .hold(room.clone())
         .await
@@ -80,27 +78,15 @@ pub(super) async fn join_since(
     })
 }
 
-/// The part of a `message` event's payload the seam looks at.
-#[derive(Deserialize)]
-struct Stamped {
-    id: Option<String>,
-}
-
 /// Whether a held broadcast still has to be sent: anything but a `message` whose id is at
 /// most `last`, the newest replayed (the replay had it).
 fn not_replayed(packet: &[u8], last: Option<MessageId>) -> bool {
     let Some(last) = last else {
         return true;
     };
-    let Some(data) = event_data(packet) else {
-        return true;
-    };
-    match serde_json::from_str::<(String, Stamped)>(data) {
-        Ok((event, Stamped { id: Some(id) })) if event == "message" => {
-            id.parse::<MessageId>().map_or(true, |id| id > last)
-        }
-        _ => true,
-    }
+    event_data(packet)
+        .and_then(stamped_id)
+        .is_none_or(|id| id > last)
 }
 
 /// The JSON data of a Socket.IO EVENT in an engine.io MESSAGE packet (`42[...]`).

@@ -23,12 +23,11 @@ use std::{
 
 use engine::sockets::Nsp;
 use redis_adapter::{LinkRx, Room};
-use serde::{Deserialize, de::IgnoredAny};
 use tokio::task::JoinHandle;
 
 use super::ChatState;
 use crate::{
-    history::{Message, MessageId},
+    history::{Message, MessageId, stamped_id},
     ids::now_ms,
     metrics,
     tenancy::{self, Kind},
@@ -92,12 +91,6 @@ impl Kept {
     }
 }
 
-/// The part of a relayed `["message", {...}]` the mend looks at.
-#[derive(Deserialize)]
-struct Stamped {
-    id: Option<String>,
-}
-
 impl Relayed {
     /// Whether a broadcast from another instance to `rooms` (its event `data`) is delivered:
     /// every one but a `message` to one chat room whose id was mended already. The id of
@@ -106,14 +99,11 @@ impl Relayed {
         let [room] = rooms else {
             return true;
         };
+        // The prefix spares parsing every other event (typing notices, say) on this hot path.
         if !data.starts_with(r#"["message","#) || !tenancy::is_chat_room(room) {
             return true;
         }
-        let Some(id) = serde_json::from_str::<(IgnoredAny, Stamped)>(data)
-            .ok()
-            .and_then(|(_, stamped)| stamped.id)
-            .and_then(|id| id.parse::<MessageId>().ok())
-        else {
+        let Some(id) = stamped_id(data) else {
             return true;
         };
         let fresh = self.keep(room, id);

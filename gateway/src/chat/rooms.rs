@@ -85,11 +85,11 @@ pub(crate) async fn join(request: Request) -> Result<Reply, Refusal> {
     if members(&request.socket, &room).await >= limit {
         return Err(Refusal::RoomFull);
     }
+    request.chat.relayed.joining(&room);
     if let Some(since) = since {
         let max = usize::try_from(settings.history_max_messages).unwrap_or(usize::MAX);
         return catch_up::join_since(&request, (room, name), since, max).await;
     }
-    request.chat.relayed.joining(&room);
     request
         .socket
         .join(room)

@@ -24,7 +24,7 @@ use serde::Serialize;
 pub(crate) use id::MessageId;
 use id::{Contention, NextIds};
 pub(crate) use published::Publishing;
-pub(crate) use record::{Message, Record};
+pub(crate) use record::{Message, Record, stamped_id};
 pub(crate) use spooled::{Audience, Spooled};
 
 use crate::{

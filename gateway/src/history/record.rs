@@ -2,7 +2,9 @@
 //! receive it (in the `message` and `dm` events, in `history` and in replays).
 
 use redis::Value;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use super::MessageId;
 
 /// One stored message: the fields of its stream entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +94,22 @@ impl Message {
             text: record.text,
             ts: record.ts,
         }
+    }
+}
+
+/// The part of a `message` event's payload that says which message it is.
+#[derive(Deserialize)]
+struct Stamped {
+    id: Option<String>,
+}
+
+/// The id of the message a `message` event carries, from the event's JSON (`["message",
+/// {"id": ...}]`); `None` for another event, a pending message (no id yet), or anything that
+/// does not parse.
+pub(crate) fn stamped_id(data: &str) -> Option<MessageId> {
+    match serde_json::from_str::<(String, Stamped)>(data).ok()? {
+        (event, Stamped { id: Some(id) }) if event == "message" => id.parse().ok(),
+        _ => None,
     }
 }
 
