@@ -4,10 +4,14 @@
 //! room's shard killed, or restarted in place, while the room chats: its members miss nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
 use crate::support::{ack, connect_user, join, next_named};
 use serde_json::json;
+use socketio_client::SocketClient;
 use test_support::RedisCluster;
 
 #[tokio::test]
@@ -127,7 +131,7 @@ async fn chat_resumes_by_itself_after_the_rooms_master_fails_over() {
     // (stored, or spooled) or refused with an error (the cluster unavailable).
     let sender = tokio::spawn(async move {
         let started = Instant::now();
-        let mut accepted = std::collections::BTreeSet::new();
+        let mut accepted = BTreeSet::new();
         let mut n = 0;
         while started.elapsed() < Duration::from_secs(6) {
             let text = format!("line-{n}");
@@ -153,29 +157,16 @@ async fn chat_resumes_by_itself_after_the_rooms_master_fails_over() {
 
     // Every accepted line reaches Bob once: those his instance missed while its
     // subscriptions moved too (mended from the room's stream), and the spooled ones.
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline && !accepted.iter().all(|key| got.contains(key)) {
-        if let Ok(event) = bob.next_event(Duration::from_millis(200)).await {
-            if event.name == "message" {
-                got.push(event.data["key"].as_str().unwrap().to_owned());
-            }
-        }
-    }
-    let complete = killed_at.elapsed();
+    let (got, complete) = keys_received(&mut bob, &accepted, killed_at).await;
     let missed: Vec<_> = accepted.iter().filter(|key| !got.contains(key)).collect();
     assert!(missed.is_empty(), "Bob missed {missed:?} of {accepted:?}");
-    while let Ok(event) = bob.next_event(Duration::from_millis(500)).await {
-        if event.name == "message" {
-            got.push(event.data["key"].as_str().unwrap().to_owned());
-        }
-    }
-    let unique: std::collections::BTreeSet<_> = got.iter().collect();
+    let unique: BTreeSet<_> = got.iter().collect();
     assert_eq!(unique.len(), got.len(), "a line twice: {got:?}");
     println!(
         "failover took {failed_over:?}; {} of {sent} lines accepted, Bob had them all once \
          {complete:?} after the kill",
-        accepted.len()
+        accepted.len(),
+        complete = complete.unwrap_or_default()
     );
 }
 
@@ -221,7 +212,7 @@ async fn members_get_the_lines_sent_while_their_rooms_master_restarted() {
     let restarted = Instant::now();
 
     // Every line is accepted: stored (an id) or spooled (pending, stored once Redis takes it).
-    let mut sent = std::collections::BTreeSet::new();
+    let mut sent = BTreeSet::new();
     for n in 0..20 {
         let reply = ack(
             &alice,
@@ -238,24 +229,8 @@ async fn members_get_the_lines_sent_while_their_rooms_master_restarted() {
     }
 
     // Bob has each of them once, without joining again; nothing more comes after.
-    let mut got = Vec::new();
-    let mut complete = None;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let Ok(event) = bob.next_event(Duration::from_secs(1)).await else {
-            if complete.is_some() {
-                break;
-            }
-            continue;
-        };
-        if event.name == "message" {
-            got.push(event.data["key"].as_str().unwrap().to_owned());
-            if got.len() == sent.len() {
-                complete = Some(restarted.elapsed());
-            }
-        }
-    }
-    let unique: std::collections::BTreeSet<_> = got.iter().cloned().collect();
+    let (got, complete) = keys_received(&mut bob, &sent, restarted).await;
+    let unique: BTreeSet<_> = got.iter().cloned().collect();
     assert_eq!(unique, sent, "bob got {} lines: {got:?}", got.len());
     assert_eq!(got.len(), sent.len(), "a line twice: {got:?}");
     println!(
@@ -263,4 +238,32 @@ async fn members_get_the_lines_sent_while_their_rooms_master_restarted() {
         sent.len(),
         complete.unwrap_or_default()
     );
+}
+
+/// The keys of the `message` events `client` receives until it has each of `expected` (for at
+/// most 15 s), then until it is quiet for 1 s (to catch a line twice); and how long after
+/// `since` it had them all.
+async fn keys_received(
+    client: &mut SocketClient,
+    expected: &BTreeSet<String>,
+    since: Instant,
+) -> (Vec<String>, Option<Duration>) {
+    let mut got = Vec::new();
+    let mut complete = None;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let Ok(event) = client.next_event(Duration::from_secs(1)).await else {
+            if complete.is_some() {
+                break;
+            }
+            continue;
+        };
+        if event.name == "message" {
+            got.push(event.data["key"].as_str().unwrap().to_owned());
+            if complete.is_none() && expected.iter().all(|key| got.contains(key)) {
+                complete = Some(since.elapsed());
+            }
+        }
+    }
+    (got, complete)
 }
