@@ -171,6 +171,15 @@ impl RedisServer {
             .unwrap_or_else(|err| panic!("CLIENT PAUSE {millis} {clients}: {err}"));
     }
 
+    /// Ends a [`RedisServer::pause`] now.
+    pub async fn unpause(&self) {
+        let () = redis::cmd("CLIENT")
+            .arg("UNPAUSE")
+            .query_async(&mut self.connection().await)
+            .await
+            .unwrap_or_else(|err| panic!("CLIENT UNPAUSE: {err}"));
+    }
+
     fn spawn(&mut self) {
         let mut command = redis_server(self.port, &self.dir);
         if self.durable {
